@@ -1,0 +1,64 @@
+// Package db opens connection pools to the analytics database and runs the API's reads inside
+// a transaction scoped to one merchant, so row-level security applies to every query.
+package db
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// APIRole is the database role every API connection switches to. It owns nothing and cannot
+// bypass RLS (sql/migrations/001_analytics.sql), so RLS holds even with a superuser DSN.
+const APIRole = "merchantagg_api"
+
+// Open connects a pool for the pipeline (migrate, refresh, River) and checks it answers.
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	return connect(ctx, cfg)
+}
+
+// OpenAPI connects a pool whose every connection runs as APIRole.
+func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, "SET ROLE "+APIRole); err != nil {
+			return fmt.Errorf("set role %s (has `merchantagg migrate` run?): %w", APIRole, err)
+		}
+		return nil
+	}
+	return connect(ctx, cfg)
+}
+
+func connect(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
+	}
+	return pool, nil
+}
+
+// AsMerchant runs fn in a read-only transaction in which app.merchant_id names the merchant.
+// The setting is transaction-local, so a pooled connection never carries it to the next request.
+func AsMerchant(ctx context.Context, pool *pgxpool.Pool, merchantID int64, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT set_config('app.merchant_id', $1, true)",
+			strconv.FormatInt(merchantID, 10)); err != nil {
+			return fmt.Errorf("set merchant: %w", err)
+		}
+		return fn(tx)
+	})
+}

@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	"github.com/merchantagg/merchantagg/gen"
+	"github.com/merchantagg/merchantagg/internal/auth"
+	"github.com/merchantagg/merchantagg/internal/period"
+	"github.com/merchantagg/merchantagg/internal/stats"
+)
+
+// maxRangeYears bounds a range (SPEC §4).
+const maxRangeYears = 3
+
+// handlers implements the generated strict server interface.
+type handlers struct {
+	reader *stats.Reader
+}
+
+var _ gen.StrictServerInterface = (*handlers)(nil)
+
+// scope is what every range endpoint resolves first: who, when and which statuses.
+type scope struct {
+	merchantID int64
+	from, to   time.Time
+	statuses   []gen.OrderStatus
+}
+
+// resolve checks the parameters every range endpoint shares against the caller's token.
+func resolve(ctx context.Context, from, to openapi_types.Date, merchantID *int64, status *[]gen.OrderStatus) (scope, *gen.Problem) {
+	c, ok := auth.FromContext(ctx)
+	if !ok { // the auth middleware runs first; this is a wiring error
+		p := problem(http.StatusUnauthorized, codeUnauthorized, "", "missing credentials")
+		return scope{}, &p
+	}
+	sc := scope{from: period.Date(from.Time), to: period.Date(to.Time), statuses: stats.AllStatuses}
+	switch {
+	case c.Role == auth.RoleAdmin && merchantID == nil:
+		p := badParam("merchant_id", "merchant_id is required with an admin token")
+		return sc, &p
+	case c.Role == auth.RoleAdmin:
+		sc.merchantID = *merchantID
+	case merchantID != nil && *merchantID != c.MerchantID:
+		p := problem(http.StatusForbidden, codeForbidden, "merchant_id", "this token may not read another merchant")
+		return sc, &p
+	default:
+		sc.merchantID = c.MerchantID
+	}
+	if sc.from.After(sc.to) {
+		p := badParam("from", "from is after to")
+		return sc, &p
+	}
+	if sc.to.After(sc.from.AddDate(maxRangeYears, 0, -1)) {
+		p := badParam("to", fmt.Sprintf("the range may span at most %d years", maxRangeYears))
+		return sc, &p
+	}
+	if status != nil {
+		// Canonical order, no duplicates: the response lists what was kept.
+		sc.statuses = slices.DeleteFunc(slices.Clone(stats.AllStatuses), func(s gen.OrderStatus) bool {
+			return !slices.Contains(*status, s)
+		})
+	}
+	return sc, nil
+}
+
+func date(t time.Time) openapi_types.Date { return openapi_types.Date{Time: t} }
+
+// GetSummary implements GET /v1/summary.
+func (h *handlers) GetSummary(ctx context.Context, req gen.GetSummaryRequestObject) (gen.GetSummaryResponseObject, error) {
+	p := req.Params
+	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
+	if prob != nil {
+		if prob.Status == http.StatusForbidden {
+			return gen.GetSummary403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*prob)}, nil
+		}
+		return gen.GetSummary400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
+	}
+	prevFrom, prevTo := period.Previous(sc.from, sc.to)
+	ms, err := h.reader.OrderMetrics(ctx, stats.Query{
+		MerchantID: sc.merchantID, Statuses: sc.statuses,
+		Groups: [][]period.Tile{period.CoverRange(sc.from, sc.to), period.CoverRange(prevFrom, prevTo)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetSummary200JSONResponse{
+		MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to), Status: sc.statuses,
+		Metrics:  ms[0],
+		Previous: gen.RangeMetrics{From: date(prevFrom), To: date(prevTo), Metrics: ms[1]},
+		Change:   change(ms[0], ms[1]),
+	}, nil
+}
+
+// GetTimeseries implements GET /v1/timeseries.
+func (h *handlers) GetTimeseries(ctx context.Context, req gen.GetTimeseriesRequestObject) (gen.GetTimeseriesResponseObject, error) {
+	p := req.Params
+	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
+	if prob != nil {
+		if prob.Status == http.StatusForbidden {
+			return gen.GetTimeseries403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*prob)}, nil
+		}
+		return gen.GetTimeseries400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
+	}
+	grain := period.Day
+	if p.Grain != nil {
+		g, err := period.ParseGrain(string(*p.Grain))
+		if err != nil {
+			return gen.GetTimeseries400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(badParam("grain", err.Error()))}, nil
+		}
+		grain = g
+	}
+	points := period.Points(grain, sc.from, sc.to)
+	groups := make([][]period.Tile, len(points))
+	for i, pt := range points {
+		groups[i] = period.Cover(pt, grain)
+	}
+	ms, err := h.reader.OrderMetrics(ctx, stats.Query{MerchantID: sc.merchantID, Statuses: sc.statuses, Groups: groups})
+	if err != nil {
+		return nil, err
+	}
+	out := gen.GetTimeseries200JSONResponse{
+		MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to), Grain: gen.TimeseriesGrain(grain),
+		Status: sc.statuses, Points: make([]gen.Point, len(points)),
+	}
+	for i, pt := range points {
+		out.Points[i] = gen.Point{Period: date(pt.Period), From: date(pt.From), To: date(pt.To), Metrics: ms[i]}
+	}
+	return out, nil
+}
+
+// change is (cur − prev) / prev per metric, 4 places; nil where prev is zero or unknown.
+func change(cur, prev gen.Metrics) gen.Change {
+	i := func(c, p int64) *float64 { return ratio(float64(c), float64(p), true) }
+	s := func(c, p *string) *float64 {
+		if c == nil || p == nil {
+			return nil
+		}
+		cf, err1 := strconv.ParseFloat(*c, 64)
+		pf, err2 := strconv.ParseFloat(*p, 64)
+		return ratio(cf, pf, err1 == nil && err2 == nil)
+	}
+	f := func(c, p *float64) *float64 {
+		if c == nil || p == nil {
+			return nil
+		}
+		return ratio(*c, *p, true)
+	}
+	return gen.Change{
+		Orders: i(cur.Orders, prev.Orders), Accepted: i(cur.Accepted, prev.Accepted),
+		Delivered: i(cur.Delivered, prev.Delivered), Cancelled: i(cur.Cancelled, prev.Cancelled),
+		Returned: i(cur.Returned, prev.Returned), Items: i(cur.Items, prev.Items),
+		Gmv: s(&cur.Gmv, &prev.Gmv), ReturnedAmount: s(&cur.ReturnedAmount, &prev.ReturnedAmount),
+		Revenue: s(&cur.Revenue, &prev.Revenue), Aov: s(cur.Aov, prev.Aov),
+		CancelRate: f(cur.CancelRate, prev.CancelRate), ReturnRate: f(cur.ReturnRate, prev.ReturnRate),
+		AvgDeliveryHours: f(cur.AvgDeliveryHours, prev.AvgDeliveryHours),
+	}
+}
+
+func ratio(cur, prev float64, ok bool) *float64 {
+	if !ok || prev == 0 {
+		return nil
+	}
+	r := math.Round((cur-prev)/prev*1e4) / 1e4
+	return &r
+}

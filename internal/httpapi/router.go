@@ -1,0 +1,175 @@
+// Package httpapi serves merchantagg's REST API: the generated strict handlers behind JWT
+// authentication and kin-openapi request validation, plus docs, the spec and health checks.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/swaggest/swgui/v5emb"
+
+	"github.com/merchantagg/merchantagg"
+	"github.com/merchantagg/merchantagg/gen"
+	"github.com/merchantagg/merchantagg/internal/auth"
+	"github.com/merchantagg/merchantagg/internal/stats"
+)
+
+// Options are the router's collaborators.
+type Options struct {
+	Reader   *stats.Reader
+	Verifier *auth.Verifier
+	// Ready reports whether the service can answer (the analytics database is reachable).
+	Ready  func(context.Context) error
+	Logger *slog.Logger
+}
+
+// NewRouter builds the whole HTTP surface.
+func NewRouter(o Options) (http.Handler, error) {
+	spec, err := gen.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	validate, err := validator(spec)
+	if err != nil {
+		return nil, err
+	}
+
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, logRequests(o.Logger), recoverer(o.Logger))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, problem(http.StatusNotFound, codeNotFound, "", "no such resource"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, problem(http.StatusMethodNotAllowed, codeNotFound, "", "method not allowed"))
+	})
+
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := o.Ready(ctx); err != nil {
+			o.Logger.Warn("not ready", "err", err)
+			writeProblem(w, r, problem(http.StatusServiceUnavailable, codeInternal, "", "analytics database unreachable"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	r.Get("/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(merchantagg.OpenAPIYAML)
+	})
+	docs := v5emb.New("merchantagg API", "/openapi.yaml", "/docs/")
+	r.Get("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently).ServeHTTP)
+	r.Handle("/docs/*", docs)
+
+	strict := gen.NewStrictHandlerWithOptions(&handlers{reader: o.Reader}, nil, gen.StrictHTTPServerOptions{
+		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeProblem(w, r, badParam("", "invalid request"))
+		},
+		ResponseErrorHandlerFunc: internalError(o.Logger),
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(authenticate(o.Verifier), validate)
+		gen.HandlerWithOptions(strict, gen.ChiServerOptions{
+			BaseRouter:       r,
+			ErrorHandlerFunc: paramError,
+		})
+	})
+	return r, nil
+}
+
+// authenticate requires a valid bearer token and stores its claims in the request context.
+func authenticate(v *auth.Verifier) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := r.Header.Get("Authorization")
+			token, ok := strings.CutPrefix(h, "Bearer ")
+			if !ok {
+				token, ok = strings.CutPrefix(h, "bearer ")
+			}
+			var c *auth.Claims
+			var err error
+			if ok {
+				c, err = v.Verify(strings.TrimSpace(token))
+			}
+			if !ok || err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="merchantagg"`)
+				writeProblem(w, r, problem(http.StatusUnauthorized, codeUnauthorized, "", "a valid bearer token is required"))
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(auth.WithClaims(r.Context(), c)))
+		})
+	}
+}
+
+// paramError maps the generated binder's errors (after validation these are rare) to 400.
+func paramError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		inv *gen.InvalidParamFormatError
+		req *gen.RequiredParamError
+		unm *gen.UnmarshalingParamError
+		tmv *gen.TooManyValuesForParamError
+	)
+	name := ""
+	switch {
+	case errors.As(err, &inv):
+		name = inv.ParamName
+	case errors.As(err, &req):
+		name = req.ParamName
+	case errors.As(err, &unm):
+		name = unm.ParamName
+	case errors.As(err, &tmv):
+		name = tmv.ParamName
+	}
+	writeProblem(w, r, badParam(name, fmt.Sprintf("parameter %q is invalid", name)))
+}
+
+// internalError logs an unexpected error with the request id and answers a bare 500.
+func internalError(log *slog.Logger) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			log.Info("request cancelled by client", "request_id", middleware.GetReqID(r.Context()))
+			return
+		}
+		log.Error("request failed", "request_id", middleware.GetReqID(r.Context()), "path", r.URL.Path, "err", err)
+		writeProblem(w, r, problem(http.StatusInternalServerError, codeInternal, "", "internal error"))
+	}
+}
+
+func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					internalError(log)(w, r, fmt.Errorf("panic: %v", v))
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// logRequests writes one structured line per request. The query string is logged (it holds
+// no secrets); headers are not (Authorization carries the token).
+func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			log.Info("request", "request_id", middleware.GetReqID(r.Context()), "method", r.Method,
+				"path", r.URL.Path, "query", r.URL.RawQuery, "status", ww.Status(),
+				"duration_ms", float64(time.Since(start).Microseconds())/1000)
+		})
+	}
+}

@@ -1,0 +1,103 @@
+package period
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func d(s string) time.Time {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func TestStart(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		g        Grain
+		in, want string
+	}{
+		{Day, "2025-03-15", "2025-03-15"},
+		{Week, "2025-03-15", "2025-03-10"}, // Saturday → Monday
+		{Week, "2025-03-10", "2025-03-10"},
+		{Week, "2025-03-16", "2025-03-10"}, // Sunday ends the ISO week
+		{Week, "2027-01-03", "2026-12-28"}, // ISO week 2026-W53
+		{Month, "2024-02-29", "2024-02-01"},
+		{Quarter, "2025-03-31", "2025-01-01"},
+		{Quarter, "2025-04-01", "2025-04-01"},
+		{Quarter, "2025-12-31", "2025-10-01"},
+	} {
+		t.Run(string(tc.g)+"/"+tc.in, func(t *testing.T) {
+			require.Equal(t, d(tc.want), Start(tc.g, d(tc.in)))
+		})
+	}
+}
+
+func TestPrevious(t *testing.T) {
+	t.Parallel()
+	f, to := Previous(d("2025-03-01"), d("2025-03-31"))
+	require.Equal(t, d("2025-01-29"), f)
+	require.Equal(t, d("2025-02-28"), to)
+	f, to = Previous(d("2025-01-01"), d("2025-01-01"))
+	require.Equal(t, d("2024-12-31"), f)
+	require.Equal(t, d("2024-12-31"), to)
+}
+
+func TestPointsClipEdges(t *testing.T) {
+	t.Parallel()
+	pts := Points(Month, d("2025-01-15"), d("2025-03-10"))
+	require.Equal(t, []Point{
+		{d("2025-01-01"), d("2025-01-15"), d("2025-01-31")},
+		{d("2025-02-01"), d("2025-02-01"), d("2025-02-28")},
+		{d("2025-03-01"), d("2025-03-01"), d("2025-03-10")},
+	}, pts)
+	require.Len(t, Points(Day, d("2024-02-27"), d("2024-03-01")), 4) // leap day included
+	require.Len(t, Points(Week, d("2026-12-28"), d("2027-01-03")), 1)
+	require.Len(t, Points(Quarter, d("2025-01-01"), d("2026-12-31")), 8)
+}
+
+func TestCover(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		from, to string
+		want     []Tile
+	}{
+		{"one day", "2025-05-05", "2025-05-05", []Tile{{Day, d("2025-05-05"), d("2025-05-05")}}},
+		{"whole month", "2025-02-01", "2025-02-28", []Tile{{Month, d("2025-02-01"), d("2025-02-01")}}},
+		{"quarter boundary", "2025-03-20", "2025-04-10", []Tile{{Day, d("2025-03-20"), d("2025-04-10")}}},
+		{"two whole months", "2025-03-01", "2025-04-30", []Tile{{Month, d("2025-03-01"), d("2025-04-01")}}},
+		{"year with ragged edges", "2024-11-15", "2026-02-10", []Tile{
+			{Day, d("2024-11-15"), d("2024-11-30")},
+			{Month, d("2024-12-01"), d("2024-12-01")},
+			{Quarter, d("2025-01-01"), d("2025-10-01")},
+			{Month, d("2026-01-01"), d("2026-01-01")},
+			{Day, d("2026-02-01"), d("2026-02-10")},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := cover(d(tc.from), d(tc.to), []Grain{Quarter, Month})
+			require.Equal(t, tc.want, got)
+			// The tiles cover every day exactly once.
+			days := 0
+			for _, tl := range got {
+				for p := tl.First; !p.After(tl.Last); p = Step(tl.Grain, p, 1) {
+					days += Days(p, Step(tl.Grain, p, 1).AddDate(0, 0, -1))
+				}
+			}
+			require.Equal(t, Days(d(tc.from), d(tc.to)), days)
+		})
+	}
+}
+
+func TestCoverWholePeriodPoint(t *testing.T) {
+	t.Parallel()
+	pt := Points(Week, d("2025-03-10"), d("2025-03-16"))[0]
+	require.Equal(t, []Tile{{Week, d("2025-03-10"), d("2025-03-10")}}, Cover(pt, Week))
+	clipped := Points(Week, d("2025-03-12"), d("2025-03-16"))[0]
+	require.Equal(t, []Tile{{Day, d("2025-03-12"), d("2025-03-16")}}, Cover(clipped, Week))
+}

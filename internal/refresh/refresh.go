@@ -1,0 +1,137 @@
+// Package refresh drives the PL/pgSQL refresh procedures of sql/code: the change scan, and the
+// per-merchant refresh, each unit of work in one transaction. River jobs (package jobs) and
+// the `refresh` command both go through here.
+package refresh
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Refresher runs refreshes against the analytics database (as its owner, not the API role).
+type Refresher struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Refresher on pool.
+func New(pool *pgxpool.Pool) *Refresher { return &Refresher{pool: pool} }
+
+// Scan marks the merchant days whose orders changed since the watermark (less the lookback)
+// and returns how many it newly marked.
+func (r *Refresher) Scan(ctx context.Context) (int64, error) {
+	var n int64
+	if err := r.pool.QueryRow(ctx, "SELECT refresh.scan_changes()").Scan(&n); err != nil {
+		return 0, fmt.Errorf("scan changes: %w", err)
+	}
+	return n, nil
+}
+
+// DirtyMerchants lists the merchants with days waiting for a refresh.
+func (r *Refresher) DirtyMerchants(ctx context.Context) ([]int64, error) {
+	return r.ids(ctx, "SELECT * FROM refresh.dirty_merchants()", "list dirty merchants")
+}
+
+// SourceMerchants lists every merchant of the source.
+func (r *Refresher) SourceMerchants(ctx context.Context) ([]int64, error) {
+	return r.ids(ctx, "SELECT * FROM refresh.source_merchants()", "list source merchants")
+}
+
+func (r *Refresher) ids(ctx context.Context, q, what string) ([]int64, error) {
+	rows, _ := r.pool.Query(ctx, q)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return ids, nil
+}
+
+// RefreshDirty recomputes every dirty day of one merchant in one transaction and returns how
+// many days it rewrote. On error nothing changes: the old figures and the dirty marks stay.
+func (r *Refresher) RefreshDirty(ctx context.Context, merchantID int64) (int, error) {
+	var days int
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "CALL refresh.refresh_dirty($1, NULL)", merchantID).Scan(&days)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("refresh merchant %d: %w", merchantID, err)
+	}
+	return days, nil
+}
+
+// RefreshRange recomputes one merchant's business days [from, to] in one transaction.
+func (r *Refresher) RefreshRange(ctx context.Context, merchantID int64, from, to time.Time) error {
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "CALL refresh.refresh_days($1, $2, $3)", merchantID, from, to)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("refresh merchant %d %s..%s: %w", merchantID, from.Format(time.DateOnly), to.Format(time.DateOnly), err)
+	}
+	return nil
+}
+
+// MerchantDays returns the business days spanned by a merchant's orders; ok is false when it
+// has none.
+func (r *Refresher) MerchantDays(ctx context.Context, merchantID int64) (from, to time.Time, ok bool, err error) {
+	var f, t *time.Time
+	if err := r.pool.QueryRow(ctx, "SELECT * FROM refresh.merchant_days($1)", merchantID).Scan(&f, &t); err != nil {
+		return from, to, false, fmt.Errorf("span of merchant %d: %w", merchantID, err)
+	}
+	if f == nil || t == nil {
+		return from, to, false, nil
+	}
+	return *f, *t, true, nil
+}
+
+// Progress is told how many units of work are done out of how many.
+type Progress func(done, total int)
+
+// Changed scans for changes and refreshes every merchant with dirty days, one transaction per
+// merchant. It returns how many merchants it refreshed.
+func (r *Refresher) Changed(ctx context.Context, progress Progress) (int, error) {
+	if _, err := r.Scan(ctx); err != nil {
+		return 0, err
+	}
+	ids, err := r.DirtyMerchants(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for i, id := range ids {
+		if _, err := r.RefreshDirty(ctx, id); err != nil {
+			return i, err
+		}
+		if progress != nil {
+			progress(i+1, len(ids))
+		}
+	}
+	return len(ids), nil
+}
+
+// Merchants refreshes the given merchants over [from, to], or over all their days when from
+// and to are zero. One transaction per merchant.
+func (r *Refresher) Merchants(ctx context.Context, ids []int64, from, to time.Time, progress Progress) error {
+	for i, id := range ids {
+		f, t := from, to
+		if f.IsZero() {
+			var ok bool
+			var err error
+			if f, t, ok, err = r.MerchantDays(ctx, id); err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+		}
+		if err := r.RefreshRange(ctx, id, f, t); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(i+1, len(ids))
+		}
+	}
+	return nil
+}
