@@ -1,0 +1,43 @@
+// Package tests holds merchantagg's integration tests: real PostgreSQL databases (a source and
+// an analytics database per test package, cloned per test that writes), the real refresh
+// procedures over postgres_fdw, River, and the HTTP API through its router and validation.
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/merchantagg/merchantagg/internal/dbtest"
+	"github.com/merchantagg/merchantagg/internal/seed"
+)
+
+// template is the package's seeded, migrated and fully refreshed pair; tests clone it.
+var template dbtest.Pair
+
+// seedOpts spans a leap day (2024-02-29) and ISO week 2026-W53, with 12 merchants of very
+// different sizes.
+func seedOpts() seed.Options {
+	loc, _ := time.LoadLocation(dbtest.Timezone)
+	return seed.Options{
+		Merchants: 12, Orders: 40_000, Seed: 7, Location: loc,
+		From: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC),
+	}
+}
+
+func TestMain(m *testing.M) {
+	ctx := context.Background()
+	var err error
+	template, err = dbtest.NewTemplate(ctx, "tests", seedOpts())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build test databases:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := template.Drop(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "drop test databases:", err)
+	}
+	os.Exit(code)
+}
