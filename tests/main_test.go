@@ -17,13 +17,13 @@ import (
 // template is the package's seeded, migrated and fully refreshed pair; tests clone it.
 var template dbtest.Pair
 
-// seedOpts spans a leap day (2024-02-29) and ISO week 2026-W53, with 12 merchants of very
-// different sizes.
+// seedOpts spans ISO week 2020-W53 and a leap day (2024-02-29), with 12 merchants of very
+// different sizes, and ends in the past (a change scan never sees future timestamps).
 func seedOpts() seed.Options {
 	loc, _ := time.LoadLocation(dbtest.Timezone)
 	return seed.Options{
-		Merchants: 12, Orders: 40_000, Seed: 7, Location: loc,
-		From: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC),
+		Merchants: 12, Orders: 60_000, Seed: 7, Location: loc,
+		From: time.Date(2020, 12, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC),
 	}
 }
 

@@ -75,8 +75,8 @@ func sourceInit(ctx context.Context, args []string) error {
 func seedCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	opts := seed.Options{}
 	from, to := dateFlag{}, dateFlag{}
-	_ = from.Set("2024-12-01")
-	_ = to.Set("2026-11-30")
+	_ = from.Set("2024-11-01")
+	_ = to.Set("2026-10-31")
 	var seedVal uint64
 	err := flags("seed", args, func(fs *flag.FlagSet) {
 		fs.IntVar(&opts.Merchants, "merchants", 30, "number of merchants")

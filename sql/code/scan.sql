@@ -37,8 +37,10 @@ BEGIN
     )
     SELECT (SELECT count(*) FROM ins), (SELECT max(max_updated_at) FROM c) INTO v_marked, v_max;
 
+    -- Never past this server's clock: a source row stamped in the future (clock skew, bad
+    -- data) would otherwise push the watermark beyond every change still to come.
     UPDATE refresh.settings
-    SET source_watermark = greatest(source_watermark, v_max), last_scan_at = now();
+    SET source_watermark = greatest(source_watermark, least(v_max, now())), last_scan_at = now();
     RETURN v_marked;
 END $$;
 

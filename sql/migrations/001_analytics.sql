@@ -4,10 +4,13 @@
 CREATE EXTENSION IF NOT EXISTS postgres_fdw;
 
 -- Host, port, dbname and the user mapping are set by refresh.configure_source() on every
--- migrate from SOURCE_DATABASE_URL. use_remote_estimate lets the planner push joins and
--- aggregates down; a high fdw_tuple_cost tells it that shipping rows is what costs.
+-- migrate from SOURCE_DATABASE_URL. use_remote_estimate stays off on purpose: the source
+-- estimates one group per distinct created_at for GROUP BY date_bin(created_at), which makes
+-- the pushed-down aggregate look no cheaper than pulling every row; local default estimates
+-- push every refresh aggregate and join down (tests/refresh_test.go checks the plans).
+-- A high fdw_tuple_cost says that shipping rows is what costs.
 CREATE SERVER merchantagg_source FOREIGN DATA WRAPPER postgres_fdw
-    OPTIONS (use_remote_estimate 'true', fdw_tuple_cost '0.2', fetch_size '10000');
+    OPTIONS (use_remote_estimate 'false', fdw_tuple_cost '0.2', fetch_size '10000');
 
 -- src (the source contract) is created by sql/code/source_contract.sql.
 -- refresh: pipeline state, never readable by the API role.

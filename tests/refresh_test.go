@@ -1,0 +1,213 @@
+package tests
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/merchantagg/merchantagg/gen"
+	"github.com/merchantagg/merchantagg/internal/auth"
+	"github.com/merchantagg/merchantagg/internal/dbtest"
+	"github.com/merchantagg/merchantagg/internal/refresh"
+)
+
+// TestAggregationIsPushedDown reads the plans of the source queries: each must be one Foreign
+// Scan whose Remote SQL groups on the source, with no local aggregate above it.
+func TestAggregationIsPushedDown(t *testing.T) {
+	t.Parallel()
+	an := dbtest.Pool(t, template.AnalyticsURL())
+	for _, q := range []string{
+		`SELECT * FROM refresh.source_order_days(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_item_days(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_return_days(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_changes('2025-06-01 00:00+03', '2000-01-01 00:00+03')`,
+	} {
+		t.Run(q, func(t *testing.T) {
+			rows, err := an.Query(context.Background(), "EXPLAIN (VERBOSE, COSTS OFF) "+q)
+			require.NoError(t, err)
+			var plan []string
+			for rows.Next() {
+				var line string
+				require.NoError(t, rows.Scan(&line))
+				plan = append(plan, line)
+			}
+			require.NoError(t, rows.Err())
+			require.Regexp(t, `^Foreign Scan`, plan[0], "the top node is the remote scan: %v", plan)
+			require.Contains(t, joined(plan), "Relations: Aggregate on")
+			require.Regexp(t, `Remote SQL: SELECT .* GROUP BY`, joined(plan))
+			require.NotContains(t, joined(plan), "HashAggregate")
+			require.NotContains(t, joined(plan), "GroupAggregate")
+		})
+	}
+}
+
+func joined(lines []string) string {
+	s := ""
+	for _, l := range lines {
+		s += l + "\n"
+	}
+	return s
+}
+
+// snapshot fingerprints everything the API can read.
+func snapshot(t *testing.T, an *pgxpool.Pool) string {
+	t.Helper()
+	var s string
+	require.NoError(t, an.QueryRow(context.Background(), `
+		SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM agg.order_stats x`).Scan(&s))
+	return s
+}
+
+// summaryOf asks the API for one merchant's summary over a range.
+func summaryOf(t *testing.T, a *api, m int64, from, to string) gen.Metrics {
+	t.Helper()
+	res, err := a.client.GetSummaryWithResponse(context.Background(), &gen.GetSummaryParams{
+		From: day(from), To: day(to)}, bearer(token(t, m, auth.RoleMerchant)))
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode(), string(res.Body))
+	return res.JSON200.Metrics
+}
+
+// requireExact checks the API against the source for a merchant over a range.
+func requireExact(t *testing.T, a *api, src *pgxpool.Pool, m int64, from, to string) {
+	t.Helper()
+	f, e := day(from).Time, day(to).Time
+	require.Equal(t, orZero(reference(t, src, m, f, e, allIfNil(nil), ""), f), summaryOf(t, a, m, from, to))
+}
+
+// changeSource makes the three kinds of change SPEC §2 names for merchant m on 2025-05-14
+// (Moscow): a new order with items, a status change, and a return. Each bumps updated_at.
+func changeSource(t *testing.T, src *pgxpool.Pool, m int64) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := src.Exec(ctx, `
+		WITH o AS (
+			INSERT INTO orders (id, merchant_id, customer_id, city_id, delivery_type, payment_method, status,
+			                    total_amount, created_at, accepted_at, delivered_at, updated_at)
+			VALUES ((SELECT max(id) + 1 FROM orders), $1, 1, 1, 'courier', 'card', 'delivered', 1234.56,
+			        '2025-05-14 23:30+03', '2025-05-14 23:40+03', '2025-05-16 12:00+03', now())
+			RETURNING id)
+		INSERT INTO order_items (id, order_id, product_id, quantity, unit_price)
+		SELECT (SELECT max(id) + 1 FROM order_items), o.id, 1, 2, 617.28 FROM o`, m)
+	require.NoError(t, err)
+	_, err = src.Exec(ctx, `
+		UPDATE orders SET status = 'cancelled', cancelled_at = created_at + interval '1 hour', delivered_at = NULL, updated_at = now()
+		WHERE id = (SELECT min(id) FROM orders WHERE merchant_id = $1 AND status = 'delivered'
+		            AND (created_at AT TIME ZONE 'Europe/Moscow')::date = '2025-05-14')`, m)
+	require.NoError(t, err)
+	_, err = src.Exec(ctx, `
+		WITH o AS (SELECT o.id, i.id AS item_id, i.unit_price FROM orders o JOIN order_items i ON i.order_id = o.id
+		           WHERE o.merchant_id = $1 AND o.status = 'delivered' ORDER BY o.id DESC LIMIT 1),
+		     r AS (INSERT INTO returns (id, order_id, order_item_id, quantity, amount, created_at, updated_at)
+		           SELECT (SELECT coalesce(max(id), 0) + 1 FROM returns), id, item_id, 1, unit_price, now(), now() FROM o
+		           RETURNING order_id)
+		UPDATE orders SET status = 'returned', updated_at = now() WHERE id IN (SELECT order_id FROM r)`, m)
+	require.NoError(t, err)
+}
+
+func TestChangeThenRefreshShowsIt(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	a := newAPI(t, p)
+	const m = 3
+	before := summaryOf(t, a, m, "2023-11-01", "2026-10-31")
+	changeSource(t, src, m)
+
+	// Not refreshed yet: the API still shows the old figures.
+	require.Equal(t, before, summaryOf(t, a, m, "2023-11-01", "2026-10-31"))
+
+	_, err := refresh.New(an).Changed(context.Background(), nil)
+	require.NoError(t, err)
+	after := summaryOf(t, a, m, "2023-11-01", "2026-10-31")
+	require.Equal(t, before.Orders+1, after.Orders)
+	require.Equal(t, before.Returned+1, after.Returned)
+	for _, r := range [][2]string{{"2023-11-01", "2026-10-31"}, {"2025-05-14", "2025-05-14"}, {"2025-05-01", "2025-05-31"}} {
+		requireExact(t, a, src, m, r[0], r[1])
+	}
+	requireExact(t, a, src, m+1, "2023-11-01", "2026-10-31") // a neighbour is untouched and exact
+}
+
+func TestRefreshIsIdempotent(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	an := dbtest.Pool(t, p.AnalyticsURL())
+	r := refresh.New(an)
+	ctx := context.Background()
+	before := snapshot(t, an)
+
+	// Nothing changed: a scan may look at the last lookback window again, but changes nothing.
+	_, err := r.Changed(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, before, snapshot(t, an))
+
+	// Full refreshes of every merchant, twice, rewrite the same rows.
+	ids, err := r.SourceMerchants(ctx)
+	require.NoError(t, err)
+	for range 2 {
+		require.NoError(t, r.Merchants(ctx, ids, time.Time{}, time.Time{}, nil))
+		require.Equal(t, before, snapshot(t, an))
+	}
+	// And a range refresh cutting through weeks, months and quarters.
+	require.NoError(t, r.RefreshRange(ctx, 1, day("2025-02-12").Time, day("2025-08-03").Time))
+	require.Equal(t, before, snapshot(t, an))
+}
+
+// TestFailedRefreshKeepsOldData breaks the source in two ways mid-refresh: a table the
+// procedure reads after it has already deleted and rewritten rows, and the server itself.
+func TestFailedRefreshKeepsOldData(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		breaks, mends string
+		onSource      bool
+	}{
+		{"a source table disappears", "ALTER TABLE returns RENAME TO returns_gone", "ALTER TABLE returns_gone RENAME TO returns", true},
+		{"the source refuses connections", "ALTER SERVER merchantagg_source OPTIONS (SET port '1')", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := dbtest.Clone(t, template)
+			src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+			a := newAPI(t, p)
+			ctx := context.Background()
+			const m = 2
+			before := snapshot(t, an)
+			oldSummary := summaryOf(t, a, m, "2025-05-01", "2025-05-31")
+			changeSource(t, src, m)
+
+			r := refresh.New(an)
+			_, err := r.Scan(ctx)
+			require.NoError(t, err)
+
+			breaker := an
+			if tc.onSource {
+				breaker = src
+			}
+			_, err = breaker.Exec(ctx, tc.breaks)
+			require.NoError(t, err)
+			_, err = r.RefreshDirty(ctx, m)
+			require.Error(t, err)
+
+			require.Equal(t, before, snapshot(t, an), "a failed refresh leaves the aggregates as they were")
+			require.Equal(t, oldSummary, summaryOf(t, a, m, "2025-05-01", "2025-05-31"))
+			var dirty int
+			require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM refresh.dirty_days WHERE merchant_id = $1", m).Scan(&dirty))
+			require.Positive(t, dirty, "the changed days are still waiting")
+
+			if tc.mends != "" {
+				_, err = breaker.Exec(ctx, tc.mends)
+				require.NoError(t, err)
+			} else {
+				require.NoError(t, dbtest.Migrate(ctx, p)) // migrate repoints the server
+			}
+			_, err = r.RefreshDirty(ctx, m)
+			require.NoError(t, err)
+			requireExact(t, a, src, m, "2025-05-01", "2025-05-31")
+			requireExact(t, a, src, m, "2023-11-01", "2026-10-31")
+		})
+	}
+}
