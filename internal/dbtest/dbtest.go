@@ -77,9 +77,9 @@ func admin(ctx context.Context, stmt string) error {
 	return err
 }
 
-// createDatabase creates name, optionally from a template. Concurrent clones of one template
+// CreateDatabase creates name, optionally from a template. Concurrent clones of one template
 // can collide ("being accessed by other users") for a moment, so that is retried.
-func createDatabase(ctx context.Context, name, template string) error {
+func CreateDatabase(ctx context.Context, name, template string) error {
 	stmt := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
 	if template != "" {
 		stmt += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
@@ -121,10 +121,10 @@ func (p Pair) Drop(ctx context.Context) error {
 // the pair can be cloned.
 func NewTemplate(ctx context.Context, prefix string, opts seed.Options) (Pair, error) {
 	p := Pair{Source: UniqueName(prefix + "_src"), Analytics: UniqueName(prefix + "_agg")}
-	if err := createDatabase(ctx, p.Source, ""); err != nil {
+	if err := CreateDatabase(ctx, p.Source, ""); err != nil {
 		return p, err
 	}
-	if err := createDatabase(ctx, p.Analytics, ""); err != nil {
+	if err := CreateDatabase(ctx, p.Analytics, ""); err != nil {
 		return p, err
 	}
 	err := func() error {
@@ -181,10 +181,10 @@ func Clone(tb testing.TB, template Pair) Pair {
 			tb.Logf("drop clone: %v", err)
 		}
 	})
-	if err := createDatabase(ctx, p.Source, template.Source); err != nil {
+	if err := CreateDatabase(ctx, p.Source, template.Source); err != nil {
 		tb.Fatal(err)
 	}
-	if err := createDatabase(ctx, p.Analytics, template.Analytics); err != nil {
+	if err := CreateDatabase(ctx, p.Analytics, template.Analytics); err != nil {
 		tb.Fatal(err)
 	}
 	if err := Migrate(ctx, p); err != nil {

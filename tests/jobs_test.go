@@ -1,0 +1,142 @@
+package tests
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/merchantagg/merchantagg/internal/dbtest"
+	"github.com/merchantagg/merchantagg/internal/jobs"
+	"github.com/merchantagg/merchantagg/internal/refresh"
+)
+
+func riverClient(t *testing.T, p dbtest.Pair, interval time.Duration) *river.Client[pgx.Tx] {
+	t.Helper()
+	an := dbtest.Pool(t, p.AnalyticsURL())
+	c, err := jobs.NewClient(jobs.Config{
+		Pool: an, Refresher: refresh.New(an), RefreshInterval: interval, Workers: 2,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	return c
+}
+
+// waitFor returns the first event of a job of kind for which ok holds.
+func waitFor(t *testing.T, events <-chan *river.Event, kind string, ok func(*river.Event) bool) *river.Event {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.Job.Kind == kind && ok(e) {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("no %s event in time", kind)
+		}
+	}
+}
+
+func TestWorkerRefreshesChanges(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src := dbtest.Pool(t, p.SourceURL())
+	a := newAPI(t, p)
+	const m = 4
+	before := summaryOf(t, a, m, "2025-05-01", "2025-05-31")
+
+	c := riverClient(t, p, 300*time.Millisecond)
+	events, cancel := c.Subscribe(river.EventKindJobCompleted)
+	defer cancel()
+	ctx := context.Background()
+	require.NoError(t, c.Start(ctx))
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+
+	changeSource(t, src, m)
+	// The periodic scan finds the change and enqueues a refresh job for the merchant.
+	start := time.Now()
+	for summaryOf(t, a, m, "2025-05-01", "2025-05-31").Orders == before.Orders {
+		require.Less(t, time.Since(start), 60*time.Second, "the change never showed")
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitFor(t, events, "refresh_merchant", func(e *river.Event) bool { return true })
+	requireExact(t, a, src, m, "2025-05-01", "2025-05-31")
+	requireExact(t, a, src, m, "2023-11-01", "2026-10-31")
+}
+
+func TestRefreshJobsAreUniquePerMerchant(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	c := riverClient(t, p, time.Hour) // not started: jobs stay available
+	ctx := context.Background()
+	first, err := c.Insert(ctx, jobs.RefreshMerchantArgs{MerchantID: 5}, nil)
+	require.NoError(t, err)
+	require.False(t, first.UniqueSkippedAsDuplicate)
+	dup, err := c.Insert(ctx, jobs.RefreshMerchantArgs{MerchantID: 5}, nil)
+	require.NoError(t, err)
+	require.True(t, dup.UniqueSkippedAsDuplicate, "one refresh per merchant in flight")
+	other, err := c.Insert(ctx, jobs.RefreshMerchantArgs{MerchantID: 6}, nil)
+	require.NoError(t, err)
+	require.False(t, other.UniqueSkippedAsDuplicate)
+
+	// Once the first is completed, a new refresh of the merchant is accepted again.
+	_, err = c.JobCancel(ctx, first.Job.ID)
+	require.NoError(t, err)
+	again, err := c.Insert(ctx, jobs.RefreshMerchantArgs{MerchantID: 5}, nil)
+	require.NoError(t, err)
+	require.False(t, again.UniqueSkippedAsDuplicate)
+}
+
+// TestFailedJobIsRetried: with the source unreachable the refresh job fails and is scheduled
+// again with backoff; the old figures stay; once the source is back, a retry (what River UI's
+// retry button calls) completes and the API is exact.
+func TestFailedJobIsRetried(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	a := newAPI(t, p)
+	ctx := context.Background()
+	const m = 6
+	before := summaryOf(t, a, m, "2025-05-01", "2025-05-31")
+	changeSource(t, src, m)
+	_, err := refresh.New(an).Scan(ctx)
+	require.NoError(t, err)
+	_, err = an.Exec(ctx, "ALTER SERVER merchantagg_source OPTIONS (SET port '1')")
+	require.NoError(t, err)
+
+	c := riverClient(t, p, time.Hour)
+	events, cancel := c.Subscribe(river.EventKindJobFailed, river.EventKindJobCompleted)
+	defer cancel()
+	require.NoError(t, c.Start(ctx))
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	res, err := c.Insert(ctx, jobs.RefreshMerchantArgs{MerchantID: m}, nil)
+	require.NoError(t, err)
+
+	// Two failures: each schedules the next attempt later, the second wait longer (backoff).
+	var delays []time.Duration
+	for attempt := 1; attempt <= 2; attempt++ {
+		failed := waitFor(t, events, "refresh_merchant", func(e *river.Event) bool { return e.Kind == river.EventKindJobFailed })
+		require.Equal(t, attempt, failed.Job.Attempt)
+		require.Contains(t, []rivertype.JobState{rivertype.JobStateRetryable, rivertype.JobStateAvailable}, failed.Job.State)
+		require.Len(t, failed.Job.Errors, attempt)
+		delays = append(delays, failed.Job.ScheduledAt.Sub(*failed.Job.AttemptedAt))
+		require.Equal(t, before, summaryOf(t, a, m, "2025-05-01", "2025-05-31"), "old figures stay visible")
+	}
+	require.Greater(t, delays[1], delays[0])
+
+	require.NoError(t, dbtest.Migrate(ctx, p)) // the source is back
+	_, err = c.JobRetry(ctx, res.Job.ID)
+	require.NoError(t, err)
+	done := waitFor(t, events, "refresh_merchant", func(e *river.Event) bool {
+		return e.Kind == river.EventKindJobCompleted && e.Job.ID == res.Job.ID
+	})
+	require.Equal(t, 3, done.Job.Attempt)
+	requireExact(t, a, src, m, "2025-05-01", "2025-05-31")
+}

@@ -1,0 +1,248 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/merchantagg/merchantagg/internal/auth"
+	"github.com/merchantagg/merchantagg/internal/db"
+	"github.com/merchantagg/merchantagg/internal/dbtest"
+)
+
+// get sends a raw GET so tests can send what the generated client would refuse to build.
+func get(t *testing.T, a *api, path string, header string) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, a.url+path, nil)
+	require.NoError(t, err)
+	if header != "" {
+		req.Header.Set("Authorization", header)
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	var m map[string]any
+	if strings.Contains(res.Header.Get("Content-Type"), "json") {
+		require.NoError(t, json.Unmarshal(body, &m), string(body))
+	}
+	return res.StatusCode, m, res.Header
+}
+
+func signed(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	require.NoError(t, err)
+	return s
+}
+
+func TestAuthentication(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, template)
+	const q = "/v1/summary?from=2025-01-01&to=2025-01-31"
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, tc := range []struct {
+		name   string
+		header string
+		status int
+	}{
+		{"no token", "", 401},
+		{"not bearer", "Basic dXNlcjpwYXNz", 401},
+		{"garbage", "Bearer abc.def.ghi", 401},
+		{"forged", "Bearer " + signed(t, jwt.SigningMethodHS256, []byte("not-the-secret-but-long-enough!"), jwt.MapClaims{"merchant_id": 1, "role": "merchant", "exp": exp}), 401},
+		{"expired", "Bearer " + signed(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"merchant_id": 1, "role": "merchant", "exp": time.Now().Add(-time.Hour).Unix()}), 401},
+		{"alg none", "Bearer " + signed(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"merchant_id": 1, "role": "admin", "exp": exp}), 401},
+		{"no exp", "Bearer " + signed(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"merchant_id": 1, "role": "merchant"}), 401},
+		{"valid", "Bearer " + token(t, 1, auth.RoleMerchant), 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, h := get(t, a, q, tc.header)
+			require.Equal(t, tc.status, status, body)
+			if status == 401 {
+				require.Equal(t, "unauthorized", body["code"])
+				require.Contains(t, h.Get("WWW-Authenticate"), "Bearer")
+				require.Equal(t, "application/problem+json", h.Get("Content-Type"))
+			}
+		})
+	}
+}
+
+func TestMerchantIsolation(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, template)
+	merchantA := "Bearer " + token(t, 1, auth.RoleMerchant)
+	adminTok := "Bearer " + token(t, 0, auth.RoleAdmin)
+	for _, tc := range []struct {
+		name, path, header string
+		status             int
+		param              string
+	}{
+		{"A asks for B", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=2", merchantA, 403, "merchant_id"},
+		{"A asks for B's series", "/v1/timeseries?from=2025-01-01&to=2025-01-31&merchant_id=2", merchantA, 403, "merchant_id"},
+		{"A names itself", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=1", merchantA, 200, ""},
+		{"admin without merchant", "/v1/summary?from=2025-01-01&to=2025-01-31", adminTok, 400, "merchant_id"},
+		{"admin for B", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=2", adminTok, 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, _ := get(t, a, tc.path, tc.header)
+			require.Equal(t, tc.status, status, body)
+			if tc.param != "" {
+				require.Equal(t, tc.param, body["param"])
+			}
+			if status == 200 {
+				require.EqualValues(t, map[bool]float64{true: 2, false: 1}[strings.Contains(tc.path, "merchant_id=2")], body["merchant_id"])
+			}
+		})
+	}
+}
+
+// TestRowLevelSecurity queries every agg table as the API's role: with no merchant set, an
+// empty one, or another merchant's id, it reads nothing that is not that merchant's.
+func TestRowLevelSecurity(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner := dbtest.Pool(t, template.AnalyticsURL())
+	apiPool := dbtest.APIPool(t, template.AnalyticsURL())
+
+	rows, err := owner.Query(ctx, `
+		SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'agg' AND c.relkind IN ('r', 'p') ORDER BY 1`)
+	require.NoError(t, err)
+	type table struct {
+		Name string
+		RLS  bool
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowToStructByPos[table])
+	require.NoError(t, err)
+	require.NotEmpty(t, tables)
+
+	var role string
+	var super, bypass bool
+	require.NoError(t, apiPool.QueryRow(ctx, `SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&role, &super, &bypass))
+	require.Equal(t, db.APIRole, role)
+	require.False(t, super)
+	require.False(t, bypass)
+
+	for _, tb := range tables {
+		t.Run(tb.Name, func(t *testing.T) {
+			require.True(t, tb.RLS, "RLS is enabled")
+			ident := pgx.Identifier{"agg", tb.Name}.Sanitize()
+			var total, ofTwo int
+			require.NoError(t, owner.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE merchant_id = 2) FROM "+ident).Scan(&total, &ofTwo))
+			require.Positive(t, ofTwo, "the table has rows of merchant 2 to hide")
+
+			for _, setting := range []*string{nil, ptr(""), ptr("999999"), ptr("2")} {
+				name := "unset"
+				if setting != nil {
+					name = fmt.Sprintf("%q", *setting)
+				}
+				t.Run(name, func(t *testing.T) {
+					var n, others int
+					err := pgx.BeginFunc(ctx, apiPool, func(tx pgx.Tx) error {
+						if setting != nil {
+							if _, err := tx.Exec(ctx, "SELECT set_config('app.merchant_id', $1, true)", *setting); err != nil {
+								return err
+							}
+						}
+						return tx.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE merchant_id <> 2) FROM "+ident).Scan(&n, &others)
+					})
+					require.NoError(t, err)
+					require.Zero(t, others, "never another merchant's rows")
+					if setting != nil && *setting == "2" {
+						require.Equal(t, ofTwo, n)
+					} else {
+						require.Zero(t, n)
+					}
+				})
+			}
+		})
+	}
+
+	// The API role reads neither pipeline state nor the source.
+	for _, q := range []string{"SELECT count(*) FROM refresh.dirty_days", "SELECT count(*) FROM src.orders", "SELECT count(*) FROM refresh.settings"} {
+		_, err := apiPool.Exec(ctx, q)
+		require.ErrorContains(t, err, "permission denied", q)
+	}
+	// Nor can it write aggregates.
+	_, err = apiPool.Exec(ctx, "DELETE FROM agg.order_stats")
+	require.ErrorContains(t, err, "permission denied")
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestBadInput: every bad parameter is a 400 problem+json naming it, never a 500 or SQL text.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, template)
+	tok := "Bearer " + token(t, 1, auth.RoleMerchant)
+	for _, tc := range []struct {
+		name, query, param string
+	}{
+		{"missing from", "/v1/summary?to=2025-01-31", "from"},
+		{"missing to", "/v1/summary?from=2025-01-01", "to"},
+		{"bad date", "/v1/summary?from=2025-13-01&to=2025-12-31", "from"},
+		{"not a date", "/v1/timeseries?from=yesterday&to=2025-12-31", "from"},
+		{"from after to", "/v1/summary?from=2025-02-01&to=2025-01-31", "from"},
+		{"over three years", "/v1/summary?from=2020-01-01&to=2023-01-01", "to"},
+		{"unknown status", "/v1/summary?from=2025-01-01&to=2025-01-31&status=lost", "status"},
+		{"SQL in status", "/v1/summary?from=2025-01-01&to=2025-01-31&status=" + url.QueryEscape("delivered');DROP TABLE agg.order_stats;--"), "status"},
+		{"empty status", "/v1/summary?from=2025-01-01&to=2025-01-31&status=", "status"},
+		{"unknown grain", "/v1/timeseries?from=2025-01-01&to=2025-01-31&grain=year", "grain"},
+		{"SQL in grain", "/v1/timeseries?from=2025-01-01&to=2025-01-31&grain=" + url.QueryEscape("day' OR 1=1"), "grain"},
+		{"merchant_id not a number", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=" + url.QueryEscape("1 OR 1=1"), "merchant_id"},
+		{"merchant_id zero", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=0", "merchant_id"},
+		{"merchant_id overflow", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=99999999999999999999", "merchant_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, h := get(t, a, tc.query, tok)
+			require.Equal(t, 400, status, body)
+			require.Equal(t, "application/problem+json", h.Get("Content-Type"))
+			require.Equal(t, tc.param, body["param"], body)
+			require.Equal(t, "bad_parameter", body["code"])
+			require.NotContains(t, fmt.Sprint(body["detail"]), "SQLSTATE")
+			require.NotContains(t, fmt.Sprint(body["detail"]), "\n")
+		})
+	}
+	// Valid edge cases are answered.
+	for _, q := range []string{
+		"/v1/summary?from=2021-01-01&to=2023-12-31",                            // exactly three years
+		"/v1/summary?from=2025-01-01&to=2025-01-31&status=delivered,delivered", // duplicate status
+		"/v1/timeseries?from=2022-01-01&to=2024-12-31&grain=day",               // the longest daily series
+		"/v1/summary?from=1900-01-01&to=1900-01-02",
+	} {
+		status, body, _ := get(t, a, q, tok)
+		require.Equal(t, 200, status, "%s: %v", q, body)
+	}
+	status, body, _ := get(t, a, "/v1/nothing", tok)
+	require.Equal(t, 404, status)
+	require.Equal(t, "not_found", body["code"])
+}
+
+func TestPublicEndpoints(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, template)
+	for path, want := range map[string]string{
+		"/healthz":      "ok",
+		"/readyz":       "ready",
+		"/openapi.yaml": "openapi: 3.0.3",
+		"/docs/":        "swagger-ui",
+	} {
+		res, err := http.Get(a.url + path)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.Equal(t, 200, res.StatusCode, path)
+		require.Contains(t, string(body), want, path)
+	}
+}
