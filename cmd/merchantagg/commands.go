@@ -55,7 +55,6 @@ func load(required ...string) (config.Config, error) {
 	return cfg, cfg.Require(required...)
 }
 
-
 func sourceInit(ctx context.Context, args []string) error {
 	if err := flags("source init", args, func(*flag.FlagSet) {}); err != nil {
 		return err
