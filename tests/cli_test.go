@@ -93,6 +93,8 @@ func TestCLI(t *testing.T) {
 			{bare, []string{"serve"}, "ANALYTICS_DATABASE_URL is not set"},
 			{cli{c.bin, append(base, "ANALYTICS_DATABASE_URL=postgres://nobody@127.0.0.1:1/x")}, []string{"refresh"}, "analytics database"},
 			{cli{c.bin, append(base, "AGG_TIMEZONE=Mars/Olympus")}, []string{"migrate"}, "AGG_TIMEZONE"},
+			{cli{c.bin, append(base, "JWT_SECRET=short")}, []string{"token", "--merchant", "1"}, "at least 32 bytes"},
+			{cli{c.bin, append(base, "REFRESH_INTERVAL=soon")}, []string{"worker"}, "REFRESH_INTERVAL"},
 		} {
 			_, stderr, code := tc.c.run(t, tc.args...)
 			require.Equal(t, 1, code, "%v: %s", tc.args, stderr)

@@ -334,12 +334,12 @@ func tokenCmd(args []string, stdout io.Writer) error {
 	if ttl <= 0 {
 		return errors.New("token: --ttl must be positive")
 	}
-	cfg, err := config.FromEnv()
+	cfg, err := load("JWT_SECRET")
 	if err != nil {
 		return err
 	}
 	if cfg.JWTSecret == "" {
-		return errors.New("JWT_SECRET is not set")
+		return errors.New("JWT_SECRET is not set: token signs with it even when serve verifies with JWT_PUBLIC_KEY_FILE")
 	}
 	role := auth.RoleMerchant
 	if admin {

@@ -24,6 +24,9 @@ type Config struct {
 	ChangeLookback time.Duration
 }
 
+// minSecretLen is the shortest JWT_SECRET accepted: HS256's hash length.
+const minSecretLen = 32
+
 // FromEnv reads the configuration with defaults for optional settings. It does not validate;
 // each command checks what it needs with Require*.
 func FromEnv() (Config, error) {
@@ -70,6 +73,9 @@ func (c Config) Require(names ...string) error {
 		}
 		if vals[n] == "" {
 			return fmt.Errorf("%s is not set", n)
+		}
+		if n == "JWT_SECRET" && len(c.JWTSecret) < minSecretLen {
+			return fmt.Errorf("JWT_SECRET must be at least %d bytes (an HS256 key shorter than its hash is guessable)", minSecretLen)
 		}
 	}
 	return nil
