@@ -30,6 +30,9 @@ func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
+	// An API read is a few index lookups; one that runs for seconds is a fault, and must not
+	// hold a pooled connection while clients pile up behind it.
+	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "5s"
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		if _, err := c.Exec(ctx, "SET ROLE "+APIRole); err != nil {
 			return fmt.Errorf("set role %s (has `merchantagg migrate` run?): %w", APIRole, err)
