@@ -23,27 +23,48 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for ABCClass.
+const (
+	A ABCClass = "A"
+	B ABCClass = "B"
+	C ABCClass = "C"
+)
+
+// Valid indicates whether the value is a known member of the ABCClass enum.
+func (e ABCClass) Valid() bool {
+	switch e {
+	case A:
+		return true
+	case B:
+		return true
+	case C:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OrderStatus.
 const (
-	Accepted  OrderStatus = "accepted"
-	Cancelled OrderStatus = "cancelled"
-	Created   OrderStatus = "created"
-	Delivered OrderStatus = "delivered"
-	Returned  OrderStatus = "returned"
+	OrderStatusAccepted  OrderStatus = "accepted"
+	OrderStatusCancelled OrderStatus = "cancelled"
+	OrderStatusCreated   OrderStatus = "created"
+	OrderStatusDelivered OrderStatus = "delivered"
+	OrderStatusReturned  OrderStatus = "returned"
 )
 
 // Valid indicates whether the value is a known member of the OrderStatus enum.
 func (e OrderStatus) Valid() bool {
 	switch e {
-	case Accepted:
+	case OrderStatusAccepted:
 		return true
-	case Cancelled:
+	case OrderStatusCancelled:
 		return true
-	case Created:
+	case OrderStatusCreated:
 		return true
-	case Delivered:
+	case OrderStatusDelivered:
 		return true
-	case Returned:
+	case OrderStatusReturned:
 		return true
 	default:
 		return false
@@ -74,6 +95,204 @@ func (e TimeseriesGrain) Valid() bool {
 	}
 }
 
+// Defines values for GetABCParamsMetric.
+const (
+	GetABCParamsMetricGmv   GetABCParamsMetric = "gmv"
+	GetABCParamsMetricItems GetABCParamsMetric = "items"
+)
+
+// Valid indicates whether the value is a known member of the GetABCParamsMetric enum.
+func (e GetABCParamsMetric) Valid() bool {
+	switch e {
+	case GetABCParamsMetricGmv:
+		return true
+	case GetABCParamsMetricItems:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetABCParamsSort.
+const (
+	GetABCParamsSortMinusName      GetABCParamsSort = "-name"
+	GetABCParamsSortMinusProductId GetABCParamsSort = "-product_id"
+	GetABCParamsSortMinusRank      GetABCParamsSort = "-rank"
+	GetABCParamsSortMinusShare     GetABCParamsSort = "-share"
+	GetABCParamsSortMinusValue     GetABCParamsSort = "-value"
+	GetABCParamsSortName           GetABCParamsSort = "name"
+	GetABCParamsSortProductId      GetABCParamsSort = "product_id"
+	GetABCParamsSortRank           GetABCParamsSort = "rank"
+	GetABCParamsSortShare          GetABCParamsSort = "share"
+	GetABCParamsSortValue          GetABCParamsSort = "value"
+)
+
+// Valid indicates whether the value is a known member of the GetABCParamsSort enum.
+func (e GetABCParamsSort) Valid() bool {
+	switch e {
+	case GetABCParamsSortMinusName:
+		return true
+	case GetABCParamsSortMinusProductId:
+		return true
+	case GetABCParamsSortMinusRank:
+		return true
+	case GetABCParamsSortMinusShare:
+		return true
+	case GetABCParamsSortMinusValue:
+		return true
+	case GetABCParamsSortName:
+		return true
+	case GetABCParamsSortProductId:
+		return true
+	case GetABCParamsSortRank:
+		return true
+	case GetABCParamsSortShare:
+		return true
+	case GetABCParamsSortValue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetBreakdownParamsSort.
+const (
+	GetBreakdownParamsSortAccepted              GetBreakdownParamsSort = "accepted"
+	GetBreakdownParamsSortAov                   GetBreakdownParamsSort = "aov"
+	GetBreakdownParamsSortAvgDeliveryHours      GetBreakdownParamsSort = "avg_delivery_hours"
+	GetBreakdownParamsSortCancelRate            GetBreakdownParamsSort = "cancel_rate"
+	GetBreakdownParamsSortCancelled             GetBreakdownParamsSort = "cancelled"
+	GetBreakdownParamsSortDelivered             GetBreakdownParamsSort = "delivered"
+	GetBreakdownParamsSortGmv                   GetBreakdownParamsSort = "gmv"
+	GetBreakdownParamsSortItems                 GetBreakdownParamsSort = "items"
+	GetBreakdownParamsSortKey                   GetBreakdownParamsSort = "key"
+	GetBreakdownParamsSortMinusAccepted         GetBreakdownParamsSort = "-accepted"
+	GetBreakdownParamsSortMinusAov              GetBreakdownParamsSort = "-aov"
+	GetBreakdownParamsSortMinusAvgDeliveryHours GetBreakdownParamsSort = "-avg_delivery_hours"
+	GetBreakdownParamsSortMinusCancelRate       GetBreakdownParamsSort = "-cancel_rate"
+	GetBreakdownParamsSortMinusCancelled        GetBreakdownParamsSort = "-cancelled"
+	GetBreakdownParamsSortMinusDelivered        GetBreakdownParamsSort = "-delivered"
+	GetBreakdownParamsSortMinusGmv              GetBreakdownParamsSort = "-gmv"
+	GetBreakdownParamsSortMinusItems            GetBreakdownParamsSort = "-items"
+	GetBreakdownParamsSortMinusKey              GetBreakdownParamsSort = "-key"
+	GetBreakdownParamsSortMinusName             GetBreakdownParamsSort = "-name"
+	GetBreakdownParamsSortMinusOrders           GetBreakdownParamsSort = "-orders"
+	GetBreakdownParamsSortMinusReturnRate       GetBreakdownParamsSort = "-return_rate"
+	GetBreakdownParamsSortMinusReturned         GetBreakdownParamsSort = "-returned"
+	GetBreakdownParamsSortMinusReturnedAmount   GetBreakdownParamsSort = "-returned_amount"
+	GetBreakdownParamsSortMinusRevenue          GetBreakdownParamsSort = "-revenue"
+	GetBreakdownParamsSortMinusShare            GetBreakdownParamsSort = "-share"
+	GetBreakdownParamsSortName                  GetBreakdownParamsSort = "name"
+	GetBreakdownParamsSortOrders                GetBreakdownParamsSort = "orders"
+	GetBreakdownParamsSortReturnRate            GetBreakdownParamsSort = "return_rate"
+	GetBreakdownParamsSortReturned              GetBreakdownParamsSort = "returned"
+	GetBreakdownParamsSortReturnedAmount        GetBreakdownParamsSort = "returned_amount"
+	GetBreakdownParamsSortRevenue               GetBreakdownParamsSort = "revenue"
+	GetBreakdownParamsSortShare                 GetBreakdownParamsSort = "share"
+)
+
+// Valid indicates whether the value is a known member of the GetBreakdownParamsSort enum.
+func (e GetBreakdownParamsSort) Valid() bool {
+	switch e {
+	case GetBreakdownParamsSortAccepted:
+		return true
+	case GetBreakdownParamsSortAov:
+		return true
+	case GetBreakdownParamsSortAvgDeliveryHours:
+		return true
+	case GetBreakdownParamsSortCancelRate:
+		return true
+	case GetBreakdownParamsSortCancelled:
+		return true
+	case GetBreakdownParamsSortDelivered:
+		return true
+	case GetBreakdownParamsSortGmv:
+		return true
+	case GetBreakdownParamsSortItems:
+		return true
+	case GetBreakdownParamsSortKey:
+		return true
+	case GetBreakdownParamsSortMinusAccepted:
+		return true
+	case GetBreakdownParamsSortMinusAov:
+		return true
+	case GetBreakdownParamsSortMinusAvgDeliveryHours:
+		return true
+	case GetBreakdownParamsSortMinusCancelRate:
+		return true
+	case GetBreakdownParamsSortMinusCancelled:
+		return true
+	case GetBreakdownParamsSortMinusDelivered:
+		return true
+	case GetBreakdownParamsSortMinusGmv:
+		return true
+	case GetBreakdownParamsSortMinusItems:
+		return true
+	case GetBreakdownParamsSortMinusKey:
+		return true
+	case GetBreakdownParamsSortMinusName:
+		return true
+	case GetBreakdownParamsSortMinusOrders:
+		return true
+	case GetBreakdownParamsSortMinusReturnRate:
+		return true
+	case GetBreakdownParamsSortMinusReturned:
+		return true
+	case GetBreakdownParamsSortMinusReturnedAmount:
+		return true
+	case GetBreakdownParamsSortMinusRevenue:
+		return true
+	case GetBreakdownParamsSortMinusShare:
+		return true
+	case GetBreakdownParamsSortName:
+		return true
+	case GetBreakdownParamsSortOrders:
+		return true
+	case GetBreakdownParamsSortReturnRate:
+		return true
+	case GetBreakdownParamsSortReturned:
+		return true
+	case GetBreakdownParamsSortReturnedAmount:
+		return true
+	case GetBreakdownParamsSortRevenue:
+		return true
+	case GetBreakdownParamsSortShare:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetBreakdownParamsDimension.
+const (
+	Category      GetBreakdownParamsDimension = "category"
+	City          GetBreakdownParamsDimension = "city"
+	DeliveryType  GetBreakdownParamsDimension = "delivery_type"
+	PaymentMethod GetBreakdownParamsDimension = "payment_method"
+	Product       GetBreakdownParamsDimension = "product"
+	Region        GetBreakdownParamsDimension = "region"
+)
+
+// Valid indicates whether the value is a known member of the GetBreakdownParamsDimension enum.
+func (e GetBreakdownParamsDimension) Valid() bool {
+	switch e {
+	case Category:
+		return true
+	case City:
+		return true
+	case DeliveryType:
+		return true
+	case PaymentMethod:
+		return true
+	case Product:
+		return true
+	case Region:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetTimeseriesParamsGrain.
 const (
 	GetTimeseriesParamsGrainDay     GetTimeseriesParamsGrain = "day"
@@ -98,21 +317,157 @@ func (e GetTimeseriesParamsGrain) Valid() bool {
 	}
 }
 
+// ABC defines model for ABC.
+type ABC struct {
+	A float64 `json:"a"`
+	B float64 `json:"b"`
+
+	// Classes A, B and C totals (over all products, whatever the class filter).
+	Classes    []ABCClassTotal    `json:"classes"`
+	From       openapi_types.Date `json:"from"`
+	MerchantId int64              `json:"merchant_id"`
+	Metric     string             `json:"metric"`
+	Page       int64              `json:"page"`
+	PageSize   int64              `json:"page_size"`
+	Products   []ABCProduct       `json:"products"`
+	Sort       string             `json:"sort"`
+	Status     []OrderStatus      `json:"status"`
+	To         openapi_types.Date `json:"to"`
+
+	// Total Products over all pages (after the class filter).
+	Total      int64  `json:"total"`
+	TotalValue string `json:"total_value"`
+}
+
+// ABCClass defines model for ABCClass.
+type ABCClass string
+
+// ABCClassTotal defines model for ABCClassTotal.
+type ABCClassTotal struct {
+	Class    ABCClass `json:"class"`
+	Products int64    `json:"products"`
+	Share    *float64 `json:"share"`
+	Value    string   `json:"value"`
+}
+
+// ABCProduct defines model for ABCProduct.
+type ABCProduct struct {
+	Class ABCClass `json:"class"`
+
+	// CumulativeShare Including this product, 6 places.
+	CumulativeShare float64 `json:"cumulative_share"`
+	Name            string  `json:"name"`
+	ProductId       int64   `json:"product_id"`
+
+	// Rank Position in the ABC order, from 1.
+	Rank int64 `json:"rank"`
+
+	// Share value / total value, 6 places.
+	Share float64 `json:"share"`
+	Sku   string  `json:"sku"`
+
+	// Value gmv (to the cent) or items, as a decimal string.
+	Value string `json:"value"`
+}
+
+// Breakdown defines model for Breakdown.
+type Breakdown struct {
+	Dimension  string             `json:"dimension"`
+	From       openapi_types.Date `json:"from"`
+	MerchantId int64              `json:"merchant_id"`
+	Page       int64              `json:"page"`
+	PageSize   int64              `json:"page_size"`
+	Rows       []BreakdownRow     `json:"rows"`
+	Sort       string             `json:"sort"`
+	Status     []OrderStatus      `json:"status"`
+	To         openapi_types.Date `json:"to"`
+
+	// Total Rows over all pages.
+	Total int64 `json:"total"`
+}
+
+// BreakdownRow defines model for BreakdownRow.
+type BreakdownRow struct {
+	// Key The id (product, category, city) or the value (region, delivery_type, payment_method).
+	Key string `json:"key"`
+
+	// Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
+	Metrics Metrics `json:"metrics"`
+	Name    string  `json:"name"`
+
+	// Share The key's share of the range's gmv, 6 places.
+	Share *float64 `json:"share"`
+}
+
 // Change Relative change (current − previous) / previous of each metric, 4 places; null where the previous value is zero or null.
 type Change struct {
-	Accepted         *float64 `json:"accepted"`
-	Aov              *float64 `json:"aov"`
-	AvgDeliveryHours *float64 `json:"avg_delivery_hours"`
-	CancelRate       *float64 `json:"cancel_rate"`
-	Cancelled        *float64 `json:"cancelled"`
-	Delivered        *float64 `json:"delivered"`
-	Gmv              *float64 `json:"gmv"`
-	Items            *float64 `json:"items"`
-	Orders           *float64 `json:"orders"`
-	ReturnRate       *float64 `json:"return_rate"`
-	Returned         *float64 `json:"returned"`
-	ReturnedAmount   *float64 `json:"returned_amount"`
-	Revenue          *float64 `json:"revenue"`
+	Accepted           *float64 `json:"accepted"`
+	Aov                *float64 `json:"aov"`
+	AvgDeliveryHours   *float64 `json:"avg_delivery_hours"`
+	CancelRate         *float64 `json:"cancel_rate"`
+	Cancelled          *float64 `json:"cancelled"`
+	Customers          *float64 `json:"customers"`
+	Delivered          *float64 `json:"delivered"`
+	Gmv                *float64 `json:"gmv"`
+	Items              *float64 `json:"items"`
+	NewCustomers       *float64 `json:"new_customers"`
+	Orders             *float64 `json:"orders"`
+	RepeatRate         *float64 `json:"repeat_rate"`
+	ReturnRate         *float64 `json:"return_rate"`
+	Returned           *float64 `json:"returned"`
+	ReturnedAmount     *float64 `json:"returned_amount"`
+	ReturningCustomers *float64 `json:"returning_customers"`
+	Revenue            *float64 `json:"revenue"`
+}
+
+// Cohort defines model for Cohort.
+type Cohort struct {
+	// Cohort First day of the cohort's month.
+	Cohort openapi_types.Date `json:"cohort"`
+
+	// Customers Customers whose first order fell in that month.
+	Customers int64 `json:"customers"`
+
+	// Retention Element k is the share (4 places) of the cohort with an order in month cohort+k.
+	Retention []float64 `json:"retention"`
+}
+
+// Cohorts defines model for Cohorts.
+type Cohorts struct {
+	Cohorts    []Cohort           `json:"cohorts"`
+	From       openapi_types.Date `json:"from"`
+	MerchantId int64              `json:"merchant_id"`
+	Status     []OrderStatus      `json:"status"`
+	To         openapi_types.Date `json:"to"`
+}
+
+// CustomerMetrics SPEC §3 customer figures over the orders kept by the range and the status filter.
+type CustomerMetrics struct {
+	// Customers Distinct customers.
+	Customers int64 `json:"customers"`
+
+	// GmvPerCustomer gmv / customers, to the cent.
+	GmvPerCustomer *string `json:"gmv_per_customer"`
+
+	// NewCustomers Customers whose first order ever with the merchant (any status) lies in the range.
+	NewCustomers int64 `json:"new_customers"`
+
+	// OrdersPerCustomer orders / customers, 2 places.
+	OrdersPerCustomer *float64 `json:"orders_per_customer"`
+
+	// RepeatRate Customers with at least 2 orders in the range / customers, 4 places.
+	RepeatRate         *float64 `json:"repeat_rate"`
+	ReturningCustomers int64    `json:"returning_customers"`
+}
+
+// Customers defines model for Customers.
+type Customers struct {
+	// Customers SPEC §3 customer figures over the orders kept by the range and the status filter.
+	Customers  CustomerMetrics    `json:"customers"`
+	From       openapi_types.Date `json:"from"`
+	MerchantId int64              `json:"merchant_id"`
+	Status     []OrderStatus      `json:"status"`
+	To         openapi_types.Date `json:"to"`
 }
 
 // Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
@@ -171,6 +526,9 @@ type OrderStatus string
 
 // Point defines model for Point.
 type Point struct {
+	// Customers SPEC §3 customer figures over the orders kept by the range and the status filter.
+	Customers CustomerMetrics `json:"customers"`
+
 	// From First day of the period inside the range.
 	From openapi_types.Date `json:"from"`
 
@@ -202,7 +560,9 @@ type Problem struct {
 
 // RangeMetrics Metrics of another range (the previous range of equal length).
 type RangeMetrics struct {
-	From openapi_types.Date `json:"from"`
+	// Customers SPEC §3 customer figures over the orders kept by the range and the status filter.
+	Customers CustomerMetrics    `json:"customers"`
+	From      openapi_types.Date `json:"from"`
 
 	// Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
 	Metrics Metrics            `json:"metrics"`
@@ -212,7 +572,10 @@ type RangeMetrics struct {
 // Summary defines model for Summary.
 type Summary struct {
 	// Change Relative change (current − previous) / previous of each metric, 4 places; null where the previous value is zero or null.
-	Change     Change             `json:"change"`
+	Change Change `json:"change"`
+
+	// Customers SPEC §3 customer figures over the orders kept by the range and the status filter.
+	Customers  CustomerMetrics    `json:"customers"`
 	From       openapi_types.Date `json:"from"`
 	MerchantId int64              `json:"merchant_id"`
 
@@ -246,6 +609,12 @@ type From = openapi_types.Date
 // MerchantID defines model for MerchantID.
 type MerchantID = int64
 
+// Page defines model for Page.
+type Page = int64
+
+// PageSize defines model for PageSize.
+type PageSize = int64
+
 // Status defines model for Status.
 type Status = []OrderStatus
 
@@ -260,6 +629,102 @@ type Forbidden = Problem
 
 // Unauthorized RFC 7807 problem details.
 type Unauthorized = Problem
+
+// GetABCParams defines parameters for GetABC.
+type GetABCParams struct {
+	// From First business day of the range (YYYY-MM-DD).
+	From From `form:"from" json:"from"`
+
+	// To Last business day of the range (YYYY-MM-DD), at most 3 years after `from`.
+	To To `form:"to" json:"to"`
+
+	// Status Keep only orders whose current status is listed (comma-separated). Default every status.
+	Status *Status `form:"status,omitempty" json:"status,omitempty"`
+
+	// MerchantId The merchant to report on. Required with an admin token; a merchant token may only name its own.
+	MerchantId *MerchantID `form:"merchant_id,omitempty" json:"merchant_id,omitempty"`
+
+	// Page Page number, from 1. A page past the end is empty; `total` still counts every row.
+	Page     *Page               `form:"page,omitempty" json:"page,omitempty"`
+	PageSize *PageSize           `form:"page_size,omitempty" json:"page_size,omitempty"`
+	Metric   *GetABCParamsMetric `form:"metric,omitempty" json:"metric,omitempty"`
+
+	// A Upper bound of class A's cumulative share (exclusive).
+	A *float64 `form:"a,omitempty" json:"a,omitempty"`
+
+	// B Upper bound of class B's cumulative share (exclusive); at least a.
+	B *float64 `form:"b,omitempty" json:"b,omitempty"`
+
+	// Class Only products of this class.
+	Class *ABCClass `form:"class,omitempty" json:"class,omitempty"`
+
+	// Sort rank (the ABC order), value, share, name or product_id; `-` for descending; ties by rank.
+	Sort *GetABCParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// GetABCParamsMetric defines parameters for GetABC.
+type GetABCParamsMetric string
+
+// GetABCParamsSort defines parameters for GetABC.
+type GetABCParamsSort string
+
+// GetBreakdownParams defines parameters for GetBreakdown.
+type GetBreakdownParams struct {
+	// From First business day of the range (YYYY-MM-DD).
+	From From `form:"from" json:"from"`
+
+	// To Last business day of the range (YYYY-MM-DD), at most 3 years after `from`.
+	To To `form:"to" json:"to"`
+
+	// Status Keep only orders whose current status is listed (comma-separated). Default every status.
+	Status *Status `form:"status,omitempty" json:"status,omitempty"`
+
+	// MerchantId The merchant to report on. Required with an admin token; a merchant token may only name its own.
+	MerchantId *MerchantID `form:"merchant_id,omitempty" json:"merchant_id,omitempty"`
+
+	// Page Page number, from 1. A page past the end is empty; `total` still counts every row.
+	Page     *Page     `form:"page,omitempty" json:"page,omitempty"`
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Sort A metric or name (key = the id), `-` for descending; ties are broken by key ascending.
+	Sort *GetBreakdownParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// GetBreakdownParamsSort defines parameters for GetBreakdown.
+type GetBreakdownParamsSort string
+
+// GetBreakdownParamsDimension defines parameters for GetBreakdown.
+type GetBreakdownParamsDimension string
+
+// GetCustomersParams defines parameters for GetCustomers.
+type GetCustomersParams struct {
+	// From First business day of the range (YYYY-MM-DD).
+	From From `form:"from" json:"from"`
+
+	// To Last business day of the range (YYYY-MM-DD), at most 3 years after `from`.
+	To To `form:"to" json:"to"`
+
+	// Status Keep only orders whose current status is listed (comma-separated). Default every status.
+	Status *Status `form:"status,omitempty" json:"status,omitempty"`
+
+	// MerchantId The merchant to report on. Required with an admin token; a merchant token may only name its own.
+	MerchantId *MerchantID `form:"merchant_id,omitempty" json:"merchant_id,omitempty"`
+}
+
+// GetCohortsParams defines parameters for GetCohorts.
+type GetCohortsParams struct {
+	// From First business day of the range (YYYY-MM-DD).
+	From From `form:"from" json:"from"`
+
+	// To Last business day of the range (YYYY-MM-DD), at most 3 years after `from`.
+	To To `form:"to" json:"to"`
+
+	// Status Keep only orders whose current status is listed (comma-separated). Default every status.
+	Status *Status `form:"status,omitempty" json:"status,omitempty"`
+
+	// MerchantId The merchant to report on. Required with an admin token; a merchant token may only name its own.
+	MerchantId *MerchantID `form:"merchant_id,omitempty" json:"merchant_id,omitempty"`
+}
 
 // GetSummaryParams defines parameters for GetSummary.
 type GetSummaryParams struct {
@@ -371,7 +836,42 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
-	// GetSummary Every order metric for a range, the previous range of equal length and the change
+	// GetABC ABC analysis of the merchant's products over a range
+	//
+	// Products ranked by value (gmv, or items with metric=items) descending, ties by product
+	// id; a product is class A when the cumulative share before it is < a, B when < b, else C.
+	// Products with zero value are left out.
+	//
+	// Corresponds with GET /v1/abc (the `GetABC` operationId).
+	GetABC(ctx context.Context, params *GetABCParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBreakdown One row per product, category, city, region, delivery type or payment method
+	//
+	// For city, region, delivery_type and payment_method every order has one key and the
+	// figures are those of SPEC §3. For product and category they come from order lines:
+	// items and gmv of the key's lines, orders = distinct orders containing it, returned =
+	// orders with a return of its lines (returned_amount their amount); avg_delivery_hours
+	// does not apply (null). share is the key's share of the range's gmv.
+	//
+	// Corresponds with GET /v1/breakdown/{dimension} (the `GetBreakdown` operationId).
+	GetBreakdown(ctx context.Context, dimension GetBreakdownParamsDimension, params *GetBreakdownParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCustomers Customer figures of a range
+	//
+	// Corresponds with GET /v1/customers (the `GetCustomers` operationId).
+	GetCustomers(ctx context.Context, params *GetCustomersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCohorts Monthly cohort retention
+	//
+	// Cohorts are the months of `from`..`to` in which customers placed their first order with
+	// the merchant (any status). Cell k of a cohort is the share of its customers with at
+	// least one order (kept by the status filter) in the k-th month after it, observed up to
+	// the month of `to`.
+	//
+	// Corresponds with GET /v1/customers/cohorts (the `GetCohorts` operationId).
+	GetCohorts(ctx context.Context, params *GetCohortsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
 	//
 	// Corresponds with GET /v1/summary (the `GetSummary` operationId).
 	GetSummary(ctx context.Context, params *GetSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -382,7 +882,82 @@ type ClientInterface interface {
 	GetTimeseries(ctx context.Context, params *GetTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
-// GetSummary Every order metric for a range, the previous range of equal length and the change
+// GetABC ABC analysis of the merchant's products over a range
+//
+// Products ranked by value (gmv, or items with metric=items) descending, ties by product
+// id; a product is class A when the cumulative share before it is < a, B when < b, else C.
+// Products with zero value are left out.
+//
+// Corresponds with GET /v1/abc (the `GetABC` operationId).
+func (c *Client) GetABC(ctx context.Context, params *GetABCParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetABCRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBreakdown One row per product, category, city, region, delivery type or payment method
+//
+// For city, region, delivery_type and payment_method every order has one key and the
+// figures are those of SPEC §3. For product and category they come from order lines:
+// items and gmv of the key's lines, orders = distinct orders containing it, returned =
+// orders with a return of its lines (returned_amount their amount); avg_delivery_hours
+// does not apply (null). share is the key's share of the range's gmv.
+//
+// Corresponds with GET /v1/breakdown/{dimension} (the `GetBreakdown` operationId).
+func (c *Client) GetBreakdown(ctx context.Context, dimension GetBreakdownParamsDimension, params *GetBreakdownParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBreakdownRequest(c.Server, dimension, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCustomers Customer figures of a range
+//
+// Corresponds with GET /v1/customers (the `GetCustomers` operationId).
+func (c *Client) GetCustomers(ctx context.Context, params *GetCustomersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCustomersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCohorts Monthly cohort retention
+//
+// Cohorts are the months of `from`..`to` in which customers placed their first order with
+// the merchant (any status). Cell k of a cohort is the share of its customers with at
+// least one order (kept by the status filter) in the k-th month after it, observed up to
+// the month of `to`.
+//
+// Corresponds with GET /v1/customers/cohorts (the `GetCohorts` operationId).
+func (c *Client) GetCohorts(ctx context.Context, params *GetCohortsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCohortsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
 //
 // Corresponds with GET /v1/summary (the `GetSummary` operationId).
 func (c *Client) GetSummary(ctx context.Context, params *GetSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -410,6 +985,461 @@ func (c *Client) GetTimeseries(ctx context.Context, params *GetTimeseriesParams,
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetABCRequest constructs an http.Request for the GetABC method
+func NewGetABCRequest(server string, params *GetABCParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/abc")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.MerchantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "merchant_id", *params.MerchantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Metric != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "metric", *params.Metric, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.A != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "a", *params.A, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.B != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "b", *params.B, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Class != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "class", *params.Class, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBreakdownRequest constructs an http.Request for the GetBreakdown method
+func NewGetBreakdownRequest(server string, dimension GetBreakdownParamsDimension, params *GetBreakdownParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "dimension", dimension, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/breakdown/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.MerchantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "merchant_id", *params.MerchantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetCustomersRequest constructs an http.Request for the GetCustomers method
+func NewGetCustomersRequest(server string, params *GetCustomersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/customers")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.MerchantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "merchant_id", *params.MerchantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetCohortsRequest constructs an http.Request for the GetCohorts method
+func NewGetCohortsRequest(server string, params *GetCohortsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/customers/cohorts")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.MerchantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "merchant_id", *params.MerchantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewGetSummaryRequest constructs an http.Request for the GetSummary method
@@ -632,7 +1662,50 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
-	// GetSummaryWithResponse Every order metric for a range, the previous range of equal length and the change
+	// GetABCWithResponse ABC analysis of the merchant's products over a range
+	//
+	// Products ranked by value (gmv, or items with metric=items) descending, ties by product
+	// id; a product is class A when the cumulative share before it is < a, B when < b, else C.
+	// Products with zero value are left out.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/abc (the `GetABC` operationId).
+	GetABCWithResponse(ctx context.Context, params *GetABCParams, reqEditors ...RequestEditorFn) (*GetABCResponse, error)
+
+	// GetBreakdownWithResponse One row per product, category, city, region, delivery type or payment method
+	//
+	// For city, region, delivery_type and payment_method every order has one key and the
+	// figures are those of SPEC §3. For product and category they come from order lines:
+	// items and gmv of the key's lines, orders = distinct orders containing it, returned =
+	// orders with a return of its lines (returned_amount their amount); avg_delivery_hours
+	// does not apply (null). share is the key's share of the range's gmv.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/breakdown/{dimension} (the `GetBreakdown` operationId).
+	GetBreakdownWithResponse(ctx context.Context, dimension GetBreakdownParamsDimension, params *GetBreakdownParams, reqEditors ...RequestEditorFn) (*GetBreakdownResponse, error)
+
+	// GetCustomersWithResponse Customer figures of a range
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/customers (the `GetCustomers` operationId).
+	GetCustomersWithResponse(ctx context.Context, params *GetCustomersParams, reqEditors ...RequestEditorFn) (*GetCustomersResponse, error)
+
+	// GetCohortsWithResponse Monthly cohort retention
+	//
+	// Cohorts are the months of `from`..`to` in which customers placed their first order with
+	// the merchant (any status). Cell k of a cohort is the share of its customers with at
+	// least one order (kept by the status filter) in the k-th month after it, observed up to
+	// the month of `to`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/customers/cohorts (the `GetCohorts` operationId).
+	GetCohortsWithResponse(ctx context.Context, params *GetCohortsParams, reqEditors ...RequestEditorFn) (*GetCohortsResponse, error)
+
+	// GetSummaryWithResponse Every order and customer metric for a range, the previous range of equal length and the change
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -645,6 +1718,254 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/timeseries (the `GetTimeseries` operationId).
 	GetTimeseriesWithResponse(ctx context.Context, params *GetTimeseriesParams, reqEditors ...RequestEditorFn) (*GetTimeseriesResponse, error)
+}
+
+type GetABCResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ABC
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetABCResponse) GetJSON200() *ABC {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetABCResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetABCResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetABCResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r GetABCResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetABCResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetABCResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetABCResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBreakdownResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Breakdown
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBreakdownResponse) GetJSON200() *Breakdown {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetBreakdownResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetBreakdownResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetBreakdownResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBreakdownResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBreakdownResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBreakdownResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBreakdownResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetCustomersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Customers
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCustomersResponse) GetJSON200() *Customers {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCustomersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCustomersResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCustomersResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCustomersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCustomersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCustomersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCustomersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetCohortsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Cohorts
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCohortsResponse) GetJSON200() *Cohorts {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCohortsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCohortsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCohortsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCohortsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCohortsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCohortsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCohortsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type GetSummaryResponse struct {
@@ -771,7 +2092,74 @@ func (r GetTimeseriesResponse) ContentType() string {
 	return ""
 }
 
-// GetSummaryWithResponse Every order metric for a range, the previous range of equal length and the change
+// GetABCWithResponse ABC analysis of the merchant's products over a range
+//
+// Products ranked by value (gmv, or items with metric=items) descending, ties by product
+// id; a product is class A when the cumulative share before it is < a, B when < b, else C.
+// Products with zero value are left out.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/abc (the `GetABC` operationId).
+func (c *ClientWithResponses) GetABCWithResponse(ctx context.Context, params *GetABCParams, reqEditors ...RequestEditorFn) (*GetABCResponse, error) {
+	rsp, err := c.GetABC(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetABCResponse(rsp)
+}
+
+// GetBreakdownWithResponse One row per product, category, city, region, delivery type or payment method
+//
+// For city, region, delivery_type and payment_method every order has one key and the
+// figures are those of SPEC §3. For product and category they come from order lines:
+// items and gmv of the key's lines, orders = distinct orders containing it, returned =
+// orders with a return of its lines (returned_amount their amount); avg_delivery_hours
+// does not apply (null). share is the key's share of the range's gmv.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/breakdown/{dimension} (the `GetBreakdown` operationId).
+func (c *ClientWithResponses) GetBreakdownWithResponse(ctx context.Context, dimension GetBreakdownParamsDimension, params *GetBreakdownParams, reqEditors ...RequestEditorFn) (*GetBreakdownResponse, error) {
+	rsp, err := c.GetBreakdown(ctx, dimension, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBreakdownResponse(rsp)
+}
+
+// GetCustomersWithResponse Customer figures of a range
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/customers (the `GetCustomers` operationId).
+func (c *ClientWithResponses) GetCustomersWithResponse(ctx context.Context, params *GetCustomersParams, reqEditors ...RequestEditorFn) (*GetCustomersResponse, error) {
+	rsp, err := c.GetCustomers(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCustomersResponse(rsp)
+}
+
+// GetCohortsWithResponse Monthly cohort retention
+//
+// Cohorts are the months of `from`..`to` in which customers placed their first order with
+// the merchant (any status). Cell k of a cohort is the share of its customers with at
+// least one order (kept by the status filter) in the k-th month after it, observed up to
+// the month of `to`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/customers/cohorts (the `GetCohorts` operationId).
+func (c *ClientWithResponses) GetCohortsWithResponse(ctx context.Context, params *GetCohortsParams, reqEditors ...RequestEditorFn) (*GetCohortsResponse, error) {
+	rsp, err := c.GetCohorts(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCohortsResponse(rsp)
+}
+
+// GetSummaryWithResponse Every order and customer metric for a range, the previous range of equal length and the change
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -795,6 +2183,194 @@ func (c *ClientWithResponses) GetTimeseriesWithResponse(ctx context.Context, par
 		return nil, err
 	}
 	return ParseGetTimeseriesResponse(rsp)
+}
+
+// ParseGetABCResponse parses an HTTP response from a GetABCWithResponse call
+func ParseGetABCResponse(rsp *http.Response) (*GetABCResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetABCResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ABC
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBreakdownResponse parses an HTTP response from a GetBreakdownWithResponse call
+func ParseGetBreakdownResponse(rsp *http.Response) (*GetBreakdownResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBreakdownResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Breakdown
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetCustomersResponse parses an HTTP response from a GetCustomersWithResponse call
+func ParseGetCustomersResponse(rsp *http.Response) (*GetCustomersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCustomersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Customers
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetCohortsResponse parses an HTTP response from a GetCohortsWithResponse call
+func ParseGetCohortsResponse(rsp *http.Response) (*GetCohortsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCohortsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Cohorts
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseGetSummaryResponse parses an HTTP response from a GetSummaryWithResponse call
@@ -893,7 +2469,19 @@ func ParseGetTimeseriesResponse(rsp *http.Response) (*GetTimeseriesResponse, err
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
-	// GetSummary Every order metric for a range, the previous range of equal length and the change
+	// GetABC ABC analysis of the merchant's products over a range
+	// (GET /v1/abc)
+	GetABC(w http.ResponseWriter, r *http.Request, params GetABCParams)
+	// GetBreakdown One row per product, category, city, region, delivery type or payment method
+	// (GET /v1/breakdown/{dimension})
+	GetBreakdown(w http.ResponseWriter, r *http.Request, dimension GetBreakdownParamsDimension, params GetBreakdownParams)
+	// GetCustomers Customer figures of a range
+	// (GET /v1/customers)
+	GetCustomers(w http.ResponseWriter, r *http.Request, params GetCustomersParams)
+	// GetCohorts Monthly cohort retention
+	// (GET /v1/customers/cohorts)
+	GetCohorts(w http.ResponseWriter, r *http.Request, params GetCohortsParams)
+	// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
 	// (GET /v1/summary)
 	GetSummary(w http.ResponseWriter, r *http.Request, params GetSummaryParams)
 	// GetTimeseries One point per day, ISO week, month or quarter of the range, zero-filled
@@ -905,7 +2493,31 @@ type ServerInterface interface {
 
 type Unimplemented struct{}
 
-// GetSummary Every order metric for a range, the previous range of equal length and the change
+// GetABC ABC analysis of the merchant's products over a range
+// (GET /v1/abc)
+func (_ Unimplemented) GetABC(w http.ResponseWriter, r *http.Request, params GetABCParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetBreakdown One row per product, category, city, region, delivery type or payment method
+// (GET /v1/breakdown/{dimension})
+func (_ Unimplemented) GetBreakdown(w http.ResponseWriter, r *http.Request, dimension GetBreakdownParamsDimension, params GetBreakdownParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetCustomers Customer figures of a range
+// (GET /v1/customers)
+func (_ Unimplemented) GetCustomers(w http.ResponseWriter, r *http.Request, params GetCustomersParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetCohorts Monthly cohort retention
+// (GET /v1/customers/cohorts)
+func (_ Unimplemented) GetCohorts(w http.ResponseWriter, r *http.Request, params GetCohortsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
 // (GET /v1/summary)
 func (_ Unimplemented) GetSummary(w http.ResponseWriter, r *http.Request, params GetSummaryParams) {
 	w.WriteHeader(http.StatusNotImplemented)
@@ -925,6 +2537,433 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// GetABC operation middleware
+func (siw *ServerInterfaceWrapper) GetABC(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetABCParams
+
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "merchant_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "merchant_id", r.URL.Query(), &params.MerchantId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "merchant_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "merchant_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", r.URL.Query(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", r.URL.Query(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page_size"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page_size", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "metric" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "metric", r.URL.Query(), &params.Metric, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "metric"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "metric", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "a" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "a", r.URL.Query(), &params.A, runtime.BindQueryParameterOptions{Type: "number", Format: "double"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "a"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "a", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "b" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "b", r.URL.Query(), &params.B, runtime.BindQueryParameterOptions{Type: "number", Format: "double"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "b"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "b", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "class" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "class", r.URL.Query(), &params.Class, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "class"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "class", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", r.URL.Query(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "sort"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sort", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetABC(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetBreakdown operation middleware
+func (siw *ServerInterfaceWrapper) GetBreakdown(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "dimension" -------------
+	var dimension GetBreakdownParamsDimension
+
+	err = runtime.BindStyledParameterWithOptions("simple", "dimension", chi.URLParam(r, "dimension"), &dimension, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "dimension", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetBreakdownParams
+
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "merchant_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "merchant_id", r.URL.Query(), &params.MerchantId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "merchant_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "merchant_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", r.URL.Query(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", r.URL.Query(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page_size"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page_size", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", r.URL.Query(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "sort"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sort", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetBreakdown(w, r, dimension, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetCustomers operation middleware
+func (siw *ServerInterfaceWrapper) GetCustomers(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetCustomersParams
+
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "merchant_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "merchant_id", r.URL.Query(), &params.MerchantId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "merchant_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "merchant_id", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetCustomers(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetCohorts operation middleware
+func (siw *ServerInterfaceWrapper) GetCohorts(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetCohortsParams
+
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "merchant_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "merchant_id", r.URL.Query(), &params.MerchantId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "merchant_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "merchant_id", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetCohorts(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // GetSummary operation middleware
 func (siw *ServerInterfaceWrapper) GetSummary(w http.ResponseWriter, r *http.Request) {
@@ -1202,6 +3241,18 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/timeseries", wrapper.GetTimeseries)
 	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/breakdown/{dimension}", wrapper.GetBreakdown)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/abc", wrapper.GetABC)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/customers", wrapper.GetCustomers)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/customers/cohorts", wrapper.GetCohorts)
+	})
 
 	return r
 }
@@ -1211,6 +3262,287 @@ type BadRequestApplicationProblemPlusJSONResponse Problem
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
 type UnauthorizedApplicationProblemPlusJSONResponse Problem
+
+type GetABCRequestObject struct {
+	Params GetABCParams
+}
+
+type GetABCResponseObject interface {
+	VisitGetABCResponse(w http.ResponseWriter) error
+}
+
+type GetABC200JSONResponse ABC
+
+func (response GetABC200JSONResponse) VisitGetABCResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetABC400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetABC400ApplicationProblemPlusJSONResponse) VisitGetABCResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetABC401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetABC401ApplicationProblemPlusJSONResponse) VisitGetABCResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetABC403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetABC403ApplicationProblemPlusJSONResponse) VisitGetABCResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBreakdownRequestObject struct {
+	Dimension GetBreakdownParamsDimension `json:"dimension"`
+	Params    GetBreakdownParams
+}
+
+type GetBreakdownResponseObject interface {
+	VisitGetBreakdownResponse(w http.ResponseWriter) error
+}
+
+type GetBreakdown200JSONResponse Breakdown
+
+func (response GetBreakdown200JSONResponse) VisitGetBreakdownResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBreakdown400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetBreakdown400ApplicationProblemPlusJSONResponse) VisitGetBreakdownResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBreakdown401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetBreakdown401ApplicationProblemPlusJSONResponse) VisitGetBreakdownResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBreakdown403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetBreakdown403ApplicationProblemPlusJSONResponse) VisitGetBreakdownResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomersRequestObject struct {
+	Params GetCustomersParams
+}
+
+type GetCustomersResponseObject interface {
+	VisitGetCustomersResponse(w http.ResponseWriter) error
+}
+
+type GetCustomers200JSONResponse Customers
+
+func (response GetCustomers200JSONResponse) VisitGetCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomers400ApplicationProblemPlusJSONResponse) VisitGetCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomers401ApplicationProblemPlusJSONResponse) VisitGetCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomers403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomers403ApplicationProblemPlusJSONResponse) VisitGetCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCohortsRequestObject struct {
+	Params GetCohortsParams
+}
+
+type GetCohortsResponseObject interface {
+	VisitGetCohortsResponse(w http.ResponseWriter) error
+}
+
+type GetCohorts200JSONResponse Cohorts
+
+func (response GetCohorts200JSONResponse) VisitGetCohortsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCohorts400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetCohorts400ApplicationProblemPlusJSONResponse) VisitGetCohortsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCohorts401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCohorts401ApplicationProblemPlusJSONResponse) VisitGetCohortsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCohorts403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetCohorts403ApplicationProblemPlusJSONResponse) VisitGetCohortsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type GetSummaryRequestObject struct {
 	Params GetSummaryParams
@@ -1354,7 +3686,19 @@ func (response GetTimeseries403ApplicationProblemPlusJSONResponse) VisitGetTimes
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
-	// GetSummary Every order metric for a range, the previous range of equal length and the change
+	// GetABC ABC analysis of the merchant's products over a range
+	// (GET /v1/abc)
+	GetABC(ctx context.Context, request GetABCRequestObject) (GetABCResponseObject, error)
+	// GetBreakdown One row per product, category, city, region, delivery type or payment method
+	// (GET /v1/breakdown/{dimension})
+	GetBreakdown(ctx context.Context, request GetBreakdownRequestObject) (GetBreakdownResponseObject, error)
+	// GetCustomers Customer figures of a range
+	// (GET /v1/customers)
+	GetCustomers(ctx context.Context, request GetCustomersRequestObject) (GetCustomersResponseObject, error)
+	// GetCohorts Monthly cohort retention
+	// (GET /v1/customers/cohorts)
+	GetCohorts(ctx context.Context, request GetCohortsRequestObject) (GetCohortsResponseObject, error)
+	// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
 	// (GET /v1/summary)
 	GetSummary(ctx context.Context, request GetSummaryRequestObject) (GetSummaryResponseObject, error)
 	// GetTimeseries One point per day, ISO week, month or quarter of the range, zero-filled
@@ -1399,6 +3743,111 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// GetABC operation middleware
+func (sh *strictHandler) GetABC(w http.ResponseWriter, r *http.Request, params GetABCParams) {
+	var request GetABCRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetABC(ctx, request.(GetABCRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetABC")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetABCResponseObject); ok {
+		if err := validResponse.VisitGetABCResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetBreakdown operation middleware
+func (sh *strictHandler) GetBreakdown(w http.ResponseWriter, r *http.Request, dimension GetBreakdownParamsDimension, params GetBreakdownParams) {
+	var request GetBreakdownRequestObject
+
+	request.Dimension = dimension
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetBreakdown(ctx, request.(GetBreakdownRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetBreakdown")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetBreakdownResponseObject); ok {
+		if err := validResponse.VisitGetBreakdownResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetCustomers operation middleware
+func (sh *strictHandler) GetCustomers(w http.ResponseWriter, r *http.Request, params GetCustomersParams) {
+	var request GetCustomersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCustomers(ctx, request.(GetCustomersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCustomers")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetCustomersResponseObject); ok {
+		if err := validResponse.VisitGetCustomersResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetCohorts operation middleware
+func (sh *strictHandler) GetCohorts(w http.ResponseWriter, r *http.Request, params GetCohortsParams) {
+	var request GetCohortsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCohorts(ctx, request.(GetCohortsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCohorts")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetCohortsResponseObject); ok {
+		if err := validResponse.VisitGetCohortsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // GetSummary operation middleware
@@ -1458,42 +3907,73 @@ func (sh *strictHandler) GetTimeseries(w http.ResponseWriter, r *http.Request, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"1FndbuS2FX6VAzbA2og8Y6/dpJ29KNJ1XLitu4u1g2JhuzZHOhoxlkiZpMY76w7Qy163D5H3yKPkSYpD",
-	"6tfS2OPZJOhejTTiIc/Pd355z0KV5UqitIZN7lnONc/QonZvR1pl9BuhCbXIrVCSTdiR0MbCtDBCojEQ",
-	"8QWoGGyCoLmcIWy9f//+/c7Jyc7h4faIBUwQ0W2BesECJnmGbMJi2jlgGm8LoTFiE6sLDJgJE8w4HRkr",
-	"nXHLJiziFlnA7CInOmO1kDO2XAbsBHWYcGmPD/ssniUIWfkdrAKNudIWlBzBu/JIuBM2AS6BR5mQYNUN",
-	"ylfA22Q3KCEj6WS6AGIchDWg7uQqqSraKxGxQWGEtF8dsIBlQoqsyNhkr5ZMSIsz1E60U8ttYfpi/QUx",
-	"99woHaE2cJcogxAWWqO0YBwZCAOpMBYj2ApVlvEdg2RWi9H2CA4x5kVqAeeoFyUFiYMf8lRFyCYxTw0O",
-	"i+dXdyQTFjPH6BcaYzZhvxk3eBr7ZWb8hpgtZVo64Y89WSM915ov6KOxi9QBROmM3s9UXw1/5WvjLwBu",
-	"IVPGwj4skGsDPLao4ZoAeL3KjlZ9EjaXRGxyJQ063fyRR4Q6NJbeQiUtSvfI8zwVISexxrlW0xSzL783",
-	"JON967jHVPvWU/lDu1r6BmpnJkhkwhghZ6A0CDnnqYhewbVbce2wbUDYEWn8SOmpiCKUvyaz5LCNw0ll",
-	"QSOPwCbEeelVjrvvJC9sorT4SJb59Rj8mwKnNJgi16g9syPnrSU1bf46IQT2EfsOU27FHCFMPEQrl/3p",
-	"3/+BXONcqMJsw7h+JkQjDxPI0GoRBnAAecpDNK9AFmkKdwlqdJivKeY8LZAs/RG1IjPTQkJ4rlWO2goP",
-	"Rh6GmFuvvAbIqpimBGWi4fRYgr6EtiyyKcWmgHE135RyPruKMBUUeK4SVfgUs8FGIZchplcU0T5ph3Rj",
-	"JZRibEw/yzZVYh1vN6D1OWNDYo220PJTlO532FhnFfkVz1ThHX6jXeYoi81EWLZzwnmlzqDxqDYw2iBr",
-	"yV5Z0GOgL1XDoXe1Ltq7Zhh0qcuabTX9HkPLXKVEMWSgnjh9++1r+PGHfV9OlLHGgJpTgEuwqjJuMLcw",
-	"XbRSLJeReysrjlikFvXjsaZ78puyfnE1WLnqilswaGmbXsH0sEiqA1F321k2h3HFtlaFjDCi+o94DVHa",
-	"KnoKm6jClgtHq01fpfRV0at7+glySYG7RgFJRBE+1MhLAZ1u6wUlBwEICW7TAF6Wgb6jho2DY5fBGpK1",
-	"kprE8knnpY/Z2NWoTW1aU6xp6E6wXY2ijtLXh1EZih+rCk6UxEUn+D7woiIjq9NXuC24tILwv+b5A0F5",
-	"9eIHQbjLRhVKfj7btiP2I+5rIUWqyJVE8CRryj4Q0teyQyuIr7H+8w3bjv+e7g8xFBlPwR/tbWDvVMvU",
-	"+IFnueui9l7uH/x29NUuRWZuLWra4B87fzjf3fn95ZcXFyP3cP9y+QUbiHntvm1yz1BSx3rOymj2TBVe",
-	"DhzwVglv9m7aiB8ZO7S6vRy1UBEIaUSETXLqgn2wQwtY1qTERyFULlsGzJ+2NltrcWFXNbc/i5QPgF8K",
-	"EFSzF9fkVnoYwl/VDfW7maPX8PXvdr+GssuCCC0XqekXAKEbKfQCpqWwAxkPEyFxhzo99wethq0pj67q",
-	"zjWAotXwBRBXzWlATeJVTCmesidBm6du3NTTsueO2Oh9cucMj49UHKOMqGNuMRMrDR3+Bg/Uvtm/EtHg",
-	"oab2qH5ItMKmOEjl/7jvNfnfvTsGjTFqlCFSJ08s+8bQG4cIR0+iw32tzq95HILFO4LfypLypKohY+BS",
-	"2QR1NZXpNKv+P2pybwueQopyZpPtPoCqUPALOLR3vuf50Lquc1pkGdeLfmgL6wHBY1yWY4Rl8Bz5m9Hj",
-	"esXEBiGwtN5TJB2EdADfdzP/DX2TMWLBRhPFh0PETUzbnd22DV2PPSuNtTQRVBYdQsGZyNCgLk2/IbBn",
-	"mgvZTr8RX7CA3SHeEEtK2oQF7Lbg2qIezLLPh0ZOedmsPd/1aXw5NMytDP//Z1Wv15Z1S6H7hiRBMCy0",
-	"sItT4tQb0M8Bvyls0rwdVbz9+e9n7OEE8XXKRWYm0GIJtkqlbwegVYqwVd8+/NPfS2wHgB/yUTVzJ7b8",
-	"UY3kibW5n1gKGQ8UFG817vDZTOOMqray1eeSpwtLgZpSGoeM6xu0roR80UxcDWxVI4Kf/vXfH3842B5d",
-	"yG/dzUEsZoV240YyZEE7k3b9VEAV2u1T9SHcWi2mblHZjA9M7y+kW/7CwHXTL19TZ+z2RD0XblMrMoSP",
-	"SuIrn0UMCBmmRYQwVdQHcotmdCFd9Uz8cYjKitlj5GHFDFv4gYe2PSbYpq0tGuAaIdY8JFXSpnWGbO56",
-	"+GzGAjZHbby6d0d7o13X2eUoeS7YhO2Pdkf7vgRPHHbG872xaVLEDF0RTOHBTa+PIzZhf0JbZZGgcy13",
-	"PuxEzZKxu7ZbBk+uO1PrrKod8smVrRu55eWDO5CXu7uPjOufN6av9DIwpm+VH91pVVVNdwoQd6Nw4Dkb",
-	"OrCWYNy6wnEke0+TdG4qHNH+00TN5YsLOxVGmHe69piudFwnRwBPF1f1zK5MWLQ/4dB2ktQqKLZS2eeI",
-	"xqAXFH1XVd2yuNg/ApfIvNenfOonZT5a1I3YCwNx3fGRSsNU5HkT2OrmbOhesc45Ncwjfx3r0hkt3DDJ",
-	"/6Lu1rL9ips7//Xz8aY3Er3JyahkyQCOT98AqTsAp21QGkp1d2JJ4G7XdmLhxhvLdm3gfKFdFZxfklko",
-	"cVWeUuiUTdiYLS+X/wsAAP//",
+	"7DzbbhtJdr9y0FnAJKZJyWPP7K6EQSDR48BJFBu2B8HAcqRi9yFZq+6qdlU1ZY4jII95Tj5i/2M/Zb8k",
+	"qFvfWE22qbF3hcy8WCTrcu73mk9RwvOCM2RKRiefooIIkqNCYT49FzzX/6YoE0ELRTmLTqLnVEgF81JS",
+	"hlJCSjbAF6BWCIKwJcLo559//nlycTF59mw8jeKI6k0fShSbKI4YyTE6iRb65DgS+KGkAtPoRIkS40gm",
+	"K8yJvnLBRU5UdBKlRGEUR2pT6H1SCcqW0d1dHF2gSFaEqRfPtkF8u0LI3e+gOAgsuFDA2RReuyvhlqoV",
+	"EAYkzSkDxW+QnQJpbrtBBrnGjmUb0IADVRL4LevDyu+9omkURIYy9f3TKI5yymhe5tHJ4wozyhQuURjU",
+	"XpElbiOlvwVW5nMUMWgCwuMpnEGhvy6IVIYFyFKgEjAv1OYUrhVXJLsGqWiWQcJLpiTgGsUGBL/tQ0Of",
+	"2II/xQUpM2XA3caFfHS4HJv/BmH3hv5iMOy7/krqBUEYvjveBcR3AwB4o4gq5TaB/wWxsMzmIkUh4XbF",
+	"JUJSCoFMgTTbNHUzKhWmMEp4npOJRK01CtPxFJ5ZKB2N7Q5NZvxYZDzF6GRBMolhstvVLaSpwtwA+juB",
+	"i+gk+oejWl2P7DJ59FID63C6M8i/sNtq7IkQZKN/lGqTGf3jItef3/JtMvwrGazeMRAFOZcKnsAGiZBA",
+	"FgoFXGvxvO6TL8Xvpfp3erMsOJNoaHNOUq3UKJX+lHCmkJk/SVFkNCEaraNC8HmG+Td/khrHT43rdpH2",
+	"ld1lL21TSSues5VaJHIqJWVL4AIoW5OMpqdwbVZcG9MhgaqppvhzLuY0TZF9TWC1PaztGeMKBJIU1EpD",
+	"7oyWge4nRkq14oL+ojnz9QD8Nw6GaDBHIlBYYKdGW91uffjZ+cw4KcELFIpa9ndkhpfzrCE11l5q1OYD",
+	"1yUZkU6yOhyP4RwIS2EGxqxKGPE1CiBZBoXgaZkoGcPtiiit/UZjzFmwoJlCYX3hEIU+O5/N9Ma3+hYN",
+	"UleLF84v79GUuOWQQn6oaxz1DiVoohdvHVY4rzTglNqED1zvyDfY5p2dz17ZPSH6SC5UEAVZWf5DLGv3",
+	"GsUHMcEIS8CdO5yhFiKyRAkja0KD4jOAlOa2qzXJSgyQ4K5peN91AhYXlBnzXDkjJxBxRCKtQ464sQ8S",
+	"ms7aItoGodanBpffV4Dz+Z/Q8tALvQYamXbe76KzKI7OoziaNXbUdG2ryZZdSPxpQ1StK4QDCC1XRGDY",
+	"prAyy4j+0/m2LRszkD0WhQZkfqe/vYeQXjXuT5OkzMuMKLrGqwrfthi/YElWptr1GW/iQI3heygykqBs",
+	"iW2/1bWhQcjq2AOHWzBB2E1A27ik+k/Qsf4K4ex8ZqO8KpQepl49VDBsgSPrGMB8+mwSyJsySIFKWNpX",
+	"LvM1jBS3hgKZGpvYQ5u1GIgEAikmNCcZ2JOmwSSqKW0NSltgHFe6QheQirgSVUP9kFieCyQ3Kb9l21KZ",
+	"0hyZpDaU2EL/Czq7L+jRBL8d7mcq2rzmtw/Wn73mt11fNkindrqkWjR63NN+b2Q4sVMiNdW3hPIGN+G6",
+	"Ak1hVFm5hChccrGJIaFqY1RQ66M1ByOBS8pZDClmVCeEVxqGGAqyyZGpqxzViqfjaViYtdvdy9ELt2yX",
+	"Be0xWRqXG9w8kmAWtJK8RxKW+XqfBdvj5jqM1QStLIo3Gx7NEH9mKw1KQNDQ2h5IVjYh9Qn6X//7f6AQ",
+	"uKa8lGM4qv7WqCFJVmBvi+GpQ+sUNApwu0KBBvlqh2UglfALCq65qhdOrStu5h5JgoXC9MAwgPD1oTvX",
+	"y6tKqla8FPLAgxLCEsyuhNb1+5yQHUyEpJSK53gwBo4MB9+/zA9lQmVzD9jL8PbqvpjbKtWBmwUWSNR9",
+	"GC9QlYLd/4SDOee3X5Gcl7ZIcfAplC3vzQ+Ba2TlYcToGEvH2ri2ME1Bbypdg4peIq1Mb9OnhtCanrb2",
+	"txkaNDFNZe2KcJiQbTkLWnm+ctFNJ1Wpvg91HxpVSbvwkYScM7Vqe6qeCKbF6PbxM/+TK/4uzHWGHbDA",
+	"LLP5g6l6dm/bEQyiQqZcgNu+78cMdSwAN9rZaHSsMx55FzVuo1l1LSxElFk43K/f3LRqTANyjnYI2E0/",
+	"LQvaXK9x6eem7GPn8FDVicXXLX79DcLpzy/IeEoGye8YdVFHj21xe/Pqxxn85c9PwLMUFnRZCnSRuxY0",
+	"1/u4wULBfNMo/BOWWgm1fRBbltqOiXYo1zMqFWWJqm6XAxVoma+vChSVYQlnw0f1uTE0MuNpv/mtpWXL",
+	"IQ+3C6bcaxRTNfuOI8J8C2gMGUXpaw+GnAMxt9zYg7xjWQv/b+8Tum+FB73EMOZIQYZEKvjWC08T0TZY",
+	"T+8L1m5nPTDJvJ8bC3MlIKW7VDRkI5s/7TSOHTX/zSo2aBci+n57aDXZpaO/njFsJojtm1+6FrNRILfq",
+	"iiiQqAaaBpc9huygA1vwkqWYNm2hT3mpWvHSGTA5yECGU8727ReoQ5MFVKGqxkin5YlA4hA0tK0WOAhi",
+	"bTLMofe2XJ2Mtg1gFTdXRLq3SWrlv2EeG49Rjw9UOwYyupXh9ktRi+jDxcjlvzurTJzhppXxdrSozDXX",
+	"9a/woSRMUS3/n+XhhpZV2zlnGwyf7/x6vG0mqDvU1/s/zhDsluGJQTeDHcSHRqY5YP2DyC2DZtvAvx1G",
+	"usaGvdpFXre8wWr8SPLCDLo8/vbJ0++m3x+b4rBSKPQB/zH5x3fHkz++/+bycmr++PTt3e9CzrLpyxp9",
+	"SWfNPpOEoR7mK06Z+jKRwJ60uUBBeQqUSZpiT1jaH0N8bnHa3jYYrEFQqL7ZpV8Fy25zzCLQjj48HfaF",
+	"H37wZbuU/XwGv//D8e/BDdRAiorQTAayKjM9tmV4lTZfkJNkRRlOBJLUfKFXw2hO0qtqSCmGsjHbE8PC",
+	"zyHFwLi6WuhQQXthrSIkCzclLHQ9wyGC5OEmA18skJkOcQOYBRfQgi94obBzXS5W3dH+CsxBUJWF+yH2",
+	"i63pHvjp9QsQuECBLEFgJLdNbayYozfub6OaX/39FYwhsXitRbE3NL3wsegCCONqhcIP4LU6FfY7vgD8",
+	"UJIMMmRLtRrvScu/XHLxuYbhkHTgEBV8U+Y5EZuAqa26TDuJYld1a4d/P0naASbZSdC+LS0pbSndtqrb",
+	"39AmTIPn3f42GWNIchpUib1khKTpLc1RonAi1BaowUxeCkJZM6xIySaKo1vEGw0eZ2oVxdGHkgjVqiXc",
+	"a+JBxxvDc3kbnoQmEv6OawKWrg1OO6S3GakRwaQUVG3eaEgtA+0I6lmpVvWn5x62f/73t1F3eHWWEZrL",
+	"E2iABCNH9HEMgmcIo6os+J/2xcE4BvxYTP24twbLXlVjvlKqsMOylC14aIIQJ2S5FLjU0agrYRBGso3S",
+	"jkO7WAI5ETeoTGj8qB72lTDypY+//tf//uXPT8fTS/ajGVq3BWGTp/K8KPXJZkLKVDt4Kcw5Pr8iSgk6",
+	"N4tckSEwOH7JzPJHEq7rOsC1LxJKFGtqDlU0R/iFMzy1Xk0CNcNlCHOu81uiUE4vmckKNHzdEaduJgAj",
+	"/EgS1Sx/jPXRCiUQgbAQJNGk1IdWHrt+xUGWyyiO1ijsaFJ0PH08PTYZa4GMFDQ6iZ5Mj6dPbGqxMrJz",
+	"tH58ROZmfnaJasfQpyDsBlOYb/ysiJm38BNcFhNroX4w34xBH2TjqBi0rdF73RzKJaPpKRD/0fDOjI6e",
+	"we0KLZnrmS3XYprjgms+m+WX5fHxkwRIDOd2i/tiHgNmEmE2vWQV7AY4MxhhYdenZbhQwEtlSantoZkU",
+	"f5FGJ9E/oTo7n0Vx63XRu7DFqJccmddHd/HedW/5kFWV9dm7svGwaMBq81Zn4Drz6kWvDT8ecoO2gTcv",
+	"Lun2jsJ+spb3fcBQdqXup6JAAXMd4muVdLLxSG4LxQg/Jlkp6Rp7n26RMIjH0z/ovNvtvvAvcGxhZbv0",
+	"Ur8aajzXOQ60xQfhcr4Hl9O6RkP68Jr34fXH774KYi9ZVim0tJbT63EfyH7octjzi3qud/tybY5sYlEN",
+	"xo5jP8dqyBnbF3BcQD0negrXk2vjZ2rjdFoZJ31mH+RubC8k6maCtJZ193Hi/vWjqJPuTOrE/+EmzCbu",
+	"39ZU66TxKaA47zsvi749Pt7xCObzHr9oC9jzjMjmb0XLvKoVUgFudj427YYCxcSKu31+Yh7sPLUghm6u",
+	"UDlqvJAyWx7v39J6CGQ2Pdm/qX7bZEIrn3JFWqZMXCKp9JUZ72UfyYbQm+lR6/zNEdqdzv2Y5tGnahr0",
+	"rtfBPufCjGLGEBy+tIRszV+6t3o2eloRaaq4N7jxLZ5L5lvkxEwJcmnY5cOnKTyvdcLs8TOhevNGB1Fo",
+	"Ayh7Q6ajo5NLZv28Xr/M154odh7TLIl9E+cHSH3b3H2j5ZFQpiMeqmKoyt4/uEDLl6XdL7Y0746FUady",
+	"6yTNftCGcqs0e8lSjtK8GtPiv4ERK7NsPHVm1s2t7B4l7QkL6qHwreDAWA0dV9VGozkM3P980BsOxxJT",
+	"jbUM0X9StTG7l/aYlnAYIJqi0eNc///GLV3bZWMWMx+rncNIq80Phvc0Hcf93sHEn8I8SJxvrLL5FQd4",
+	"jEk7Ouo4ADt3PLH/VL2PSagLMukp50/6avuTnl7JJNA3mbQbKJO+PspkV2tlUv+55fhs22US6r5MdjVj",
+	"JgPm/iY7OzZfxYHWtmKnGxX89gF5xpcMNcTat0PPo4JtT2YK0SYSs9YKnLXyHrNVonRecsv0zppFrweX",
+	"l31JQaspExC0WWdu7uGI2mxr4m+xFWtVknPUmNcMxllu0NPFRGjHUM2Z7u3/9FpxU+O5XdFkVY+A2dpM",
+	"6sKO5hidDlouWe8I3RRmmGVwY+F247CtoVkX5yTd6bRLVrfn7VWj5kBPa4Rn7MtSNxO1csO19kGuDrX4",
+	"XKJYYwplAYo7YM0ajbji1z1xjh+L/U3VQlO+su9/WVDNGkNOlKAfH46yXWihyDZeTOuhaa9psu5H9Vlo",
+	"37L6TWjaQuPpEhCaRs+0ParnxwFaXdOHI04/NlJUk2J6W+4CcFvqN0jFsL89XE0vuhaXF0rVamv1yWWj",
+	"+fVAS7qdmrydEfGPBE23aAqm9WX9W0bmdmawmvG20yCPpPNfKbHVgiSjRVG3QqpRk1A+U3WpAgmNbQQe",
+	"2Bb8orrX4H2Pzba/PqwI3LDcxOAp2cTw4s1L0OSOvW8X4MjdMiyx6YFMFtTkf3fNbqLRhWYf8d17zRYT",
+	"PDhNKUUWnURH0d37u/8LAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -28,9 +28,9 @@ var ranges = []struct{ name, from, to string }{
 
 var statusFilters = [][]gen.OrderStatus{
 	nil,
-	{gen.Delivered},
-	{gen.Cancelled, gen.Returned},
-	{gen.Created, gen.Accepted},
+	{gen.OrderStatusDelivered},
+	{gen.OrderStatusCancelled, gen.OrderStatusReturned},
+	{gen.OrderStatusCreated, gen.OrderStatusAccepted},
 }
 
 // testMerchants are the largest, the smallest and some between, plus one with no orders.
@@ -53,7 +53,7 @@ func statusParam(s []gen.OrderStatus) *[]gen.OrderStatus {
 
 func allIfNil(s []gen.OrderStatus) []gen.OrderStatus {
 	if s == nil {
-		return []gen.OrderStatus{gen.Created, gen.Accepted, gen.Delivered, gen.Cancelled, gen.Returned}
+		return []gen.OrderStatus{gen.OrderStatusCreated, gen.OrderStatusAccepted, gen.OrderStatusDelivered, gen.OrderStatusCancelled, gen.OrderStatusReturned}
 	}
 	return s
 }

@@ -20,9 +20,14 @@ func TestAggregationIsPushedDown(t *testing.T) {
 	t.Parallel()
 	an := dbtest.Pool(t, template.AnalyticsURL())
 	for _, q := range []string{
-		`SELECT * FROM refresh.source_order_days(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
-		`SELECT * FROM refresh.source_item_days(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
-		`SELECT * FROM refresh.source_return_days(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_order_facts(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_item_facts(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_return_facts(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_product_facts(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_category_facts(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_product_returns(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_category_returns(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_customer_facts(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
 		`SELECT * FROM refresh.source_changes('2025-06-01 00:00+03', '2000-01-01 00:00+03')`,
 	} {
 		t.Run(q, func(t *testing.T) {
@@ -57,7 +62,12 @@ func snapshot(t *testing.T, an *pgxpool.Pool) string {
 	t.Helper()
 	var s string
 	require.NoError(t, an.QueryRow(context.Background(), `
-		SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM agg.order_stats x`).Scan(&s))
+		SELECT md5(concat_ws('|',
+			(SELECT string_agg(x::text, ',' ORDER BY x::text) FROM agg.order_stats x),
+			(SELECT string_agg(x::text, ',' ORDER BY x::text) FROM agg.dim_stats x),
+			(SELECT string_agg(x::text, ',' ORDER BY x::text) FROM agg.customer_days x),
+			(SELECT string_agg(x::text, ',' ORDER BY x::text) FROM agg.customer_first x),
+			(SELECT string_agg(x::text, ',' ORDER BY x::text) FROM agg.products x)))`).Scan(&s))
 	return s
 }
 

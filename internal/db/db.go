@@ -56,8 +56,9 @@ func connect(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 
 // AsMerchant runs fn in a read-only transaction in which app.merchant_id names the merchant.
 // The setting is transaction-local, so a pooled connection never carries it to the next request.
+// Repeatable read: every query of one response sees the same refresh.
 func AsMerchant(ctx context.Context, pool *pgxpool.Pool, merchantID int64, fn func(pgx.Tx) error) error {
-	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT set_config('app.merchant_id', $1, true)",
 			strconv.FormatInt(merchantID, 10)); err != nil {
 			return fmt.Errorf("set merchant: %w", err)

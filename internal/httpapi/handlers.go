@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -84,18 +85,18 @@ func (h *handlers) GetSummary(ctx context.Context, req gen.GetSummaryRequestObje
 		return gen.GetSummary400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
 	}
 	prevFrom, prevTo := period.Previous(sc.from, sc.to)
-	ms, err := h.reader.OrderMetrics(ctx, stats.Query{
+	ms, cs, err := h.reader.Figures(ctx, stats.Query{
 		MerchantID: sc.merchantID, Statuses: sc.statuses,
-		Groups: [][]period.Tile{period.CoverRange(sc.from, sc.to), period.CoverRange(prevFrom, prevTo)},
+		Groups: []stats.Group{stats.NewGroup(sc.from, sc.to), stats.NewGroup(prevFrom, prevTo)},
 	})
 	if err != nil {
 		return nil, err
 	}
 	return gen.GetSummary200JSONResponse{
 		MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to), Status: sc.statuses,
-		Metrics:  ms[0],
-		Previous: gen.RangeMetrics{From: date(prevFrom), To: date(prevTo), Metrics: ms[1]},
-		Change:   change(ms[0], ms[1]),
+		Metrics: ms[0], Customers: cs[0],
+		Previous: gen.RangeMetrics{From: date(prevFrom), To: date(prevTo), Metrics: ms[1], Customers: cs[1]},
+		Change:   change(ms[0], ms[1], cs[0], cs[1]),
 	}, nil
 }
 
@@ -118,11 +119,11 @@ func (h *handlers) GetTimeseries(ctx context.Context, req gen.GetTimeseriesReque
 		grain = g
 	}
 	points := period.Points(grain, sc.from, sc.to)
-	groups := make([][]period.Tile, len(points))
+	groups := make([]stats.Group, len(points))
 	for i, pt := range points {
-		groups[i] = period.Cover(pt, grain)
+		groups[i] = stats.Group{From: pt.From, To: pt.To, Tiles: period.Cover(pt, grain)}
 	}
-	ms, err := h.reader.OrderMetrics(ctx, stats.Query{MerchantID: sc.merchantID, Statuses: sc.statuses, Groups: groups})
+	ms, cs, err := h.reader.Figures(ctx, stats.Query{MerchantID: sc.merchantID, Statuses: sc.statuses, Groups: groups})
 	if err != nil {
 		return nil, err
 	}
@@ -131,13 +132,146 @@ func (h *handlers) GetTimeseries(ctx context.Context, req gen.GetTimeseriesReque
 		Status: sc.statuses, Points: make([]gen.Point, len(points)),
 	}
 	for i, pt := range points {
-		out.Points[i] = gen.Point{Period: date(pt.Period), From: date(pt.From), To: date(pt.To), Metrics: ms[i]}
+		out.Points[i] = gen.Point{Period: date(pt.Period), From: date(pt.From), To: date(pt.To), Metrics: ms[i], Customers: cs[i]}
 	}
 	return out, nil
 }
 
+// GetCustomers implements GET /v1/customers.
+func (h *handlers) GetCustomers(ctx context.Context, req gen.GetCustomersRequestObject) (gen.GetCustomersResponseObject, error) {
+	p := req.Params
+	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
+	if prob != nil {
+		if prob.Status == http.StatusForbidden {
+			return gen.GetCustomers403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*prob)}, nil
+		}
+		return gen.GetCustomers400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
+	}
+	_, cs, err := h.reader.Figures(ctx, stats.Query{MerchantID: sc.merchantID, Statuses: sc.statuses,
+		Groups: []stats.Group{{From: sc.from, To: sc.to}}})
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetCustomers200JSONResponse{MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to),
+		Status: sc.statuses, Customers: cs[0]}, nil
+}
+
+// GetCohorts implements GET /v1/customers/cohorts.
+func (h *handlers) GetCohorts(ctx context.Context, req gen.GetCohortsRequestObject) (gen.GetCohortsResponseObject, error) {
+	p := req.Params
+	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
+	if prob != nil {
+		if prob.Status == http.StatusForbidden {
+			return gen.GetCohorts403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*prob)}, nil
+		}
+		return gen.GetCohorts400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
+	}
+	cohorts, err := h.reader.Cohorts(ctx, sc.merchantID, sc.statuses, period.Start(period.Month, sc.from), period.Start(period.Month, sc.to))
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetCohorts200JSONResponse{MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to),
+		Status: sc.statuses, Cohorts: cohorts}, nil
+}
+
+// page resolves the paging parameters (validated against openapi.yaml already).
+func page(pg, size *int64) (page, pageSize, offset int64) {
+	page, pageSize = 1, 50
+	if pg != nil {
+		page = *pg
+	}
+	if size != nil {
+		pageSize = *size
+	}
+	return page, pageSize, (page - 1) * pageSize
+}
+
+// GetBreakdown implements GET /v1/breakdown/{dimension}.
+func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequestObject) (gen.GetBreakdownResponseObject, error) {
+	p := req.Params
+	bad := func(pr gen.Problem) gen.GetBreakdownResponseObject {
+		if pr.Status == http.StatusForbidden {
+			return gen.GetBreakdown403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(pr)}
+		}
+		return gen.GetBreakdown400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(pr)}
+	}
+	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
+	if prob != nil {
+		return bad(*prob), nil
+	}
+	if !req.Dimension.Valid() {
+		return bad(badParam("dimension", fmt.Sprintf("unknown dimension %q", req.Dimension))), nil
+	}
+	sort := "-gmv"
+	if p.Sort != nil {
+		sort = string(*p.Sort)
+	}
+	pg, size, offset := page(p.Page, p.PageSize)
+	total, rows, err := h.reader.Breakdown(ctx, string(req.Dimension), stats.List{
+		MerchantID: sc.merchantID, Statuses: sc.statuses, From: sc.from, To: sc.to,
+		Sort: sort, Limit: size, Offset: offset,
+	})
+	if errors.Is(err, stats.ErrUnknownSort) {
+		return bad(badParam("sort", err.Error())), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetBreakdown200JSONResponse{MerchantId: sc.merchantID, Dimension: string(req.Dimension),
+		From: date(sc.from), To: date(sc.to), Status: sc.statuses, Sort: sort, Page: pg, PageSize: size,
+		Total: total, Rows: rows}, nil
+}
+
+// GetABC implements GET /v1/abc.
+func (h *handlers) GetABC(ctx context.Context, req gen.GetABCRequestObject) (gen.GetABCResponseObject, error) {
+	p := req.Params
+	bad := func(pr gen.Problem) gen.GetABCResponseObject {
+		if pr.Status == http.StatusForbidden {
+			return gen.GetABC403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(pr)}
+		}
+		return gen.GetABC400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(pr)}
+	}
+	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
+	if prob != nil {
+		return bad(*prob), nil
+	}
+	q := stats.ABCQuery{Metric: "gmv", A: 0.8, B: 0.95, List: stats.List{
+		MerchantID: sc.merchantID, Statuses: sc.statuses, From: sc.from, To: sc.to, Sort: "rank"}}
+	if p.Metric != nil {
+		q.Metric = string(*p.Metric)
+	}
+	if p.A != nil {
+		q.A = *p.A
+	}
+	if p.B != nil {
+		q.B = *p.B
+	}
+	if q.B < q.A {
+		return bad(badParam("b", "b must be at least a")), nil
+	}
+	if p.Class != nil {
+		c := string(*p.Class)
+		q.Class = &c
+	}
+	if p.Sort != nil {
+		q.Sort = string(*p.Sort)
+	}
+	pg, size, offset := page(p.Page, p.PageSize)
+	q.Limit, q.Offset = size, offset
+	res, err := h.reader.ABC(ctx, q)
+	if errors.Is(err, stats.ErrUnknownSort) {
+		return bad(badParam("sort", err.Error())), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetABC200JSONResponse{MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to),
+		Status: sc.statuses, Metric: q.Metric, A: q.A, B: q.B, Sort: q.Sort, Page: pg, PageSize: size,
+		Total: res.Total, TotalValue: res.TotalValue, Classes: res.Classes, Products: res.Products}, nil
+}
+
 // change is (cur − prev) / prev per metric, 4 places; nil where prev is zero or unknown.
-func change(cur, prev gen.Metrics) gen.Change {
+func change(cur, prev gen.Metrics, curC, prevC gen.CustomerMetrics) gen.Change {
 	i := func(c, p int64) *float64 { return ratio(float64(c), float64(p), true) }
 	s := func(c, p *string) *float64 {
 		if c == nil || p == nil {
@@ -161,6 +295,9 @@ func change(cur, prev gen.Metrics) gen.Change {
 		Revenue: s(&cur.Revenue, &prev.Revenue), Aov: s(cur.Aov, prev.Aov),
 		CancelRate: f(cur.CancelRate, prev.CancelRate), ReturnRate: f(cur.ReturnRate, prev.ReturnRate),
 		AvgDeliveryHours: f(cur.AvgDeliveryHours, prev.AvgDeliveryHours),
+		Customers:        i(curC.Customers, prevC.Customers), NewCustomers: i(curC.NewCustomers, prevC.NewCustomers),
+		ReturningCustomers: i(curC.ReturningCustomers, prevC.ReturningCustomers),
+		RepeatRate:         f(curC.RepeatRate, prevC.RepeatRate),
 	}
 }
 

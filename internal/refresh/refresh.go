@@ -114,6 +114,9 @@ func (r *Refresher) Changed(ctx context.Context, progress Progress) (int, error)
 // Merchants refreshes the given merchants over [from, to], or over all their days when from
 // and to are zero. One transaction per merchant.
 func (r *Refresher) Merchants(ctx context.Context, ids []int64, from, to time.Time, progress Progress) error {
+	if _, err := r.pool.Exec(ctx, "CALL refresh.load_reference()"); err != nil {
+		return fmt.Errorf("load reference data: %w", err)
+	}
 	for i, id := range ids {
 		f, t := from, to
 		if f.IsZero() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/merchantagg/merchantagg/gen"
 	"github.com/merchantagg/merchantagg/internal/db"
@@ -17,29 +18,52 @@ import (
 )
 
 // AllStatuses is the default status filter: every order.
-var AllStatuses = []gen.OrderStatus{gen.Created, gen.Accepted, gen.Delivered, gen.Cancelled, gen.Returned}
+var AllStatuses = []gen.OrderStatus{gen.OrderStatusCreated, gen.OrderStatusAccepted,
+	gen.OrderStatusDelivered, gen.OrderStatusCancelled, gen.OrderStatusReturned}
 
 // Reader reads one merchant's figures from the analytics database.
 type Reader struct {
-	pool       *pgxpool.Pool
-	metricsSQL string
+	pool *pgxpool.Pool
+	sql  map[string]string
 }
 
-// NewReader prepares the reader's queries; pool must be an API pool (db.OpenAPI).
+// NewReader loads the read queries; pool must be an API pool (db.OpenAPI).
 func NewReader(pool *pgxpool.Pool) (*Reader, error) {
-	q, err := sqlfiles.Query("order_metrics.sql")
-	if err != nil {
-		return nil, fmt.Errorf("load query: %w", err)
+	r := &Reader{pool: pool, sql: map[string]string{}}
+	for _, name := range []string{"order_metrics.sql", "customer_metrics.sql", "breakdown.sql", "abc.sql", "cohorts.sql"} {
+		q, err := sqlfiles.Query(name)
+		if err != nil {
+			return nil, fmt.Errorf("load query %s: %w", name, err)
+		}
+		r.sql[name] = q
 	}
-	return &Reader{pool: pool, metricsSQL: q}, nil
+	return r, nil
 }
 
-// Query is what a caller asks for: a merchant, a status filter, and groups of tiles, one
-// group per figure wanted (a range, or a series point).
+// Group is one set of figures wanted: a range of days and the stored periods that tile it.
+type Group struct {
+	From, To time.Time
+	Tiles    []period.Tile
+}
+
+// NewGroup tiles [from, to] for a range (not a series point).
+func NewGroup(from, to time.Time) Group {
+	return Group{From: from, To: to, Tiles: period.CoverRange(from, to)}
+}
+
+// Query asks for a merchant's figures over groups of days under a status filter.
 type Query struct {
 	MerchantID int64
 	Statuses   []gen.OrderStatus
-	Groups     [][]period.Tile
+	Groups     []Group
+}
+
+func (q Query) statuses() []string {
+	out := make([]string, len(q.Statuses))
+	for i, s := range q.Statuses {
+		out[i] = string(s)
+	}
+	return out
 }
 
 // Zero is the metrics of no orders.
@@ -47,47 +71,65 @@ func Zero() gen.Metrics {
 	return gen.Metrics{Gmv: "0.00", ReturnedAmount: "0.00", Revenue: "0.00"}
 }
 
-// OrderMetrics returns one gen.Metrics per group of q, in order.
-func (r *Reader) OrderMetrics(ctx context.Context, q Query) ([]gen.Metrics, error) {
+// Figures returns the order and the customer metrics of every group, in order, read in one
+// transaction so both come from the same refresh.
+func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.CustomerMetrics, error) {
 	var grp []int32
 	var grain []string
 	var first, last []time.Time
+	var cgrp []int32
+	var lo, hi []time.Time
 	for i, g := range q.Groups {
-		for _, t := range g {
+		for _, t := range g.Tiles {
 			grp = append(grp, int32(i))
 			grain = append(grain, string(t.Grain))
 			first = append(first, t.First)
 			last = append(last, t.Last)
 		}
+		cgrp = append(cgrp, int32(i))
+		lo = append(lo, g.From)
+		hi = append(hi, g.To)
 	}
-	statuses := make([]string, len(q.Statuses))
-	for i, s := range q.Statuses {
-		statuses[i] = string(s)
-	}
-	out := make([]gen.Metrics, len(q.Groups))
-	for i := range out {
-		out[i] = Zero()
+	orders := make([]gen.Metrics, len(q.Groups))
+	customers := make([]gen.CustomerMetrics, len(q.Groups))
+	for i := range orders {
+		orders[i] = Zero()
 	}
 	err := db.AsMerchant(ctx, r.pool, q.MerchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, r.metricsSQL, q.MerchantID, grp, grain, first, last, statuses)
+		rows, err := tx.Query(ctx, r.sql["order_metrics.sql"], q.MerchantID, grp, grain, first, last, q.statuses())
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var i int32
-			var m gen.Metrics
-			if err := rows.Scan(&i, &m.Orders, &m.Accepted, &m.Delivered, &m.Cancelled, &m.Returned,
-				&m.Items, &m.Gmv, &m.ReturnedAmount, &m.Revenue, &m.Aov, &m.CancelRate, &m.ReturnRate,
-				&m.AvgDeliveryHours); err != nil {
-				return err
-			}
-			out[i] = m
+		var i int32
+		var m gen.Metrics
+		if _, err := pgx.ForEachRow(rows, []any{&i, &m.Orders, &m.Accepted, &m.Delivered, &m.Cancelled,
+			&m.Returned, &m.Items, &m.Gmv, &m.ReturnedAmount, &m.Revenue, &m.Aov, &m.CancelRate,
+			&m.ReturnRate, &m.AvgDeliveryHours}, func() error {
+			orders[i] = m
+			return nil
+		}); err != nil {
+			return fmt.Errorf("order metrics: %w", err)
 		}
-		return rows.Err()
+
+		rows, err = tx.Query(ctx, r.sql["customer_metrics.sql"], q.MerchantID, cgrp, lo, hi, q.statuses())
+		if err != nil {
+			return err
+		}
+		var c gen.CustomerMetrics
+		if _, err := pgx.ForEachRow(rows, []any{&i, &c.Customers, &c.NewCustomers, &c.RepeatRate,
+			&c.OrdersPerCustomer, &c.GmvPerCustomer}, func() error {
+			c.ReturningCustomers = c.Customers - c.NewCustomers
+			customers[i] = c
+			return nil
+		}); err != nil {
+			return fmt.Errorf("customer metrics: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("order metrics of merchant %d: %w", q.MerchantID, err)
+		return nil, nil, fmt.Errorf("figures of merchant %d: %w", q.MerchantID, err)
 	}
-	return out, nil
+	return orders, customers, nil
 }
+
+func date(t time.Time) openapi_types.Date { return openapi_types.Date{Time: t} }

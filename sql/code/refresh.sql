@@ -1,4 +1,4 @@
--- Refresh procedures, version 1. Callers run each in one transaction per merchant: a failure
+-- Refresh procedures, version 2 (v2: breakdowns, products, customers). Callers run each in one transaction per merchant: a failure
 -- anywhere rolls back to the previous aggregates, and rerunning one rewrites the same rows.
 
 DROP FUNCTION IF EXISTS refresh.day_segments(date, date, text);
@@ -27,28 +27,98 @@ LANGUAGE sql AS $$
     SELECT pg_advisory_xact_lock(hashtextextended('merchantagg.refresh', p_merchant));
 $$;
 
-DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date);
--- Rewrites the day rows of one merchant for [p_from, p_to] from the source.
-CREATE PROCEDURE refresh.load_days(p_merchant bigint, p_from date, p_to date)
-LANGUAGE plpgsql AS $$
+DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date); -- version 1
+DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date, bigint[]);
+-- Rewrites the day rows of one merchant for [p_from, p_to] from the source: order totals,
+-- breakdowns and customer days. Adds the customers whose days changed to p_customers, for
+-- refresh.finish to recompute their first order.
+--
+-- Each remote query runs once (MATERIALIZED) and results are joined here with hash joins:
+-- the planner has no real row estimates for foreign aggregates (rows=1), and a nested loop
+-- would re-run the inner remote query for every outer row.
+CREATE PROCEDURE refresh.load_days(p_merchant bigint, p_from date, p_to date, INOUT p_customers bigint[])
+LANGUAGE plpgsql
+SET enable_nestloop = off
+AS $$
 DECLARE
-    v_tz  text;
-    v_seg record;
+    v_tz     text;
+    v_seg    record;
+    v_before bigint[];
+    v_after  bigint[];
 BEGIN
     SELECT timezone INTO v_tz FROM refresh.settings;
     DELETE FROM agg.order_stats
     WHERE merchant_id = p_merchant AND grain = 'day' AND period_start BETWEEN p_from AND p_to;
+    DELETE FROM agg.dim_stats
+    WHERE merchant_id = p_merchant AND grain = 'day' AND period_start BETWEEN p_from AND p_to;
+    WITH d AS (
+        DELETE FROM agg.customer_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to
+        RETURNING customer_id
+    ) SELECT array_agg(DISTINCT customer_id) INTO v_before FROM d;
 
     FOR v_seg IN SELECT * FROM refresh.day_segments(p_from, p_to, v_tz) LOOP
-        INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted,
+        -- Order facts by every order-level key, fanned out locally into the day totals and the
+        -- city, region, delivery and payment breakdowns (regions are sums of their cities).
+        WITH o AS MATERIALIZED (SELECT * FROM refresh.source_order_facts(p_merchant, v_seg.lo, v_seg.hi)),
+             i AS MATERIALIZED (SELECT * FROM refresh.source_item_facts(p_merchant, v_seg.lo, v_seg.hi)),
+             r AS MATERIALIZED (SELECT * FROM refresh.source_return_facts(p_merchant, v_seg.lo, v_seg.hi)),
+        f AS MATERIALIZED (
+            SELECT (o.bucket AT TIME ZONE v_tz)::date AS day, o.status, o.city_id, o.delivery_type,
+                   o.payment_method, o.orders, o.accepted, o.delivered, coalesce(r.returned, 0) AS returned,
+                   coalesce(i.items, 0) AS items, o.gmv, o.delivered_gmv,
+                   coalesce(r.returned_amount, 0) AS returned_amount,
+                   extract(epoch FROM o.delivery_time) AS delivery_seconds
+            FROM o
+            LEFT JOIN i USING (bucket, status, city_id, delivery_type, payment_method)
+            LEFT JOIN r USING (bucket, status, city_id, delivery_type, payment_method)
+        ), totals AS (
+            INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted,
+                delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
+            SELECT p_merchant, 'day', day, status, sum(orders), sum(accepted), sum(delivered), sum(returned),
+                   sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds)
+            FROM f GROUP BY day, status
+        ), keyed AS (
+            SELECT 'city' AS dimension, f.city_id::text AS key, f.* FROM f
+            UNION ALL
+            SELECT 'region', c.region, f.* FROM f JOIN ref.cities c ON c.id = f.city_id
+            UNION ALL
+            SELECT 'delivery_type', f.delivery_type, f.* FROM f
+            UNION ALL
+            SELECT 'payment_method', f.payment_method, f.* FROM f
+        )
+        INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
             delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
-        SELECT p_merchant, 'day', (o.bucket AT TIME ZONE v_tz)::date, o.status, o.orders, o.accepted,
-               o.delivered, coalesce(r.returned, 0), coalesce(i.items, 0), o.gmv, o.delivered_gmv,
-               coalesce(r.returned_amount, 0), extract(epoch FROM o.delivery_time)
-        FROM refresh.source_order_days(p_merchant, v_seg.lo, v_seg.hi) AS o
-        LEFT JOIN refresh.source_item_days(p_merchant, v_seg.lo, v_seg.hi) AS i USING (bucket, status)
-        LEFT JOIN refresh.source_return_days(p_merchant, v_seg.lo, v_seg.hi) AS r USING (bucket, status);
+        SELECT p_merchant, dimension, 'day', day, status, key, sum(orders), sum(accepted), sum(delivered),
+               sum(returned), sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds)
+        FROM keyed GROUP BY dimension, day, status, key;
+
+        -- Products and categories come from order lines (delivery time does not apply).
+        WITH p AS MATERIALIZED (SELECT * FROM refresh.source_product_facts(p_merchant, v_seg.lo, v_seg.hi)),
+             r AS MATERIALIZED (SELECT * FROM refresh.source_product_returns(p_merchant, v_seg.lo, v_seg.hi))
+        INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
+            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
+        SELECT p_merchant, 'product', 'day', (p.bucket AT TIME ZONE v_tz)::date, p.status, p.product_id::text,
+               p.orders, p.accepted, p.delivered, coalesce(r.returned, 0), p.items, p.gmv, p.delivered_gmv,
+               coalesce(r.returned_amount, 0), 0
+        FROM p LEFT JOIN r USING (bucket, status, product_id);
+
+        WITH c AS MATERIALIZED (SELECT * FROM refresh.source_category_facts(p_merchant, v_seg.lo, v_seg.hi)),
+             r AS MATERIALIZED (SELECT * FROM refresh.source_category_returns(p_merchant, v_seg.lo, v_seg.hi))
+        INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
+            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
+        SELECT p_merchant, 'category', 'day', (c.bucket AT TIME ZONE v_tz)::date, c.status, c.category_id::text,
+               c.orders, c.accepted, c.delivered, coalesce(r.returned, 0), c.items, c.gmv, c.delivered_gmv,
+               coalesce(r.returned_amount, 0), 0
+        FROM c LEFT JOIN r USING (bucket, status, category_id);
+
+        INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
+        SELECT p_merchant, (c.bucket AT TIME ZONE v_tz)::date, c.customer_id, c.status, c.orders, c.gmv
+        FROM refresh.source_customer_facts(p_merchant, v_seg.lo, v_seg.hi) AS c;
     END LOOP;
+
+    SELECT array_agg(DISTINCT customer_id) INTO v_after
+    FROM agg.customer_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to;
+    p_customers := coalesce(p_customers, '{}') || coalesce(v_before, '{}') || coalesce(v_after, '{}');
 END $$;
 
 DROP FUNCTION IF EXISTS refresh.grain_step(text);
@@ -59,8 +129,8 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 DROP PROCEDURE IF EXISTS refresh.rollup(bigint, date, date);
--- Recomputes the week, month and quarter rows of every period that overlaps [p_from, p_to]
--- from the merchant's day rows.
+-- Recomputes the week, month and quarter rows (months and quarters of breakdowns) of every
+-- period that overlaps [p_from, p_to] from the merchant's day rows.
 CREATE PROCEDURE refresh.rollup(p_merchant bigint, p_from date, p_to date)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -81,6 +151,18 @@ BEGIN
         FROM agg.order_stats d
         WHERE d.merchant_id = p_merchant AND d.grain = 'day' AND d.period_start >= v_lo AND d.period_start < v_hi
         GROUP BY 3, 4;
+
+        CONTINUE WHEN v_grain = 'week'; -- breakdowns tile ranges with days, months and quarters only
+        DELETE FROM agg.dim_stats
+        WHERE merchant_id = p_merchant AND grain = v_grain AND period_start >= v_lo AND period_start < v_hi;
+        INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
+            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
+        SELECT p_merchant, d.dimension, v_grain, date_trunc(v_grain, d.period_start::timestamp)::date, d.status, d.key,
+               sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.returned), sum(d.items),
+               sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds)
+        FROM agg.dim_stats d
+        WHERE d.merchant_id = p_merchant AND d.grain = 'day' AND d.period_start >= v_lo AND d.period_start < v_hi
+        GROUP BY d.dimension, 4, d.status, d.key;
     END LOOP;
 END $$;
 
@@ -93,20 +175,42 @@ LANGUAGE sql AS $$
         SET refreshed_at = EXCLUDED.refreshed_at, source_watermark = EXCLUDED.source_watermark;
 $$;
 
+DROP PROCEDURE IF EXISTS refresh.finish(bigint, date, date, bigint[]);
+-- Everything that follows rewritten days: rollups over [p_from, p_to], the first order of
+-- the customers whose days changed, the merchant's product list, and its freshness.
+CREATE PROCEDURE refresh.finish(p_merchant bigint, p_from date, p_to date, p_customers bigint[])
+LANGUAGE plpgsql AS $$
+BEGIN
+    CALL refresh.rollup(p_merchant, p_from, p_to);
+
+    DELETE FROM agg.customer_first WHERE merchant_id = p_merchant AND customer_id = ANY (p_customers);
+    INSERT INTO agg.customer_first (merchant_id, customer_id, first_day)
+    SELECT p_merchant, customer_id, min(day) FROM agg.customer_days
+    WHERE merchant_id = p_merchant AND customer_id = ANY (p_customers)
+    GROUP BY customer_id;
+
+    DELETE FROM agg.products WHERE merchant_id = p_merchant;
+    INSERT INTO agg.products (merchant_id, id, sku, name, category_id)
+    SELECT p_merchant, p.id, p.sku, p.name, p.category_id FROM src.products p WHERE p.merchant_id = p_merchant;
+
+    CALL refresh.mark_fresh(p_merchant);
+END $$;
+
 DROP PROCEDURE IF EXISTS refresh.refresh_days(bigint, date, date);
 -- Refreshes one merchant over an explicit range of business days (CLI backfills). Days left
 -- dirty inside the range are done by this too.
 CREATE PROCEDURE refresh.refresh_days(p_merchant bigint, p_from date, p_to date)
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_customers bigint[] := '{}';
 BEGIN
     IF p_from > p_to THEN
         RAISE EXCEPTION 'refresh range % .. % is empty', p_from, p_to USING ERRCODE = 'invalid_parameter_value';
     END IF;
     CALL refresh.lock_merchant(p_merchant);
-    CALL refresh.load_days(p_merchant, p_from, p_to);
-    CALL refresh.rollup(p_merchant, p_from, p_to);
+    CALL refresh.load_days(p_merchant, p_from, p_to, v_customers);
     DELETE FROM refresh.dirty_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to;
-    CALL refresh.mark_fresh(p_merchant);
+    CALL refresh.finish(p_merchant, p_from, p_to, v_customers);
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int);
@@ -116,8 +220,9 @@ DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int);
 CREATE PROCEDURE refresh.refresh_dirty(p_merchant bigint, INOUT p_days int DEFAULT 0)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_days  date[];
-    v_range record;
+    v_days      date[];
+    v_range     record;
+    v_customers bigint[] := '{}';
 BEGIN
     CALL refresh.lock_merchant(p_merchant);
     WITH d AS (DELETE FROM refresh.dirty_days WHERE merchant_id = p_merchant RETURNING day)
@@ -133,8 +238,7 @@ BEGIN
         FROM (SELECT day, day - (row_number() OVER (ORDER BY day))::int AS grp FROM unnest(v_days) AS day) AS x
         GROUP BY grp
     LOOP
-        CALL refresh.load_days(p_merchant, v_range.first_day, v_range.last_day);
+        CALL refresh.load_days(p_merchant, v_range.first_day, v_range.last_day, v_customers);
     END LOOP;
-    CALL refresh.rollup(p_merchant, v_days[1], v_days[cardinality(v_days)]);
-    CALL refresh.mark_fresh(p_merchant);
+    CALL refresh.finish(p_merchant, v_days[1], v_days[cardinality(v_days)], v_customers);
 END $$;

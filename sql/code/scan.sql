@@ -4,6 +4,22 @@
 -- to that long after its updated_at is still seen; refreshes rewrite whole days, so seeing a
 -- change twice is harmless.
 
+DROP PROCEDURE IF EXISTS refresh.load_reference();
+-- Copies the shared reference data (cities with their regions, categories). Region
+-- breakdowns are computed from it, so refreshes run it before loading days.
+CREATE PROCEDURE refresh.load_reference()
+LANGUAGE sql AS $$
+    INSERT INTO ref.cities (id, name, region, lat, lon)
+    SELECT id, name, region, lat, lon FROM src.cities
+    ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region, lat = EXCLUDED.lat, lon = EXCLUDED.lon
+    WHERE (ref.cities.name, ref.cities.region, ref.cities.lat, ref.cities.lon)
+          IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.region, EXCLUDED.lat, EXCLUDED.lon);
+    INSERT INTO ref.categories (id, parent_id, name)
+    SELECT id, parent_id, name FROM src.categories
+    ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, name = EXCLUDED.name
+    WHERE (ref.categories.parent_id, ref.categories.name) IS DISTINCT FROM (EXCLUDED.parent_id, EXCLUDED.name);
+$$;
+
 DROP FUNCTION IF EXISTS refresh.scan_changes();
 -- Marks the (merchant, business day) pairs with changed orders dirty and advances the
 -- watermark. Returns how many pairs it newly marked.
@@ -18,6 +34,7 @@ DECLARE
 BEGIN
     -- Row lock: concurrent scans run one after another.
     SELECT * INTO v_set FROM refresh.settings FOR UPDATE;
+    CALL refresh.load_reference();
     v_since := coalesce(v_set.source_watermark - v_set.lookback, '-infinity');
     v_origin := '2000-01-01'::timestamp AT TIME ZONE v_set.timezone;
 

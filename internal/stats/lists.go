@@ -1,0 +1,209 @@
+package stats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/merchantagg/merchantagg/gen"
+	"github.com/merchantagg/merchantagg/internal/db"
+	"github.com/merchantagg/merchantagg/internal/period"
+)
+
+// ErrUnknownSort is returned for a sort key outside the whitelist.
+var ErrUnknownSort = errors.New("unknown sort key")
+
+// Whitelists of sort keys: API name → fixed SQL expression. Request text never reaches SQL.
+var (
+	breakdownSorts = map[string]string{
+		"name": `name COLLATE "C"`, "key": "key_order", "orders": "orders", "accepted": "accepted",
+		"delivered": "delivered", "cancelled": "cancelled", "returned": "returned", "items": "items",
+		"gmv": "gmv", "returned_amount": "returned_amount", "revenue": "revenue", "share": "share",
+		"aov": "aov", "cancel_rate": "cancel_rate", "return_rate": "return_rate",
+		"avg_delivery_hours": "avg_delivery_hours",
+	}
+	abcSorts = map[string]string{
+		"rank": "rank", "value": "value", "share": "share", "name": `name COLLATE "C"`, "product_id": "product_id",
+	}
+)
+
+// orderBy turns a sort key ("gmv", "-gmv") into a whitelisted ORDER BY fragment.
+func orderBy(sort string, whitelist map[string]string) (string, error) {
+	key, desc := strings.CutPrefix(sort, "-")
+	expr, ok := whitelist[key]
+	if !ok {
+		return "", fmt.Errorf("%w %q", ErrUnknownSort, sort)
+	}
+	if desc {
+		return expr + " DESC NULLS LAST", nil
+	}
+	return expr + " ASC NULLS LAST", nil
+}
+
+// List asks for a page of a list over a range.
+type List struct {
+	MerchantID    int64
+	Statuses      []gen.OrderStatus
+	From, To      time.Time
+	Sort          string
+	Limit, Offset int64
+}
+
+func (l List) query() Query { return Query{MerchantID: l.MerchantID, Statuses: l.Statuses} }
+
+func tileArrays(tiles []period.Tile) (grain []string, first, last []time.Time) {
+	for _, t := range tiles {
+		grain = append(grain, string(t.Grain))
+		first = append(first, t.First)
+		last = append(last, t.Last)
+	}
+	return grain, first, last
+}
+
+// Breakdown returns one page of a dimension's rows and the number of rows over all pages.
+func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64, []gen.BreakdownRow, error) {
+	order, err := orderBy(l.Sort, breakdownSorts)
+	if err != nil {
+		return 0, nil, err
+	}
+	q := strings.ReplaceAll(r.sql["breakdown.sql"], "/*ORDER*/", order)
+	grain, first, last := tileArrays(period.CoverRange(l.From, l.To))
+	var total int64
+	out := []gen.BreakdownRow{}
+	err = db.AsMerchant(ctx, r.pool, l.MerchantID, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, q, l.MerchantID, dimension, grain, first, last, l.query().statuses(), l.Limit, l.Offset)
+		if err != nil {
+			return err
+		}
+		var key, name *string
+		var b gen.BreakdownRow
+		m := &b.Metrics
+		var gmv, returnedAmount, revenue *string
+		var orders, accepted, delivered, cancelled, returned, items *int64
+		_, err = pgx.ForEachRow(rows, []any{&total, &key, &name, &b.Share, &orders, &accepted, &delivered,
+			&cancelled, &returned, &items, &gmv, &returnedAmount, &revenue, &m.Aov, &m.CancelRate,
+			&m.ReturnRate, &m.AvgDeliveryHours}, func() error {
+			if key == nil { // a page past the end
+				return nil
+			}
+			b.Key, b.Name = *key, *name
+			m.Orders, m.Accepted, m.Delivered, m.Cancelled, m.Returned, m.Items = *orders, *accepted, *delivered, *cancelled, *returned, *items
+			m.Gmv, m.ReturnedAmount, m.Revenue = *gmv, *returnedAmount, *revenue
+			out = append(out, b)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s breakdown of merchant %d: %w", dimension, l.MerchantID, err)
+	}
+	return total, out, nil
+}
+
+// ABCQuery asks for a page of an ABC analysis.
+type ABCQuery struct {
+	List
+	Metric string  // "gmv" or "items"
+	A, B   float64 // class bounds
+	Class  *string // only this class
+}
+
+// ABCResult is a page of an ABC analysis with its totals.
+type ABCResult struct {
+	Total      int64
+	TotalValue string
+	Classes    []gen.ABCClassTotal
+	Products   []gen.ABCProduct
+}
+
+// ABC classifies the merchant's products over the range.
+func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
+	order, err := orderBy(q.Sort, abcSorts)
+	if err != nil {
+		return ABCResult{}, err
+	}
+	sql := strings.ReplaceAll(r.sql["abc.sql"], "/*ORDER*/", order)
+	grain, first, last := tileArrays(period.CoverRange(q.From, q.To))
+	res := ABCResult{Products: []gen.ABCProduct{}}
+	err = db.AsMerchant(ctx, r.pool, q.MerchantID, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sql, q.MerchantID, grain, first, last, q.query().statuses(), q.Metric,
+			q.A, q.B, q.Class, q.Limit, q.Offset)
+		if err != nil {
+			return err
+		}
+		var classes []byte
+		var id, rank *int64
+		var sku, name, value, class *string
+		var share, cum *float64
+		_, err = pgx.ForEachRow(rows, []any{&res.Total, &res.TotalValue, &classes, &id, &sku, &name, &value,
+			&share, &cum, &class, &rank}, func() error {
+			if res.Classes == nil {
+				if err := json.Unmarshal(classes, &res.Classes); err != nil {
+					return fmt.Errorf("class totals: %w", err)
+				}
+			}
+			if id == nil {
+				return nil
+			}
+			res.Products = append(res.Products, gen.ABCProduct{ProductId: *id, Sku: *sku, Name: *name, Value: *value,
+				Share: *share, CumulativeShare: *cum, Class: gen.ABCClass(*class), Rank: *rank})
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return ABCResult{}, fmt.Errorf("abc of merchant %d: %w", q.MerchantID, err)
+	}
+	res.Classes = allClasses(res.Classes)
+	return res, nil
+}
+
+// allClasses lists A, B and C, with zeros for a class without products.
+func allClasses(have []gen.ABCClassTotal) []gen.ABCClassTotal {
+	out := make([]gen.ABCClassTotal, 0, 3)
+	for _, c := range []gen.ABCClass{gen.A, gen.B, gen.C} {
+		t := gen.ABCClassTotal{Class: c, Value: "0"}
+		for _, h := range have {
+			if h.Class == c {
+				t = h
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// Cohorts returns the retention matrix of the cohorts of the months from..to (first days).
+func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.OrderStatus, from, to time.Time) ([]gen.Cohort, error) {
+	out := []gen.Cohort{}
+	err := db.AsMerchant(ctx, r.pool, merchantID, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, r.sql["cohorts.sql"], merchantID, from, to, Query{Statuses: statuses}.statuses())
+		if err != nil {
+			return err
+		}
+		var cohort time.Time
+		var size int64
+		var k *int32
+		var share *float64
+		_, err = pgx.ForEachRow(rows, []any{&cohort, &size, &k, &share}, func() error {
+			if len(out) == 0 || !out[len(out)-1].Cohort.Time.Equal(cohort) {
+				months := (to.Year()-cohort.Year())*12 + int(to.Month()-cohort.Month()) + 1
+				out = append(out, gen.Cohort{Cohort: date(cohort), Customers: size, Retention: make([]float64, months)})
+			}
+			if k != nil && int(*k) < len(out[len(out)-1].Retention) {
+				out[len(out)-1].Retention[*k] = *share
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cohorts of merchant %d: %w", merchantID, err)
+	}
+	return out, nil
+}

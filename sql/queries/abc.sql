@@ -1,0 +1,55 @@
+-- ABC analysis (SPEC §3) of a merchant's products over the tiles of a range, from the product
+-- rows of agg.dim_stats. Classes are decided on exact numerics: class A when the cumulative
+-- value before the product is < a × total (no rounded share is compared). /*ORDER*/ is a fixed
+-- fragment from the whitelist in internal/stats.
+--
+-- $1 merchant id; $2..$4 tiles: grain, first and last period start; $5 statuses kept;
+-- $6 metric ('gmv' or 'items'); $7 a; $8 b; $9 class filter (NULL = all); $10 limit; $11 offset.
+-- Every row carries the totals; a page past the end is one row with NULL product.
+WITH tile AS (
+    SELECT * FROM unnest($2::text[], $3::date[], $4::date[]) AS t (grain, first_start, last_start)
+), v AS (
+    SELECT d.key::bigint AS product_id,
+           CASE WHEN $6 = 'items' THEN sum(d.items)::numeric ELSE sum(d.gmv) END AS value
+    FROM tile AS t
+    JOIN agg.dim_stats AS d
+      ON d.merchant_id = $1 AND d.dimension = 'product' AND d.grain = t.grain
+     AND d.period_start BETWEEN t.first_start AND t.last_start
+     AND d.status = ANY ($5::text[])
+    GROUP BY d.key
+), ranked AS (
+    SELECT product_id, value,
+           row_number() OVER w AS rank,
+           sum(value) OVER (w ROWS UNBOUNDED PRECEDING) AS cumulative,
+           sum(value) OVER () AS total
+    FROM v
+    WHERE value > 0
+    WINDOW w AS (ORDER BY value DESC, product_id)
+), classed AS (
+    SELECT r.*,
+           CASE WHEN r.cumulative - r.value < $7::numeric * r.total THEN 'A'
+                WHEN r.cumulative - r.value < $8::numeric * r.total THEN 'B'
+                ELSE 'C' END AS class,
+           coalesce(p.sku, '') AS sku,
+           coalesce(p.name, r.product_id::text) AS name,
+           round(r.value / r.total, 6) AS share
+    FROM ranked AS r
+    LEFT JOIN agg.products AS p ON p.merchant_id = $1 AND p.id = r.product_id
+), filtered AS (
+    SELECT * FROM classed WHERE $9::text IS NULL OR class = $9::text
+), page AS (
+    SELECT *, row_number() OVER (ORDER BY /*ORDER*/, rank) AS pos
+    FROM filtered ORDER BY /*ORDER*/, rank LIMIT $10 OFFSET $11
+), classes AS (
+    SELECT coalesce(jsonb_agg(jsonb_build_object('class', class, 'products', n, 'value', value::text,
+                                                 'share', round(value / total, 6)) ORDER BY class), '[]') AS j
+    FROM (SELECT class, count(*) AS n, sum(value) AS value, max(total) AS total FROM classed GROUP BY class) AS c
+)
+SELECT (SELECT count(*) FROM filtered) AS total,
+       coalesce((SELECT sum(value) FROM v WHERE value > 0), 0)::text AS total_value,
+       (SELECT j FROM classes) AS classes,
+       page.product_id, page.sku, page.name, page.value::text, page.share::float8,
+       round(page.cumulative / page.total, 6)::float8, page.class, page.rank
+FROM (SELECT) AS one
+LEFT JOIN page ON true
+ORDER BY page.pos
