@@ -203,6 +203,23 @@ func TestBadInput(t *testing.T) {
 		{"merchant_id not a number", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=" + url.QueryEscape("1 OR 1=1"), "merchant_id"},
 		{"merchant_id zero", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=0", "merchant_id"},
 		{"merchant_id overflow", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=99999999999999999999", "merchant_id"},
+		{"unknown dimension", "/v1/breakdown/planet?from=2025-01-01&to=2025-01-31", "dimension"},
+		{"unknown sort key", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&sort=population", "sort"},
+		{"SQL in sort key", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&sort=" + url.QueryEscape("gmv; DROP TABLE agg.dim_stats"), "sort"},
+		{"sort by a column not offered", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&sort=merchant_id", "sort"},
+		{"page_size over the max", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&page_size=501", "page_size"},
+		{"absurd page_size", "/v1/abc?from=2025-01-01&to=2025-01-31&page_size=1000000000000", "page_size"},
+		{"page_size zero", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&page_size=0", "page_size"},
+		{"page zero", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&page=0", "page"},
+		{"absurd page", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&page=99999999999", "page"},
+		{"unknown class", "/v1/abc?from=2025-01-01&to=2025-01-31&class=D", "class"},
+		{"unknown abc metric", "/v1/abc?from=2025-01-01&to=2025-01-31&metric=orders", "metric"},
+		{"unknown abc sort", "/v1/abc?from=2025-01-01&to=2025-01-31&sort=gmv", "sort"},
+		{"a over 1", "/v1/abc?from=2025-01-01&to=2025-01-31&a=1.5", "a"},
+		{"a zero", "/v1/abc?from=2025-01-01&to=2025-01-31&a=0", "a"},
+		{"b below a", "/v1/abc?from=2025-01-01&to=2025-01-31&a=0.9&b=0.5", "b"},
+		{"cohorts from after to", "/v1/customers/cohorts?from=2025-03-01&to=2025-01-31", "from"},
+		{"customers without to", "/v1/customers?from=2025-01-01", "to"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body, h := get(t, a, tc.query, tok)
@@ -220,6 +237,8 @@ func TestBadInput(t *testing.T) {
 		"/v1/summary?from=2025-01-01&to=2025-01-31&status=delivered,delivered", // duplicate status
 		"/v1/timeseries?from=2022-01-01&to=2024-12-31&grain=day",               // the longest daily series
 		"/v1/summary?from=1900-01-01&to=1900-01-02",
+		"/v1/breakdown/product?from=2025-01-01&to=2025-01-31&page=1000000&page_size=500", // past the end
+		"/v1/abc?from=2025-01-01&to=2025-01-31&a=0.5&b=0.5",
 	} {
 		status, body, _ := get(t, a, q, tok)
 		require.Equal(t, 200, status, "%s: %v", q, body)

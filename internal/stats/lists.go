@@ -23,12 +23,12 @@ var (
 	breakdownSorts = map[string]string{
 		"name": `name COLLATE "C"`, "key": "key_order", "orders": "orders", "accepted": "accepted",
 		"delivered": "delivered", "cancelled": "cancelled", "returned": "returned", "items": "items",
-		"gmv": "gmv", "returned_amount": "returned_amount", "revenue": "revenue", "share": "share",
+		"gmv": "gmv", "returned_amount": "returned_amount", "revenue": "revenue", "share": "gmv", // exact, not the rounded share
 		"aov": "aov", "cancel_rate": "cancel_rate", "return_rate": "return_rate",
 		"avg_delivery_hours": "avg_delivery_hours",
 	}
 	abcSorts = map[string]string{
-		"rank": "rank", "value": "value", "share": "share", "name": `name COLLATE "C"`, "product_id": "product_id",
+		"rank": "rank", "value": "value", "share": "value", "name": `name COLLATE "C"`, "product_id": "product_id",
 	}
 )
 
