@@ -60,10 +60,10 @@ func allIfNil(s []gen.OrderStatus) []gen.OrderStatus {
 
 func TestSummaryMatchesSource(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, template)
-	src := dbtest.Pool(t, template.SourceURL())
+	a := newAPI(t, shared)
+	src := dbtest.Pool(t, shared.SourceURL())
 	admin := token(t, 0, auth.RoleAdmin)
-	for _, m := range testMerchants(t, template) {
+	for _, m := range testMerchants(t, shared) {
 		for _, r := range ranges {
 			for _, st := range statusFilters {
 				t.Run(fmt.Sprintf("merchant %d/%s/%v", m, r.name, st), func(t *testing.T) {
@@ -102,10 +102,10 @@ func TestSummaryMatchesSource(t *testing.T) {
 
 func TestTimeseriesMatchesSource(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, template)
-	src := dbtest.Pool(t, template.SourceURL())
+	a := newAPI(t, shared)
+	src := dbtest.Pool(t, shared.SourceURL())
 	ctx := context.Background()
-	merchants := testMerchants(t, template)
+	merchants := testMerchants(t, shared)
 	for _, m := range merchants {
 		for _, r := range ranges {
 			for si, st := range statusFilters {

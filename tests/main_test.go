@@ -5,6 +5,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -14,8 +15,12 @@ import (
 	"github.com/merchantagg/merchantagg/internal/seed"
 )
 
-// template is the package's seeded, migrated and fully refreshed pair; tests clone it.
+// template is the package's seeded, migrated and fully refreshed pair. Tests that write clone
+// it; nothing connects to it, since a database cannot be cloned while in use.
 var template dbtest.Pair
+
+// shared is one clone of the template for the tests that only read.
+var shared dbtest.Pair
 
 // seedOpts spans ISO week 2020-W53 and a leap day (2024-02-29), with 12 merchants of very
 // different sizes, and ends in the past (a change scan never sees future timestamps).
@@ -35,8 +40,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build test databases:", err)
 		os.Exit(1)
 	}
+	shared, err = dbtest.ClonePair(ctx, template)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clone test databases:", err)
+		_ = template.Drop(ctx)
+		os.Exit(1)
+	}
 	code := m.Run()
-	if err := template.Drop(ctx); err != nil {
+	if err := errors.Join(shared.Drop(ctx), template.Drop(ctx)); err != nil {
 		fmt.Fprintln(os.Stderr, "drop test databases:", err)
 	}
 	os.Exit(code)

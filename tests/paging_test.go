@@ -15,7 +15,7 @@ import (
 // and a page past the end is empty with the right total.
 func TestPagingIsConsistent(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, template)
+	a := newAPI(t, shared)
 	ctx := context.Background()
 	tok := bearer(token(t, 1, auth.RoleMerchant))
 	from, to := day("2024-01-01"), day("2024-12-31")

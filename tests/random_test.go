@@ -45,9 +45,9 @@ const randomCases = 240
 // MERCHANTAGG_TEST_SEED=<seed> the whole draw.
 func TestRandomizedAgainstSource(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, template)
-	src := dbtest.Pool(t, template.SourceURL())
-	merchants := testMerchants(t, template)
+	a := newAPI(t, shared)
+	src := dbtest.Pool(t, shared.SourceURL())
+	merchants := testMerchants(t, shared)
 
 	var seeds []uint64
 	if s := os.Getenv("MERCHANTAGG_CASE_SEED"); s != "" {

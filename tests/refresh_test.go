@@ -18,7 +18,7 @@ import (
 // Scan whose Remote SQL groups on the source, with no local aggregate above it.
 func TestAggregationIsPushedDown(t *testing.T) {
 	t.Parallel()
-	an := dbtest.Pool(t, template.AnalyticsURL())
+	an := dbtest.Pool(t, shared.AnalyticsURL())
 	for _, q := range []string{
 		`SELECT * FROM refresh.source_order_facts(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
 		`SELECT * FROM refresh.source_item_facts(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,

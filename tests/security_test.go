@@ -49,7 +49,7 @@ func signed(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaim
 
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, template)
+	a := newAPI(t, shared)
 	const q = "/v1/summary?from=2025-01-01&to=2025-01-31"
 	exp := time.Now().Add(time.Hour).Unix()
 	for _, tc := range []struct {
@@ -80,7 +80,7 @@ func TestAuthentication(t *testing.T) {
 
 func TestMerchantIsolation(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, template)
+	a := newAPI(t, shared)
 	merchantA := "Bearer " + token(t, 1, auth.RoleMerchant)
 	adminTok := "Bearer " + token(t, 0, auth.RoleAdmin)
 	for _, tc := range []struct {
@@ -112,8 +112,8 @@ func TestMerchantIsolation(t *testing.T) {
 func TestRowLevelSecurity(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	owner := dbtest.Pool(t, template.AnalyticsURL())
-	apiPool := dbtest.APIPool(t, template.AnalyticsURL())
+	owner := dbtest.Pool(t, shared.AnalyticsURL())
+	apiPool := dbtest.APIPool(t, shared.AnalyticsURL())
 
 	rows, err := owner.Query(ctx, `
 		SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -184,7 +184,7 @@ func ptr[T any](v T) *T { return &v }
 // TestBadInput: every bad parameter is a 400 problem+json naming it, never a 500 or SQL text.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, template)
+	a := newAPI(t, shared)
 	tok := "Bearer " + token(t, 1, auth.RoleMerchant)
 	for _, tc := range []struct {
 		name, query, param string
@@ -250,7 +250,7 @@ func TestBadInput(t *testing.T) {
 
 func TestPublicEndpoints(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, template)
+	a := newAPI(t, shared)
 	for path, want := range map[string]string{
 		"/healthz":      "ok",
 		"/readyz":       "ready",

@@ -171,25 +171,34 @@ func Migrate(ctx context.Context, p Pair) error {
 	})
 }
 
-// Clone copies the template pair into a new one for one test and drops it when the test ends.
+// ClonePair copies a template pair (CREATE DATABASE … TEMPLATE) and repoints the clone's fdw
+// server at the cloned source. Nobody may be connected to the template meanwhile.
+func ClonePair(ctx context.Context, template Pair) (Pair, error) {
+	p := Pair{Source: UniqueName("clone_src"), Analytics: UniqueName("clone_agg")}
+	if err := CreateDatabase(ctx, p.Source, template.Source); err != nil {
+		return p, err
+	}
+	if err := CreateDatabase(ctx, p.Analytics, template.Analytics); err != nil {
+		return p, errors.Join(err, p.Drop(ctx))
+	}
+	if err := Migrate(ctx, p); err != nil {
+		return p, errors.Join(fmt.Errorf("migrate clone: %w", err), p.Drop(ctx))
+	}
+	return p, nil
+}
+
+// Clone copies the template pair for one test and drops the copy when the test ends.
 func Clone(tb testing.TB, template Pair) Pair {
 	tb.Helper()
-	ctx := context.Background()
-	p := Pair{Source: UniqueName("clone_src"), Analytics: UniqueName("clone_agg")}
+	p, err := ClonePair(context.Background(), template)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(func() {
 		if err := p.Drop(context.Background()); err != nil {
 			tb.Logf("drop clone: %v", err)
 		}
 	})
-	if err := CreateDatabase(ctx, p.Source, template.Source); err != nil {
-		tb.Fatal(err)
-	}
-	if err := CreateDatabase(ctx, p.Analytics, template.Analytics); err != nil {
-		tb.Fatal(err)
-	}
-	if err := Migrate(ctx, p); err != nil {
-		tb.Fatalf("migrate clone: %v", err)
-	}
 	return p
 }
 

@@ -232,10 +232,13 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Contiguous runs of dirty days, each loaded with one set of remote queries.
+    -- Runs of dirty days, each loaded with one set of remote queries. Runs less than a month
+    -- apart are merged: rewriting the clean days between them is harmless, and far cheaper than
+    -- another round of remote queries (a small merchant's orders fall on scattered days).
     FOR v_range IN
         SELECT min(day) AS first_day, max(day) AS last_day
-        FROM (SELECT day, day - (row_number() OVER (ORDER BY day))::int AS grp FROM unnest(v_days) AS day) AS x
+        FROM (SELECT day, count(*) FILTER (WHERE gap > 31) OVER (ORDER BY day) AS grp
+              FROM (SELECT day, day - lag(day) OVER (ORDER BY day) AS gap FROM unnest(v_days) AS day) AS g) AS x
         GROUP BY grp
     LOOP
         CALL refresh.load_days(p_merchant, v_range.first_day, v_range.last_day, v_customers);

@@ -7,15 +7,18 @@ WITH first AS (
     FROM orders WHERE merchant_id = $1 GROUP BY customer_id
 ), members AS (
     SELECT * FROM first WHERE cohort BETWEEN $2::date AND $3::date
+), sizes AS (
+    SELECT cohort, count(*) AS size FROM members GROUP BY cohort
+), active AS (
+    SELECT DISTINCT customer_id, date_trunc('month', (created_at AT TIME ZONE $5)::date)::date AS month
+    FROM orders WHERE merchant_id = $1 AND status = ANY ($4::text[])
 ), months AS (
-    SELECT m.cohort, g::date AS month
-    FROM (SELECT DISTINCT cohort FROM members) m, generate_series(m.cohort, $3::date, interval '1 month') g
+    SELECT s.cohort, s.size, g::date AS month
+    FROM sizes s, generate_series(s.cohort, $3::date, interval '1 month') g
 )
-SELECT ms.cohort, (SELECT count(*) FROM members WHERE cohort = ms.cohort) AS size,
-       round((SELECT count(*) FROM members mm WHERE mm.cohort = ms.cohort AND EXISTS (
-                SELECT FROM orders o WHERE o.merchant_id = $1 AND o.customer_id = mm.customer_id
-                  AND o.status = ANY ($4::text[])
-                  AND date_trunc('month', (o.created_at AT TIME ZONE $5)::date)::date = ms.month))::numeric
-             / (SELECT count(*) FROM members WHERE cohort = ms.cohort), 4)::float8 AS share
+SELECT ms.cohort, ms.size,
+       round(count(a.customer_id)::numeric / ms.size, 4)::float8 AS share
 FROM months ms
+LEFT JOIN (members m JOIN active a USING (customer_id)) ON m.cohort = ms.cohort AND a.month = ms.month
+GROUP BY ms.cohort, ms.size, ms.month
 ORDER BY ms.cohort, ms.month
