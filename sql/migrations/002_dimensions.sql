@@ -88,3 +88,7 @@ CREATE POLICY merchant_isolation ON agg.customer_days
 ALTER TABLE agg.customer_first ENABLE ROW LEVEL SECURITY;
 CREATE POLICY merchant_isolation ON agg.customer_first
     USING (merchant_id = NULLIF(current_setting('app.merchant_id', true), '')::bigint);
+
+-- The new tables are empty for days refreshed before this migration: clearing the watermark
+-- makes the next `merchantagg refresh` (or change scan) rebuild every merchant's days.
+UPDATE refresh.settings SET source_watermark = NULL;

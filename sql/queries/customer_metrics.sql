@@ -5,12 +5,20 @@
 -- One row per group that has customers; groups without are zero.
 WITH g AS (
     SELECT * FROM unnest($2::int[], $3::date[], $4::date[]) AS g (grp, lo, hi)
+), d AS (
+    -- Each day of each group: customer days are matched by equality (a hash join), not by
+    -- comparing every row with every group's bounds.
+    SELECT g.grp, x::date AS day FROM g, generate_series(g.lo, g.hi, interval '1 day') AS x
 ), c AS (
-    SELECT g.grp, cd.customer_id, sum(cd.orders) AS orders, sum(cd.gmv) AS gmv
-    FROM g
-    JOIN agg.customer_days AS cd
-      ON cd.merchant_id = $1 AND cd.day BETWEEN g.lo AND g.hi AND cd.status = ANY ($5::text[])
-    GROUP BY g.grp, cd.customer_id
+    SELECT d.grp, cd.customer_id, sum(cd.orders) AS orders, sum(cd.gmv) AS gmv
+    FROM agg.customer_days AS cd
+    JOIN d ON d.day = cd.day
+    WHERE cd.merchant_id = $1 AND cd.status = ANY ($5::text[])
+      AND cd.day BETWEEN (SELECT min(lo) FROM g) AND (SELECT max(hi) FROM g)
+    GROUP BY d.grp, cd.customer_id
+), f AS MATERIALIZED (
+    -- One pass over the merchant's first-order days, joined by hash (not one probe per customer).
+    SELECT customer_id, first_day FROM agg.customer_first WHERE merchant_id = $1
 )
 SELECT c.grp,
        count(*) AS customers,
@@ -20,5 +28,5 @@ SELECT c.grp,
        round(sum(c.gmv) / count(*), 2)::text AS gmv_per_customer
 FROM c
 JOIN g USING (grp)
-LEFT JOIN agg.customer_first AS f ON f.merchant_id = $1 AND f.customer_id = c.customer_id
+LEFT JOIN f ON f.customer_id = c.customer_id
 GROUP BY c.grp, g.lo, g.hi
