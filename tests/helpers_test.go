@@ -74,15 +74,11 @@ func day(s string) openapi_types.Date {
 // reference computes SPEC §3 on the source for a range, by period of grain ("" = the range).
 func reference(t *testing.T, src *pgxpool.Pool, merchant int64, from, to time.Time, statuses []gen.OrderStatus, grain string) map[time.Time]gen.Metrics {
 	t.Helper()
-	st := make([]string, len(statuses))
-	for i, s := range statuses {
-		st[i] = string(s)
-	}
 	var g *string
 	if grain != "" {
 		g = &grain
 	}
-	rows, err := src.Query(context.Background(), referenceSQL, merchant, from, to, st, dbtest.Timezone, g)
+	rows, err := src.Query(context.Background(), referenceSQL, merchant, from, to, statusStrings(statuses), dbtest.Timezone, g)
 	require.NoError(t, err)
 	defer rows.Close()
 	out := map[time.Time]gen.Metrics{}

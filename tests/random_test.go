@@ -432,10 +432,9 @@ func referenceABC(t *testing.T, src *pgxpool.Pool, m int64, from, to time.Time, 
 	for _, p := range ps {
 		total.Add(total, p.value)
 	}
-	ra, rb := new(big.Rat).SetFloat64(a), new(big.Rat).SetFloat64(b)
-	// The API reads a and b as decimals; SetFloat64 would be the binary value, so parse text.
-	ra.SetString(strconv.FormatFloat(a, 'f', -1, 64))
-	rb.SetString(strconv.FormatFloat(b, 'f', -1, 64))
+	// The API reads a and b as decimals (not their binary float values), so parse their text.
+	ra, _ := new(big.Rat).SetString(strconv.FormatFloat(a, 'f', -1, 64))
+	rb, _ := new(big.Rat).SetString(strconv.FormatFloat(b, 'f', -1, 64))
 	round6 := func(r *big.Rat) float64 {
 		f, _ := strconv.ParseFloat(r.FloatString(6), 64)
 		return f

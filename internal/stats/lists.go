@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/merchantagg/merchantagg/gen"
 	"github.com/merchantagg/merchantagg/internal/db"
@@ -54,8 +55,6 @@ type List struct {
 	Limit, Offset int64
 }
 
-func (l List) query() Query { return Query{MerchantID: l.MerchantID, Statuses: l.Statuses} }
-
 func tileArrays(tiles []period.Tile) (grain []string, first, last []time.Time) {
 	for _, t := range tiles {
 		grain = append(grain, string(t.Grain))
@@ -76,7 +75,7 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64
 	var total int64
 	out := []gen.BreakdownRow{}
 	err = db.AsMerchant(ctx, r.pool, l.MerchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, q, l.MerchantID, dimension, grain, first, last, l.query().statuses(), l.Limit, l.Offset)
+		rows, err := tx.Query(ctx, q, l.MerchantID, dimension, grain, first, last, statusNames(l.Statuses), l.Limit, l.Offset)
 		if err != nil {
 			return err
 		}
@@ -131,7 +130,7 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 	grain, first, last := tileArrays(period.CoverRange(q.From, q.To))
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	err = db.AsMerchant(ctx, r.pool, q.MerchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, q.MerchantID, grain, first, last, q.query().statuses(), q.Metric,
+		rows, err := tx.Query(ctx, sql, q.MerchantID, grain, first, last, statusNames(q.Statuses), q.Metric,
 			q.A, q.B, q.Class, q.Limit, q.Offset)
 		if err != nil {
 			return err
@@ -182,7 +181,7 @@ func allClasses(have []gen.ABCClassTotal) []gen.ABCClassTotal {
 func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.OrderStatus, from, to time.Time) ([]gen.Cohort, error) {
 	out := []gen.Cohort{}
 	err := db.AsMerchant(ctx, r.pool, merchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, r.sql["cohorts.sql"], merchantID, from, to, Query{Statuses: statuses}.statuses())
+		rows, err := tx.Query(ctx, r.sql["cohorts.sql"], merchantID, from, to, statusNames(statuses))
 		if err != nil {
 			return err
 		}
@@ -193,7 +192,7 @@ func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.O
 		_, err = pgx.ForEachRow(rows, []any{&cohort, &size, &k, &share}, func() error {
 			if len(out) == 0 || !out[len(out)-1].Cohort.Time.Equal(cohort) {
 				months := (to.Year()-cohort.Year())*12 + int(to.Month()-cohort.Month()) + 1
-				out = append(out, gen.Cohort{Cohort: date(cohort), Customers: size, Retention: make([]float64, months)})
+				out = append(out, gen.Cohort{Cohort: openapi_types.Date{Time: cohort}, Customers: size, Retention: make([]float64, months)})
 			}
 			if k != nil && int(*k) < len(out[len(out)-1].Retention) {
 				out[len(out)-1].Retention[*k] = *share

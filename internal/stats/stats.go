@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/merchantagg/merchantagg/gen"
 	"github.com/merchantagg/merchantagg/internal/db"
@@ -58,9 +57,10 @@ type Query struct {
 	Groups     []Group
 }
 
-func (q Query) statuses() []string {
-	out := make([]string, len(q.Statuses))
-	for i, s := range q.Statuses {
+// statusNames is a status filter as query parameters take it.
+func statusNames(statuses []gen.OrderStatus) []string {
+	out := make([]string, len(statuses))
+	for i, s := range statuses {
 		out[i] = string(s)
 	}
 	return out
@@ -96,7 +96,7 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 		orders[i] = Zero()
 	}
 	err := db.AsMerchant(ctx, r.pool, q.MerchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, r.sql["order_metrics.sql"], q.MerchantID, grp, grain, first, last, q.statuses())
+		rows, err := tx.Query(ctx, r.sql["order_metrics.sql"], q.MerchantID, grp, grain, first, last, statusNames(q.Statuses))
 		if err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 			return fmt.Errorf("order metrics: %w", err)
 		}
 
-		rows, err = tx.Query(ctx, r.sql["customer_metrics.sql"], q.MerchantID, cgrp, lo, hi, q.statuses())
+		rows, err = tx.Query(ctx, r.sql["customer_metrics.sql"], q.MerchantID, cgrp, lo, hi, statusNames(q.Statuses))
 		if err != nil {
 			return err
 		}
@@ -131,5 +131,3 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 	}
 	return orders, customers, nil
 }
-
-func date(t time.Time) openapi_types.Date { return openapi_types.Date{Time: t} }

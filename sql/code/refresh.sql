@@ -1,4 +1,5 @@
--- Refresh procedures, version 2 (v2: breakdowns, products, customers). Callers run each in one transaction per merchant: a failure
+-- Refresh procedures, version 2 (adds breakdowns, products and customers). Callers run each
+-- in one transaction per merchant: a failure
 -- anywhere rolls back to the previous aggregates, and rerunning one rewrites the same rows.
 
 DROP FUNCTION IF EXISTS refresh.day_segments(date, date, text);
@@ -118,7 +119,8 @@ BEGIN
 
     SELECT array_agg(DISTINCT customer_id) INTO v_after
     FROM agg.customer_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to;
-    p_customers := coalesce(p_customers, '{}') || coalesce(v_before, '{}') || coalesce(v_after, '{}');
+    SELECT coalesce(array_agg(DISTINCT c), '{}') INTO p_customers
+    FROM unnest(coalesce(p_customers, '{}') || coalesce(v_before, '{}') || coalesce(v_after, '{}')) AS c;
 END $$;
 
 DROP FUNCTION IF EXISTS refresh.grain_step(text);
