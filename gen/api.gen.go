@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-chi/chi/v5"
@@ -470,6 +471,25 @@ type Customers struct {
 	To         openapi_types.Date `json:"to"`
 }
 
+// Freshness defines model for Freshness.
+type Freshness struct {
+	// LagSeconds Seconds between source_watermark and now.
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
+
+	// LastScanAt When the change scan last ran.
+	LastScanAt *time.Time `json:"last_scan_at,omitempty"`
+	MerchantId int64      `json:"merchant_id"`
+
+	// PendingDays Business days of the merchant marked changed and not yet refreshed.
+	PendingDays int64 `json:"pending_days"`
+
+	// RefreshedAt When the merchant's aggregates were last rewritten (null before the first refresh).
+	RefreshedAt *time.Time `json:"refreshed_at,omitempty"`
+
+	// SourceWatermark Every source change before this instant is in the figures (same as X-Data-As-Of).
+	SourceWatermark *time.Time `json:"source_watermark,omitempty"`
+}
+
 // Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
 type Metrics struct {
 	// Accepted Orders with accepted_at set.
@@ -567,6 +587,28 @@ type RangeMetrics struct {
 	// Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
 	Metrics Metrics            `json:"metrics"`
 	To      openapi_types.Date `json:"to"`
+}
+
+// RefreshQueued defines model for RefreshQueued.
+type RefreshQueued struct {
+	// Days Days marked for refresh.
+	Days int                `json:"days"`
+	From openapi_types.Date `json:"from"`
+
+	// JobId The River job that refreshes them (it may be one already queued).
+	JobId      int64              `json:"job_id"`
+	MerchantId int64              `json:"merchant_id"`
+	To         openapi_types.Date `json:"to"`
+}
+
+// RefreshRequest defines model for RefreshRequest.
+type RefreshRequest struct {
+	// From First business day to refresh.
+	From       openapi_types.Date `json:"from"`
+	MerchantId int64              `json:"merchant_id"`
+
+	// To Last business day to refresh, at most 20 years after `from`.
+	To openapi_types.Date `json:"to"`
 }
 
 // Summary defines model for Summary.
@@ -726,6 +768,12 @@ type GetCohortsParams struct {
 	MerchantId *MerchantID `form:"merchant_id,omitempty" json:"merchant_id,omitempty"`
 }
 
+// GetFreshnessParams defines parameters for GetFreshness.
+type GetFreshnessParams struct {
+	// MerchantId The merchant to report on. Required with an admin token; a merchant token may only name its own.
+	MerchantId *MerchantID `form:"merchant_id,omitempty" json:"merchant_id,omitempty"`
+}
+
 // GetSummaryParams defines parameters for GetSummary.
 type GetSummaryParams struct {
 	// From First business day of the range (YYYY-MM-DD).
@@ -761,6 +809,9 @@ type GetTimeseriesParams struct {
 
 // GetTimeseriesParamsGrain defines parameters for GetTimeseries.
 type GetTimeseriesParamsGrain string
+
+// PostAdminRefreshJSONRequestBody defines body for PostAdminRefresh for application/json ContentType.
+type PostAdminRefreshJSONRequestBody = RefreshRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -845,6 +896,28 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/abc (the `GetABC` operationId).
 	GetABC(ctx context.Context, params *GetABCParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PostAdminRefreshWithBody Admin only: refresh a merchant's business days from the source (backfill)
+	//
+	// Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
+	// refresh runs (watch it in River UI or /v1/freshness). If the merchant's job is already
+	// running, the days wait for its next job (the next change scan enqueues it).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/admin/refresh (the `PostAdminRefresh` operationId).
+	PostAdminRefreshWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostAdminRefresh Admin only: refresh a merchant's business days from the source (backfill)
+	//
+	// Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
+	// refresh runs (watch it in River UI or /v1/freshness). If the merchant's job is already
+	// running, the days wait for its next job (the next change scan enqueues it).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/admin/refresh (the `PostAdminRefresh` operationId).
+	PostAdminRefresh(ctx context.Context, body PostAdminRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetBreakdown One row per product, category, city, region, delivery type or payment method
 	//
 	// For city, region, delivery_type and payment_method every order has one key and the
@@ -871,6 +944,11 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/customers/cohorts (the `GetCohorts` operationId).
 	GetCohorts(ctx context.Context, params *GetCohortsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetFreshness How fresh the merchant's figures are
+	//
+	// Corresponds with GET /v1/freshness (the `GetFreshness` operationId).
+	GetFreshness(ctx context.Context, params *GetFreshnessParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
 	//
 	// Corresponds with GET /v1/summary (the `GetSummary` operationId).
@@ -891,6 +969,48 @@ type ClientInterface interface {
 // Corresponds with GET /v1/abc (the `GetABC` operationId).
 func (c *Client) GetABC(ctx context.Context, params *GetABCParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetABCRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostAdminRefreshWithBody Admin only: refresh a merchant's business days from the source (backfill)
+//
+// Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
+// refresh runs (watch it in River UI or /v1/freshness). If the merchant's job is already
+// running, the days wait for its next job (the next change scan enqueues it).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/admin/refresh (the `PostAdminRefresh` operationId).
+func (c *Client) PostAdminRefreshWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostAdminRefreshRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostAdminRefresh Admin only: refresh a merchant's business days from the source (backfill)
+//
+// Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
+// refresh runs (watch it in River UI or /v1/freshness). If the merchant's job is already
+// running, the days wait for its next job (the next change scan enqueues it).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/admin/refresh (the `PostAdminRefresh` operationId).
+func (c *Client) PostAdminRefresh(ctx context.Context, body PostAdminRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostAdminRefreshRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -947,6 +1067,21 @@ func (c *Client) GetCustomers(ctx context.Context, params *GetCustomersParams, r
 // Corresponds with GET /v1/customers/cohorts (the `GetCohorts` operationId).
 func (c *Client) GetCohorts(ctx context.Context, params *GetCohortsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCohortsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetFreshness How fresh the merchant's figures are
+//
+// Corresponds with GET /v1/freshness (the `GetFreshness` operationId).
+func (c *Client) GetFreshness(ctx context.Context, params *GetFreshnessParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetFreshnessRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1149,6 +1284,46 @@ func NewGetABCRequest(server string, params *GetABCParams) (*http.Request, error
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewPostAdminRefreshRequest calls the generic PostAdminRefresh builder with application/json body
+func NewPostAdminRefreshRequest(server string, body PostAdminRefreshJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostAdminRefreshRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostAdminRefreshRequestWithBody constructs an http.Request for the PostAdminRefresh method, with any body, and a specified content type
+func NewPostAdminRefreshRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/refresh")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -1442,6 +1617,60 @@ func NewGetCohortsRequest(server string, params *GetCohortsParams) (*http.Reques
 	return req, nil
 }
 
+// NewGetFreshnessRequest constructs an http.Request for the GetFreshness method
+func NewGetFreshnessRequest(server string, params *GetFreshnessParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/freshness")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.MerchantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "merchant_id", *params.MerchantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetSummaryRequest constructs an http.Request for the GetSummary method
 func NewGetSummaryRequest(server string, params *GetSummaryParams) (*http.Request, error) {
 	var err error
@@ -1673,6 +1902,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/abc (the `GetABC` operationId).
 	GetABCWithResponse(ctx context.Context, params *GetABCParams, reqEditors ...RequestEditorFn) (*GetABCResponse, error)
 
+	// PostAdminRefreshWithBodyWithResponse Admin only: refresh a merchant's business days from the source (backfill)
+	//
+	// Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
+	// refresh runs (watch it in River UI or /v1/freshness). If the merchant's job is already
+	// running, the days wait for its next job (the next change scan enqueues it).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/refresh (the `PostAdminRefresh` operationId).
+	PostAdminRefreshWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostAdminRefreshResponse, error)
+
+	// PostAdminRefreshWithResponse Admin only: refresh a merchant's business days from the source (backfill)
+	//
+	// Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
+	// refresh runs (watch it in River UI or /v1/freshness). If the merchant's job is already
+	// running, the days wait for its next job (the next change scan enqueues it).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/refresh (the `PostAdminRefresh` operationId).
+	PostAdminRefreshWithResponse(ctx context.Context, body PostAdminRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*PostAdminRefreshResponse, error)
+
 	// GetBreakdownWithResponse One row per product, category, city, region, delivery type or payment method
 	//
 	// For city, region, delivery_type and payment_method every order has one key and the
@@ -1704,6 +1955,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/customers/cohorts (the `GetCohorts` operationId).
 	GetCohortsWithResponse(ctx context.Context, params *GetCohortsParams, reqEditors ...RequestEditorFn) (*GetCohortsResponse, error)
+
+	// GetFreshnessWithResponse How fresh the merchant's figures are
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/freshness (the `GetFreshness` operationId).
+	GetFreshnessWithResponse(ctx context.Context, params *GetFreshnessParams, reqEditors ...RequestEditorFn) (*GetFreshnessResponse, error)
 
 	// GetSummaryWithResponse Every order and customer metric for a range, the previous range of equal length and the change
 	//
@@ -1776,6 +2034,68 @@ func (r GetABCResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetABCResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PostAdminRefreshResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *RefreshQueued
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r PostAdminRefreshResponse) GetJSON202() *RefreshQueued {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostAdminRefreshResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostAdminRefreshResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostAdminRefreshResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r PostAdminRefreshResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostAdminRefreshResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostAdminRefreshResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostAdminRefreshResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -1968,6 +2288,68 @@ func (r GetCohortsResponse) ContentType() string {
 	return ""
 }
 
+type GetFreshnessResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Freshness
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetFreshnessResponse) GetJSON200() *Freshness {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetFreshnessResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetFreshnessResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetFreshnessResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r GetFreshnessResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetFreshnessResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetFreshnessResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetFreshnessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetSummaryResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2109,6 +2491,40 @@ func (c *ClientWithResponses) GetABCWithResponse(ctx context.Context, params *Ge
 	return ParseGetABCResponse(rsp)
 }
 
+// PostAdminRefreshWithBodyWithResponse Admin only: refresh a merchant's business days from the source (backfill)
+//
+// Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
+// refresh runs (watch it in River UI or /v1/freshness). If the merchant's job is already
+// running, the days wait for its next job (the next change scan enqueues it).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/refresh (the `PostAdminRefresh` operationId).
+func (c *ClientWithResponses) PostAdminRefreshWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostAdminRefreshResponse, error) {
+	rsp, err := c.PostAdminRefreshWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostAdminRefreshResponse(rsp)
+}
+
+// PostAdminRefreshWithResponse Admin only: refresh a merchant's business days from the source (backfill)
+//
+// Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
+// refresh runs (watch it in River UI or /v1/freshness). If the merchant's job is already
+// running, the days wait for its next job (the next change scan enqueues it).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/refresh (the `PostAdminRefresh` operationId).
+func (c *ClientWithResponses) PostAdminRefreshWithResponse(ctx context.Context, body PostAdminRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*PostAdminRefreshResponse, error) {
+	rsp, err := c.PostAdminRefresh(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostAdminRefreshResponse(rsp)
+}
+
 // GetBreakdownWithResponse One row per product, category, city, region, delivery type or payment method
 //
 // For city, region, delivery_type and payment_method every order has one key and the
@@ -2159,6 +2575,19 @@ func (c *ClientWithResponses) GetCohortsWithResponse(ctx context.Context, params
 	return ParseGetCohortsResponse(rsp)
 }
 
+// GetFreshnessWithResponse How fresh the merchant's figures are
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/freshness (the `GetFreshness` operationId).
+func (c *ClientWithResponses) GetFreshnessWithResponse(ctx context.Context, params *GetFreshnessParams, reqEditors ...RequestEditorFn) (*GetFreshnessResponse, error) {
+	rsp, err := c.GetFreshness(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetFreshnessResponse(rsp)
+}
+
 // GetSummaryWithResponse Every order and customer metric for a range, the previous range of equal length and the change
 //
 // Returns a wrapper object for the known response body format(s).
@@ -2205,6 +2634,53 @@ func ParseGetABCResponse(rsp *http.Response) (*GetABCResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePostAdminRefreshResponse parses an HTTP response from a PostAdminRefreshWithResponse call
+func ParsePostAdminRefreshResponse(rsp *http.Response) (*PostAdminRefreshResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostAdminRefreshResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest RefreshQueued
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -2373,6 +2849,53 @@ func ParseGetCohortsResponse(rsp *http.Response) (*GetCohortsResponse, error) {
 	return response, nil
 }
 
+// ParseGetFreshnessResponse parses an HTTP response from a GetFreshnessWithResponse call
+func ParseGetFreshnessResponse(rsp *http.Response) (*GetFreshnessResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetFreshnessResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Freshness
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetSummaryResponse parses an HTTP response from a GetSummaryWithResponse call
 func ParseGetSummaryResponse(rsp *http.Response) (*GetSummaryResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -2472,6 +2995,9 @@ type ServerInterface interface {
 	// GetABC ABC analysis of the merchant's products over a range
 	// (GET /v1/abc)
 	GetABC(w http.ResponseWriter, r *http.Request, params GetABCParams)
+	// PostAdminRefresh Admin only: refresh a merchant's business days from the source (backfill)
+	// (POST /v1/admin/refresh)
+	PostAdminRefresh(w http.ResponseWriter, r *http.Request)
 	// GetBreakdown One row per product, category, city, region, delivery type or payment method
 	// (GET /v1/breakdown/{dimension})
 	GetBreakdown(w http.ResponseWriter, r *http.Request, dimension GetBreakdownParamsDimension, params GetBreakdownParams)
@@ -2481,6 +3007,9 @@ type ServerInterface interface {
 	// GetCohorts Monthly cohort retention
 	// (GET /v1/customers/cohorts)
 	GetCohorts(w http.ResponseWriter, r *http.Request, params GetCohortsParams)
+	// GetFreshness How fresh the merchant's figures are
+	// (GET /v1/freshness)
+	GetFreshness(w http.ResponseWriter, r *http.Request, params GetFreshnessParams)
 	// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
 	// (GET /v1/summary)
 	GetSummary(w http.ResponseWriter, r *http.Request, params GetSummaryParams)
@@ -2499,6 +3028,12 @@ func (_ Unimplemented) GetABC(w http.ResponseWriter, r *http.Request, params Get
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// PostAdminRefresh Admin only: refresh a merchant's business days from the source (backfill)
+// (POST /v1/admin/refresh)
+func (_ Unimplemented) PostAdminRefresh(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // GetBreakdown One row per product, category, city, region, delivery type or payment method
 // (GET /v1/breakdown/{dimension})
 func (_ Unimplemented) GetBreakdown(w http.ResponseWriter, r *http.Request, dimension GetBreakdownParamsDimension, params GetBreakdownParams) {
@@ -2514,6 +3049,12 @@ func (_ Unimplemented) GetCustomers(w http.ResponseWriter, r *http.Request, para
 // GetCohorts Monthly cohort retention
 // (GET /v1/customers/cohorts)
 func (_ Unimplemented) GetCohorts(w http.ResponseWriter, r *http.Request, params GetCohortsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetFreshness How fresh the merchant's figures are
+// (GET /v1/freshness)
+func (_ Unimplemented) GetFreshness(w http.ResponseWriter, r *http.Request, params GetFreshnessParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2692,6 +3233,20 @@ func (siw *ServerInterfaceWrapper) GetABC(w http.ResponseWriter, r *http.Request
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetABC(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// PostAdminRefresh operation middleware
+func (siw *ServerInterfaceWrapper) PostAdminRefresh(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PostAdminRefresh(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2956,6 +3511,39 @@ func (siw *ServerInterfaceWrapper) GetCohorts(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetCohorts(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetFreshness operation middleware
+func (siw *ServerInterfaceWrapper) GetFreshness(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetFreshnessParams
+
+	// ------------- Optional query parameter "merchant_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "merchant_id", r.URL.Query(), &params.MerchantId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "merchant_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "merchant_id", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetFreshness(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3253,6 +3841,12 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/customers/cohorts", wrapper.GetCohorts)
 	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/freshness", wrapper.GetFreshness)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/admin/refresh", wrapper.PostAdminRefresh)
+	})
 
 	return r
 }
@@ -3322,6 +3916,76 @@ type GetABC403ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetABC403ApplicationProblemPlusJSONResponse) VisitGetABCResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostAdminRefreshRequestObject struct {
+	Body *PostAdminRefreshJSONRequestBody
+}
+
+type PostAdminRefreshResponseObject interface {
+	VisitPostAdminRefreshResponse(w http.ResponseWriter) error
+}
+
+type PostAdminRefresh202JSONResponse RefreshQueued
+
+func (response PostAdminRefresh202JSONResponse) VisitPostAdminRefreshResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostAdminRefresh400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PostAdminRefresh400ApplicationProblemPlusJSONResponse) VisitPostAdminRefreshResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostAdminRefresh401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PostAdminRefresh401ApplicationProblemPlusJSONResponse) VisitPostAdminRefreshResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostAdminRefresh403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PostAdminRefresh403ApplicationProblemPlusJSONResponse) VisitPostAdminRefreshResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -3544,6 +4208,76 @@ func (response GetCohorts403ApplicationProblemPlusJSONResponse) VisitGetCohortsR
 	return err
 }
 
+type GetFreshnessRequestObject struct {
+	Params GetFreshnessParams
+}
+
+type GetFreshnessResponseObject interface {
+	VisitGetFreshnessResponse(w http.ResponseWriter) error
+}
+
+type GetFreshness200JSONResponse Freshness
+
+func (response GetFreshness200JSONResponse) VisitGetFreshnessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFreshness400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetFreshness400ApplicationProblemPlusJSONResponse) VisitGetFreshnessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFreshness401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetFreshness401ApplicationProblemPlusJSONResponse) VisitGetFreshnessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFreshness403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetFreshness403ApplicationProblemPlusJSONResponse) VisitGetFreshnessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSummaryRequestObject struct {
 	Params GetSummaryParams
 }
@@ -3689,6 +4423,9 @@ type StrictServerInterface interface {
 	// GetABC ABC analysis of the merchant's products over a range
 	// (GET /v1/abc)
 	GetABC(ctx context.Context, request GetABCRequestObject) (GetABCResponseObject, error)
+	// PostAdminRefresh Admin only: refresh a merchant's business days from the source (backfill)
+	// (POST /v1/admin/refresh)
+	PostAdminRefresh(ctx context.Context, request PostAdminRefreshRequestObject) (PostAdminRefreshResponseObject, error)
 	// GetBreakdown One row per product, category, city, region, delivery type or payment method
 	// (GET /v1/breakdown/{dimension})
 	GetBreakdown(ctx context.Context, request GetBreakdownRequestObject) (GetBreakdownResponseObject, error)
@@ -3698,6 +4435,9 @@ type StrictServerInterface interface {
 	// GetCohorts Monthly cohort retention
 	// (GET /v1/customers/cohorts)
 	GetCohorts(ctx context.Context, request GetCohortsRequestObject) (GetCohortsResponseObject, error)
+	// GetFreshness How fresh the merchant's figures are
+	// (GET /v1/freshness)
+	GetFreshness(ctx context.Context, request GetFreshnessRequestObject) (GetFreshnessResponseObject, error)
 	// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
 	// (GET /v1/summary)
 	GetSummary(ctx context.Context, request GetSummaryRequestObject) (GetSummaryResponseObject, error)
@@ -3764,6 +4504,37 @@ func (sh *strictHandler) GetABC(w http.ResponseWriter, r *http.Request, params G
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetABCResponseObject); ok {
 		if err := validResponse.VisitGetABCResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// PostAdminRefresh operation middleware
+func (sh *strictHandler) PostAdminRefresh(w http.ResponseWriter, r *http.Request) {
+	var request PostAdminRefreshRequestObject
+
+	var body PostAdminRefreshJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.PostAdminRefresh(ctx, request.(PostAdminRefreshRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PostAdminRefresh")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(PostAdminRefreshResponseObject); ok {
+		if err := validResponse.VisitPostAdminRefreshResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -3850,6 +4621,32 @@ func (sh *strictHandler) GetCohorts(w http.ResponseWriter, r *http.Request, para
 	}
 }
 
+// GetFreshness operation middleware
+func (sh *strictHandler) GetFreshness(w http.ResponseWriter, r *http.Request, params GetFreshnessParams) {
+	var request GetFreshnessRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetFreshness(ctx, request.(GetFreshnessRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetFreshness")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetFreshnessResponseObject); ok {
+		if err := validResponse.VisitGetFreshnessResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetSummary operation middleware
 func (sh *strictHandler) GetSummary(w http.ResponseWriter, r *http.Request, params GetSummaryParams) {
 	var request GetSummaryRequestObject
@@ -3907,73 +4704,84 @@ func (sh *strictHandler) GetTimeseries(w http.ResponseWriter, r *http.Request, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7DzbbhtJdr9y0FnAJKZJyWPP7K6EQSDR48BJFBu2B8HAcqRi9yFZq+6qdlU1ZY4jII95Tj5i/2M/Zb8k",
-	"qFvfWE22qbF3hcy8WCTrcu73mk9RwvOCM2RKRiefooIIkqNCYT49FzzX/6YoE0ELRTmLTqLnVEgF81JS",
-	"hlJCSjbAF6BWCIKwJcLo559//nlycTF59mw8jeKI6k0fShSbKI4YyTE6iRb65DgS+KGkAtPoRIkS40gm",
-	"K8yJvnLBRU5UdBKlRGEUR2pT6H1SCcqW0d1dHF2gSFaEqRfPtkF8u0LI3e+gOAgsuFDA2RReuyvhlqoV",
-	"EAYkzSkDxW+QnQJpbrtBBrnGjmUb0IADVRL4LevDyu+9omkURIYy9f3TKI5yymhe5tHJ4wozyhQuURjU",
-	"XpElbiOlvwVW5nMUMWgCwuMpnEGhvy6IVIYFyFKgEjAv1OYUrhVXJLsGqWiWQcJLpiTgGsUGBL/tQ0Of",
-	"2II/xQUpM2XA3caFfHS4HJv/BmH3hv5iMOy7/krqBUEYvjveBcR3AwB4o4gq5TaB/wWxsMzmIkUh4XbF",
-	"JUJSCoFMgTTbNHUzKhWmMEp4npOJRK01CtPxFJ5ZKB2N7Q5NZvxYZDzF6GRBMolhstvVLaSpwtwA+juB",
-	"i+gk+oejWl2P7DJ59FID63C6M8i/sNtq7IkQZKN/lGqTGf3jItef3/JtMvwrGazeMRAFOZcKnsAGiZBA",
-	"FgoFXGvxvO6TL8Xvpfp3erMsOJNoaHNOUq3UKJX+lHCmkJk/SVFkNCEaraNC8HmG+Td/khrHT43rdpH2",
-	"ld1lL21TSSues5VaJHIqJWVL4AIoW5OMpqdwbVZcG9MhgaqppvhzLuY0TZF9TWC1PaztGeMKBJIU1EpD",
-	"7oyWge4nRkq14oL+ojnz9QD8Nw6GaDBHIlBYYKdGW91uffjZ+cw4KcELFIpa9ndkhpfzrCE11l5q1OYD",
-	"1yUZkU6yOhyP4RwIS2EGxqxKGPE1CiBZBoXgaZkoGcPtiiit/UZjzFmwoJlCYX3hEIU+O5/N9Ma3+hYN",
-	"UleLF84v79GUuOWQQn6oaxz1DiVoohdvHVY4rzTglNqED1zvyDfY5p2dz17ZPSH6SC5UEAVZWf5DLGv3",
-	"GsUHMcEIS8CdO5yhFiKyRAkja0KD4jOAlOa2qzXJSgyQ4K5peN91AhYXlBnzXDkjJxBxRCKtQ464sQ8S",
-	"ms7aItoGodanBpffV4Dz+Z/Q8tALvQYamXbe76KzKI7OoziaNXbUdG2ryZZdSPxpQ1StK4QDCC1XRGDY",
-	"prAyy4j+0/m2LRszkD0WhQZkfqe/vYeQXjXuT5OkzMuMKLrGqwrfthi/YElWptr1GW/iQI3heygykqBs",
-	"iW2/1bWhQcjq2AOHWzBB2E1A27ik+k/Qsf4K4ex8ZqO8KpQepl49VDBsgSPrGMB8+mwSyJsySIFKWNpX",
-	"LvM1jBS3hgKZGpvYQ5u1GIgEAikmNCcZ2JOmwSSqKW0NSltgHFe6QheQirgSVUP9kFieCyQ3Kb9l21KZ",
-	"0hyZpDaU2EL/Czq7L+jRBL8d7mcq2rzmtw/Wn73mt11fNkindrqkWjR63NN+b2Q4sVMiNdW3hPIGN+G6",
-	"Ak1hVFm5hChccrGJIaFqY1RQ66M1ByOBS8pZDClmVCeEVxqGGAqyyZGpqxzViqfjaViYtdvdy9ELt2yX",
-	"Be0xWRqXG9w8kmAWtJK8RxKW+XqfBdvj5jqM1QStLIo3Gx7NEH9mKw1KQNDQ2h5IVjYh9Qn6X//7f6AQ",
-	"uKa8lGM4qv7WqCFJVmBvi+GpQ+sUNApwu0KBBvlqh2UglfALCq65qhdOrStu5h5JgoXC9MAwgPD1oTvX",
-	"y6tKqla8FPLAgxLCEsyuhNb1+5yQHUyEpJSK53gwBo4MB9+/zA9lQmVzD9jL8PbqvpjbKtWBmwUWSNR9",
-	"GC9QlYLd/4SDOee3X5Gcl7ZIcfAplC3vzQ+Ba2TlYcToGEvH2ri2ME1Bbypdg4peIq1Mb9OnhtCanrb2",
-	"txkaNDFNZe2KcJiQbTkLWnm+ctFNJ1Wpvg91HxpVSbvwkYScM7Vqe6qeCKbF6PbxM/+TK/4uzHWGHbDA",
-	"LLP5g6l6dm/bEQyiQqZcgNu+78cMdSwAN9rZaHSsMx55FzVuo1l1LSxElFk43K/f3LRqTANyjnYI2E0/",
-	"LQvaXK9x6eem7GPn8FDVicXXLX79DcLpzy/IeEoGye8YdVFHj21xe/Pqxxn85c9PwLMUFnRZCnSRuxY0",
-	"1/u4wULBfNMo/BOWWgm1fRBbltqOiXYo1zMqFWWJqm6XAxVoma+vChSVYQlnw0f1uTE0MuNpv/mtpWXL",
-	"IQ+3C6bcaxRTNfuOI8J8C2gMGUXpaw+GnAMxt9zYg7xjWQv/b+8Tum+FB73EMOZIQYZEKvjWC08T0TZY",
-	"T+8L1m5nPTDJvJ8bC3MlIKW7VDRkI5s/7TSOHTX/zSo2aBci+n57aDXZpaO/njFsJojtm1+6FrNRILfq",
-	"iiiQqAaaBpc9huygA1vwkqWYNm2hT3mpWvHSGTA5yECGU8727ReoQ5MFVKGqxkin5YlA4hA0tK0WOAhi",
-	"bTLMofe2XJ2Mtg1gFTdXRLq3SWrlv2EeG49Rjw9UOwYyupXh9ktRi+jDxcjlvzurTJzhppXxdrSozDXX",
-	"9a/woSRMUS3/n+XhhpZV2zlnGwyf7/x6vG0mqDvU1/s/zhDsluGJQTeDHcSHRqY5YP2DyC2DZtvAvx1G",
-	"usaGvdpFXre8wWr8SPLCDLo8/vbJ0++m3x+b4rBSKPQB/zH5x3fHkz++/+bycmr++PTt3e9CzrLpyxp9",
-	"SWfNPpOEoR7mK06Z+jKRwJ60uUBBeQqUSZpiT1jaH0N8bnHa3jYYrEFQqL7ZpV8Fy25zzCLQjj48HfaF",
-	"H37wZbuU/XwGv//D8e/BDdRAiorQTAayKjM9tmV4lTZfkJNkRRlOBJLUfKFXw2hO0qtqSCmGsjHbE8PC",
-	"zyHFwLi6WuhQQXthrSIkCzclLHQ9wyGC5OEmA18skJkOcQOYBRfQgi94obBzXS5W3dH+CsxBUJWF+yH2",
-	"i63pHvjp9QsQuECBLEFgJLdNbayYozfub6OaX/39FYwhsXitRbE3NL3wsegCCONqhcIP4LU6FfY7vgD8",
-	"UJIMMmRLtRrvScu/XHLxuYbhkHTgEBV8U+Y5EZuAqa26TDuJYld1a4d/P0naASbZSdC+LS0pbSndtqrb",
-	"39AmTIPn3f42GWNIchpUib1khKTpLc1RonAi1BaowUxeCkJZM6xIySaKo1vEGw0eZ2oVxdGHkgjVqiXc",
-	"a+JBxxvDc3kbnoQmEv6OawKWrg1OO6S3GakRwaQUVG3eaEgtA+0I6lmpVvWn5x62f/73t1F3eHWWEZrL",
-	"E2iABCNH9HEMgmcIo6os+J/2xcE4BvxYTP24twbLXlVjvlKqsMOylC14aIIQJ2S5FLjU0agrYRBGso3S",
-	"jkO7WAI5ETeoTGj8qB72lTDypY+//tf//uXPT8fTS/ajGVq3BWGTp/K8KPXJZkLKVDt4Kcw5Pr8iSgk6",
-	"N4tckSEwOH7JzPJHEq7rOsC1LxJKFGtqDlU0R/iFMzy1Xk0CNcNlCHOu81uiUE4vmckKNHzdEaduJgAj",
-	"/EgS1Sx/jPXRCiUQgbAQJNGk1IdWHrt+xUGWyyiO1ijsaFJ0PH08PTYZa4GMFDQ6iZ5Mj6dPbGqxMrJz",
-	"tH58ROZmfnaJasfQpyDsBlOYb/ysiJm38BNcFhNroX4w34xBH2TjqBi0rdF73RzKJaPpKRD/0fDOjI6e",
-	"we0KLZnrmS3XYprjgms+m+WX5fHxkwRIDOd2i/tiHgNmEmE2vWQV7AY4MxhhYdenZbhQwEtlSantoZkU",
-	"f5FGJ9E/oTo7n0Vx63XRu7DFqJccmddHd/HedW/5kFWV9dm7svGwaMBq81Zn4Drz6kWvDT8ecoO2gTcv",
-	"Lun2jsJ+spb3fcBQdqXup6JAAXMd4muVdLLxSG4LxQg/Jlkp6Rp7n26RMIjH0z/ovNvtvvAvcGxhZbv0",
-	"Ur8aajzXOQ60xQfhcr4Hl9O6RkP68Jr34fXH774KYi9ZVim0tJbT63EfyH7octjzi3qud/tybY5sYlEN",
-	"xo5jP8dqyBnbF3BcQD0negrXk2vjZ2rjdFoZJ31mH+RubC8k6maCtJZ193Hi/vWjqJPuTOrE/+EmzCbu",
-	"39ZU66TxKaA47zsvi749Pt7xCObzHr9oC9jzjMjmb0XLvKoVUgFudj427YYCxcSKu31+Yh7sPLUghm6u",
-	"UDlqvJAyWx7v39J6CGQ2Pdm/qX7bZEIrn3JFWqZMXCKp9JUZ72UfyYbQm+lR6/zNEdqdzv2Y5tGnahr0",
-	"rtfBPufCjGLGEBy+tIRszV+6t3o2eloRaaq4N7jxLZ5L5lvkxEwJcmnY5cOnKTyvdcLs8TOhevNGB1Fo",
-	"Ayh7Q6ajo5NLZv28Xr/M154odh7TLIl9E+cHSH3b3H2j5ZFQpiMeqmKoyt4/uEDLl6XdL7Y0746FUady",
-	"6yTNftCGcqs0e8lSjtK8GtPiv4ERK7NsPHVm1s2t7B4l7QkL6qHwreDAWA0dV9VGozkM3P980BsOxxJT",
-	"jbUM0X9StTG7l/aYlnAYIJqi0eNc///GLV3bZWMWMx+rncNIq80Phvc0Hcf93sHEn8I8SJxvrLL5FQd4",
-	"jEk7Ouo4ADt3PLH/VL2PSagLMukp50/6avuTnl7JJNA3mbQbKJO+PspkV2tlUv+55fhs22US6r5MdjVj",
-	"JgPm/iY7OzZfxYHWtmKnGxX89gF5xpcMNcTat0PPo4JtT2YK0SYSs9YKnLXyHrNVonRecsv0zppFrweX",
-	"l31JQaspExC0WWdu7uGI2mxr4m+xFWtVknPUmNcMxllu0NPFRGjHUM2Z7u3/9FpxU+O5XdFkVY+A2dpM",
-	"6sKO5hidDlouWe8I3RRmmGVwY+F247CtoVkX5yTd6bRLVrfn7VWj5kBPa4Rn7MtSNxO1csO19kGuDrX4",
-	"XKJYYwplAYo7YM0ajbji1z1xjh+L/U3VQlO+su9/WVDNGkNOlKAfH46yXWihyDZeTOuhaa9psu5H9Vlo",
-	"37L6TWjaQuPpEhCaRs+0ParnxwFaXdOHI04/NlJUk2J6W+4CcFvqN0jFsL89XE0vuhaXF0rVamv1yWWj",
-	"+fVAS7qdmrydEfGPBE23aAqm9WX9W0bmdmawmvG20yCPpPNfKbHVgiSjRVG3QqpRk1A+U3WpAgmNbQQe",
-	"2Bb8orrX4H2Pzba/PqwI3LDcxOAp2cTw4s1L0OSOvW8X4MjdMiyx6YFMFtTkf3fNbqLRhWYf8d17zRYT",
-	"PDhNKUUWnURH0d37u/8LAAD//w==",
+	"7DzbchtHdr9yarJVBGoHICXK3jVZrhRJWYmSMFIkuTYuUyEbMwdAizPdo+4eQrDDqjzu8+Yj9j/2U/wl",
+	"qb7NDT3gCJTkZcV6EUH05dxvfQ5/jhKeF5whUzI6+jkqiCA5KhTm0zPBc/1/ijIRtFCUs+goekaFVDAr",
+	"JWUoJaRkDXwOaokgCFsgjH744YcfJufnk6dPx9Mojqje9L5EsY7iiJEco6Nork+OI4HvSyowjY6UKDGO",
+	"ZLLEnOgr51zkREVHUUoURnGk1oXeJ5WgbBHd3sbROYpkSZh6/nQTxDdLhNx9D4qDwIILBZxN4ZW7ElZU",
+	"LYEwIGlOGSh+jewYSHPbNTLINXYsW4MGHKiSwFesDyu/95KmURAZytTXT6I4yimjeZlHR48qzChTuEBh",
+	"UHtJFriJlP4tsDKfoYhBExAeTeEECv3rgkhlWIAsBSoB80Ktj+FKcUWyK5CKZhkkvGRKAt6gWIPgqz40",
+	"9Ikt+FOckzJTBtxNXMgHh8uB+TcIu9f0J4Nh3/WXUi8IwvDVwTYgvhoAwGtFVCk3CfyviIVlNhcpCgmr",
+	"JZcISSkEMgXSbNPUzahUmMIo4XlOJhK11ihMx1N4aqF0NLY7NJnxQ5HxFKOjOckkhsluV7eQpgpzA+jv",
+	"BM6jo+gf9mt13bfL5P4LDazD6dYg/9xuq7EnQpC1/lKqdWb0j4tcf37DN8nwb2SwesdAFORcKjiENRIh",
+	"gcwVCrjS4nnVJ1+K30v1b/VmWXAm0dDmlKRaqVEq/SnhTCEzP5KiyGhCNFr7heCzDPPfv5Max58b120j",
+	"7Uu7y17appJWPGcrtUjkVErKFsAFUHZDMpoew5VZcWVMhwSqppriz7iY0TRF9iWB1fawtmeMKxBIUlBL",
+	"DbkzWga67xkp1ZIL+pPmzJcD8N85GKLBDIlAYYGdGm11u/XhJ6dnxkkJXqBQ1LK/IzO8nGUNqbH2UqM2",
+	"G7guyYh0ktXheAynQFgKZ2DMqoQRv0EBJMugEDwtEyVjWC2J0tpvNMacBXOaKRTWFw5R6JPTszO98Y2+",
+	"RYPU1eK588t3aErcckghP9Q1jnqHEjTRizcOK5xXGnBKbcIHrnfkG2zzTk7PXto9IfpILlQQBVlZ/l0s",
+	"a/caxQcxwQhLwJ07nKEWIrJACSNrQoPiM4CU5rbLG5KVGCDBbdPw/tgJWFxQZsxz5YycQMQRibQOOeLG",
+	"PkhoOmuLaBuEWp8aXH5bAc5n79Dy0Au9BhqZdt4/RidRHJ1GcXTW2FHTta0mG3Yh8acNUbWuEA4gtFwS",
+	"gWGbwsosI/pH59s2bMxA9lgUGpD5nf72HkJ61bg/TZIyLzOi6A1eVvi2xfg5S7Iy1a7PeBMHagxfQ5GR",
+	"BGVLbPutrg0NQlbHHjjcggnCrgPaxiXVP4KO9ZcIJ6dnNsqrQulh6tVDBcMW2LeOAcynjyaBvC6DFKiE",
+	"pX3lIr+BkeLWUCBTYxN7aLMWA5FAIMWE5iQDe9I0mEQ1pa1BaQuM40pX6AJSEVeiaqgfEstTgeQ65Su2",
+	"KZUpzZFJakOJDfQ/o7P7jB5N8NVwP1PR5hVfPVh/9oqvur5skE5tdUm1aPS4p7u9keHEVonUVN8Qymtc",
+	"h+sKNIVRZeUSonDBxTqGhKq1UUGtj9YcjAQuKGcxpJhRnRBeahhiKMg6R6Yuc1RLno6nYWHWbvdOjp67",
+	"ZdssaI/J0rhc43pPglnQSvL2JCzym7ss2B1ursNYTdDKoniz4dEM8edsqUEJCBpa2wPJ0iakPkH/5c9/",
+	"gULgDeWlHMN+9bNGDUmyBHtbDE8cWsegUYDVEgUa5KsdloFUwk8ouOaqXji1rriZeyQJFgrTHcMAwm92",
+	"3XmzuKykaslLIXc8KCEswexSaF2/zwnZzkRISql4jjtj4Miw8/2LfFcmVDZ3h70MV5f3xdxWqXbcLLBA",
+	"ou7DeIGqFOz+J+zMOb/9kuS8tEWKnU+hbHFvfgi8QVbuRoyOsXSsjWsL0xT0ptI1qOgl0sr0Jn1qCK3p",
+	"aWt/m6FBE9NU1q4IhwnZlrOgledLF910UpXq96HXh0ZV0i7ck5BzppZtT9UTwbQY3T7+zH/lir9zc51h",
+	"B8wxy2z+YKqe3du2BIOokCkX4Lbv+y5DHQvAtXY2Gh3rjEfeRY3baFavFhYiyiwc7tvfX7dqTANyjnYI",
+	"2E0/LQvaXK9x6eem7GPn8FDVicWXLX79CuH0xxdkPCWD5HeMOq+jx7a4vX753Rn87a+H4FkKc7ooBbrI",
+	"XQuae/u4xkLBbN0o/BOWWgm17yC2LLUZE21RrqdUKsoSVd0uByrQIr+5LFBUhiWcDe/X58bQyIyn/ea3",
+	"lpYNhzzcLphyr1FM1Xx3HBHmn4DGkFGUvvZgyDkQc8uNO5B3LGvh//g+oftGeNBLDGOOFGRIpILHXnia",
+	"iLbBenJfsLY764FJ5v3cWJgrASndpqIhG9n8aqtx7Kj5b1axQbsQ0Z8JlEuGMkD0jCwuJSacpSFzab+A",
+	"GaoVIgPJS5Hg5YooFDkR18YmMvuSvoM0Z0SqS5kQdkkCkc6flmjVyOW5eiHoLVqvNuKciaI5DjF0O5TJ",
+	"kKVaH1KyDtDotPFSLH20UhlBTSVMHQqpo5eCNSoQONdswXRwFOXWb6eWv3pPAlksBC6IQgkrneJb4uFK",
+	"UKWQwchk/zOcc5f+W6Pu7hnvTuKumATCPtsfYNZ5/laAUG1ApdLko5Ut9X56JEmOQCT85+QpUWRyIicv",
+	"5jvDulXRWnwPqdXdYYZ1kK7K8+lijGbdpX3zC9e5YfySW3VJFEhUA8XMFWVC4YUDW/CSpZg2QwxfSaJq",
+	"yUsXF8hBcUe4ktO+/Rx1xD+HKgPUGP3y579AIpA4BA1tqwUOglhLjzn03gFBp1DUBrBKRysi3dvTt8pK",
+	"YR6bQKzuyql2DGR0q3DUL0Utog8XI1dW2lq85QzXrUJSR4vKXHNdfwvvS8IU1fL/UYHj0NeKdimnDYYv",
+	"I3w63jbrPlvU14eVnCHYLcPz7W5haBAfGgWcAesfRMkmaLYN/JvZmXsvtFe7hGbFG6zGDyQvTP/Yo8eH",
+	"T76afn1g3lyUQqEP+K/JP/54MPnm7e8vLqbmh58f3/4uFIM2Q8TGc7+zZh9JwlBrwEtOmfo8AfYd1agC",
+	"BeWp9t80xZ5srz80/9g3H3vbYLAGQaH6WgI/CZbdN2eLQDuo93S4K6r3/WSbL0TPzuAPfzz4A7g+NUhR",
+	"EZrJQLHCNGVuGF6lzRfkJFlShhOBJDW/0KthNCPpZdX7F0PZaJmLYe7b+2Id517OdaigvbBWEZKF3/os",
+	"dD09V4Lk4bc7Pp/b+AwawMy5gBZ8wQuFbZd0GcCWV+VAexFVWfiZ0f5io2kOvn/1XIfUKJAlCIzktlcE",
+	"K+bojXd3J5hv/f0VjCGxeKVFsTc0Pfex6BwI42qJwve1th4A7e/4HPB9STLIkC2UTQl+lZz9Yw3DLln2",
+	"Lir4yuZK/1Fiad15p7MjmDE+1YmiSwy1wLqEaxr05YOJ9I7PnEBv6sor7ULgHZ/Z2r3PJE3FPYcRVaYv",
+	"doYm1CCZVvg1vDdIDe27+/i0+tNWQgypKyps4VWjV5qkqWmKItnLBttci3qbk/OhoyBm2qLi573LUdta",
+	"+bf4qh6Q6n71xwc9Deufhh8h+r8u85yIdSAsqRodthoQu6r7fPX3UyfcIXxx1vauLS2L3nJQm6puv0Nb",
+	"XBjccv3rFC1DVrZBldhLRkia3tAcJQonQmFlvZPJC0Eoa4bgKVlHcbRCvNbgcaaWURy9L4lQrXL2vaqJ",
+	"OjYfXk62oXyoKe7vuCxt6drgtEN6k5EaEUxKQdX6tYbUMtBOQZyUall/euZh+5c/vYm68xNnGaG5PIIG",
+	"SDByRB/HIHiGMKqKsv9th97GMeCHYuonjjRY9qoa86VShZ3XoGzOQ03sOKmqrK7qBISRbK10kKW9O7Gu",
+	"Xpk0cq+eN5Ew8mXCX/7nf//21yfj6QWzdVFb6zQ1HZ4XpT7ZNOmayqCpme7JqhZBlBJ0Zha5glxgdumC",
+	"meV7Eq7qmtmVr61KFDfUHKpojvATZ3hsI0AJ1PQ3I8y4WoIWCzm9YCaD1vB1u2y7WTOM8ANJVLNUONZH",
+	"K5RABMJckESTUh/qsU+JIuAnnCAhQis5XDXrvVdHDVpUxeKRznsODw+/GUNZ6CtXS5os7SzaBXNV5s2K",
+	"MlUgl3wlYzsU5GlCcgTJSCGXXAGR7SI0mUlkCkqmaHbBOmX3ThkdrvZvHu3P/RPMFSjMMllfUr2cuh17",
+	"ssrXLlgV8tfTlWSxiOLoBoVtGY4Opo+mB6bkVSAjBY2OosPpwfTQ1iaWRqE0BGRm5loWqLYMYwjCdFg6",
+	"W/seTtMH6TurLazWbH9rfjMGfZBNxGLQBljvdf2hF4ymx0D8RyPQZqTjBFbV407VS+1aP9wzADXLL8qD",
+	"g8MESAyndov7xSwGzCTC2fSCVbAb4EzDooVdn5bhXAEvlSWldhJmgut5Gh1F/4Tq5PQsiltTvz+GzWi9",
+	"ZN9MBd/Gd657w4esqkzynSsbA78DVpsZ2oHrzDSqXhse6nUDMIFZVFe1897TfrLu6G3Ae3Sl7vuiQAEz",
+	"XrJU2yknG3tyUyhG+CHJSklvsHekmoRBPJj+MY6q3ec+nLaV2c3abT3N24i9DwLtaoNwOb0Dl+O6yEv6",
+	"8Jr14fXNV18EsRcsqxTavW96Pe4D2Q9DDBuLrOdtNi/X5shWJqqBlXHs50sMOWM7mc4F1PMbx3A1uTLO",
+	"tzZOx5Vx0mf2Qe7a6UOibiY7all3Hyfufz8iMunOikz8D67ze+L+b02bTBqfAorztjPx+/jgYMtw6scN",
+	"pWoL2DPeawtARcu8qiVSAW6mLTbvlQWKiRV3OxZqBmmfWBBDN1eo7Dcml82WR3dvaQ3omk2Hd2+qZ45N",
+	"vOnz0EjLlAnWJN14ud+TDaE3Ux02IjJHGHeqQ8h957NNDsJlwLOeE3Ftnb3pD0ipUGtDNmSmwCK7t7oT",
+	"4R2fHZvvCJMrFDoU1PJbvdZfML9SlEzCaEVUsjRuk7l6z/fPtVq0go/xFJ5v4PmOz0wsZ+s+F0yUjFl3",
+	"7qFeEaqMPlElgeEHZfYYvTSfmh0aFV5UjUNe9yWX6kTTztVjoqoee8rT9SeT606157advGgrebuhVY8/",
+	"9e2uLtgzke75R6WrtT0gzTF/NISzbH1UoUGaMjVrdcV0shcYzUhyPadZNq7UaeankfZ/roaebnvj1Wdc",
+	"mIkjHbMHZoysXWqNGbk/SWEztCWRptR5jWvfcnHBfHBPjH5xaayfT9Gm8Kx2MWaPH33Sm9dGOy2a9oZM",
+	"Y390wWzYrNcv8htvY+zYkVkS+6aKbyH13aHuN1oQCdWaCFTFUD1Df+uSOf9M7L6xT+XuWBh1XlKd4bYf",
+	"dNyx8VR6wVKO0nQnablf2/ag8dRFLa49e/vEVE+UXc8+bsTaxgnrNKX2wc2Zt/6/kuH9sGOJeR21DNE/",
+	"UrU2uxf2mJZwGCCaotETq/7/TQO6oYBNAcwYmI61RlptvjW8p+k47g+2TDonzN/dmK2tsvkVOwRgk3ay",
+	"0Ymn7HjdxP5X9SJMQl0Jk57n9UnfW/ukp3dhEuhjmLQbGiZ9fQ2Tba0Ok/rHjTjStkFMQt0Qk23NEZMB",
+	"4y2TrR0UXyQerW3F1qhU8NUDCjRfMNQQ61AZemZnNz2ZeRg2iY21VuCslfeYrWcQ5yU3TO9Zs7D+4Moc",
+	"n1PQasoEBO2sMx7ycETtbGOwZb6RulSSs98YSwrGWW6eycVEaKetzJnuxXB6pbipI9taa3Wyrf+mLuxo",
+	"TovooKVdMm1NikzhDLMMri3cbuqrNRvm4pykO4Rxwep2OXvVqNlg22qpHfsy7/VELd0MmX0J1aEWn0kU",
+	"N5jaMrID1qzRiCt+1RPn+Omv31QtNMwm+/MgN1IHOVGCfng4ynauhSJbezGtZwO9ps2bgxd9NrqezvhY",
+	"wflSDKwhDLCw+jJQQqknEB4OU/+Zr8BmtBvvOlWCWDFY1k0Nfez1fQ+/WYW2UHm6BESq0aTWno3w/Zet",
+	"NrWHI1rfNWoQpobgnbXLsOx7sUEqhrv78apxEdcn4YVStXoj+uSy0UHxQJ/AOm+YtinX/7ET03IwBdM/",
+	"YQOYjMzskEb14mrbb6sn25TYclCS0aKo39Or3t5Qwlq1OgQyVttNsmNvyWfVvQbve5yy/fZhpViG5SbJ",
+	"Ssk6huevX4Amd+yDNwGO3C3DEps348mcmgT/ttmSYnSh2Yzy41vNFhMdOk0pRRYdRfvR7dvb/wsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

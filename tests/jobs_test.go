@@ -21,7 +21,7 @@ func riverClient(t *testing.T, p dbtest.Pair, interval time.Duration) *river.Cli
 	t.Helper()
 	an := dbtest.Pool(t, p.AnalyticsURL())
 	c, err := jobs.NewClient(jobs.Config{
-		Pool: an, Refresher: refresh.New(an), RefreshInterval: interval, Workers: 2,
+		Pool: an, Refresher: refresh.New(an), RefreshInterval: interval, ReconcileInterval: time.Hour, Workers: 2,
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	})
 	require.NoError(t, err)

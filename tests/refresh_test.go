@@ -199,7 +199,7 @@ func TestFailedRefreshKeepsOldData(t *testing.T) {
 			}
 			_, err = breaker.Exec(ctx, tc.breaks)
 			require.NoError(t, err)
-			_, err = r.RefreshDirty(ctx, m)
+			_, err = r.RefreshDirty(ctx, m, 0)
 			require.Error(t, err)
 
 			require.Equal(t, before, snapshot(t, an), "a failed refresh leaves the aggregates as they were")
@@ -214,7 +214,7 @@ func TestFailedRefreshKeepsOldData(t *testing.T) {
 			} else {
 				require.NoError(t, dbtest.Migrate(ctx, p)) // migrate repoints the server
 			}
-			_, err = r.RefreshDirty(ctx, m)
+			_, err = r.RefreshDirty(ctx, m, 0)
 			require.NoError(t, err)
 			requireExact(t, a, src, m, "2025-05-01", "2025-05-31")
 			requireExact(t, a, src, m, "2023-11-01", "2026-10-31")

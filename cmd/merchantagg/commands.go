@@ -6,9 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -18,13 +15,10 @@ import (
 	"github.com/merchantagg/merchantagg/internal/auth"
 	"github.com/merchantagg/merchantagg/internal/config"
 	"github.com/merchantagg/merchantagg/internal/db"
-	"github.com/merchantagg/merchantagg/internal/httpapi"
-	"github.com/merchantagg/merchantagg/internal/jobs"
 	"github.com/merchantagg/merchantagg/internal/refresh"
 	"github.com/merchantagg/merchantagg/internal/schema"
 	"github.com/merchantagg/merchantagg/internal/seed"
 	"github.com/merchantagg/merchantagg/internal/source"
-	"github.com/merchantagg/merchantagg/internal/stats"
 )
 
 // dateFlag is a YYYY-MM-DD flag.
@@ -121,7 +115,8 @@ func migrateCmd(ctx context.Context, args []string) error {
 	}
 	defer pool.Close()
 	return schema.Migrate(ctx, pool, schema.Options{
-		SourceDatabaseURL: cfg.SourceDatabaseURL, Timezone: cfg.Timezone, ChangeLookback: cfg.ChangeLookback,
+		SourceDatabaseURL: cfg.SourceDatabaseURL, Timezone: cfg.Timezone,
+		ChangeLookback: cfg.ChangeLookback, ChangeMaxTxnAge: cfg.ChangeMaxTxnAge,
 	})
 }
 
@@ -158,15 +153,7 @@ func refreshCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	start := time.Now()
 
 	if merchant == 0 && from.t.IsZero() {
-		var bar *progressbar.ProgressBar
-		n, err := r.Changed(ctx, func(done, total int) {
-			if bar == nil {
-				bar = progress(stderr, total, "refreshing merchants")
-			}
-			if bar != nil {
-				_ = bar.Set(done)
-			}
-		})
+		n, err := r.Changed(ctx, bar(stderr))
 		if err != nil {
 			return err
 		}
@@ -191,129 +178,31 @@ func refreshCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	var withWorker bool
-	if err := flags("serve", args, func(fs *flag.FlagSet) {
-		fs.BoolVar(&withWorker, "with-worker", false, "also run the River worker and the change scan")
-	}); err != nil {
-		return err
-	}
-	cfg, err := load("ANALYTICS_DATABASE_URL", "JWT_SECRET")
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	verifier, err := newVerifier(cfg)
-	if err != nil {
-		return err
-	}
-	readURL := cfg.AnalyticsDatabaseURL
-	if u := os.Getenv("ANALYTICS_READ_DATABASE_URL"); u != "" {
-		readURL = u
-	}
-	apiPool, err := db.OpenAPI(ctx, readURL)
-	if err != nil {
-		return fmt.Errorf("analytics database: %w", err)
-	}
-	defer apiPool.Close()
-	reader, err := stats.NewReader(apiPool)
-	if err != nil {
-		return err
-	}
-	router, err := httpapi.NewRouter(httpapi.Options{Reader: reader, Verifier: verifier, Ready: apiPool.Ping, Logger: log})
-	if err != nil {
-		return err
-	}
-
-	if withWorker {
-		stopWorker, err := startWorker(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		defer stopWorker()
-	}
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "with_worker", withWorker)
-
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
-	}
-	return nil
-}
-
-func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	if err := flags("worker", args, func(*flag.FlagSet) {}); err != nil {
+func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if err := flags("reconcile", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
 	cfg, err := load("ANALYTICS_DATABASE_URL")
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	stop, err := startWorker(ctx, cfg, log)
+	pool, err := db.Open(ctx, cfg.AnalyticsDatabaseURL)
+	if err != nil {
+		return fmt.Errorf("analytics database: %w", err)
+	}
+	defer pool.Close()
+	r := refresh.New(pool)
+	start := time.Now()
+	drifted, err := r.Reconcile(ctx)
 	if err != nil {
 		return err
 	}
-	log.Info("worker started", "refresh_interval", cfg.RefreshInterval.String())
-	<-ctx.Done()
-	log.Info("shutting down")
-	stop()
+	n, err := r.Changed(ctx, bar(stderr))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d merchant months drifted; refreshed %d merchants in %s\n", drifted, n, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// startWorker starts a River client working refresh jobs; the returned func stops it,
-// letting running jobs finish (a refresh is one transaction, so a cut one is simply retried).
-func startWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (func(), error) {
-	pool, err := db.Open(ctx, cfg.AnalyticsDatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("analytics database: %w", err)
-	}
-	client, err := jobs.NewClient(jobs.Config{
-		Pool: pool, Refresher: refresh.New(pool), RefreshInterval: cfg.RefreshInterval, Workers: 4, Logger: log,
-	})
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
-	// River's own context must outlive the signal so Stop can finish running jobs.
-	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("start river: %w", err)
-	}
-	return func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := client.Stop(stopCtx); err != nil {
-			log.Warn("river stop", "err", err)
-		}
-		pool.Close()
-	}, nil
-}
-
-func newVerifier(cfg config.Config) (*auth.Verifier, error) {
-	if cfg.JWTPublicKeyFile == "" {
-		return auth.NewHMAC([]byte(cfg.JWTSecret)), nil
-	}
-	pem, err := os.ReadFile(cfg.JWTPublicKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("JWT_PUBLIC_KEY_FILE: %w", err)
-	}
-	return auth.NewPublicKey(pem)
 }
 
 func tokenCmd(args []string, stdout io.Writer) error {
@@ -351,6 +240,19 @@ func tokenCmd(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, tok)
 	return nil
+}
+
+// bar is a refresh.Progress that draws a bar of merchants on a terminal.
+func bar(stderr io.Writer) refresh.Progress {
+	var b *progressbar.ProgressBar
+	return func(done, total int) {
+		if b == nil {
+			b = progress(stderr, total, "refreshing merchants")
+		}
+		if b != nil {
+			_ = b.Set(done)
+		}
+	}
 }
 
 // progress returns a progress bar on a terminal, nil otherwise (logs and CI stay clean).

@@ -1,5 +1,5 @@
 // Command merchantagg is the single binary of SPEC §5: source init, seed, migrate, refresh,
-// serve, worker and token. It only wires packages together; configuration comes from the
+// reconcile, serve, worker and token. It only wires packages together; configuration comes from the
 // environment (internal/config).
 package main
 
@@ -24,6 +24,7 @@ commands:
   migrate                          bring the analytics database to the latest schema
   refresh [--merchant ID] [--from D --to D]
                                    refresh synchronously (no flags: everything changed)
+  reconcile                        compare the aggregates with the source, refresh what drifted
   serve [--with-worker]            the HTTP API (and the River worker with the flag)
   worker                           River workers and the periodic change scan
   token --merchant ID [--admin] [--ttl D]
@@ -31,7 +32,9 @@ commands:
 
 environment: SOURCE_DATABASE_URL, ANALYTICS_DATABASE_URL, ANALYTICS_READ_DATABASE_URL,
   JWT_SECRET, JWT_PUBLIC_KEY_FILE, HTTP_ADDR (:8080), AGG_TIMEZONE (Europe/Moscow),
-  REFRESH_INTERVAL (1m), CHANGE_LOOKBACK (5m)
+  REFRESH_INTERVAL (1m), RECONCILE_INTERVAL (1h), CHANGE_LOOKBACK (0s),
+  CHANGE_MAX_TXN_AGE (1h), REFRESH_JOB_TIMEOUT (30m), REFRESH_STATEMENT_TIMEOUT (10m),
+  REFRESH_MAX_ATTEMPTS (10), WORKER_CONCURRENCY (4), METRICS_ADDR (worker; off)
 `
 
 // errUsage asks main to print the usage and exit 0.
@@ -70,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return migrateCmd(ctx, rest)
 	case "refresh":
 		return refreshCmd(ctx, rest, stdout, stderr)
+	case "reconcile":
+		return reconcileCmd(ctx, rest, stdout, stderr)
 	case "serve":
 		return serveCmd(ctx, rest, stderr)
 	case "worker":

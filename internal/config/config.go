@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -19,9 +20,23 @@ type Config struct {
 	HTTPAddr         string
 	Timezone         string
 	RefreshInterval  time.Duration
-	// ChangeLookback is how far behind the watermark the change scan looks again, to catch
-	// transactions that committed after their updated_at.
-	ChangeLookback time.Duration
+	// ReadDatabaseURL, when set, is where the API reads aggregates (a replica); the pipeline
+	// always writes to AnalyticsDatabaseURL.
+	ReadDatabaseURL string
+	// ChangeLookback is an extra margin behind the watermark for writers that stamp updated_at
+	// with their own clock; ChangeMaxTxnAge bounds how long one open source transaction can
+	// hold the change scan's horizon back (sql/code/scan.sql).
+	ChangeLookback  time.Duration
+	ChangeMaxTxnAge time.Duration
+	// RefreshJobTimeout cancels a refresh job that runs longer; RefreshStatementTimeout bounds
+	// one refresh transaction, after which the retry splits the merchant's days.
+	RefreshJobTimeout       time.Duration
+	RefreshStatementTimeout time.Duration
+	RefreshMaxAttempts      int
+	ReconcileInterval       time.Duration
+	WorkerConcurrency       int
+	// MetricsAddr, when set, serves /metrics from a `worker` process (serve has it on HTTP_ADDR).
+	MetricsAddr string
 }
 
 // minSecretLen is the shortest JWT_SECRET accepted: HS256's hash length.
@@ -35,14 +50,35 @@ func FromEnv() (Config, error) {
 		AnalyticsDatabaseURL: os.Getenv("ANALYTICS_DATABASE_URL"),
 		JWTSecret:            os.Getenv("JWT_SECRET"),
 		JWTPublicKeyFile:     os.Getenv("JWT_PUBLIC_KEY_FILE"),
+		ReadDatabaseURL:      os.Getenv("ANALYTICS_READ_DATABASE_URL"),
+		MetricsAddr:          os.Getenv("METRICS_ADDR"),
 		HTTPAddr:             envOr("HTTP_ADDR", ":8080"),
 		Timezone:             envOr("AGG_TIMEZONE", "Europe/Moscow"),
 	}
+	durations := []struct {
+		name, def string
+		dst       *time.Duration
+		zeroOK    bool
+	}{
+		{"REFRESH_INTERVAL", "1m", &c.RefreshInterval, false},
+		{"CHANGE_LOOKBACK", "0s", &c.ChangeLookback, true},
+		{"CHANGE_MAX_TXN_AGE", "1h", &c.ChangeMaxTxnAge, false},
+		{"REFRESH_JOB_TIMEOUT", "30m", &c.RefreshJobTimeout, false},
+		{"REFRESH_STATEMENT_TIMEOUT", "10m", &c.RefreshStatementTimeout, false},
+		{"RECONCILE_INTERVAL", "1h", &c.ReconcileInterval, false},
+	}
+	for _, d := range durations {
+		v, err := duration(d.name, d.def, d.zeroOK)
+		if err != nil {
+			return c, err
+		}
+		*d.dst = v
+	}
 	var err error
-	if c.RefreshInterval, err = duration("REFRESH_INTERVAL", "1m"); err != nil {
+	if c.RefreshMaxAttempts, err = positiveInt("REFRESH_MAX_ATTEMPTS", 10); err != nil {
 		return c, err
 	}
-	if c.ChangeLookback, err = duration("CHANGE_LOOKBACK", "5m"); err != nil {
+	if c.WorkerConcurrency, err = positiveInt("WORKER_CONCURRENCY", 4); err != nil {
 		return c, err
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
@@ -88,10 +124,25 @@ func envOr(name, def string) string {
 	return def
 }
 
-func duration(name, def string) (time.Duration, error) {
+func duration(name, def string, zeroOK bool) (time.Duration, error) {
 	d, err := time.ParseDuration(envOr(name, def))
-	if err != nil || d <= 0 {
+	switch {
+	case err != nil || d < 0:
+		return 0, errors.New(name + ": want a duration such as 1m or 30s")
+	case d == 0 && !zeroOK:
 		return 0, errors.New(name + ": want a positive duration such as 1m or 30s")
 	}
 	return d, nil
+}
+
+func positiveInt(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s: want a positive integer, got %q", name, v)
+	}
+	return n, nil
 }

@@ -4,8 +4,10 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,6 +22,11 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	// A refresh whose worker died (SIGKILL, lost host) would otherwise run to its end holding
+	// the merchant's lock; with this the server notices the closed socket and rolls it back.
+	if _, set := cfg.ConnConfig.RuntimeParams["client_connection_check_interval"]; !set {
+		cfg.ConnConfig.RuntimeParams["client_connection_check_interval"] = "2s"
 	}
 	return connect(ctx, cfg)
 }
@@ -63,6 +70,28 @@ func AsMerchant(ctx context.Context, pool *pgxpool.Pool, merchantID int64, fn fu
 			strconv.FormatInt(merchantID, 10)); err != nil {
 			return fmt.Errorf("set merchant: %w", err)
 		}
+		if a, ok := ctx.Value(asOfKey{}).(*AsOf); ok && !a.read {
+			// Same snapshot as the figures fn reads, so the time matches what is shown.
+			if err := tx.QueryRow(ctx, "SELECT covered_watermark FROM agg.merchant_freshness()").Scan(&a.Time); err != nil &&
+				!errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("read freshness: %w", err)
+			}
+			a.read = true
+		}
 		return fn(tx)
 	})
+}
+
+// AsOf receives the source instant up to which the figures a request read are complete.
+type AsOf struct {
+	Time *time.Time // nil before the merchant's first refresh
+	read bool
+}
+
+type asOfKey struct{}
+
+// WithAsOf returns a context under which AsMerchant fills the returned AsOf on its first call.
+func WithAsOf(ctx context.Context) (context.Context, *AsOf) {
+	a := &AsOf{}
+	return context.WithValue(ctx, asOfKey{}, a), a
 }

@@ -167,7 +167,7 @@ func Migrate(ctx context.Context, p Pair) error {
 	}
 	defer an.Close()
 	return schema.Migrate(ctx, an, schema.Options{
-		SourceDatabaseURL: p.SourceURL(), Timezone: Timezone, ChangeLookback: 5 * time.Minute,
+		SourceDatabaseURL: p.SourceURL(), Timezone: Timezone, ChangeLookback: 0, ChangeMaxTxnAge: time.Hour,
 	})
 }
 

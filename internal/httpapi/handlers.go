@@ -21,9 +21,18 @@ import (
 // maxRangeYears bounds a range (SPEC §4).
 const maxRangeYears = 3
 
+// maxBackfillYears bounds an admin refresh: a longer one is a typo, not a backfill.
+const maxBackfillYears = 20
+
+// Backfiller queues a refresh of a merchant's business days [from, to] and returns the job id.
+type Backfiller interface {
+	Backfill(ctx context.Context, merchantID int64, from, to time.Time) (jobID int64, err error)
+}
+
 // handlers implements the generated strict server interface.
 type handlers struct {
-	reader *stats.Reader
+	reader   *stats.Reader
+	backfill Backfiller
 }
 
 var _ gen.StrictServerInterface = (*handlers)(nil)
@@ -43,17 +52,9 @@ func resolve(ctx context.Context, from, to openapi_types.Date, merchantID *int64
 		return scope{}, &p
 	}
 	sc := scope{from: period.Date(from.Time), to: period.Date(to.Time), statuses: stats.AllStatuses}
-	switch {
-	case c.Role == auth.RoleAdmin && merchantID == nil:
-		p := badParam("merchant_id", "merchant_id is required with an admin token")
-		return sc, &p
-	case c.Role == auth.RoleAdmin:
-		sc.merchantID = *merchantID
-	case merchantID != nil && *merchantID != c.MerchantID:
-		p := problem(http.StatusForbidden, codeForbidden, "merchant_id", "this token may not read another merchant")
-		return sc, &p
-	default:
-		sc.merchantID = c.MerchantID
+	var prob *gen.Problem
+	if sc.merchantID, prob = whom(c, merchantID); prob != nil {
+		return sc, prob
 	}
 	if sc.from.After(sc.to) {
 		p := badParam("from", "from is after to")
@@ -70,6 +71,21 @@ func resolve(ctx context.Context, from, to openapi_types.Date, merchantID *int64
 		})
 	}
 	return sc, nil
+}
+
+// whom is the merchant a request reads: its token's, or for an admin the one it names.
+func whom(c *auth.Claims, merchantID *int64) (int64, *gen.Problem) {
+	switch {
+	case c.Role == auth.RoleAdmin && merchantID == nil:
+		p := badParam("merchant_id", "merchant_id is required with an admin token")
+		return 0, &p
+	case c.Role == auth.RoleAdmin:
+		return *merchantID, nil
+	case merchantID != nil && *merchantID != c.MerchantID:
+		p := problem(http.StatusForbidden, codeForbidden, "merchant_id", "this token may not read another merchant")
+		return 0, &p
+	}
+	return c.MerchantID, nil
 }
 
 func date(t time.Time) openapi_types.Date { return openapi_types.Date{Time: t} }
@@ -307,4 +323,60 @@ func ratio(cur, prev float64, ok bool) *float64 {
 	}
 	r := math.Round((cur-prev)/prev*1e4) / 1e4
 	return &r
+}
+
+// GetFreshness implements GET /v1/freshness.
+func (h *handlers) GetFreshness(ctx context.Context, req gen.GetFreshnessRequestObject) (gen.GetFreshnessResponseObject, error) {
+	c, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, errors.New("no claims in context")
+	}
+	id, prob := whom(c, req.Params.MerchantId)
+	if prob != nil {
+		if prob.Status == http.StatusForbidden {
+			return gen.GetFreshness403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*prob)}, nil
+		}
+		return gen.GetFreshness400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
+	}
+	f, err := h.reader.Freshness(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetFreshness200JSONResponse(f), nil
+}
+
+// PostAdminRefresh implements POST /v1/admin/refresh.
+func (h *handlers) PostAdminRefresh(ctx context.Context, req gen.PostAdminRefreshRequestObject) (gen.PostAdminRefreshResponseObject, error) {
+	c, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, errors.New("no claims in context")
+	}
+	if c.Role != auth.RoleAdmin {
+		return gen.PostAdminRefresh403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(
+			problem(http.StatusForbidden, codeForbidden, "", "an admin token is required"))}, nil
+	}
+	bad := func(param, detail string) (gen.PostAdminRefreshResponseObject, error) {
+		return gen.PostAdminRefresh400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(badParam(param, detail))}, nil
+	}
+	if req.Body == nil {
+		return bad("body", "a JSON body with merchant_id, from and to is required")
+	}
+	b := *req.Body
+	from, to := period.Date(b.From.Time), period.Date(b.To.Time)
+	switch {
+	case b.MerchantId < 1:
+		return bad("merchant_id", "merchant_id must be a positive id")
+	case from.After(to):
+		return bad("from", "from is after to")
+	case to.After(from.AddDate(maxBackfillYears, 0, -1)):
+		return bad("to", fmt.Sprintf("the range may span at most %d years", maxBackfillYears))
+	case h.backfill == nil:
+		return nil, errors.New("admin refresh is not wired")
+	}
+	job, err := h.backfill.Backfill(ctx, b.MerchantId, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return gen.PostAdminRefresh202JSONResponse{MerchantId: b.MerchantId, From: date(from), To: date(to),
+		Days: int(to.Sub(from).Hours()/24) + 1, JobId: job}, nil
 }

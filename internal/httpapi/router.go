@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -18,6 +17,7 @@ import (
 	"github.com/merchantagg/merchantagg"
 	"github.com/merchantagg/merchantagg/gen"
 	"github.com/merchantagg/merchantagg/internal/auth"
+	"github.com/merchantagg/merchantagg/internal/metrics"
 	"github.com/merchantagg/merchantagg/internal/stats"
 )
 
@@ -28,6 +28,11 @@ type Options struct {
 	// Ready reports whether the service can answer (the analytics database is reachable).
 	Ready  func(context.Context) error
 	Logger *slog.Logger
+	// Backfill serves POST /v1/admin/refresh; RiverUI, when set, is mounted at /riverui/ for
+	// admins; Metrics, when set, is served at /metrics and records request latencies.
+	Backfill Backfiller
+	RiverUI  http.Handler
+	Metrics  *metrics.Metrics
 }
 
 // NewRouter builds the whole HTTP surface.
@@ -43,6 +48,15 @@ func NewRouter(o Options) (http.Handler, error) {
 
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, logRequests(o.Logger), recoverer(o.Logger))
+	if o.Metrics != nil {
+		r.Use(observeRequests(o.Metrics))
+		r.Handle("/metrics", o.Metrics.Handler())
+	}
+	if o.RiverUI != nil {
+		ui := adminOnly(o.Verifier, "/riverui", o.RiverUI)
+		r.Handle("/riverui", ui)
+		r.Handle("/riverui/*", ui)
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem(http.StatusNotFound, codeNotFound, "", "no such resource"))
 	})
@@ -69,14 +83,14 @@ func NewRouter(o Options) (http.Handler, error) {
 	r.Get("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently).ServeHTTP)
 	r.Handle("/docs/*", docs)
 
-	strict := gen.NewStrictHandlerWithOptions(&handlers{reader: o.Reader}, nil, gen.StrictHTTPServerOptions{
+	strict := gen.NewStrictHandlerWithOptions(&handlers{reader: o.Reader, backfill: o.Backfill}, nil, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeProblem(w, r, badParam("", "invalid request"))
 		},
 		ResponseErrorHandlerFunc: internalError(o.Logger),
 	})
 	r.Group(func(r chi.Router) {
-		r.Use(authenticate(o.Verifier), validate)
+		r.Use(authenticate(o.Verifier), validate, stampAsOf)
 		gen.HandlerWithOptions(strict, gen.ChiServerOptions{
 			BaseRouter:       r,
 			ErrorHandlerFunc: paramError,
@@ -89,15 +103,11 @@ func NewRouter(o Options) (http.Handler, error) {
 func authenticate(v *auth.Verifier) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h := r.Header.Get("Authorization")
-			token, ok := strings.CutPrefix(h, "Bearer ")
-			if !ok {
-				token, ok = strings.CutPrefix(h, "bearer ")
-			}
+			token, ok := bearerToken(r)
 			var c *auth.Claims
 			var err error
 			if ok {
-				c, err = v.Verify(strings.TrimSpace(token))
+				c, err = v.Verify(token)
 			}
 			if !ok || err != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="merchantagg"`)

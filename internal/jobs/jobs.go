@@ -1,12 +1,14 @@
-// Package jobs runs refreshes as River jobs: a periodic change scan that enqueues one refresh
-// job per merchant with dirty days, and the per-merchant refresh job, retried with River's
-// exponential backoff.
+// Package jobs runs refreshes as River jobs: a periodic change scan and a periodic
+// reconciliation that enqueue one refresh job per merchant with dirty days, and the
+// per-merchant refresh job, retried with River's exponential backoff in ever smaller pieces.
 package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +17,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/merchantagg/merchantagg/internal/metrics"
 	"github.com/merchantagg/merchantagg/internal/refresh"
 )
 
@@ -38,7 +41,7 @@ func (RefreshMerchantArgs) Kind() string { return "refresh_merchant" }
 // InsertOpts makes the job unique per merchant while in flight. A day marked dirty while a job
 // runs is caught by the next scan's job, so refusing the duplicate loses nothing.
 func (RefreshMerchantArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: inFlight}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: inFlight}}
 }
 
 // RefreshMerchantWorker works RefreshMerchantArgs.
@@ -48,20 +51,27 @@ type RefreshMerchantWorker struct {
 	Logger    *slog.Logger
 }
 
-// Timeout overrides River's one-minute default: a large merchant's backfill takes longer.
-func (w *RefreshMerchantWorker) Timeout(*river.Job[RefreshMerchantArgs]) time.Duration {
-	return 30 * time.Minute
+// ChunkDays is how many calendar days of a merchant a retry refreshes per transaction: the
+// first attempt does everything in one, each retry after a failure halves the piece, down to
+// one day. A merchant too big for the statement timeout thus still converges, and one that
+// fails for another reason (source down) fails the same way and is retried with backoff.
+func ChunkDays(attempt int) int {
+	if attempt <= 1 {
+		return 0
+	}
+	return max(1024>>min(attempt-2, 10), 1)
 }
 
-// Work refreshes the merchant in one transaction.
+// Work refreshes the merchant's dirty days.
 func (w *RefreshMerchantWorker) Work(ctx context.Context, job *river.Job[RefreshMerchantArgs]) error {
 	start := time.Now()
-	days, err := w.Refresher.RefreshDirty(ctx, job.Args.MerchantID)
+	chunk := ChunkDays(job.Attempt)
+	days, err := w.Refresher.RefreshDirty(ctx, job.Args.MerchantID, chunk)
 	if err != nil {
 		return err
 	}
 	w.Logger.Info("refreshed merchant", "merchant_id", job.Args.MerchantID, "days", days,
-		"attempt", job.Attempt, "duration_ms", time.Since(start).Milliseconds())
+		"attempt", job.Attempt, "chunk_days", chunk, "duration_ms", time.Since(start).Milliseconds())
 	return nil
 }
 
@@ -71,7 +81,7 @@ type ScanChangesArgs struct{}
 // Kind implements river.JobArgs.
 func (ScanChangesArgs) Kind() string { return "scan_changes" }
 
-// InsertOpts keeps at most one scan in flight.
+// InsertOpts keeps at most one scan in flight; a failed scan is redone by the next period.
 func (ScanChangesArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: inFlight}}
 }
@@ -90,12 +100,57 @@ func (w *ScanChangesWorker) Work(ctx context.Context, job *river.Job[ScanChanges
 	if err != nil {
 		return err
 	}
-	ids, err := w.Refresher.DirtyMerchants(ctx)
+	n, err := enqueueDirty(ctx, w.Refresher)
 	if err != nil {
 		return err
 	}
-	if len(ids) == 0 {
-		return nil
+	w.Logger.Info("change scan", "marked_days", marked, "merchants", n)
+	return nil
+}
+
+// ReconcileArgs asks for a reconciliation of the aggregates with the source.
+type ReconcileArgs struct{}
+
+// Kind implements river.JobArgs.
+func (ReconcileArgs) Kind() string { return "reconcile" }
+
+// InsertOpts keeps at most one reconciliation in flight.
+func (ReconcileArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: inFlight}}
+}
+
+// ReconcileWorker works ReconcileArgs: it marks drifted merchant months dirty and enqueues
+// their refresh jobs.
+type ReconcileWorker struct {
+	river.WorkerDefaults[ReconcileArgs]
+	Refresher *refresh.Refresher
+	Logger    *slog.Logger
+}
+
+// Work reconciles and enqueues.
+func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
+	drifted, err := w.Refresher.Reconcile(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := enqueueDirty(ctx, w.Refresher)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if drifted > 0 {
+		level = slog.LevelWarn // drift means a change escaped the scan: worth a look
+	}
+	w.Logger.Log(ctx, level, "reconciliation", "drifted_months", drifted, "merchants", n)
+	return nil
+}
+
+// enqueueDirty inserts a refresh job for every merchant with dirty days (duplicates of jobs in
+// flight are refused by uniqueness) and returns how many merchants it asked for.
+func enqueueDirty(ctx context.Context, r *refresh.Refresher) (int, error) {
+	ids, err := r.DirtyMerchants(ctx)
+	if err != nil || len(ids) == 0 {
+		return 0, err
 	}
 	params := make([]river.InsertManyParams, len(ids))
 	for i, id := range ids {
@@ -103,42 +158,114 @@ func (w *ScanChangesWorker) Work(ctx context.Context, job *river.Job[ScanChanges
 	}
 	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
-		return fmt.Errorf("river client: %w", err)
+		return 0, fmt.Errorf("river client: %w", err)
 	}
 	if _, err := client.InsertMany(ctx, params); err != nil {
-		return fmt.Errorf("enqueue refresh jobs: %w", err)
+		return 0, fmt.Errorf("enqueue refresh jobs: %w", err)
 	}
-	w.Logger.Info("change scan", "marked_days", marked, "merchants", len(ids))
-	return nil
+	return len(ids), nil
 }
 
-// Config is what a working River client needs.
+// Config is what a River client needs. Only Pool is required for an insert-only client (the
+// API's admin refresh and River UI); Refresher makes it work jobs.
 type Config struct {
-	Pool            *pgxpool.Pool
-	Refresher       *refresh.Refresher
-	RefreshInterval time.Duration
-	Workers         int
-	Logger          *slog.Logger
+	Pool              *pgxpool.Pool
+	Refresher         *refresh.Refresher
+	RefreshInterval   time.Duration
+	ReconcileInterval time.Duration
+	Workers           int
+	// MaxAttempts: after this many failed attempts a refresh job is discarded (visible in River
+	// UI, to be retried by an operator). JobTimeout cancels an attempt that runs longer.
+	MaxAttempts int
+	JobTimeout  time.Duration
+	// RetryPolicy overrides River's backoff (attempt^4 seconds); tests shorten it.
+	RetryPolicy river.ClientRetryPolicy
+	Metrics     *metrics.Metrics
+	Logger      *slog.Logger
 }
 
-// NewClient builds a River client that works refresh jobs and schedules the change scan every
-// RefreshInterval (on the elected leader only; it also runs at start).
+// rescueMargin is how long after JobTimeout a job still running is deemed orphaned (its
+// worker died) and handed to another worker. River checks every 30 s on top of this.
+const rescueMargin = 30 * time.Second
+
+// NewClient builds a River client. With a Refresher it works refresh jobs and schedules the
+// change scan every RefreshInterval and reconciliation every ReconcileInterval (on the
+// elected leader only; both also run at start).
 func NewClient(c Config) (*river.Client[pgx.Tx], error) {
-	workers := river.NewWorkers()
-	river.AddWorker(workers, &RefreshMerchantWorker{Refresher: c.Refresher, Logger: c.Logger})
-	river.AddWorker(workers, &ScanChangesWorker{Refresher: c.Refresher, Logger: c.Logger})
-	client, err := river.NewClient(riverpgxv5.New(c.Pool), &river.Config{
-		Logger:  c.Logger,
-		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max(c.Workers, 1)}},
-		Workers: workers,
-		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(
-			river.PeriodicInterval(c.RefreshInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return ScanChangesArgs{}, nil },
-			&river.PeriodicJobOpts{RunOnStart: true},
-		)},
-	})
+	host, _ := os.Hostname()
+	rc := &river.Config{
+		// Operators see which process ran each attempt (River UI, attempted_by).
+		ID:          fmt.Sprintf("%s_%d", host, os.Getpid()),
+		Logger:      c.Logger,
+		MaxAttempts: c.MaxAttempts,
+		RetryPolicy: c.RetryPolicy,
+	}
+	if c.Refresher != nil {
+		if c.RefreshInterval <= 0 || c.ReconcileInterval <= 0 {
+			return nil, errors.New("river client: refresh and reconcile intervals must be positive")
+		}
+		workers := river.NewWorkers()
+		river.AddWorker(workers, &RefreshMerchantWorker{Refresher: c.Refresher, Logger: c.Logger})
+		river.AddWorker(workers, &ScanChangesWorker{Refresher: c.Refresher, Logger: c.Logger})
+		river.AddWorker(workers, &ReconcileWorker{Refresher: c.Refresher, Logger: c.Logger})
+		rc.Workers = workers
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max(c.Workers, 1)}}
+		rc.JobTimeout = c.JobTimeout
+		if c.JobTimeout > 0 {
+			rc.RescueStuckJobsAfter = c.JobTimeout + rescueMargin
+		}
+		rc.PeriodicJobs = []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(c.RefreshInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return ScanChangesArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(c.ReconcileInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+		}
+	}
+	if c.Metrics != nil {
+		rc.Middleware = []rivertype.Middleware{observe(c.Metrics)}
+	}
+	client, err := river.NewClient(riverpgxv5.New(c.Pool), rc)
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	return client, nil
+}
+
+// observe records each job attempt's duration, failure and retry.
+func observe(m *metrics.Metrics) river.WorkerMiddlewareFunc {
+	return func(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+		if job.Attempt > 1 {
+			m.JobRetries.WithLabelValues(job.Kind).Inc()
+		}
+		start := time.Now()
+		err := doInner(ctx)
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+			m.JobFailures.WithLabelValues(job.Kind).Inc()
+		}
+		m.JobDuration.WithLabelValues(job.Kind, outcome).Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+// Backfiller queues operator backfills: it marks the days dirty, then enqueues the merchant's
+// refresh job. If the insert fails the days stay dirty and the next change scan enqueues them.
+type Backfiller struct {
+	Client    *river.Client[pgx.Tx]
+	Refresher *refresh.Refresher
+}
+
+// Backfill implements httpapi.Backfiller.
+func (b Backfiller) Backfill(ctx context.Context, merchantID int64, from, to time.Time) (int64, error) {
+	if err := b.Refresher.MarkDays(ctx, merchantID, from, to); err != nil {
+		return 0, err
+	}
+	res, err := b.Client.Insert(ctx, RefreshMerchantArgs{MerchantID: merchantID}, nil)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue refresh of merchant %d: %w", merchantID, err)
+	}
+	return res.Job.ID, nil
 }

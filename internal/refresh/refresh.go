@@ -6,6 +6,7 @@ package refresh
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,19 +16,65 @@ import (
 // Refresher runs refreshes against the analytics database (as its owner, not the API role).
 type Refresher struct {
 	pool *pgxpool.Pool
+	// StatementTimeout, when set, bounds each transaction's work (one CALL): a refresh that
+	// cannot finish in it fails, is retried in smaller pieces, and in the end is discarded
+	// rather than holding locks and a source connection without limit.
+	StatementTimeout time.Duration
 }
 
 // New returns a Refresher on pool.
 func New(pool *pgxpool.Pool) *Refresher { return &Refresher{pool: pool} }
 
-// Scan marks the merchant days whose orders changed since the watermark (less the lookback)
-// and returns how many it newly marked.
+// inTx runs fn in one transaction under the statement timeout.
+func (r *Refresher) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if r.StatementTimeout > 0 {
+			if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)",
+				strconv.FormatInt(r.StatementTimeout.Milliseconds(), 10)); err != nil {
+				return fmt.Errorf("set statement timeout: %w", err)
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// Scan marks the merchant days whose orders changed since the watermark and returns how many
+// it newly marked. Two transactions: the source's horizon must be read before, and in an
+// older snapshot than, the scan itself (sql/code/scan.sql explains why).
 func (r *Refresher) Scan(ctx context.Context) (int64, error) {
+	var horizon time.Time
+	if err := r.inTx(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT refresh.source_horizon()").Scan(&horizon)
+	}); err != nil {
+		return 0, fmt.Errorf("read source horizon: %w", err)
+	}
 	var n int64
-	if err := r.pool.QueryRow(ctx, "SELECT refresh.scan_changes()").Scan(&n); err != nil {
+	if err := r.inTx(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT refresh.scan_changes($1)", horizon).Scan(&n)
+	}); err != nil {
 		return 0, fmt.Errorf("scan changes: %w", err)
 	}
 	return n, nil
+}
+
+// Reconcile compares per merchant × month checksums of the source and the aggregates, marks
+// the months that differ dirty, and returns how many merchant months drifted.
+func (r *Refresher) Reconcile(ctx context.Context) (int64, error) {
+	var n int64
+	if err := r.inTx(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT refresh.reconcile()").Scan(&n)
+	}); err != nil {
+		return 0, fmt.Errorf("reconcile: %w", err)
+	}
+	return n, nil
+}
+
+// MarkDays marks a merchant's business days [from, to] dirty, for a refresh job to pick up.
+func (r *Refresher) MarkDays(ctx context.Context, merchantID int64, from, to time.Time) error {
+	if _, err := r.pool.Exec(ctx, "CALL refresh.mark_days($1, $2, $3)", merchantID, from, to); err != nil {
+		return fmt.Errorf("mark merchant %d days dirty: %w", merchantID, err)
+	}
+	return nil
 }
 
 // DirtyMerchants lists the merchants with days waiting for a refresh.
@@ -49,22 +96,34 @@ func (r *Refresher) ids(ctx context.Context, q, what string) ([]int64, error) {
 	return ids, nil
 }
 
-// RefreshDirty recomputes every dirty day of one merchant in one transaction and returns how
-// many days it rewrote. On error nothing changes: the old figures and the dirty marks stay.
-func (r *Refresher) RefreshDirty(ctx context.Context, merchantID int64) (int, error) {
-	var days int
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, "CALL refresh.refresh_dirty($1, NULL)", merchantID).Scan(&days)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("refresh merchant %d: %w", merchantID, err)
+// RefreshDirty recomputes the dirty days of one merchant and returns how many it rewrote: all
+// in one transaction when maxDays is 0, else in one transaction per maxDays calendar days.
+// A failed transaction changes nothing: its old figures and dirty marks stay.
+func (r *Refresher) RefreshDirty(ctx context.Context, merchantID int64, maxDays int) (int, error) {
+	var limit *int
+	if maxDays > 0 {
+		limit = &maxDays
 	}
-	return days, nil
+	total := 0
+	for {
+		var days, left int
+		err := r.inTx(ctx, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, "CALL refresh.refresh_dirty($1, $2, NULL, NULL)", merchantID, limit).Scan(&days, &left)
+		})
+		if err != nil {
+			return total, fmt.Errorf("refresh merchant %d: %w", merchantID, err)
+		}
+		total += days
+		// Days marked while an unlimited refresh ran are left to the next job.
+		if limit == nil || left == 0 || days == 0 {
+			return total, nil
+		}
+	}
 }
 
 // RefreshRange recomputes one merchant's business days [from, to] in one transaction.
 func (r *Refresher) RefreshRange(ctx context.Context, merchantID int64, from, to time.Time) error {
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+	err := r.inTx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, "CALL refresh.refresh_days($1, $2, $3)", merchantID, from, to)
 		return err
 	})
@@ -101,7 +160,7 @@ func (r *Refresher) Changed(ctx context.Context, progress Progress) (int, error)
 		return 0, err
 	}
 	for i, id := range ids {
-		if _, err := r.RefreshDirty(ctx, id); err != nil {
+		if _, err := r.RefreshDirty(ctx, id, 0); err != nil {
 			return i, err
 		}
 		if progress != nil {

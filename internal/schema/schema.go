@@ -26,6 +26,7 @@ type Options struct {
 	SourceDatabaseURL string
 	Timezone          string
 	ChangeLookback    time.Duration
+	ChangeMaxTxnAge   time.Duration
 }
 
 // Migrate is idempotent: running it again changes nothing unless a setting changed.
@@ -50,8 +51,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, opts Options) error {
 		src.Host, strconv.Itoa(int(src.Port)), src.Database, src.User, src.Password); err != nil {
 		return fmt.Errorf("configure source server: %w", err)
 	}
-	if _, err := conn.Exec(ctx, "CALL refresh.configure($1, $2)",
-		opts.Timezone, opts.ChangeLookback); err != nil {
+	if _, err := conn.Exec(ctx, "CALL refresh.configure($1, $2, $3)",
+		opts.Timezone, opts.ChangeLookback, opts.ChangeMaxTxnAge); err != nil {
 		return fmt.Errorf("configure refresh: %w", err)
 	}
 

@@ -206,3 +206,15 @@ func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.O
 	}
 	return out, nil
 }
+
+// Freshness reports how fresh a merchant's aggregates are.
+func (r *Reader) Freshness(ctx context.Context, merchantID int64) (gen.Freshness, error) {
+	f := gen.Freshness{MerchantId: merchantID}
+	err := db.AsMerchant(ctx, r.pool, merchantID, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, r.sql["freshness.sql"]).Scan(&f.RefreshedAt, &f.SourceWatermark, &f.LastScanAt, &f.PendingDays, &f.LagSeconds)
+	})
+	if err != nil {
+		return f, fmt.Errorf("freshness of merchant %d: %w", merchantID, err)
+	}
+	return f, nil
+}

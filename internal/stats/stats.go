@@ -29,7 +29,7 @@ type Reader struct {
 // NewReader loads the read queries; pool must be an API pool (db.OpenAPI).
 func NewReader(pool *pgxpool.Pool) (*Reader, error) {
 	r := &Reader{pool: pool, sql: map[string]string{}}
-	for _, name := range []string{"order_metrics.sql", "customer_metrics.sql", "breakdown.sql", "abc.sql", "cohorts.sql"} {
+	for _, name := range []string{"order_metrics.sql", "customer_metrics.sql", "breakdown.sql", "abc.sql", "cohorts.sql", "freshness.sql"} {
 		q, err := sqlfiles.Query(name)
 		if err != nil {
 			return nil, fmt.Errorf("load query %s: %w", name, err)

@@ -24,11 +24,12 @@ BEGIN
     END IF;
 END $$;
 
-DROP PROCEDURE IF EXISTS refresh.configure(text, interval);
--- Sets the business time zone and the change-scan lookback. Aggregates are keyed by business
--- day, so a new time zone invalidates all of them: they are dropped and the next refresh
--- rebuilds everything.
-CREATE PROCEDURE refresh.configure(p_timezone text, p_lookback interval)
+DROP PROCEDURE IF EXISTS refresh.configure(text, interval); -- version 1
+DROP PROCEDURE IF EXISTS refresh.configure(text, interval, interval);
+-- Sets the business time zone and the change scan's margins (sql/code/scan.sql). Aggregates
+-- are keyed by business day, so a new time zone invalidates all of them: they are dropped and
+-- the next refresh rebuilds everything.
+CREATE PROCEDURE refresh.configure(p_timezone text, p_lookback interval, p_max_txn_age interval)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_old text;
@@ -42,5 +43,5 @@ BEGIN
         UPDATE refresh.settings SET source_watermark = NULL;
         RAISE NOTICE 'time zone changed from % to %: aggregates cleared, run a full refresh', v_old, p_timezone;
     END IF;
-    UPDATE refresh.settings SET timezone = p_timezone, lookback = p_lookback;
+    UPDATE refresh.settings SET timezone = p_timezone, lookback = p_lookback, max_txn_age = p_max_txn_age;
 END $$;

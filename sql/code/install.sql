@@ -5,3 +5,5 @@
 {{ template "source_stats.sql" . }}
 {{ template "refresh.sql" . }}
 {{ template "scan.sql" . }}
+{{ template "reconcile.sql" . }}
+{{ template "freshness.sql" . }}

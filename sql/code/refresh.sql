@@ -169,13 +169,36 @@ BEGIN
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.mark_fresh(bigint);
+-- Records a successful refresh. The merchant's data covers the global watermark only when no
+-- dirty day of it is left (a chunked refresh leaves some for the next transaction, and a
+-- concurrent scan may have marked more): otherwise the watermark it covered is kept. One
+-- statement, so the watermark and the dirty days are read from the same snapshot.
 CREATE PROCEDURE refresh.mark_fresh(p_merchant bigint)
 LANGUAGE sql AS $$
     INSERT INTO agg.freshness (merchant_id, refreshed_at, source_watermark)
-    SELECT p_merchant, now(), s.source_watermark FROM refresh.settings s
+    SELECT p_merchant, now(),
+           CASE WHEN EXISTS (SELECT FROM refresh.dirty_days d WHERE d.merchant_id = p_merchant)
+                THEN (SELECT f.source_watermark FROM agg.freshness f WHERE f.merchant_id = p_merchant)
+                ELSE s.source_watermark END
+    FROM refresh.settings s
     ON CONFLICT (merchant_id) DO UPDATE
         SET refreshed_at = EXCLUDED.refreshed_at, source_watermark = EXCLUDED.source_watermark;
 $$;
+
+DROP PROCEDURE IF EXISTS refresh.mark_days(bigint, date, date);
+-- Marks a merchant's business days [p_from, p_to] dirty, for an operator's backfill through the
+-- API (POST /v1/admin/refresh): the River job then refreshes them like any change.
+CREATE PROCEDURE refresh.mark_days(p_merchant bigint, p_from date, p_to date)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_from > p_to THEN
+        RAISE EXCEPTION 'refresh range % .. % is empty', p_from, p_to USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO refresh.dirty_days (merchant_id, day)
+    SELECT p_merchant, g::date FROM generate_series(p_from, p_to, interval '1 day') AS g
+    ORDER BY 2 -- key order, like the change scan, so the two never deadlock
+    ON CONFLICT DO NOTHING;
+END $$;
 
 DROP PROCEDURE IF EXISTS refresh.finish(bigint, date, date, bigint[]);
 -- Everything that follows rewritten days: rollups over [p_from, p_to], the first order of
@@ -215,21 +238,34 @@ BEGIN
     CALL refresh.finish(p_merchant, p_from, p_to, v_customers);
 END $$;
 
-DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int);
--- Refreshes every dirty day of one merchant (the River job's unit of work). Days marked dirty
--- while this runs wait on the deleted rows' locks and are inserted again after commit, so
--- they are picked up by the next job rather than lost.
-CREATE PROCEDURE refresh.refresh_dirty(p_merchant bigint, INOUT p_days int DEFAULT 0)
+DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int); -- version 1
+DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int, int, int);
+-- Refreshes the dirty days of one merchant (the River job's unit of work): all of them, or,
+-- when p_max_days is set, those in the first p_max_days calendar days from the oldest dirty
+-- one, so a merchant too big for one statement timeout is done in smaller transactions.
+-- Returns how many days it refreshed and how many are still dirty. Days marked dirty while
+-- this runs wait on the deleted rows' locks and are inserted again after commit, so they are
+-- picked up by the next run rather than lost.
+CREATE PROCEDURE refresh.refresh_dirty(p_merchant bigint, p_max_days int, INOUT p_days int DEFAULT 0, INOUT p_left int DEFAULT 0)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_days      date[];
     v_range     record;
     v_customers bigint[] := '{}';
 BEGIN
+    IF p_max_days < 1 THEN
+        RAISE EXCEPTION 'p_max_days must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     CALL refresh.lock_merchant(p_merchant);
-    WITH d AS (DELETE FROM refresh.dirty_days WHERE merchant_id = p_merchant RETURNING day)
+    WITH d AS (
+        DELETE FROM refresh.dirty_days
+        WHERE merchant_id = p_merchant
+          AND (p_max_days IS NULL OR day < (SELECT min(day) FROM refresh.dirty_days WHERE merchant_id = p_merchant) + p_max_days)
+        RETURNING day
+    )
     SELECT array_agg(day ORDER BY day) INTO v_days FROM d;
     p_days := coalesce(cardinality(v_days), 0);
+    SELECT count(*) INTO p_left FROM refresh.dirty_days WHERE merchant_id = p_merchant;
     IF p_days = 0 THEN
         RETURN;
     END IF;

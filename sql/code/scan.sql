@@ -1,8 +1,20 @@
--- Change capture, version 1: a watermark on orders.updated_at. Every change to an order, its
--- items or its returns must bump orders.updated_at (SPEC §2). The scan looks back
--- refresh.settings.lookback behind the watermark, so an order whose transaction committed up
--- to that long after its updated_at is still seen; refreshes rewrite whole days, so seeing a
--- change twice is harmless.
+-- Change capture, version 2: a watermark on orders.updated_at that only advances to the
+-- source's horizon. Every change to an order, its items or its returns must bump
+-- orders.updated_at with the writing transaction's clock (now(), or anything later: SPEC §2).
+--
+-- Why a horizon: updated_at = now() is the writing transaction's start, and it becomes
+-- visible only at commit. A scan that advanced the watermark to the highest updated_at it saw
+-- would skip forever a transaction that started earlier and commits later. So each scan first
+-- reads, in its own transaction, the start of the oldest transaction open on the source (the
+-- horizon), then, in a later transaction (a later snapshot), marks every change with
+-- updated_at >= the previous watermark and sets the watermark to the horizon. A change with
+-- updated_at < horizon came from a transaction that started before the horizon and was not
+-- open when it was read, so it had committed and this scan saw it. Changes between the horizon
+-- and the scan are seen again by the next scan: harmless, refreshes rewrite whole days.
+--
+-- Limits (README): a transaction open longer than settings.max_txn_age stops holding the
+-- horizon back (reconciliation repairs what it changed); settings.lookback adds a margin for
+-- writers that stamp updated_at with their own clock.
 
 DROP PROCEDURE IF EXISTS refresh.load_reference();
 -- Copies the shared reference data (cities with their regions, categories). Region
@@ -20,18 +32,49 @@ LANGUAGE sql AS $$
     WHERE (ref.categories.parent_id, ref.categories.name) IS DISTINCT FROM (EXCLUDED.parent_id, EXCLUDED.name);
 $$;
 
-DROP FUNCTION IF EXISTS refresh.scan_changes();
--- Marks the (merchant, business day) pairs with changed orders dirty and advances the
--- watermark. Returns how many pairs it newly marked.
-CREATE FUNCTION refresh.scan_changes() RETURNS bigint
+DROP FUNCTION IF EXISTS refresh.source_horizon();
+-- The start of the oldest client transaction open on the source database, bounded below by
+-- now() - max_txn_age. Call it in its own transaction, before refresh.scan_changes().
+CREATE FUNCTION refresh.source_horizon() RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_db     name;
+    v_oldest timestamptz;
+    v_hidden bigint;
+    v_age    interval;
+BEGIN
+    SELECT o.option_value INTO v_db
+    FROM pg_foreign_server s, pg_options_to_table(s.srvoptions) o
+    WHERE s.srvname = 'merchantagg_source' AND o.option_name = 'dbname';
+    SELECT max_txn_age INTO v_age FROM refresh.settings;
+    -- This query's own remote transaction is open too, so the minimum is never NULL.
+    SELECT min(a.xact_start), count(*) FILTER (WHERE a.query = '<insufficient privilege>')
+    INTO v_oldest, v_hidden
+    FROM src.activity a
+    WHERE a.datname = v_db AND a.backend_type = 'client backend';
+    IF v_hidden > 0 THEN
+        RAISE WARNING 'source user cannot see % sessions (grant it pg_read_all_stats): change scan looks back %', v_hidden, v_age;
+        RETURN now() - v_age;
+    END IF;
+    RETURN greatest(coalesce(v_oldest, now()), now() - v_age);
+END $$;
+
+DROP FUNCTION IF EXISTS refresh.scan_changes(); -- version 1
+DROP FUNCTION IF EXISTS refresh.scan_changes(timestamptz);
+-- Marks the (merchant, business day) pairs with changed orders dirty and moves the watermark
+-- to p_horizon, which refresh.source_horizon() returned in an earlier transaction. Returns how
+-- many pairs it newly marked.
+CREATE FUNCTION refresh.scan_changes(p_horizon timestamptz) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_set    refresh.settings;
     v_since  timestamptz;
     v_origin timestamptz;
-    v_max    timestamptz;
     v_marked bigint;
 BEGIN
+    IF p_horizon IS NULL THEN
+        RAISE EXCEPTION 'scan_changes needs the horizon from refresh.source_horizon()' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     -- Row lock: concurrent scans run one after another.
     SELECT * INTO v_set FROM refresh.settings FOR UPDATE;
     CALL refresh.load_reference();
@@ -49,15 +92,13 @@ BEGIN
     ), ins AS (
         INSERT INTO refresh.dirty_days (merchant_id, day)
         SELECT merchant_id, day FROM d
+        ORDER BY 1, 2 -- key order, like reconciliation, so the two never deadlock
         ON CONFLICT DO NOTHING
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM ins), (SELECT max(max_updated_at) FROM c) INTO v_marked, v_max;
+    SELECT count(*) INTO v_marked FROM ins;
 
-    -- Never past this server's clock: a source row stamped in the future (clock skew, bad
-    -- data) would otherwise push the watermark beyond every change still to come.
-    UPDATE refresh.settings
-    SET source_watermark = greatest(source_watermark, least(v_max, now())), last_scan_at = now();
+    UPDATE refresh.settings SET source_watermark = p_horizon, last_scan_at = now();
     RETURN v_marked;
 END $$;
 

@@ -73,3 +73,13 @@ CREATE FOREIGN TABLE src.returns (
     created_at    timestamptz,
     updated_at    timestamptz
 ) SERVER merchantagg_source OPTIONS (schema_name 'public', table_name 'returns');
+
+-- The source's open transactions, for the change scan's horizon (sql/code/scan.sql). The
+-- source user needs pg_read_all_stats to see other roles' transactions; without it the scan
+-- falls back to looking back max_txn_age on every run.
+CREATE FOREIGN TABLE src.activity (
+    datname      name,
+    backend_type text,
+    xact_start   timestamptz,
+    query        text
+) SERVER merchantagg_source OPTIONS (schema_name 'pg_catalog', table_name 'pg_stat_activity');

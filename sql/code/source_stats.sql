@@ -131,14 +131,14 @@ LANGUAGE sql STABLE AS $$
     GROUP BY 1, 2, 3
 $$;
 
--- Change scan: merchants × day buckets with orders updated after p_since.
+-- Change scan: merchants × day buckets with orders updated at or after p_since.
 DROP FUNCTION IF EXISTS refresh.source_changes(timestamptz, timestamptz);
 CREATE FUNCTION refresh.source_changes(p_since timestamptz, p_origin timestamptz)
-RETURNS TABLE (merchant_id bigint, bucket timestamptz, max_updated_at timestamptz)
+RETURNS TABLE (merchant_id bigint, bucket timestamptz)
 LANGUAGE sql STABLE AS $$
-    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_origin), max(o.updated_at)
+    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_origin)
     FROM src.orders o
-    WHERE o.updated_at > p_since
+    WHERE o.updated_at >= p_since
     GROUP BY 1, 2
 $$;
 
@@ -148,4 +148,37 @@ CREATE FUNCTION refresh.source_merchant_span(p_merchant bigint)
 RETURNS TABLE (first_at timestamptz, last_at timestamptz)
 LANGUAGE sql STABLE AS $$
     SELECT min(o.created_at), max(o.created_at) FROM src.orders o WHERE o.merchant_id = p_merchant
+$$;
+
+-- Reconciliation checksums (sql/code/reconcile.sql): per merchant × month × status over the
+-- whole source. Months are the business months whose local-midnight starts p_bounds lists:
+-- width_bucket() is immutable and ships, so the GROUP BY runs on the source.
+DROP FUNCTION IF EXISTS refresh.source_month_checks(timestamptz[]);
+CREATE FUNCTION refresh.source_month_checks(p_bounds timestamptz[])
+RETURNS TABLE (merchant_id bigint, bucket int, status text, orders bigint, accepted bigint, delivered bigint, gmv numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT o.merchant_id, width_bucket(o.created_at, p_bounds), o.status,
+           count(*), count(o.accepted_at), count(o.delivered_at), sum(o.total_amount)
+    FROM src.orders o
+    GROUP BY 1, 2, 3
+$$;
+
+DROP FUNCTION IF EXISTS refresh.source_month_item_checks(timestamptz[]);
+CREATE FUNCTION refresh.source_month_item_checks(p_bounds timestamptz[])
+RETURNS TABLE (merchant_id bigint, bucket int, status text, items bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT o.merchant_id, width_bucket(o.created_at, p_bounds), o.status, sum(i.quantity)
+    FROM src.orders o
+    JOIN src.order_items i ON i.order_id = o.id
+    GROUP BY 1, 2, 3
+$$;
+
+DROP FUNCTION IF EXISTS refresh.source_month_return_checks(timestamptz[]);
+CREATE FUNCTION refresh.source_month_return_checks(p_bounds timestamptz[])
+RETURNS TABLE (merchant_id bigint, bucket int, status text, returned bigint, returned_amount numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT o.merchant_id, width_bucket(o.created_at, p_bounds), o.status, count(DISTINCT r.order_id), sum(r.amount)
+    FROM src.orders o
+    JOIN src.returns r ON r.order_id = o.id
+    GROUP BY 1, 2, 3
 $$;

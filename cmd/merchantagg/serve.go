@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
+
+	"github.com/merchantagg/merchantagg/internal/auth"
+	"github.com/merchantagg/merchantagg/internal/config"
+	"github.com/merchantagg/merchantagg/internal/db"
+	"github.com/merchantagg/merchantagg/internal/httpapi"
+	"github.com/merchantagg/merchantagg/internal/jobs"
+	"github.com/merchantagg/merchantagg/internal/metrics"
+	"github.com/merchantagg/merchantagg/internal/refresh"
+	"github.com/merchantagg/merchantagg/internal/stats"
+)
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	var withWorker bool
+	if err := flags("serve", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&withWorker, "with-worker", false, "also run the River worker and the change scan")
+	}); err != nil {
+		return err
+	}
+	cfg, err := load("ANALYTICS_DATABASE_URL", "JWT_SECRET")
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	verifier, err := newVerifier(cfg)
+	if err != nil {
+		return err
+	}
+	readURL := cfg.AnalyticsDatabaseURL
+	if cfg.ReadDatabaseURL != "" {
+		readURL = cfg.ReadDatabaseURL
+	}
+	apiPool, err := db.OpenAPI(ctx, readURL)
+	if err != nil {
+		return fmt.Errorf("analytics database: %w", err)
+	}
+	defer apiPool.Close()
+	reader, err := stats.NewReader(apiPool)
+	if err != nil {
+		return err
+	}
+
+	// The primary, as the pipeline's role: River (jobs, River UI), backfills, pipeline gauges.
+	pool, err := db.Open(ctx, cfg.AnalyticsDatabaseURL)
+	if err != nil {
+		return fmt.Errorf("analytics database: %w", err)
+	}
+	defer pool.Close()
+	m := metrics.New()
+	m.WatchPipeline(pool, log)
+	client, refresher, err := newRiver(cfg, pool, log, m, withWorker)
+	if err != nil {
+		return err
+	}
+	if withWorker {
+		stop, err := startRiver(ctx, client, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
+		Endpoints: riverui.NewEndpoints(client, nil), Logger: log, Prefix: "/riverui",
+	})
+	if err != nil {
+		return fmt.Errorf("river ui: %w", err)
+	}
+	if err := ui.Start(ctx); err != nil {
+		return fmt.Errorf("start river ui: %w", err)
+	}
+
+	router, err := httpapi.NewRouter(httpapi.Options{
+		Reader: reader, Verifier: verifier, Ready: apiPool.Ping, Logger: log,
+		Backfill: jobs.Backfiller{Client: client, Refresher: refresher}, RiverUI: ui, Metrics: m,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", cfg.HTTPAddr, "with_worker", withWorker, "read_replica", cfg.ReadDatabaseURL != "")
+	return listen(ctx, cfg.HTTPAddr, router, log)
+}
+
+func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	if err := flags("worker", args, func(*flag.FlagSet) {}); err != nil {
+		return err
+	}
+	cfg, err := load("ANALYTICS_DATABASE_URL")
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	pool, err := db.Open(ctx, cfg.AnalyticsDatabaseURL)
+	if err != nil {
+		return fmt.Errorf("analytics database: %w", err)
+	}
+	defer pool.Close()
+	m := metrics.New()
+	m.WatchPipeline(pool, log)
+	client, _, err := newRiver(cfg, pool, log, m, true)
+	if err != nil {
+		return err
+	}
+	stop, err := startRiver(ctx, client, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	log.Info("worker started", "refresh_interval", cfg.RefreshInterval.String(),
+		"reconcile_interval", cfg.ReconcileInterval.String(), "concurrency", cfg.WorkerConcurrency)
+	if cfg.MetricsAddr == "" {
+		<-ctx.Done()
+		log.Info("shutting down")
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	return listen(ctx, cfg.MetricsAddr, mux, log)
+}
+
+// newRiver builds the River client; with work it also works jobs (started by startRiver),
+// else it only inserts jobs and serves River UI.
+func newRiver(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, m *metrics.Metrics, work bool) (*river.Client[pgx.Tx], *refresh.Refresher, error) {
+	r := refresh.New(pool)
+	r.StatementTimeout = cfg.RefreshStatementTimeout
+	c := jobs.Config{Pool: pool, MaxAttempts: cfg.RefreshMaxAttempts, Metrics: m, Logger: log}
+	if work {
+		c.Refresher, c.RefreshInterval, c.ReconcileInterval = r, cfg.RefreshInterval, cfg.ReconcileInterval
+		c.Workers, c.JobTimeout = cfg.WorkerConcurrency, cfg.RefreshJobTimeout
+	}
+	client, err := jobs.NewClient(c)
+	return client, r, err
+}
+
+// startRiver starts working jobs; the returned func stops, letting running jobs finish (a
+// refresh is one transaction per unit, so one cut short is simply retried).
+func startRiver(ctx context.Context, client *river.Client[pgx.Tx], log *slog.Logger) (func(), error) {
+	// River's own context must outlive the signal so Stop can finish running jobs.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, fmt.Errorf("start river: %w", err)
+	}
+	return func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := client.Stop(stopCtx); err != nil {
+			log.Warn("river stop", "err", err)
+		}
+	}, nil
+}
+
+// listen serves h on addr until ctx ends, then shuts down gracefully.
+func listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+func newVerifier(cfg config.Config) (*auth.Verifier, error) {
+	if cfg.JWTPublicKeyFile == "" {
+		return auth.NewHMAC([]byte(cfg.JWTSecret)), nil
+	}
+	pem, err := os.ReadFile(cfg.JWTPublicKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("JWT_PUBLIC_KEY_FILE: %w", err)
+	}
+	return auth.NewPublicKey(pem)
+}
