@@ -23,6 +23,8 @@ import (
 
 var secret = []byte("integration-test-secret-0123456789")
 
+var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))
+
 //go:embed testdata/reference_metrics.sql
 var referenceSQL string
 
@@ -34,13 +36,23 @@ type api struct {
 
 func newAPI(t *testing.T, p dbtest.Pair) *api {
 	t.Helper()
+	return newAPIWith(t, p, nil)
+}
+
+// newAPIWith lets a test add the optional parts (admin refresh, River UI, metrics).
+func newAPIWith(t *testing.T, p dbtest.Pair, extend func(*httpapi.Options)) *api {
+	t.Helper()
 	reader, err := stats.NewReader(dbtest.APIPool(t, p.AnalyticsURL()))
 	require.NoError(t, err)
-	router, err := httpapi.NewRouter(httpapi.Options{
+	o := httpapi.Options{
 		Reader: reader, Verifier: auth.NewHMAC(secret),
 		Ready:  func(context.Context) error { return nil },
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	})
+		Logger: quiet,
+	}
+	if extend != nil {
+		extend(&o)
+	}
+	router, err := httpapi.NewRouter(o)
 	require.NoError(t, err)
 	srv := httptest.NewServer(router)
 	t.Cleanup(srv.Close)

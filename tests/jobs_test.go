@@ -2,8 +2,6 @@ package tests
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -19,14 +17,30 @@ import (
 
 func riverClient(t *testing.T, p dbtest.Pair, interval time.Duration) *river.Client[pgx.Tx] {
 	t.Helper()
+	return riverClientWith(t, p, func(c *jobs.Config) { c.RefreshInterval = interval })
+}
+
+// riverClientWith builds a working River client on the pair's analytics database; tune may
+// change its configuration (the Refresher's pool is the client's).
+func riverClientWith(t *testing.T, p dbtest.Pair, tune func(*jobs.Config)) *river.Client[pgx.Tx] {
+	t.Helper()
 	an := dbtest.Pool(t, p.AnalyticsURL())
-	c, err := jobs.NewClient(jobs.Config{
-		Pool: an, Refresher: refresh.New(an), RefreshInterval: interval, ReconcileInterval: time.Hour, Workers: 2,
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	})
+	cfg := jobs.Config{
+		Pool: an, Refresher: refresh.New(an), RefreshInterval: time.Hour, ReconcileInterval: time.Hour,
+		Workers: 2, Logger: quiet,
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	c, err := jobs.NewClient(cfg)
 	require.NoError(t, err)
 	return c
 }
+
+// fastRetry retries a failed job after 200 ms, so tests see several attempts quickly.
+type fastRetry struct{}
+
+func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(200 * time.Millisecond) }
 
 // waitFor returns the first event of a job of kind for which ok holds.
 func waitFor(t *testing.T, events <-chan *river.Event, kind string, ok func(*river.Event) bool) *river.Event {

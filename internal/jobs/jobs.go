@@ -184,9 +184,9 @@ type Config struct {
 	Logger      *slog.Logger
 }
 
-// rescueMargin is how long after JobTimeout a job still running is deemed orphaned (its
-// worker died) and handed to another worker. River checks every 30 s on top of this.
-const rescueMargin = 30 * time.Second
+// maxRescueMargin bounds how long after JobTimeout a job still running is deemed orphaned
+// (its worker died) and handed to another worker; River's rescuer checks every 30 s.
+const maxRescueMargin = 30 * time.Second
 
 // NewClient builds a River client. With a Refresher it works refresh jobs and schedules the
 // change scan every RefreshInterval and reconciliation every ReconcileInterval (on the
@@ -212,7 +212,7 @@ func NewClient(c Config) (*river.Client[pgx.Tx], error) {
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max(c.Workers, 1)}}
 		rc.JobTimeout = c.JobTimeout
 		if c.JobTimeout > 0 {
-			rc.RescueStuckJobsAfter = c.JobTimeout + rescueMargin
+			rc.RescueStuckJobsAfter = c.JobTimeout + min(c.JobTimeout, maxRescueMargin)
 		}
 		rc.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(c.RefreshInterval),

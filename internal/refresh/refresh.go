@@ -58,8 +58,12 @@ func (r *Refresher) Scan(ctx context.Context) (int64, error) {
 }
 
 // Reconcile compares per merchant × month checksums of the source and the aggregates, marks
-// the months that differ dirty, and returns how many merchant months drifted.
+// the months that differ dirty, and returns how many merchant months drifted. It scans for
+// changes first, so that what the scan can see is not taken for drift.
 func (r *Refresher) Reconcile(ctx context.Context) (int64, error) {
+	if _, err := r.Scan(ctx); err != nil {
+		return 0, err
+	}
 	var n int64
 	if err := r.inTx(ctx, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, "SELECT refresh.reconcile()").Scan(&n)
