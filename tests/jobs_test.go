@@ -40,7 +40,9 @@ func riverClientWith(t *testing.T, p dbtest.Pair, tune func(*jobs.Config)) *rive
 // fastRetry retries a failed job after 200 ms, so tests see several attempts quickly.
 type fastRetry struct{}
 
-func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(200 * time.Millisecond) }
+func (fastRetry) NextRetry(*rivertype.JobRow) time.Time {
+	return time.Now().Add(200 * time.Millisecond)
+}
 
 // waitFor returns the first event of a job of kind for which ok holds.
 func waitFor(t *testing.T, events <-chan *river.Event, kind string, ok func(*river.Event) bool) *river.Event {
