@@ -95,6 +95,10 @@ func TestCLI(t *testing.T) {
 			{cli{c.bin, append(base, "AGG_TIMEZONE=Mars/Olympus")}, []string{"migrate"}, "AGG_TIMEZONE"},
 			{cli{c.bin, append(base, "JWT_SECRET=short")}, []string{"token", "--merchant", "1"}, "at least 32 bytes"},
 			{cli{c.bin, append(base, "REFRESH_INTERVAL=soon")}, []string{"worker"}, "REFRESH_INTERVAL"},
+			{cli{c.bin, append(base, "CHANGE_LOOKBACK=-1m")}, []string{"migrate"}, "CHANGE_LOOKBACK"},
+			{cli{c.bin, append(base, "REFRESH_MAX_ATTEMPTS=0")}, []string{"worker"}, "REFRESH_MAX_ATTEMPTS"},
+			{cli{c.bin, append(base, "WORKER_CONCURRENCY=lots")}, []string{"worker"}, "WORKER_CONCURRENCY"},
+			{c, []string{"reconcile", "--now"}, "flag provided but not defined"},
 		} {
 			_, stderr, code := tc.c.run(t, tc.args...)
 			require.Equal(t, 1, code, "%v: %s", tc.args, stderr)
@@ -115,6 +119,7 @@ func TestCLI(t *testing.T) {
 			{"refresh", "--merchant", "2"},
 			{"refresh", "--merchant", "1", "--from", "2025-03-01", "--to", "2025-03-31"},
 			{"refresh", "--from", "2025-02-01", "--to", "2025-02-10"},
+			{"reconcile"},
 		} {
 			out, stderr, code := c.run(t, args...)
 			require.Zero(t, code, "%v: %s %s", args, out, stderr)

@@ -29,6 +29,9 @@ func TestAggregationIsPushedDown(t *testing.T) {
 		`SELECT * FROM refresh.source_category_returns(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
 		`SELECT * FROM refresh.source_customer_facts(1, '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
 		`SELECT * FROM refresh.source_changes('2025-06-01 00:00+03', '2000-01-01 00:00+03')`,
+		`SELECT * FROM refresh.source_month_checks('{2025-01-01 00:00+03,2025-02-01 00:00+03,2025-03-01 00:00+03}')`,
+		`SELECT * FROM refresh.source_month_item_checks('{2025-01-01 00:00+03,2025-02-01 00:00+03,2025-03-01 00:00+03}')`,
+		`SELECT * FROM refresh.source_month_return_checks('{2025-01-01 00:00+03,2025-02-01 00:00+03,2025-03-01 00:00+03}')`,
 	} {
 		t.Run(q, func(t *testing.T) {
 			rows, err := an.Query(context.Background(), "EXPLAIN (VERBOSE, COSTS OFF) "+q)
@@ -149,7 +152,7 @@ func TestRefreshIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	before := snapshot(t, an)
 
-	// Nothing changed: a scan may look at the last lookback window again, but changes nothing.
+	// Nothing changed: a scan may look again at changes since the last horizon, but changes nothing.
 	_, err := r.Changed(ctx, nil)
 	require.NoError(t, err)
 	require.Equal(t, before, snapshot(t, an))

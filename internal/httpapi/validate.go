@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -56,6 +57,16 @@ func requestProblem(err error) gen.Problem {
 			reason = re.Err.Error()
 		}
 		return badParam(re.Parameter.Name, fmt.Sprintf("parameter %q: %s", re.Parameter.Name, reason))
+	}
+	if errors.As(err, &re) && re.RequestBody != nil {
+		// A body field is named by its JSON path (merchant_id, from); the body itself when
+		// it is not JSON or not an object.
+		var se *openapi3.SchemaError
+		if errors.As(re.Err, &se) && len(se.JSONPointer()) > 0 {
+			name := strings.Join(se.JSONPointer(), ".")
+			return badParam(name, fmt.Sprintf("field %q: %s", name, se.Reason))
+		}
+		return badParam("body", "the request body must be a JSON object as the API describes")
 	}
 	return badParam("", "invalid request")
 }

@@ -151,8 +151,9 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Reconciliation checksums (sql/code/reconcile.sql): per merchant × month × status over the
--- whole source. Months are the business months whose local-midnight starts p_bounds lists:
--- width_bucket() is immutable and ships, so the GROUP BY runs on the source.
+-- orders created in [p_bounds[1], p_bounds[last]). Months are the business months whose
+-- local-midnight starts p_bounds lists: width_bucket() is immutable and ships, so the GROUP BY
+-- runs on the source. The range filter is what makes the planner ship the joins too.
 DROP FUNCTION IF EXISTS refresh.source_month_checks(timestamptz[]);
 CREATE FUNCTION refresh.source_month_checks(p_bounds timestamptz[])
 RETURNS TABLE (merchant_id bigint, bucket int, status text, orders bigint, accepted bigint, delivered bigint, gmv numeric)
@@ -160,6 +161,7 @@ LANGUAGE sql STABLE AS $$
     SELECT o.merchant_id, width_bucket(o.created_at, p_bounds), o.status,
            count(*), count(o.accepted_at), count(o.delivered_at), sum(o.total_amount)
     FROM src.orders o
+    WHERE o.created_at >= p_bounds[1] AND o.created_at < p_bounds[cardinality(p_bounds)]
     GROUP BY 1, 2, 3
 $$;
 
@@ -170,6 +172,7 @@ LANGUAGE sql STABLE AS $$
     SELECT o.merchant_id, width_bucket(o.created_at, p_bounds), o.status, sum(i.quantity)
     FROM src.orders o
     JOIN src.order_items i ON i.order_id = o.id
+    WHERE o.created_at >= p_bounds[1] AND o.created_at < p_bounds[cardinality(p_bounds)]
     GROUP BY 1, 2, 3
 $$;
 
@@ -180,5 +183,6 @@ LANGUAGE sql STABLE AS $$
     SELECT o.merchant_id, width_bucket(o.created_at, p_bounds), o.status, count(DISTINCT r.order_id), sum(r.amount)
     FROM src.orders o
     JOIN src.returns r ON r.order_id = o.id
+    WHERE o.created_at >= p_bounds[1] AND o.created_at < p_bounds[cardinality(p_bounds)]
     GROUP BY 1, 2, 3
 $$;
