@@ -1,10 +1,13 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,7 +189,11 @@ func TestAdminRefreshAndMetrics(t *testing.T) {
 func TestRiverUIIsForAdmins(t *testing.T) {
 	t.Parallel()
 	c := riverClientWith(t, shared, nil) // not started: the UI reads River's tables only
-	a := newAPIWith(t, shared, func(o *httpapi.Options) { o.RiverUI = riverUI(t, c) })
+	var logs syncBuffer
+	a := newAPIWith(t, shared, func(o *httpapi.Options) {
+		o.RiverUI = riverUI(t, c)
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func(path, tok string, cookies ...*http.Cookie) *http.Response {
 		req, err := http.NewRequest(http.MethodGet, a.url+path, nil)
@@ -220,4 +227,29 @@ func TestRiverUIIsForAdmins(t *testing.T) {
 	page := get("/riverui/", "", cookies[0])
 	require.Equal(t, 200, page.StatusCode)
 	require.True(t, strings.HasPrefix(page.Header.Get("Content-Type"), "text/html"))
+
+	// Every request is logged with its id; no token is, wherever it came from.
+	text := logs.String()
+	require.Contains(t, text, `"request_id":`)
+	require.Contains(t, text, `token=REDACTED`)
+	require.NotContains(t, text, admin[strings.LastIndex(admin, ".")+1:], "no token signature in the logs")
+	require.NotContains(t, text, merchant[strings.LastIndex(merchant, ".")+1:])
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger written from server goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

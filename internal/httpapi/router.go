@@ -169,16 +169,21 @@ func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// logRequests writes one structured line per request. The query string is logged (it holds
-// no secrets); headers are not (Authorization carries the token).
+// logRequests writes one structured line per request. Headers are not logged (Authorization
+// carries the token), nor is River UI's ?token= login parameter.
 func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)
+			query := r.URL.RawQuery
+			if q := r.URL.Query(); q.Has("token") {
+				q.Set("token", "REDACTED")
+				query = q.Encode()
+			}
 			log.Info("request", "request_id", middleware.GetReqID(r.Context()), "method", r.Method,
-				"path", r.URL.Path, "query", r.URL.RawQuery, "status", ww.Status(),
+				"path", r.URL.Path, "query", query, "status", ww.Status(),
 				"duration_ms", float64(time.Since(start).Microseconds())/1000)
 		})
 	}
