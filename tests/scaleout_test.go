@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -46,7 +48,8 @@ func TestTwoWorkersTwoServers(t *testing.T) {
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
 		return cmd, &logs
 	}
-	w1, logs1 := start("worker")
+	metricsAddr := freePort(t)
+	w1, logs1 := start("worker", "METRICS_ADDR="+metricsAddr)
 	w2, logs2 := start("worker")
 	addr1, addr2 := freePort(t), freePort(t)
 	start("serve", "HTTP_ADDR="+addr1)
@@ -101,4 +104,18 @@ func TestTwoWorkersTwoServers(t *testing.T) {
 		p.Analytics).Scan(&readers))
 	require.Positive(t, readers, "the second API reads through ANALYTICS_READ_DATABASE_URL")
 	require.False(t, strings.Contains(logs1.String()+logs2.String(), `"level":"ERROR"`), "no errors logged")
+
+	// Each process reports its own jobs and requests, and both the pipeline's state.
+	for url, want := range map[string]string{
+		"http://" + metricsAddr + "/metrics": `merchantagg_job_duration_seconds_count{kind="refresh_merchant",outcome="ok"}`, // it refreshed some (attempted_by)
+		"http://" + addr2 + "/metrics":       `merchantagg_http_request_duration_seconds_count{code="200",method="GET",route="/v1/summary"} 24`,
+	} {
+		res, err := http.Get(url)
+		require.NoError(t, err)
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.NoError(t, err)
+		require.Contains(t, string(body), want)
+		require.Contains(t, string(body), "merchantagg_refresh_dirty_days 0")
+	}
 }
