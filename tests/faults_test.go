@@ -121,8 +121,9 @@ func riverUI(t *testing.T, c *river.Client[pgx.Tx]) http.Handler {
 
 // TestTimeoutIsBoundedThenRequeuedFromRiverUI: a refresh that cannot finish within the
 // statement timeout fails on every attempt (each in smaller pieces), is discarded after
-// MaxAttempts rather than looping, and keeps its dirty days and the old figures. An operator
-// then retries it through River UI's API and, with the cause fixed, it completes.
+// MaxAttempts rather than looping, keeps its dirty days and the old figures, and is not
+// enqueued again by the periodic jobs. An operator retries it through River UI's API and,
+// with the cause fixed, it completes.
 func TestTimeoutIsBoundedThenRequeuedFromRiverUI(t *testing.T) {
 	t.Parallel()
 	p := dbtest.Clone(t, template)
@@ -157,14 +158,23 @@ func TestTimeoutIsBoundedThenRequeuedFromRiverUI(t *testing.T) {
 	require.Equal(t, pending, dirtyDays(t, an, m), "the work is not lost")
 	require.Equal(t, before, snapshot(t, an))
 
-	// Retried before the healthy worker starts: once started, its own change scan would queue
-	// a new job for the merchant's dirty days, and River UI would refuse the retry as a
-	// duplicate (409) — the pipeline heals itself, but here the operator's path is under test.
+	// The cause is fixed (a healthy worker), but a discarded job stays parked: the periodic
+	// scan does not enqueue the merchant again, or a hopeless one would loop forever.
 	healthy := riverClientWith(t, p, nil)
 	completed, cancel2 := healthy.Subscribe(river.EventKindJobCompleted)
 	defer cancel2()
-	a := newAPIWith(t, p, func(o *httpapi.Options) { o.RiverUI = riverUI(t, healthy) })
+	require.NoError(t, healthy.Start(ctx))
+	t.Cleanup(func() { _ = healthy.Stop(context.Background()) })
+	waitFor(t, completed, "scan_changes", func(*river.Event) bool { return true })
+	waitFor(t, completed, "reconcile", func(*river.Event) bool { return true })
+	var queued, parked int
+	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'refresh_merchant' AND id > $1", res.Job.ID).Scan(&queued))
+	require.Zero(t, queued)
+	require.NoError(t, an.QueryRow(ctx, "SELECT parked_merchants FROM refresh.pipeline_status()").Scan(&parked))
+	require.Equal(t, 1, parked)
+	require.Equal(t, pending, dirtyDays(t, an, m))
 
+	a := newAPIWith(t, p, func(o *httpapi.Options) { o.RiverUI = riverUI(t, healthy) })
 	body := fmt.Sprintf(`{"ids":["%d"]}`, res.Job.ID)
 	for _, tc := range []struct {
 		token string
@@ -181,8 +191,6 @@ func TestTimeoutIsBoundedThenRequeuedFromRiverUI(t *testing.T) {
 		out.Body.Close()
 		require.Equal(t, tc.want, out.StatusCode)
 	}
-	require.NoError(t, healthy.Start(ctx))
-	t.Cleanup(func() { _ = healthy.Stop(context.Background()) })
 	done := waitFor(t, completed, "refresh_merchant", func(e *river.Event) bool { return e.Job.ID == res.Job.ID })
 	require.Equal(t, 4, done.Job.Attempt, "River UI's retry adds an attempt")
 	require.Zero(t, dirtyDays(t, an, m))

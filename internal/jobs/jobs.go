@@ -145,10 +145,11 @@ func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs
 	return nil
 }
 
-// enqueueDirty inserts a refresh job for every merchant with dirty days (duplicates of jobs in
-// flight are refused by uniqueness) and returns how many merchants it asked for.
+// enqueueDirty inserts a refresh job for every merchant with dirty days, except those whose
+// last job was discarded (duplicates of jobs in flight are refused by uniqueness), and
+// returns how many merchants it asked for.
 func enqueueDirty(ctx context.Context, r *refresh.Refresher) (int, error) {
-	ids, err := r.DirtyMerchants(ctx)
+	ids, err := r.MerchantsToEnqueue(ctx)
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}

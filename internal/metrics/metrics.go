@@ -73,6 +73,8 @@ var (
 		"Merchant days waiting for a refresh.", nil, nil)
 	descDirtyMerchants = prometheus.NewDesc("merchantagg_refresh_dirty_merchants",
 		"Merchants with days waiting for a refresh.", nil, nil)
+	descParked = prometheus.NewDesc("merchantagg_refresh_parked_merchants",
+		"Merchants whose latest refresh job was discarded after its last attempt: they wait for an operator.", nil, nil)
 	descOldestRefresh = prometheus.NewDesc("merchantagg_refresh_oldest_seconds",
 		"Age of the least recently refreshed merchant's last refresh.", nil, nil)
 	descDrift = prometheus.NewDesc("merchantagg_reconcile_drifted_months",
@@ -85,7 +87,7 @@ type pipeline struct {
 }
 
 func (p *pipeline) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWatermarkLag, descDirtyDays, descDirtyMerchants, descOldestRefresh, descDrift} {
+	for _, d := range []*prometheus.Desc{descWatermarkLag, descDirtyDays, descDirtyMerchants, descParked, descOldestRefresh, descDrift} {
 		ch <- d
 	}
 }
@@ -95,9 +97,9 @@ func (p *pipeline) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var lag, oldest *float64
-	var days, merchants int64
+	var days, merchants, parked int64
 	var drift *int64
-	err := p.pool.QueryRow(ctx, "SELECT * FROM refresh.pipeline_status()").Scan(&lag, &days, &merchants, &oldest, &drift)
+	err := p.pool.QueryRow(ctx, "SELECT * FROM refresh.pipeline_status()").Scan(&lag, &days, &merchants, &parked, &oldest, &drift)
 	if err != nil {
 		p.log.Warn("pipeline metrics", "err", err)
 		return
@@ -110,6 +112,7 @@ func (p *pipeline) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descDirtyDays, float64(days))
 	gauge(descDirtyMerchants, float64(merchants))
+	gauge(descParked, float64(parked))
 	if oldest != nil {
 		gauge(descOldestRefresh, *oldest)
 	}

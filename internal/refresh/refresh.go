@@ -86,6 +86,12 @@ func (r *Refresher) DirtyMerchants(ctx context.Context) ([]int64, error) {
 	return r.ids(ctx, "SELECT * FROM refresh.dirty_merchants()", "list dirty merchants")
 }
 
+// MerchantsToEnqueue lists the merchants with dirty days whose latest refresh job was not
+// discarded: the periodic jobs' work (parked merchants wait for an operator).
+func (r *Refresher) MerchantsToEnqueue(ctx context.Context) ([]int64, error) {
+	return r.ids(ctx, "SELECT * FROM refresh.merchants_to_enqueue()", "list merchants to enqueue")
+}
+
 // SourceMerchants lists every merchant of the source.
 func (r *Refresher) SourceMerchants(ctx context.Context) ([]int64, error) {
 	return r.ids(ctx, "SELECT * FROM refresh.source_merchants()", "list source merchants")

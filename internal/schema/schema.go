@@ -44,6 +44,14 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, opts Options) error {
 	if err := migrateTables(ctx, conn.Conn()); err != nil {
 		return err
 	}
+	// River's tables before the code package: its functions read river_job.
+	rm, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return fmt.Errorf("river migrator: %w", err)
+	}
+	if _, err := rm.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
 	if err := installCode(ctx, conn.Conn()); err != nil {
 		return err
 	}
@@ -56,13 +64,6 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, opts Options) error {
 		return fmt.Errorf("configure refresh: %w", err)
 	}
 
-	rm, err := rivermigrate.New(riverpgxv5.New(pool), nil)
-	if err != nil {
-		return fmt.Errorf("river migrator: %w", err)
-	}
-	if _, err := rm.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("river migrations: %w", err)
-	}
 	return nil
 }
 

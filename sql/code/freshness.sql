@@ -26,14 +26,16 @@ GRANT EXECUTE ON FUNCTION agg.merchant_freshness() TO merchantagg_api;
 
 DROP FUNCTION IF EXISTS refresh.pipeline_status();
 -- One row for the /metrics gauges: how far the change scan's watermark is behind, how much
--- work waits, the stalest merchant, and the last reconciliation.
+-- work waits, how many merchants wait for an operator, the stalest merchant, and the last
+-- reconciliation.
 CREATE FUNCTION refresh.pipeline_status()
 RETURNS TABLE (watermark_lag_seconds double precision, dirty_days bigint, dirty_merchants bigint,
-               oldest_refresh_seconds double precision, last_reconcile_drift bigint)
+               parked_merchants bigint, oldest_refresh_seconds double precision, last_reconcile_drift bigint)
 LANGUAGE sql STABLE AS $$
     SELECT extract(epoch FROM now() - s.source_watermark)::float8,
            (SELECT count(*) FROM refresh.dirty_days),
            (SELECT count(DISTINCT merchant_id) FROM refresh.dirty_days),
+           (SELECT count(*) FROM refresh.parked_merchants()),
            (SELECT extract(epoch FROM now() - min(refreshed_at))::float8 FROM agg.freshness),
            s.last_reconcile_drift
     FROM refresh.settings s

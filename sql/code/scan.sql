@@ -102,10 +102,38 @@ BEGIN
     RETURN v_marked;
 END $$;
 
+DROP FUNCTION IF EXISTS refresh.merchants_to_enqueue();
+DROP FUNCTION IF EXISTS refresh.parked_merchants();
+-- Merchants whose latest refresh job is discarded (see refresh.merchants_to_enqueue).
+CREATE FUNCTION refresh.parked_merchants() RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+    SELECT m FROM (
+        SELECT DISTINCT ON ((args->>'merchant_id')::bigint) (args->>'merchant_id')::bigint AS m, state
+        FROM river_job
+        WHERE kind = 'refresh_merchant'
+        ORDER BY (args->>'merchant_id')::bigint, id DESC
+    ) latest
+    WHERE state = 'discarded'
+$$;
+
 DROP FUNCTION IF EXISTS refresh.dirty_merchants();
 CREATE FUNCTION refresh.dirty_merchants() RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $$
     SELECT DISTINCT merchant_id FROM refresh.dirty_days ORDER BY 1
+$$;
+
+DROP FUNCTION IF EXISTS refresh.merchants_to_enqueue();
+-- The dirty merchants the periodic jobs should enqueue: all but the parked ones, whose latest
+-- refresh job was discarded (it failed every attempt). Enqueueing those again would fail the
+-- same way in a loop; they wait for an operator (River UI retry, POST /v1/admin/refresh) or
+-- for River's cleaner to remove the discarded job (7 days). River's tables must exist: migrate
+-- creates them before this package.
+CREATE FUNCTION refresh.merchants_to_enqueue() RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+    SELECT d.merchant_id
+    FROM (SELECT DISTINCT merchant_id FROM refresh.dirty_days) d
+    WHERE NOT EXISTS (SELECT FROM refresh.parked_merchants() p WHERE p = d.merchant_id)
+    ORDER BY 1
 $$;
 
 DROP FUNCTION IF EXISTS refresh.merchant_days(bigint);
