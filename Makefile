@@ -30,6 +30,11 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l cmd internal gen tests sql *.go)" || { gofmt -l cmd internal gen tests sql *.go; exit 1; }
 	$(GO) vet ./...
 
+ORDERS ?= 1000000
+.PHONY: bench
+bench: build ## Benchmark at ORDERS orders (default 1M; BENCHMARKS.md has 1M and 10M): writes BENCHMARKS.md, bench/
+	eval "$$(scripts/ensure-postgres.sh)" && $(GO) run ./cmd/bench -orders $(ORDERS) -bin bin/merchantagg $(BENCH_FLAGS)
+
 .PHONY: test
 test: verify lint ## The whole test suite against a real PostgreSQL (started if needed)
 	eval "$$(scripts/ensure-postgres.sh)" && $(GO) test -count=1 -timeout 10m ./...

@@ -19,6 +19,21 @@ var Migrations embed.FS
 //go:embed code/*.sql
 var Code embed.FS
 
+// Reference holds SPEC §3 written straight against the source tables, independently of the
+// aggregates: the tests' oracle and the benchmark's baseline.
+//
+//go:embed reference/*.sql
+var Reference embed.FS
+
+// ReferenceQuery returns a reference query by its file name under reference/.
+func ReferenceQuery(name string) string {
+	b, err := Reference.ReadFile("reference/" + name)
+	if err != nil {
+		panic("sql: no reference query " + name) // a typo in a constant name, caught by any test
+	}
+	return string(b)
+}
+
 // Queries holds the API's read queries.
 //
 //go:embed queries/*.sql

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	_ "embed"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,14 +18,14 @@ import (
 	"github.com/merchantagg/merchantagg/internal/dbtest"
 	"github.com/merchantagg/merchantagg/internal/httpapi"
 	"github.com/merchantagg/merchantagg/internal/stats"
+	sqlfiles "github.com/merchantagg/merchantagg/sql"
 )
 
 var secret = []byte("integration-test-secret-0123456789")
 
 var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))
 
-//go:embed testdata/reference_metrics.sql
-var referenceSQL string
+var referenceSQL = sqlfiles.ReferenceQuery("metrics.sql")
 
 // api is a running API server over one analytics database, with a generated client.
 type api struct {

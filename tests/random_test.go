@@ -3,7 +3,6 @@ package tests
 import (
 	"cmp"
 	"context"
-	_ "embed"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -21,17 +20,14 @@ import (
 	"github.com/merchantagg/merchantagg/gen"
 	"github.com/merchantagg/merchantagg/internal/auth"
 	"github.com/merchantagg/merchantagg/internal/dbtest"
+	sqlfiles "github.com/merchantagg/merchantagg/sql"
 )
 
 var (
-	//go:embed testdata/reference_breakdown.sql
-	referenceBreakdownSQL string
-	//go:embed testdata/reference_products.sql
-	referenceProductsSQL string
-	//go:embed testdata/reference_customers.sql
-	referenceCustomersSQL string
-	//go:embed testdata/reference_cohorts.sql
-	referenceCohortsSQL string
+	referenceBreakdownSQL = sqlfiles.ReferenceQuery("breakdown.sql")
+	referenceProductsSQL  = sqlfiles.ReferenceQuery("products.sql")
+	referenceCustomersSQL = sqlfiles.ReferenceQuery("customers.sql")
+	referenceCohortsSQL   = sqlfiles.ReferenceQuery("cohorts.sql")
 )
 
 // randomCases is how many cases one run draws (the issue asks for at least 200).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -120,16 +121,24 @@ func migrateCmd(ctx context.Context, args []string) error {
 	})
 }
 
+// maxJobs bounds refresh --jobs: each job holds a connection to both databases.
+const maxJobs = 32
+
 func refreshCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var merchant int64
+	jobs := runtime.NumCPU()
 	from, to := dateFlag{}, dateFlag{}
 	err := flags("refresh", args, func(fs *flag.FlagSet) {
 		fs.Int64Var(&merchant, "merchant", 0, "refresh only this merchant")
 		fs.Var(&from, "from", "first business day to refresh (with --to)")
 		fs.Var(&to, "to", "last business day to refresh (with --from)")
+		fs.IntVar(&jobs, "jobs", jobs, "merchants refreshed at once")
 	})
 	if err != nil {
 		return err
+	}
+	if jobs < 1 || jobs > maxJobs {
+		return fmt.Errorf("refresh: --jobs must be between 1 and %d", maxJobs)
 	}
 	if from.t.IsZero() != to.t.IsZero() {
 		return errors.New("refresh: --from and --to go together")
@@ -150,6 +159,7 @@ func refreshCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer pool.Close()
 	r := refresh.New(pool)
+	r.Concurrency = jobs
 	start := time.Now()
 
 	if merchant == 0 && from.t.IsZero() {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +29,11 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if _, set := cfg.ConnConfig.RuntimeParams["client_connection_check_interval"]; !set {
 		cfg.ConnConfig.RuntimeParams["client_connection_check_interval"] = "2s"
 	}
+	// Room for River's own connections beside WORKER_CONCURRENCY jobs, or refresh --jobs;
+	// connections open only when used. pool_max_conns in the URL wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = 40
+	}
 	return connect(ctx, cfg)
 }
 
@@ -40,6 +46,13 @@ func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	// An API read is a few index lookups; one that runs for seconds is a fault, and must not
 	// hold a pooled connection while clients pile up behind it.
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "5s"
+	// Customer figures hash and sort a customer per row: in memory, not in temp files.
+	cfg.ConnConfig.RuntimeParams["work_mem"] = "32MB"
+	// A slow read (a year of a big merchant's customers) must not hold up the quick ones
+	// queued behind it for one of a handful of connections.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = 16
+	}
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		if _, err := c.Exec(ctx, "SET ROLE "+APIRole); err != nil {
 			return fmt.Errorf("set role %s (has `merchantagg migrate` run?): %w", APIRole, err)

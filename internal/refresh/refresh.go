@@ -7,10 +7,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
 )
 
 // Refresher runs refreshes against the analytics database (as its owner, not the API role).
@@ -20,6 +22,8 @@ type Refresher struct {
 	// cannot finish in it fails, is retried in smaller pieces, and in the end is discarded
 	// rather than holding locks and a source connection without limit.
 	StatementTimeout time.Duration
+	// Concurrency is how many merchants Changed and Merchants refresh at once (default 1).
+	Concurrency int
 }
 
 // New returns a Refresher on pool.
@@ -156,8 +160,33 @@ func (r *Refresher) MerchantDays(ctx context.Context, merchantID int64) (from, t
 	return *f, *t, true, nil
 }
 
-// Progress is told how many units of work are done out of how many.
+// Progress is told how many units of work are done out of how many. It may be called from
+// several goroutines, one call at a time.
 type Progress func(done, total int)
+
+// each runs fn for every merchant, Concurrency at a time (each its own transactions on its own
+// connection), reporting progress; it stops at the first error.
+func (r *Refresher) each(ctx context.Context, ids []int64, progress Progress, fn func(context.Context, int64) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(r.Concurrency, 1))
+	var mu sync.Mutex
+	done := 0
+	for _, id := range ids {
+		g.Go(func() error {
+			if err := fn(ctx, id); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			done++
+			if progress != nil {
+				progress(done, len(ids))
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
 
 // Changed scans for changes and refreshes every merchant with dirty days, one transaction per
 // merchant. It returns how many merchants it refreshed.
@@ -169,13 +198,12 @@ func (r *Refresher) Changed(ctx context.Context, progress Progress) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	for i, id := range ids {
-		if _, err := r.RefreshDirty(ctx, id, 0); err != nil {
-			return i, err
-		}
-		if progress != nil {
-			progress(i+1, len(ids))
-		}
+	err = r.each(ctx, ids, progress, func(ctx context.Context, id int64) error {
+		_, err := r.RefreshDirty(ctx, id, 0)
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
 	return len(ids), nil
 }
@@ -186,24 +214,15 @@ func (r *Refresher) Merchants(ctx context.Context, ids []int64, from, to time.Ti
 	if _, err := r.pool.Exec(ctx, "CALL refresh.load_reference()"); err != nil {
 		return fmt.Errorf("load reference data: %w", err)
 	}
-	for i, id := range ids {
+	return r.each(ctx, ids, progress, func(ctx context.Context, id int64) error {
 		f, t := from, to
 		if f.IsZero() {
 			var ok bool
 			var err error
-			if f, t, ok, err = r.MerchantDays(ctx, id); err != nil {
+			if f, t, ok, err = r.MerchantDays(ctx, id); err != nil || !ok {
 				return err
 			}
-			if !ok {
-				continue
-			}
 		}
-		if err := r.RefreshRange(ctx, id, f, t); err != nil {
-			return err
-		}
-		if progress != nil {
-			progress(i+1, len(ids))
-		}
-	}
-	return nil
+		return r.RefreshRange(ctx, id, f, t)
+	})
 }

@@ -132,15 +132,19 @@ $$;
 
 DROP PROCEDURE IF EXISTS refresh.rollup(bigint, date, date);
 -- Recomputes the week, month and quarter rows (months and quarters of breakdowns) of every
--- period that overlaps [p_from, p_to] from the merchant's day rows.
+-- period that overlaps [p_from, p_to]: weeks and months from the merchant's day rows, quarters
+-- from its month rows (three rows per key instead of ninety: a refresh of a few recent days
+-- no longer re-reads the quarter's days).
 CREATE PROCEDURE refresh.rollup(p_merchant bigint, p_from date, p_to date)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_grain text;
+    v_from  text;
     v_lo    date;
     v_hi    date;
 BEGIN
     FOREACH v_grain IN ARRAY ARRAY['week', 'month', 'quarter'] LOOP
+        v_from := CASE v_grain WHEN 'quarter' THEN 'month' ELSE 'day' END;
         v_lo := date_trunc(v_grain, p_from::timestamp)::date;
         v_hi := (date_trunc(v_grain, p_to::timestamp) + refresh.grain_step(v_grain))::date;
         DELETE FROM agg.order_stats
@@ -151,7 +155,7 @@ BEGIN
                sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.returned), sum(d.items),
                sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds)
         FROM agg.order_stats d
-        WHERE d.merchant_id = p_merchant AND d.grain = 'day' AND d.period_start >= v_lo AND d.period_start < v_hi
+        WHERE d.merchant_id = p_merchant AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi
         GROUP BY 3, 4;
 
         CONTINUE WHEN v_grain = 'week'; -- breakdowns tile ranges with days, months and quarters only
@@ -163,7 +167,7 @@ BEGIN
                sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.returned), sum(d.items),
                sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds)
         FROM agg.dim_stats d
-        WHERE d.merchant_id = p_merchant AND d.grain = 'day' AND d.period_start >= v_lo AND d.period_start < v_hi
+        WHERE d.merchant_id = p_merchant AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi
         GROUP BY d.dimension, 4, d.status, d.key;
     END LOOP;
 END $$;

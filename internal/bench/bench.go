@@ -1,0 +1,264 @@
+// Package bench measures merchantagg at scale (`make bench`): API latency under load against a
+// baseline computed on the source, the full backfill against a plain GROUP BY, incremental
+// refreshes, end-to-end freshness and peak memory. Every figure that has a baseline is taken
+// in the same run as it, and each run is saved as JSON and rendered into BENCHMARKS.md.
+package bench
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/merchantagg/merchantagg/internal/db"
+	"github.com/merchantagg/merchantagg/internal/dbtest"
+	"github.com/merchantagg/merchantagg/internal/seed"
+	"github.com/merchantagg/merchantagg/internal/source"
+)
+
+//go:embed sql/*.sql
+var queries embed.FS
+
+func query(name string) string {
+	b, err := queries.ReadFile("sql/" + name)
+	if err != nil {
+		panic("bench: no query " + name) // a constant name; the smoke test runs every one
+	}
+	return string(b)
+}
+
+// Options choose the scale and the load.
+type Options struct {
+	Orders, Merchants int
+	Seed              uint64
+	// SourceDB and AnalyticsDB are database names on the server of PGHOST/PGPORT/PGUSER (or
+	// TEST_DATABASE_URL). A source already holding Orders orders is reused (seeding 10M takes
+	// minutes); the analytics database is always rebuilt, since its backfill is measured.
+	SourceDB, AnalyticsDB string
+	// Bin is the merchantagg binary: refresh and serve run as processes so that their peak
+	// memory is theirs alone.
+	Bin      string
+	Rates    []int         // requests per second of the load runs
+	Duration time.Duration // of each load run
+	// Baseline requests computed both through the API and directly on the source, with
+	// BaselineConcurrency at a time; BaselineBudget bounds the source side's time.
+	BaselineRequests, BaselineConcurrency int
+	BaselineBudget                        time.Duration
+	Changes                               []int         // orders changed before each incremental refresh
+	RefreshInterval                       time.Duration // of serve --with-worker in the freshness probe
+	Timezone                              string
+	OutDir                                string // results/*.json, BENCHMARKS.md and latency.png go here
+	Log                                   io.Writer
+}
+
+// Result is one run, as saved in results/orders-N.json.
+type Result struct {
+	Date      time.Time `json:"date"`
+	Machine   string    `json:"machine"`
+	Orders    int       `json:"orders"`
+	Merchants int       `json:"merchants"`
+	Largest   Merchant  `json:"largest_merchant"`
+
+	SeedSeconds       float64 `json:"seed_seconds,omitempty"`
+	GroupBySeconds    float64 `json:"groupby_seconds"`
+	BackfillSeconds   float64 `json:"backfill_seconds"`
+	BackfillRowsPerS  float64 `json:"backfill_orders_per_second"`
+	BackfillRatio     float64 `json:"backfill_ratio"`
+	RefreshPeakRSSMiB float64 `json:"refresh_peak_rss_mib"`
+
+	Incremental []Incremental `json:"incremental"`
+	Load        []Load        `json:"load"`
+	Baseline    Baseline      `json:"baseline"`
+	ServeRSSMiB float64       `json:"serve_peak_rss_mib"`
+
+	FreshnessSeconds float64 `json:"freshness_seconds"`
+	RefreshInterval  string  `json:"refresh_interval"`
+}
+
+// Merchant is the largest merchant of the run.
+type Merchant struct {
+	ID     int64 `json:"id"`
+	Orders int64 `json:"orders"`
+}
+
+// Incremental is one `merchantagg refresh` after changing orders.
+type Incremental struct {
+	Changed      int     `json:"changed_orders"`
+	Merchants    int     `json:"merchants"`
+	MerchantDays int     `json:"merchant_days"`
+	Seconds      float64 `json:"seconds"`
+}
+
+type stage struct {
+	log   io.Writer
+	start time.Time
+}
+
+func (s *stage) say(format string, args ...any) {
+	fmt.Fprintf(s.log, "[%6.1fs] %s\n", time.Since(s.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// Run measures everything and returns the result; Report writes it out.
+func Run(ctx context.Context, o Options) (Result, error) {
+	st := &stage{log: o.Log, start: time.Now()}
+	host, _ := os.Hostname()
+	r := Result{Date: time.Now().UTC(), Orders: o.Orders, Merchants: o.Merchants,
+		Machine: fmt.Sprintf("%s, %d cores, %s", host, runtime.NumCPU(), runtime.Version())}
+	loc, err := time.LoadLocation(o.Timezone)
+	if err != nil {
+		return r, fmt.Errorf("time zone: %w", err)
+	}
+
+	srcURL, anURL := dbtest.URL(o.SourceDB), dbtest.URL(o.AnalyticsDB)
+	seeded, err := prepareSource(ctx, o, srcURL, loc, st)
+	if err != nil {
+		return r, err
+	}
+	r.SeedSeconds = seeded
+	src, err := db.Open(ctx, srcURL)
+	if err != nil {
+		return r, fmt.Errorf("source: %w", err)
+	}
+	defer src.Close()
+
+	var merchants []int64
+	var first, last time.Time
+	var total int64
+	if err := src.QueryRow(ctx, query("shape.sql"), o.Timezone).Scan(&merchants, &first, &last, &total); err != nil {
+		return r, fmt.Errorf("read the source's shape: %w", err)
+	}
+	if len(merchants) == 0 {
+		return r, errors.New("the source has no orders")
+	}
+	var largestOrders int64
+	if err := src.QueryRow(ctx, "SELECT count(*) FROM orders WHERE merchant_id = $1", merchants[0]).Scan(&largestOrders); err != nil {
+		return r, fmt.Errorf("largest merchant: %w", err)
+	}
+	r.Largest = Merchant{ID: merchants[0], Orders: largestOrders}
+	r.Merchants = len(merchants)
+
+	if err := dbtest.DropDatabase(ctx, o.AnalyticsDB); err != nil {
+		return r, err
+	}
+	if err := dbtest.CreateDatabase(ctx, o.AnalyticsDB, ""); err != nil {
+		return r, err
+	}
+	env := append(os.Environ(), "SOURCE_DATABASE_URL="+srcURL, "ANALYTICS_DATABASE_URL="+anURL,
+		"AGG_TIMEZONE="+o.Timezone, "JWT_SECRET="+benchSecret)
+	if _, err := runBin(ctx, o.Bin, env, "migrate"); err != nil {
+		return r, err
+	}
+
+	// Backfill against its baseline, each timed in this run.
+	st.say("plain GROUP BY over %d orders on the source", total)
+	if r.GroupBySeconds, err = timeGroupBy(ctx, src, o.Timezone); err != nil {
+		return r, err
+	}
+	st.say("  %.2f s; full backfill with `merchantagg refresh`", r.GroupBySeconds)
+	run, err := runBin(ctx, o.Bin, env, "refresh")
+	if err != nil {
+		return r, err
+	}
+	r.BackfillSeconds, r.RefreshPeakRSSMiB = run.seconds, run.rssMiB
+	r.BackfillRowsPerS = float64(total) / run.seconds
+	r.BackfillRatio = run.seconds / r.GroupBySeconds
+	st.say("  %.1f s (%.0f orders/s, %.1f× the GROUP BY), peak RSS %.0f MiB", run.seconds, r.BackfillRowsPerS, r.BackfillRatio, run.rssMiB)
+
+	for i, n := range o.Changes {
+		inc, err := incremental(ctx, o, src, env, n, i)
+		if err != nil {
+			return r, err
+		}
+		r.Incremental = append(r.Incremental, inc)
+		st.say("incremental: %d orders changed (%d merchant days) refreshed in %.2f s", inc.Changed, inc.MerchantDays, inc.Seconds)
+	}
+
+	mix := newMix(merchants, first, last, o.Seed)
+	if err := loadPhase(ctx, o, env, mix, &r, st); err != nil {
+		return r, err
+	}
+	if err := freshnessPhase(ctx, o, env, src, mix, &r, st); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// benchSecret signs the load's tokens; the bench's databases are its own.
+const benchSecret = "merchantagg-bench-secret-0123456789abcdef"
+
+// prepareSource reuses a source holding exactly o.Orders orders, else creates and seeds it.
+// It returns the seconds spent seeding (0 when reused).
+func prepareSource(ctx context.Context, o Options, url string, loc *time.Location, st *stage) (float64, error) {
+	if pool, err := pgxpool.New(ctx, url); err == nil {
+		var n int64
+		err := pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n)
+		pool.Close()
+		// The bench's own changes add a few orders per run; a source within 1% is this scale.
+		if err == nil && n >= int64(o.Orders) && n <= int64(o.Orders)+int64(o.Orders)/100+100 {
+			st.say("reusing source %s (%d orders)", o.SourceDB, n)
+			return 0, nil
+		}
+	}
+	st.say("seeding %d orders of %d merchants into %s", o.Orders, o.Merchants, o.SourceDB)
+	if err := dbtest.DropDatabase(ctx, o.SourceDB); err != nil {
+		return 0, err
+	}
+	if err := dbtest.CreateDatabase(ctx, o.SourceDB, ""); err != nil {
+		return 0, err
+	}
+	pool, err := db.Open(ctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("source: %w", err)
+	}
+	defer pool.Close()
+	if err := source.Init(ctx, pool); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	so := seed.Options{Merchants: o.Merchants, Orders: o.Orders, Seed: o.Seed, Location: loc,
+		From: time.Date(2024, 11, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)}
+	if err := seed.Run(ctx, pool, so); err != nil {
+		return 0, err
+	}
+	if _, err := pool.Exec(ctx, "ANALYZE"); err != nil {
+		return 0, fmt.Errorf("analyze source: %w", err)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+func timeGroupBy(ctx context.Context, src *pgxpool.Pool, tz string) (float64, error) {
+	// The better of two runs: the first may pay for reading the table into the cache, which
+	// the backfill after it would then get for free.
+	best := 0.0
+	for range 2 {
+		start := time.Now()
+		var groups int64
+		if err := src.QueryRow(ctx, query("groupby_baseline.sql"), tz).Scan(&groups); err != nil {
+			return 0, fmt.Errorf("baseline GROUP BY: %w", err)
+		}
+		if d := time.Since(start).Seconds(); best == 0 || d < best {
+			best = d
+		}
+	}
+	return best, nil
+}
+
+func incremental(ctx context.Context, o Options, src *pgxpool.Pool, env []string, n, i int) (Incremental, error) {
+	inc := Incremental{}
+	salt := fmt.Sprintf("%d-%d-%d", o.Seed, i, time.Now().UnixNano())
+	if err := src.QueryRow(ctx, query("change_orders.sql"), n, salt, o.Timezone).Scan(&inc.Changed, &inc.Merchants, &inc.MerchantDays); err != nil {
+		return inc, fmt.Errorf("change %d orders: %w", n, err)
+	}
+	run, err := runBin(ctx, o.Bin, env, "refresh")
+	if err != nil {
+		return inc, err
+	}
+	inc.Seconds = run.seconds
+	return inc, nil
+}

@@ -1,0 +1,75 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/merchantagg/merchantagg/internal/dbtest"
+)
+
+// TestSmoke runs the whole benchmark at a tiny scale, so `make bench` cannot rot: every phase
+// runs against real processes and databases, and the report is written.
+func TestSmoke(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bin := filepath.Join(t.TempDir(), "merchantagg")
+	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/merchantagg").CombinedOutput()
+	require.NoError(t, err, string(out))
+	o := Options{
+		Orders: 4000, Merchants: 6, Seed: 3, Bin: bin, Rates: []int{20, 50}, Duration: time.Second,
+		BaselineRequests: 12, BaselineConcurrency: 2, BaselineBudget: 20 * time.Second,
+		Changes: []int{20, 100}, RefreshInterval: time.Second, Timezone: "Europe/Moscow",
+		SourceDB: dbtest.UniqueName("bench_src"), AnalyticsDB: dbtest.UniqueName("bench_agg"),
+		OutDir: t.TempDir(), Log: &bytes.Buffer{},
+	}
+	t.Cleanup(func() {
+		_ = dbtest.DropDatabase(context.Background(), o.AnalyticsDB)
+		_ = dbtest.DropDatabase(context.Background(), o.SourceDB)
+	})
+	r, err := Run(ctx, o)
+	require.NoError(t, err, o.Log.(*bytes.Buffer).String())
+
+	require.Equal(t, 6, r.Merchants)
+	require.Positive(t, r.Largest.Orders)
+	require.Positive(t, r.GroupBySeconds)
+	require.Positive(t, r.BackfillRatio)
+	require.Positive(t, r.RefreshPeakRSSMiB)
+	require.Len(t, r.Incremental, 2)
+	require.Positive(t, r.Incremental[1].Changed) // at most 100: a tiny source has few recent orders
+	require.Len(t, r.Load, 3)
+	for _, l := range r.Load {
+		require.Zero(t, l.Errors, l.Name)
+		require.Positive(t, l.Requests, l.Name)
+		require.LessOrEqual(t, l.P50ms, l.P99ms)
+	}
+	require.Equal(t, 12, r.Baseline.Requests)
+	require.Positive(t, r.Baseline.RatioP50)
+	require.Positive(t, r.ServeRSSMiB)
+	require.Positive(t, r.FreshnessSeconds)
+
+	require.NoError(t, Report(o.OutDir, r))
+	md, err := os.ReadFile(filepath.Join(o.OutDir, "BENCHMARKS.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(md), "### 4k orders")
+	require.Contains(t, string(md), "| mix | 50/s |")
+	png, err := os.ReadFile(filepath.Join(o.OutDir, "bench", "latency.png"))
+	require.NoError(t, err)
+	require.True(t, bytes.HasPrefix(png, []byte("\x89PNG")))
+
+	// A second report keeps the prose around the generated part.
+	path := filepath.Join(o.OutDir, "BENCHMARKS.md")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(md), "# Benchmarks", "# Benchmarks\n\nHand-written notes.", 1)), 0o644))
+	require.NoError(t, Report(o.OutDir, r))
+	md, err = os.ReadFile(path)
+	require.NoError(t, err)
+	require.Contains(t, string(md), "Hand-written notes.")
+	require.Equal(t, 1, strings.Count(string(md), beginMarker))
+}
