@@ -152,8 +152,9 @@ func attack(name, base string, m *mix, largestYear bool, rate int, d time.Durati
 		P99ms: ms(vm.Latencies.P99), MaxMs: ms(vm.Latencies.Max), Errors: errs}
 }
 
-// loadPhase serves the API as its own process and measures the mix at each rate, the largest
-// merchant over a year at 200 rps, and the source baseline; then the server's peak memory.
+// loadPhase serves the API as its own process and measures the mix at each rate and the
+// largest merchant over a year at 200 rps, then the server's peak memory; then, on a fresh
+// server (no backlog from an overloaded run), the source baseline.
 func loadPhase(ctx context.Context, o Options, env []string, m *mix, r *Result, st *stage) error {
 	srv, err := startServe(ctx, o.Bin, env)
 	if err != nil {
@@ -170,17 +171,23 @@ func loadPhase(ctx context.Context, o Options, env []string, m *mix, r *Result, 
 	l := attack("largest merchant, 1 year", srv.url, m, true, 200, o.Duration)
 	r.Load = append(r.Load, l)
 	st.say("load: largest merchant over a year at 200 rps: p50 %.1f ms, p99 %.1f, errors %d", l.P50ms, l.P99ms, l.Errors)
+	if r.ServeRSSMiB, err = srv.stop(); err != nil {
+		return err
+	}
 
-	if r.Baseline, err = baseline(ctx, o, srv.url, m); err != nil {
+	fresh, err := startServe(ctx, o.Bin, env)
+	if err != nil {
+		return err
+	}
+	defer func() { _, _ = fresh.stop() }()
+	if r.Baseline, err = baseline(ctx, o, fresh.url, m); err != nil {
 		return err
 	}
 	b := r.Baseline
 	st.say("baseline: %d summaries × %d at a time: API p50 %.2f ms p99 %.2f; source p50 %.1f ms p99 %.1f; %.0f× / %.0f×",
 		b.Requests, b.Concurrency, b.APIP50ms, b.APIP99ms, b.SourceP50ms, b.SourceP99ms, b.RatioP50, b.RatioP99)
-	if r.ServeRSSMiB, err = srv.stop(); err != nil {
-		return err
-	}
-	return nil
+	_, err = fresh.stop()
+	return err
 }
 
 // baseline times the same summaries (a range and its previous range: order and customer

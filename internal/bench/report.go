@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/color"
 	"os"
@@ -25,6 +26,28 @@ const (
 // Report saves r as results/orders-N.json under dir/bench, then redraws dir/bench/latency.png
 // and the generated part of dir/BENCHMARKS.md from every saved result.
 func Report(dir string, r Result) error {
+	if err := save(dir, r); err != nil {
+		return err
+	}
+	return Redraw(dir)
+}
+
+// Redraw renders the chart and BENCHMARKS.md from the results saved under dir/bench.
+func Redraw(dir string) error {
+	all, err := loadResults(filepath.Join(dir, "bench", "results"))
+	if err != nil {
+		return err
+	}
+	if len(all) == 0 {
+		return errors.New("no saved results under bench/results")
+	}
+	if err := chart(filepath.Join(dir, "bench", "latency.png"), all); err != nil {
+		return err
+	}
+	return writeMarkdown(filepath.Join(dir, "BENCHMARKS.md"), all)
+}
+
+func save(dir string, r Result) error {
 	resDir := filepath.Join(dir, "bench", "results")
 	if err := os.MkdirAll(resDir, 0o755); err != nil {
 		return fmt.Errorf("results dir: %w", err)
@@ -36,14 +59,7 @@ func Report(dir string, r Result) error {
 	if err := os.WriteFile(filepath.Join(resDir, fmt.Sprintf("orders-%d.json", r.Orders)), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save result: %w", err)
 	}
-	all, err := loadResults(resDir)
-	if err != nil {
-		return err
-	}
-	if err := chart(filepath.Join(dir, "bench", "latency.png"), all); err != nil {
-		return err
-	}
-	return writeMarkdown(filepath.Join(dir, "BENCHMARKS.md"), all)
+	return nil
 }
 
 func loadResults(dir string) ([]Result, error) {
@@ -114,8 +130,10 @@ func chart(path string, all []Result) error {
 		p.Add(target)
 		p.Legend.Add("target p99 25 ms", target)
 	}
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Y.Min = 0
+	p.Legend.Top, p.Legend.Left = false, false // bottom right: clear of the lines
+	// Log scale: the 25 ms target and a saturated server's 30 s timeouts on one chart.
+	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	p.Y.Min = 1
 	p.Add(plotter.NewGrid())
 	if err := p.Save(8*vg.Inch, 5*vg.Inch, path); err != nil {
 		return fmt.Errorf("save chart: %w", err)
