@@ -564,7 +564,7 @@ type Point struct {
 
 // Problem RFC 7807 problem details.
 type Problem struct {
-	// Code Stable machine-readable code (bad_parameter, unauthorized, forbidden, not_found, internal).
+	// Code Stable machine-readable code (bad_parameter, unauthorized, forbidden, not_found, timeout, internal).
 	Code   *string `json:"code,omitempty"`
 	Detail *string `json:"detail,omitempty"`
 
@@ -671,6 +671,9 @@ type Forbidden = Problem
 
 // Unauthorized RFC 7807 problem details.
 type Unauthorized = Problem
+
+// Unavailable RFC 7807 problem details.
+type Unavailable = Problem
 
 // GetABCParams defines parameters for GetABC.
 type GetABCParams struct {
@@ -1978,6 +1981,11 @@ type ClientWithResponsesInterface interface {
 	GetTimeseriesWithResponse(ctx context.Context, params *GetTimeseriesParams, reqEditors ...RequestEditorFn) (*GetTimeseriesResponse, error)
 }
 
+// GetABCResponse503Headers the declared response headers of an HTTP 503 response for GetABC
+type GetABCResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetABCResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1989,6 +1997,10 @@ type GetABCResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetABCResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2009,6 +2021,11 @@ func (r GetABCResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetABCResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetABCResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2040,6 +2057,11 @@ func (r GetABCResponse) ContentType() string {
 	return ""
 }
 
+// PostAdminRefreshResponse503Headers the declared response headers of an HTTP 503 response for PostAdminRefresh
+type PostAdminRefreshResponse503Headers struct {
+	RetryAfter *int
+}
+
 type PostAdminRefreshResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2051,6 +2073,10 @@ type PostAdminRefreshResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostAdminRefreshResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -2071,6 +2097,11 @@ func (r PostAdminRefreshResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r PostAdminRefreshResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostAdminRefreshResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2102,6 +2133,11 @@ func (r PostAdminRefreshResponse) ContentType() string {
 	return ""
 }
 
+// GetBreakdownResponse503Headers the declared response headers of an HTTP 503 response for GetBreakdown
+type GetBreakdownResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetBreakdownResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2113,6 +2149,10 @@ type GetBreakdownResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetBreakdownResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2133,6 +2173,11 @@ func (r GetBreakdownResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetBreakdownResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetBreakdownResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2164,6 +2209,11 @@ func (r GetBreakdownResponse) ContentType() string {
 	return ""
 }
 
+// GetCustomersResponse503Headers the declared response headers of an HTTP 503 response for GetCustomers
+type GetCustomersResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetCustomersResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2175,6 +2225,10 @@ type GetCustomersResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCustomersResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2195,6 +2249,11 @@ func (r GetCustomersResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetCustomersResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCustomersResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2226,6 +2285,11 @@ func (r GetCustomersResponse) ContentType() string {
 	return ""
 }
 
+// GetCohortsResponse503Headers the declared response headers of an HTTP 503 response for GetCohorts
+type GetCohortsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetCohortsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2237,6 +2301,10 @@ type GetCohortsResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCohortsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2257,6 +2325,11 @@ func (r GetCohortsResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetCohortsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCohortsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2288,6 +2361,11 @@ func (r GetCohortsResponse) ContentType() string {
 	return ""
 }
 
+// GetFreshnessResponse503Headers the declared response headers of an HTTP 503 response for GetFreshness
+type GetFreshnessResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetFreshnessResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2299,6 +2377,10 @@ type GetFreshnessResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetFreshnessResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2319,6 +2401,11 @@ func (r GetFreshnessResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetFreshnessResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetFreshnessResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2350,6 +2437,11 @@ func (r GetFreshnessResponse) ContentType() string {
 	return ""
 }
 
+// GetSummaryResponse503Headers the declared response headers of an HTTP 503 response for GetSummary
+type GetSummaryResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetSummaryResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2361,6 +2453,10 @@ type GetSummaryResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetSummaryResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2381,6 +2477,11 @@ func (r GetSummaryResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetSummaryResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetSummaryResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2412,6 +2513,11 @@ func (r GetSummaryResponse) ContentType() string {
 	return ""
 }
 
+// GetTimeseriesResponse503Headers the declared response headers of an HTTP 503 response for GetTimeseries
+type GetTimeseriesResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetTimeseriesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2423,6 +2529,10 @@ type GetTimeseriesResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetTimeseriesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2443,6 +2553,11 @@ func (r GetTimeseriesResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetTimeseriesResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetTimeseriesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2656,6 +2771,26 @@ func ParseGetABCResponse(rsp *http.Response) (*GetABCResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetABCResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -2703,6 +2838,26 @@ func ParsePostAdminRefreshResponse(rsp *http.Response) (*PostAdminRefreshRespons
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PostAdminRefreshResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -2750,6 +2905,26 @@ func ParseGetBreakdownResponse(rsp *http.Response) (*GetBreakdownResponse, error
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetBreakdownResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -2797,6 +2972,26 @@ func ParseGetCustomersResponse(rsp *http.Response) (*GetCustomersResponse, error
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetCustomersResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -2844,6 +3039,26 @@ func ParseGetCohortsResponse(rsp *http.Response) (*GetCohortsResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetCohortsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -2891,6 +3106,26 @@ func ParseGetFreshnessResponse(rsp *http.Response) (*GetFreshnessResponse, error
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetFreshnessResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -2938,6 +3173,26 @@ func ParseGetSummaryResponse(rsp *http.Response) (*GetSummaryResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetSummaryResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -2985,6 +3240,26 @@ func ParseGetTimeseriesResponse(rsp *http.Response) (*GetTimeseriesResponse, err
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetTimeseriesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -3857,6 +4132,15 @@ type ForbiddenApplicationProblemPlusJSONResponse Problem
 
 type UnauthorizedApplicationProblemPlusJSONResponse Problem
 
+type UnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type UnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnavailableResponseHeaders
+}
+
 type GetABCRequestObject struct {
 	Params GetABCParams
 }
@@ -3927,6 +4211,25 @@ func (response GetABC403ApplicationProblemPlusJSONResponse) VisitGetABCResponse(
 	return err
 }
 
+type GetABC503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetABC503ApplicationProblemPlusJSONResponse) VisitGetABCResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PostAdminRefreshRequestObject struct {
 	Body *PostAdminRefreshJSONRequestBody
 }
@@ -3993,6 +4296,25 @@ func (response PostAdminRefresh403ApplicationProblemPlusJSONResponse) VisitPostA
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostAdminRefresh503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PostAdminRefresh503ApplicationProblemPlusJSONResponse) VisitPostAdminRefreshResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4068,6 +4390,25 @@ func (response GetBreakdown403ApplicationProblemPlusJSONResponse) VisitGetBreakd
 	return err
 }
 
+type GetBreakdown503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetBreakdown503ApplicationProblemPlusJSONResponse) VisitGetBreakdownResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCustomersRequestObject struct {
 	Params GetCustomersParams
 }
@@ -4134,6 +4475,25 @@ func (response GetCustomers403ApplicationProblemPlusJSONResponse) VisitGetCustom
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomers503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomers503ApplicationProblemPlusJSONResponse) VisitGetCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4208,6 +4568,25 @@ func (response GetCohorts403ApplicationProblemPlusJSONResponse) VisitGetCohortsR
 	return err
 }
 
+type GetCohorts503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetCohorts503ApplicationProblemPlusJSONResponse) VisitGetCohortsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetFreshnessRequestObject struct {
 	Params GetFreshnessParams
 }
@@ -4274,6 +4653,25 @@ func (response GetFreshness403ApplicationProblemPlusJSONResponse) VisitGetFreshn
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFreshness503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetFreshness503ApplicationProblemPlusJSONResponse) VisitGetFreshnessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4348,6 +4746,25 @@ func (response GetSummary403ApplicationProblemPlusJSONResponse) VisitGetSummaryR
 	return err
 }
 
+type GetSummary503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetSummary503ApplicationProblemPlusJSONResponse) VisitGetSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetTimeseriesRequestObject struct {
 	Params GetTimeseriesParams
 }
@@ -4414,6 +4831,25 @@ func (response GetTimeseries403ApplicationProblemPlusJSONResponse) VisitGetTimes
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTimeseries503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetTimeseries503ApplicationProblemPlusJSONResponse) VisitGetTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4704,84 +5140,86 @@ func (sh *strictHandler) GetTimeseries(w http.ResponseWriter, r *http.Request, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7DzbchtHdr9yarJVBGoHICXK3jVZrhRJWYmSMFIkuTYuUyEbMwdAizPdo+4eQrDDqjzu8+Yj9j/2U/wl",
-	"qb7NDT3gCJTkZcV6EUH05dxvfQ5/jhKeF5whUzI6+jkqiCA5KhTm0zPBc/1/ijIRtFCUs+goekaFVDAr",
-	"JWUoJaRkDXwOaokgCFsgjH744YcfJufnk6dPx9Mojqje9L5EsY7iiJEco6Nork+OI4HvSyowjY6UKDGO",
-	"ZLLEnOgr51zkREVHUUoURnGk1oXeJ5WgbBHd3sbROYpkSZh6/nQTxDdLhNx9D4qDwIILBZxN4ZW7ElZU",
-	"LYEwIGlOGSh+jewYSHPbNTLINXYsW4MGHKiSwFesDyu/95KmURAZytTXT6I4yimjeZlHR48qzChTuEBh",
-	"UHtJFriJlP4tsDKfoYhBExAeTeEECv3rgkhlWIAsBSoB80Ktj+FKcUWyK5CKZhkkvGRKAt6gWIPgqz40",
-	"9Ikt+FOckzJTBtxNXMgHh8uB+TcIu9f0J4Nh3/WXUi8IwvDVwTYgvhoAwGtFVCk3CfyviIVlNhcpCgmr",
-	"JZcISSkEMgXSbNPUzahUmMIo4XlOJhK11ihMx1N4aqF0NLY7NJnxQ5HxFKOjOckkhsluV7eQpgpzA+jv",
-	"BM6jo+gf9mt13bfL5P4LDazD6dYg/9xuq7EnQpC1/lKqdWb0j4tcf37DN8nwb2SwesdAFORcKjiENRIh",
-	"gcwVCrjS4nnVJ1+K30v1b/VmWXAm0dDmlKRaqVEq/SnhTCEzP5KiyGhCNFr7heCzDPPfv5Max58b120j",
-	"7Uu7y17appJWPGcrtUjkVErKFsAFUHZDMpoew5VZcWVMhwSqppriz7iY0TRF9iWB1fawtmeMKxBIUlBL",
-	"DbkzWga67xkp1ZIL+pPmzJcD8N85GKLBDIlAYYGdGm11u/XhJ6dnxkkJXqBQ1LK/IzO8nGUNqbH2UqM2",
-	"G7guyYh0ktXheAynQFgKZ2DMqoQRv0EBJMugEDwtEyVjWC2J0tpvNMacBXOaKRTWFw5R6JPTszO98Y2+",
-	"RYPU1eK588t3aErcckghP9Q1jnqHEjTRizcOK5xXGnBKbcIHrnfkG2zzTk7PXto9IfpILlQQBVlZ/l0s",
-	"a/caxQcxwQhLwJ07nKEWIrJACSNrQoPiM4CU5rbLG5KVGCDBbdPw/tgJWFxQZsxz5YycQMQRibQOOeLG",
-	"PkhoOmuLaBuEWp8aXH5bAc5n79Dy0Au9BhqZdt4/RidRHJ1GcXTW2FHTta0mG3Yh8acNUbWuEA4gtFwS",
-	"gWGbwsosI/pH59s2bMxA9lgUGpD5nf72HkJ61bg/TZIyLzOi6A1eVvi2xfg5S7Iy1a7PeBMHagxfQ5GR",
-	"BGVLbPutrg0NQlbHHjjcggnCrgPaxiXVP4KO9ZcIJ6dnNsqrQulh6tVDBcMW2LeOAcynjyaBvC6DFKiE",
-	"pX3lIr+BkeLWUCBTYxN7aLMWA5FAIMWE5iQDe9I0mEQ1pa1BaQuM40pX6AJSEVeiaqgfEstTgeQ65Su2",
-	"KZUpzZFJakOJDfQ/o7P7jB5N8NVwP1PR5hVfPVh/9oqvur5skE5tdUm1aPS4p7u9keHEVonUVN8Qymtc",
-	"h+sKNIVRZeUSonDBxTqGhKq1UUGtj9YcjAQuKGcxpJhRnRBeahhiKMg6R6Yuc1RLno6nYWHWbvdOjp67",
-	"ZdssaI/J0rhc43pPglnQSvL2JCzym7ss2B1ursNYTdDKoniz4dEM8edsqUEJCBpa2wPJ0iakPkH/5c9/",
-	"gULgDeWlHMN+9bNGDUmyBHtbDE8cWsegUYDVEgUa5KsdloFUwk8ouOaqXji1rriZeyQJFgrTHcMAwm92",
-	"3XmzuKykaslLIXc8KCEswexSaF2/zwnZzkRISql4jjtj4Miw8/2LfFcmVDZ3h70MV5f3xdxWqXbcLLBA",
-	"ou7DeIGqFOz+J+zMOb/9kuS8tEWKnU+hbHFvfgi8QVbuRoyOsXSsjWsL0xT0ptI1qOgl0sr0Jn1qCK3p",
-	"aWt/m6FBE9NU1q4IhwnZlrOgledLF910UpXq96HXh0ZV0i7ck5BzppZtT9UTwbQY3T7+zH/lir9zc51h",
-	"B8wxy2z+YKqe3du2BIOokCkX4Lbv+y5DHQvAtXY2Gh3rjEfeRY3baFavFhYiyiwc7tvfX7dqTANyjnYI",
-	"2E0/LQvaXK9x6eem7GPn8FDVicWXLX79CuH0xxdkPCWD5HeMOq+jx7a4vX753Rn87a+H4FkKc7ooBbrI",
-	"XQuae/u4xkLBbN0o/BOWWgm17yC2LLUZE21RrqdUKsoSVd0uByrQIr+5LFBUhiWcDe/X58bQyIyn/ea3",
-	"lpYNhzzcLphyr1FM1Xx3HBHmn4DGkFGUvvZgyDkQc8uNO5B3LGvh//g+oftGeNBLDGOOFGRIpILHXnia",
-	"iLbBenJfsLY764FJ5v3cWJgrASndpqIhG9n8aqtx7Kj5b1axQbsQ0Z8JlEuGMkD0jCwuJSacpSFzab+A",
-	"GaoVIgPJS5Hg5YooFDkR18YmMvuSvoM0Z0SqS5kQdkkCkc6flmjVyOW5eiHoLVqvNuKciaI5DjF0O5TJ",
-	"kKVaH1KyDtDotPFSLH20UhlBTSVMHQqpo5eCNSoQONdswXRwFOXWb6eWv3pPAlksBC6IQgkrneJb4uFK",
-	"UKWQwchk/zOcc5f+W6Pu7hnvTuKumATCPtsfYNZ5/laAUG1ApdLko5Ut9X56JEmOQCT85+QpUWRyIicv",
-	"5jvDulXRWnwPqdXdYYZ1kK7K8+lijGbdpX3zC9e5YfySW3VJFEhUA8XMFWVC4YUDW/CSpZg2QwxfSaJq",
-	"yUsXF8hBcUe4ktO+/Rx1xD+HKgPUGP3y579AIpA4BA1tqwUOglhLjzn03gFBp1DUBrBKRysi3dvTt8pK",
-	"YR6bQKzuyql2DGR0q3DUL0Utog8XI1dW2lq85QzXrUJSR4vKXHNdfwvvS8IU1fL/UYHj0NeKdimnDYYv",
-	"I3w63jbrPlvU14eVnCHYLcPz7W5haBAfGgWcAesfRMkmaLYN/JvZmXsvtFe7hGbFG6zGDyQvTP/Yo8eH",
-	"T76afn1g3lyUQqEP+K/JP/54MPnm7e8vLqbmh58f3/4uFIM2Q8TGc7+zZh9JwlBrwEtOmfo8AfYd1agC",
-	"BeWp9t80xZ5srz80/9g3H3vbYLAGQaH6WgI/CZbdN2eLQDuo93S4K6r3/WSbL0TPzuAPfzz4A7g+NUhR",
-	"EZrJQLHCNGVuGF6lzRfkJFlShhOBJDW/0KthNCPpZdX7F0PZaJmLYe7b+2Id517OdaigvbBWEZKF3/os",
-	"dD09V4Lk4bc7Pp/b+AwawMy5gBZ8wQuFbZd0GcCWV+VAexFVWfiZ0f5io2kOvn/1XIfUKJAlCIzktlcE",
-	"K+bojXd3J5hv/f0VjCGxeKVFsTc0Pfex6BwI42qJwve1th4A7e/4HPB9STLIkC2UTQl+lZz9Yw3DLln2",
-	"Lir4yuZK/1Fiad15p7MjmDE+1YmiSwy1wLqEaxr05YOJ9I7PnEBv6sor7ULgHZ/Z2r3PJE3FPYcRVaYv",
-	"doYm1CCZVvg1vDdIDe27+/i0+tNWQgypKyps4VWjV5qkqWmKItnLBttci3qbk/OhoyBm2qLi573LUdta",
-	"+bf4qh6Q6n71xwc9Deufhh8h+r8u85yIdSAsqRodthoQu6r7fPX3UyfcIXxx1vauLS2L3nJQm6puv0Nb",
-	"XBjccv3rFC1DVrZBldhLRkia3tAcJQonQmFlvZPJC0Eoa4bgKVlHcbRCvNbgcaaWURy9L4lQrXL2vaqJ",
-	"OjYfXk62oXyoKe7vuCxt6drgtEN6k5EaEUxKQdX6tYbUMtBOQZyUall/euZh+5c/vYm68xNnGaG5PIIG",
-	"SDByRB/HIHiGMKqKsv9th97GMeCHYuonjjRY9qoa86VShZ3XoGzOQ03sOKmqrK7qBISRbK10kKW9O7Gu",
-	"Xpk0cq+eN5Ew8mXCX/7nf//21yfj6QWzdVFb6zQ1HZ4XpT7ZNOmayqCpme7JqhZBlBJ0Zha5glxgdumC",
-	"meV7Eq7qmtmVr61KFDfUHKpojvATZ3hsI0AJ1PQ3I8y4WoIWCzm9YCaD1vB1u2y7WTOM8ANJVLNUONZH",
-	"K5RABMJckESTUh/qsU+JIuAnnCAhQis5XDXrvVdHDVpUxeKRznsODw+/GUNZ6CtXS5os7SzaBXNV5s2K",
-	"MlUgl3wlYzsU5GlCcgTJSCGXXAGR7SI0mUlkCkqmaHbBOmX3ThkdrvZvHu3P/RPMFSjMMllfUr2cuh17",
-	"ssrXLlgV8tfTlWSxiOLoBoVtGY4Opo+mB6bkVSAjBY2OosPpwfTQ1iaWRqE0BGRm5loWqLYMYwjCdFg6",
-	"W/seTtMH6TurLazWbH9rfjMGfZBNxGLQBljvdf2hF4ymx0D8RyPQZqTjBFbV407VS+1aP9wzADXLL8qD",
-	"g8MESAyndov7xSwGzCTC2fSCVbAb4EzDooVdn5bhXAEvlSWldhJmgut5Gh1F/4Tq5PQsiltTvz+GzWi9",
-	"ZN9MBd/Gd657w4esqkzynSsbA78DVpsZ2oHrzDSqXhse6nUDMIFZVFe1897TfrLu6G3Ae3Sl7vuiQAEz",
-	"XrJU2yknG3tyUyhG+CHJSklvsHekmoRBPJj+MY6q3ec+nLaV2c3abT3N24i9DwLtaoNwOb0Dl+O6yEv6",
-	"8Jr14fXNV18EsRcsqxTavW96Pe4D2Q9DDBuLrOdtNi/X5shWJqqBlXHs50sMOWM7mc4F1PMbx3A1uTLO",
-	"tzZOx5Vx0mf2Qe7a6UOibiY7all3Hyfufz8iMunOikz8D67ze+L+b02bTBqfAorztjPx+/jgYMtw6scN",
-	"pWoL2DPeawtARcu8qiVSAW6mLTbvlQWKiRV3OxZqBmmfWBBDN1eo7Dcml82WR3dvaQ3omk2Hd2+qZ45N",
-	"vOnz0EjLlAnWJN14ud+TDaE3Ux02IjJHGHeqQ8h957NNDsJlwLOeE3Ftnb3pD0ipUGtDNmSmwCK7t7oT",
-	"4R2fHZvvCJMrFDoU1PJbvdZfML9SlEzCaEVUsjRuk7l6z/fPtVq0go/xFJ5v4PmOz0wsZ+s+F0yUjFl3",
-	"7qFeEaqMPlElgeEHZfYYvTSfmh0aFV5UjUNe9yWX6kTTztVjoqoee8rT9SeT606157advGgrebuhVY8/",
-	"9e2uLtgzke75R6WrtT0gzTF/NISzbH1UoUGaMjVrdcV0shcYzUhyPadZNq7UaeankfZ/roaebnvj1Wdc",
-	"mIkjHbMHZoysXWqNGbk/SWEztCWRptR5jWvfcnHBfHBPjH5xaayfT9Gm8Kx2MWaPH33Sm9dGOy2a9oZM",
-	"Y390wWzYrNcv8htvY+zYkVkS+6aKbyH13aHuN1oQCdWaCFTFUD1Df+uSOf9M7L6xT+XuWBh1XlKd4bYf",
-	"dNyx8VR6wVKO0nQnablf2/ag8dRFLa49e/vEVE+UXc8+bsTaxgnrNKX2wc2Zt/6/kuH9sGOJeR21DNE/",
-	"UrU2uxf2mJZwGCCaotETq/7/TQO6oYBNAcwYmI61RlptvjW8p+k47g+2TDonzN/dmK2tsvkVOwRgk3ay",
-	"0Ymn7HjdxP5X9SJMQl0Jk57n9UnfW/ukp3dhEuhjmLQbGiZ9fQ2Tba0Ok/rHjTjStkFMQt0Qk23NEZMB",
-	"4y2TrR0UXyQerW3F1qhU8NUDCjRfMNQQ61AZemZnNz2ZeRg2iY21VuCslfeYrWcQ5yU3TO9Zs7D+4Moc",
-	"n1PQasoEBO2sMx7ycETtbGOwZb6RulSSs98YSwrGWW6eycVEaKetzJnuxXB6pbipI9taa3Wyrf+mLuxo",
-	"TovooKVdMm1NikzhDLMMri3cbuqrNRvm4pykO4Rxwep2OXvVqNlg22qpHfsy7/VELd0MmX0J1aEWn0kU",
-	"N5jaMrID1qzRiCt+1RPn+Omv31QtNMwm+/MgN1IHOVGCfng4ynauhSJbezGtZwO9ps2bgxd9NrqezvhY",
-	"wflSDKwhDLCw+jJQQqknEB4OU/+Zr8BmtBvvOlWCWDFY1k0Nfez1fQ+/WYW2UHm6BESq0aTWno3w/Zet",
-	"NrWHI1rfNWoQpobgnbXLsOx7sUEqhrv78apxEdcn4YVStXoj+uSy0UHxQJ/AOm+YtinX/7ET03IwBdM/",
-	"YQOYjMzskEb14mrbb6sn25TYclCS0aKo39Or3t5Qwlq1OgQyVttNsmNvyWfVvQbve5yy/fZhpViG5SbJ",
-	"Ssk6huevX4Amd+yDNwGO3C3DEps348mcmgT/ttmSYnSh2Yzy41vNFhMdOk0pRRYdRfvR7dvb/wsAAP//",
+	"7DzbchtHdr9yarJVAmoHICXK3jVZrhRJWYmSMFIkuTYuUyEbMwdAizPdo+4eQLDDqjzu8+Yj9j/2U/wl",
+	"qb7NDT3gCJTltWK9iCD6cu63Poc/RgnPC86QKRkd/xgVRJAcFQrz6anguf4/RZkIWijKWXQcPaVCKpiV",
+	"kjKUElKyAT4HtUQQhC0QRt999913k4uLyZMn42kUR1Rvelei2ERxxEiO0XE01yfHkcB3JRWYRsdKlBhH",
+	"MlliTvSVcy5yoqLjKCUKozhSm0Lvk0pQtohub+PoAkWyJEw9e7IN4uslQu6+B8VBYMGFAs6m8NJdCWuq",
+	"lkAYkDSnDBS/QXYCpLntBhnkGjuWbUADDlRJ4GvWh5Xfe0XTKIgMZerLx1Ec5ZTRvMyj44cVZpQpXKAw",
+	"qL0gC9xGSv8WWJnPUMSgCQgPp3AKhf51QaQyLECWApWAeaE2J3CtuCLZNUhFswwSXjIlAVcoNiD4ug8N",
+	"fWIL/hTnpMyUAXcbF/Le4XJo/g3C7hX9wWDYd/2V1AuCMHxxuAuILwYA8EoRVcptAv8rYmGZzUWKQsJ6",
+	"ySVCUgqBTIE02zR1MyoVpjBKeJ6TiUStNQrT8RSeWCgdje0OTWZ8X2Q8xeh4TjKJYbLb1S2kqcLcAPo7",
+	"gfPoOPqHg1pdD+wyefBcA+twujXIP7PbauyJEGSjv5Rqkxn94yLXn1/zbTL8Gxms3jEQBTmXCo5gg0RI",
+	"IHOFAq61eF73yZfi91L9W71ZFpxJNLQ5I6lWapRKf0o4U8jMj6QoMpoQjdZBIfgsw/z3b6XG8cfGdbtI",
+	"+8Luspe2qaQVz9lKLRI5lZKyBXABlK1IRtMTuDYrro3pkEDVVFP8KRczmqbIPiWw2h7W9oxxBQJJCmqp",
+	"IXdGy0D3LSOlWnJBf9Cc+XQA/jsHQzSYIREoLLAeohWhGZll+KkpNqeLUqAExfkNZJwtNGBLwowynL54",
+	"9kAaDcdcWwdFc+SlghFfocg4SWMtCwSMIVgiWW2s/oxPQKASG68pL/WHyan+cA0SE85SYzGWSFLnhhtL",
+	"2rht2TaDiMNOLzg9OzdeXfAChaJWXzpKxktN2krNrIPRlJ8NXJdkRDpV7KhIDGdAWArnYPyQtMQBkmVQ",
+	"CJ6WiZIxrJdEaXNpqGrOgjnNFAobPAyxgKdn5+d642t9iwapa/bmLpC5w7TELQ8ectxdiusdStCkwY36",
+	"sMK58QGn1D5v4HpHvsFO4vTs/IXdE6KP5EIFUZCVq9zHFXWvUXwQE4ywBOIfhzPUQkQWKGFkNSkoPgNI",
+	"aW67WpGsxAAJbpue6vtOhOeiWOPPKu/tBCKOSKR1yBE39lFVM7qxiLZBqPWpweU3FeB89hYtD73Qa6CR",
+	"6Wjn++g0iqOzKI7OGztqurbVZMsuJP60IarWFcIBhJZLIjBsU1iZOQtvg4EtGzOQPRaFBmR+p7+9h5Be",
+	"Ne5Pk6TMy4wousKrCt+2GD9jSVamOlYw7teBGsOXUGQkQdkS236ra2OpkNWxBw63YIKwm4C2cUn1j0Cd",
+	"vzs7t2FxlXsMU68eKhi2wIF1DGA+fTAJ5E0ZpEAlLO0rF/kKRopbQ4FMjU2wps1aDEQCgRQTmpMM7EnT",
+	"YNbZlLYGpS0wjitdoQtIRVyJqqF+SCzPBJKblK/ZtlSmNEcmqQ11ttD/GZ3dz+jRBF8P9zMVbV7y9a/W",
+	"n73k664vG6RTO11SLRo97ulub2Q4sVMiNdW3hPIGN+FCDE1hVFm5hChccLGJIaFqY1RQ66M1ByOBC8pZ",
+	"DClmVAfOVxqGGAqy0TH2VY5qydPxNCzM2u3eydELt2yXBe0xWRqXG9zoqF8vaGXFDyQs8tVdFuwON9dh",
+	"rCZoZVG82fBohvhzvtSgBAQNre2BZGkzeF/R+OnPf4FC4IryUo7hoPpZo4YkWYK9LYbHDq0T0CjAeokC",
+	"DfLVDstAKuEHFFxzVS+cWlfczD2SBAuF6Z5hAOGrfXeuFleVVC15KeSeByWEJZhdCa3r9zkh25sISSkV",
+	"z3FvDBwZ9r5/ke/LhMrm7rGX4frqvpjbst6emwUWSNR9GC9QlYLd/4S9Oee3X5Gcl7aIsvcplC3uzQ+B",
+	"K2TlfsToGEvH2ri2ME1Bbypdg4peIq1Mb9OnhtCanrb2txkaNDFNZe2KcJiQbTkLWnm+dNFNJ1Wpfh96",
+	"rmmUce3CBxJyztSy7al6IpgWo9vHn/uvXLV8bq4z7IA5ZpnNH0yZuHvbjmAQFTLlAtz2fd9ktt52o52N",
+	"Rsc645F3UeM2mtUzj4WIMguH+/b3N60a04Ccox0CdtNPy4I212tc+rkp+9g5PFR1YvFpi1+/QDj94QUZ",
+	"T8kg+R2jLurosS1ur158cw5/++sReJZWVWHua5busegGCwWzTeOlhLDUSqh9OLJlqe2YaIdyPaFSUZao",
+	"6nY5UIEW+eqqQFEZlnA2fFCfG0MjM572m99aWrYc8nC7YMq9RjFV86F2RJh/MxtDRlH62oMh50DMLTfu",
+	"QN6xrIX/o/uE7lvhQS8xjDlSkCGRCh554Wki2gbr8X3B2u2sByaZ93NjYa4EpHSXioZsZPOrncaxo+a/",
+	"WcUG7UJEfypQLhnKANEzsrhy71QBc2m/gBmqNSIDyUuR4NWaKBQ5ETfGJjLberCHNGdEqiuZEHZFApHO",
+	"n5Zo1cjluXoh6C1ar7binImiOQ4xdHuUyZClWh9SsgnQ6KzxtC59tFIZQU0lTB0KqaOXgg0qEDjXbMF0",
+	"cBTl1u+mlr/6gQSyWAhcEIUS1jrFt8TDtaBKIYORyf5nOOcu/bdG3d0z3p/EXTEJhH22ocKs8/ytAKHa",
+	"gEqlyUcrW+r99EiSHIFI+M/JE6LI5FROns/3hnWnorX4HlKru8MM6yBdlefjxRjNukv75ueu1cX4Jbfq",
+	"iiiQqAaKmSvKhMILB7bgJUsxbYYYvpJE1ZKXLi6Qg+KOcCWnffsF6oh/DlUGqDH66c9/gUQgcQga2lYL",
+	"HASxlh5z6L0Dgk6hqA1glY5WRLq3p2+VlcI8NoFY3cZU7RjI6FbhqF+KWkQfLkaurLSzeMsZblqFpI4W",
+	"lbnmuv4W3pWEKarl/4MCx6GvFe1SThsMX0b4eLxt1n12qK8PKzlDsFuG59vdwtAgPjQKOAPW/ypKNkGz",
+	"beDfzs7ce6G92iU0a95gNb4neWEa7h4+Onr8xfTLQ/PmohQKfcB/Tf7x+8PJV29+f3k5NT/8+Oj2d6EY",
+	"tBkiNp77nTX7QBKGWgNecMrUzxNg31GNKlBQnmr/TVPsyfb6Q/MPffOxtw0GaxAUqq+H8qNg2X1ztgi0",
+	"g3pPh7uiet/vtv1C9PQc/vDHwz+A66ODFBWhmQwUK0wX65bhVdp8QU6SJWU4EUhS8wu9GkYzkl5VzZIx",
+	"lI0ewxjmvh8y1nHu1VyHCrHvptPuWOsKycKPfhbMnuYrQfLwIx6fz22gBg2o5lxAC9DghcI2mrpUYMfz",
+	"cqDPiKos/N5of7HVPQffvnymY2sUyBIERnLbNIIVl/TGu9sUzLf+/grGkHy81DLZG6Ne+KB0DoRxtUTh",
+	"O4JbL4H2d3wO+K4kGWTIFsrmBr9I8v6hFmKfdHsfXXxpk6b/KLG0fr3T4hFMHZ/ojNFliFpgXeY1DTr1",
+	"wUR6y2dOoLd15aX2JfCWz2wR36eUpvSew4gq01E8QxNzkExr/gbeGaSGNuB9eH79cUsihtQVFXbwqtFl",
+	"TtLUdEeR7EWDba65v83J+dAhGjOnUvHz3nWpXUMQO5xWD0h1p/+jw55W/4/DjxD9X5V5TsQmEJ9UHQ87",
+	"DYhd1X3H+vspGO4Rxzhre9eWlkVvOahtVbffoa0yDO69/mWqlyEr26BK7CUjJE2vaY4ShROhsLLeyeSF",
+	"IJQ1Y/GUbKI4WiPeaPA4U8sojt6VRKhWXfteZUUdpA+vK9uYPtQd93dcn7Z0bXDaIb3NSI0IJqWgavNK",
+	"Q2oZaOdHTku1rD899bD9y59eR91Bj/OM0FweQwMkGDmij2MQPEMYVdXZ/7bjguMY8H0x9bNaGix7VY35",
+	"UqnCDpZQNuehbnacVOVWV34Cwki2UTrImpvhEePqlcknH9STOhJGvl740//879/++ng8vWS2QGqLnqa4",
+	"w/Oi1Cebbl1TIjTF0weyKkoQpQSdmUWuMheY+rpkZvkDCdd18ezaF1klihU1h+qIHX7gDE9sBCiBmkZn",
+	"hBlXS9BiIaeXzKTSGr5uu203fYYRvieJatYMx/pohRKIQJgLkmhS6kM99ilRBPxsGCREaCWH62bh9/q4",
+	"QYuqajzSCdDR0dFXYygLfeV6SZOlneK7ZK7cvF1apgrkkq9lbMepPE1IjiAZKeSSKyCyXY0mM4lMQckU",
+	"zS5Zp/7eqafD9cHq4cHcv8Vcg8Isk/Ul1ROq2/FAVonbJatC/noulSwWURytUNje4ehw+nB6aGpfBTJS",
+	"0Og4OpoeTo9skWJpFEpDQGZmwGWBasdUhiBMh6WzjW/mNA2RvsXawmrN9tfmN2PQB9lETCd8KPVe1yh6",
+	"yWh6AsR/NAJtZjtOYV298lRN1a4HxL0HULP8sjw8PEqAxHBmt7hfzGLATCKcTy9ZBbsBznQuWtj1aRnO",
+	"FfBSWVJqJ2FGzZ6l0XH0T6hOz86juDUv/X3YjNZLDsw89W1857rXfMiqyiTfubIxKj1gtZk+HrjOzPHq",
+	"teFxaDcJE5jideU77z3tJ+uO3gS8R1fqvi0KFDDjJUu1nXKy8UBuC8UI3ydZKekKe4fRSRjEw+kf46ja",
+	"feHDaVui3S7i1nPQjdj7MNC3NgiXsztwOamrvaQPr1kfXl998UkQe86ySqHdQ6fX4z6Q/VTEsPnNevBm",
+	"+3JtjmxloppcGcd+0MSQM7Yz/VxAPchxAteTa+N8a+N0UhknfWYf5K6vPiTqZsSjlnX3ceL+97Mik+7Q",
+	"yMT/4FrAJ+7/1tjJpPEpoDhvOrPSjw4Pd0zRftj0rLaAPYPRtgBUtMyrWiIV4IbbYvNwWaCYWHG386Fm",
+	"4PexBTF0c4XKQWPm22x5ePeW1miz2XR096Z6Wvs2jr4YsqM5r2xiVJ+7RloOTYAn6daz/wPZUBQzEmKj",
+	"KHOEccE67Dxwft7kLVwGvPEFETc2QDDNBSkVamNIjcwUZWT3VncivOWzE/MdYXKNQoePWuarp/5L5leK",
+	"kkkYrYlKlsbVMlcj+vaZVqVWwDKewrMtPN/ymYn/bK3okomSMRsCeKjXhCqjg1RJYPhemT1Gl82nZntH",
+	"hRdV45CnfsGlOtW0czWcqKrhnvF089F0oVMhum0nPNqy3m5p4qOPfburJfZMs3v+Uenqc5+5tpk/68JZ",
+	"tjmuUCdNOZy12nA6WRKMZiS5mdMsG1cqOPPjTwc/VlNWt71x8VMuzIiTzg0CQ03W/rXmmtwfDbGZ4JJI",
+	"U1K9wY3v8bhkPokgRie5NFbWp4JTeFq7MrPHz1rpzRuj0RZNe0OmsT++ZDY81+sX+crbJTvnZJbEvovj",
+	"a0h9O6r7jRZeQrX2AlUxVO/eX7uk0b9Lu2/s27w7Fkadp1vnIOwHHd9svc1espSjNO1QWlc2th9pPHXR",
+	"kesH3z2i1RPN18OWWzG9cfY6Hap9fXPIrv/vmHh/71hinmMtQ/SPVG3M7oU9piUcBoimaPTExP9/041u",
+	"yGFTDTN3pmO6kVabrw3vaTqO+4M6kzYK85dRZhurbH7FHoHepJ3UdOI2O883sf9VzQ+TUBvEpOc9f9L3",
+	"uD/paZaYBBonJu0OiklfI8VkV2/FpP5xK161fReTUPvFZFc3xmTAPM1kZ8vGJ4l7a1uxM/oVfP2ZB7TP",
+	"GWosdRgPPQO+297PPFqbpMtaOHAWznvZ1hON86xb5vq8WfT/1ZVgfk7hrCkTEM7zzgzL5y2e51sTO/Ot",
+	"tKqStoPGvFUwnnODWi72QjtGZs50L6DTa8VNXdzWjquTbT07deFNcwxGB0ftEnBrBGYK55hlcGPhduNs",
+	"raE3F08l3emSS1b3AdqrRs3O4Vav8NiXrW8maumG4+zLrg7p+EyiWGFqy+IOWLNGI674dU885cfaflPP",
+	"0JSe7M/R3Kwg5EQJ+v7zVtALLUjZxot2PSjptXPenELp8wX1qMqHCtunYnoNYYDt1ZeBklA9jvF5C8I/",
+	"8zXYDH3rPaxKeCuhkHUzSJ9I+H6R36xPWxA9XQJi2Gjuaw+X+AbWVnvf5y2O3zTqMKaO4gMJl2Xat3lD",
+	"iBju7n2sZnRcT4oXZNXqQ+mT5Ua3yq/0ubHzXmw7of1fmDHtHVMwvSo2uMrIzE7GVK/btue5eh5PiS2J",
+	"JRktirp3oWqoDiXtVVtJIGu3nTt79vH8rPra4H1PwGC//fzTTCMmJtFMySaGZ6+eg2ZR7INRAY5FLQMW",
+	"mzf9yZyawshts2XI6E+zWej7N5qVJtp12lWKLDqODqLbN7f/FwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -253,3 +253,27 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestSlowReadIs503: a read that hits the API's statement timeout (here: waiting on a lock an
+// operator holds on an aggregate table) answers 503 problem+json with Retry-After, not a 500.
+func TestSlowReadIs503(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	an := dbtest.Pool(t, p.AnalyticsURL())
+	a := newAPI(t, p)
+	ctx := context.Background()
+	tx, err := an.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "LOCK TABLE agg.order_stats IN ACCESS EXCLUSIVE MODE")
+	require.NoError(t, err)
+
+	res, err := a.client.GetSummaryWithResponse(ctx, &gen.GetSummaryParams{From: day("2025-05-01"), To: day("2025-05-31")},
+		bearer(token(t, 1, auth.RoleMerchant)))
+	require.NoError(t, err)
+	require.Equal(t, 503, res.StatusCode(), string(res.Body))
+	require.Equal(t, "5", res.HTTPResponse.Header.Get("Retry-After"))
+	require.Equal(t, "application/problem+json", res.HTTPResponse.Header.Get("Content-Type"))
+	require.Contains(t, string(res.Body), `"code":"timeout"`)
+	require.NotContains(t, string(res.Body), "statement")
+}

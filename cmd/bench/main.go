@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&changes, "changes", "1000,10000", "orders changed before each incremental refresh")
 	fs.DurationVar(&o.RefreshInterval, "refresh-interval", time.Minute, "REFRESH_INTERVAL of the freshness probe")
 	fs.StringVar(&o.OutDir, "out", ".", "where BENCHMARKS.md and bench/ are written")
+	fs.BoolVar(&o.SkipBackfill, "skip-backfill", false, "reuse the analytics database a previous run refreshed")
 	redraw := fs.Bool("redraw", false, "only redraw BENCHMARKS.md and the chart from bench/results")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -162,14 +162,18 @@ var tables = template.Must(template.New("t").Funcs(template.FuncMap{
 
 | measure | merchantagg | baseline, same run | ratio |
 |---|---|---|---|
+{{- if .BackfillSeconds}}
 | full backfill (` + "`merchantagg refresh`" + `) | {{f1 .BackfillSeconds}} s, {{f0 .BackfillRowsPerS}} orders/s | plain GROUP BY merchant × day × status: {{f2 .GroupBySeconds}} s | {{f1 .BackfillRatio}}× |
+{{- else}}
+| full backfill | not measured in this run (-skip-backfill) | | |
+{{- end}}
 {{- range .Incremental}}
 | incremental refresh, {{.Changed}} orders changed ({{.MerchantDays}} merchant days, {{.Merchants}} merchants) | {{f2 .Seconds}} s | | |
 {{- end}}
-| summary, {{.Baseline.Requests}} requests, {{.Baseline.Concurrency}} at a time: p50 | {{f2 .Baseline.APIP50ms}} ms | SPEC §3 SQL on the source: {{f1 .Baseline.SourceP50ms}} ms | {{f0 .Baseline.RatioP50}}× faster |
+| summary, {{.Baseline.Requests}} requests, {{.Baseline.Concurrency}} at a time (API: {{.Baseline.APIErrors}} of {{.Baseline.APIRequests}} answered 503): p50 | {{f2 .Baseline.APIP50ms}} ms | SPEC §3 SQL on the source: {{f1 .Baseline.SourceP50ms}} ms | {{f0 .Baseline.RatioP50}}× faster |
 | same: p99 | {{f2 .Baseline.APIP99ms}} ms | {{f1 .Baseline.SourceP99ms}} ms | {{f0 .Baseline.RatioP99}}× faster |
 | end-to-end freshness (` + "`serve --with-worker`" + `, REFRESH_INTERVAL={{.RefreshInterval}}) | {{f1 .FreshnessSeconds}} s | | |
-| peak RSS: serve under load / refresh during backfill | {{f0 .ServeRSSMiB}} MiB / {{f0 .RefreshPeakRSSMiB}} MiB | | |
+| peak RSS: serve under load / refresh during backfill | {{f0 .ServeRSSMiB}} MiB / {{if .RefreshPeakRSSMiB}}{{f0 .RefreshPeakRSSMiB}} MiB{{else}}—{{end}} | | |
 
 | load run | rate | requests | p50 ms | p95 ms | p99 ms | max ms | errors |
 |---|---|---|---|---|---|---|---|

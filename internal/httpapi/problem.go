@@ -16,6 +16,7 @@ const (
 	codeForbidden    = "forbidden"
 	codeNotFound     = "not_found"
 	codeInternal     = "internal"
+	codeTimeout      = "timeout"
 )
 
 // problem builds an RFC 7807 body. param is empty unless one parameter is at fault.

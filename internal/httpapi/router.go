@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/swaggest/swgui/v5emb"
 
 	"github.com/merchantagg/merchantagg"
@@ -146,6 +148,15 @@ func internalError(log *slog.Logger) func(http.ResponseWriter, *http.Request, er
 	return func(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 			log.Info("request cancelled by client", "request_id", middleware.GetReqID(r.Context()))
+			return
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.QueryCanceled {
+			// The read hit the API's statement timeout: the server is overloaded or the range is
+			// too heavy, not broken. 503 tells clients to retry later, as load balancers expect.
+			log.Warn("request timed out", "request_id", middleware.GetReqID(r.Context()), "path", r.URL.Path, "query", r.URL.RawQuery)
+			w.Header().Set("Retry-After", "5")
+			writeProblem(w, r, problem(http.StatusServiceUnavailable, codeTimeout, "", "the figures took too long to compute; retry later or ask for a shorter range"))
 			return
 		}
 		log.Error("request failed", "request_id", middleware.GetReqID(r.Context()), "path", r.URL.Path, "err", err)
