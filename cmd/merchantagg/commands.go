@@ -207,7 +207,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	n, err := r.Changed(ctx, bar(stderr))
+	n, err := r.Dirty(ctx, bar(stderr))
 	if err != nil {
 		return err
 	}

@@ -58,26 +58,13 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	// The primary, as the pipeline's role: River (jobs, River UI), backfills, pipeline gauges.
-	pool, err := db.Open(ctx, cfg.AnalyticsDatabaseURL)
-	if err != nil {
-		return fmt.Errorf("analytics database: %w", err)
-	}
-	defer pool.Close()
-	m := metrics.New()
-	m.WatchPipeline(pool, log)
-	client, refresher, err := newRiver(cfg, pool, log, m, withWorker)
+	p, err := openPipeline(ctx, cfg, log, withWorker)
 	if err != nil {
 		return err
 	}
-	if withWorker {
-		stop, err := startRiver(ctx, client, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
+	defer p.close()
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
-		Endpoints: riverui.NewEndpoints(client, nil), Logger: log, Prefix: "/riverui",
+		Endpoints: riverui.NewEndpoints(p.client, nil), Logger: log, Prefix: "/riverui",
 	})
 	if err != nil {
 		return fmt.Errorf("river ui: %w", err)
@@ -88,7 +75,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 
 	router, err := httpapi.NewRouter(httpapi.Options{
 		Reader: reader, Verifier: verifier, Ready: apiPool.Ping, Logger: log,
-		Backfill: jobs.Backfiller{Client: client, Refresher: refresher}, RiverUI: ui, Metrics: m,
+		Backfill: jobs.Backfiller{Client: p.client, Refresher: p.refresher}, RiverUI: ui, Metrics: p.metrics,
 	})
 	if err != nil {
 		return err
@@ -106,22 +93,11 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	pool, err := db.Open(ctx, cfg.AnalyticsDatabaseURL)
-	if err != nil {
-		return fmt.Errorf("analytics database: %w", err)
-	}
-	defer pool.Close()
-	m := metrics.New()
-	m.WatchPipeline(pool, log)
-	client, _, err := newRiver(cfg, pool, log, m, true)
+	p, err := openPipeline(ctx, cfg, log, true)
 	if err != nil {
 		return err
 	}
-	stop, err := startRiver(ctx, client, log)
-	if err != nil {
-		return err
-	}
-	defer stop()
+	defer p.close()
 	log.Info("worker started", "refresh_interval", cfg.RefreshInterval.String(),
 		"reconcile_interval", cfg.ReconcileInterval.String(), "concurrency", cfg.WorkerConcurrency)
 	if cfg.MetricsAddr == "" {
@@ -130,38 +106,61 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
+	mux.Handle("/metrics", p.metrics.Handler())
 	return listen(ctx, cfg.MetricsAddr, mux, log)
 }
 
-// newRiver builds the River client; with work it also works jobs (started by startRiver),
-// else it only inserts jobs and serves River UI.
-func newRiver(cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, m *metrics.Metrics, work bool) (*river.Client[pgx.Tx], *refresh.Refresher, error) {
-	r := refresh.New(pool)
-	r.StatementTimeout = cfg.RefreshStatementTimeout
-	c := jobs.Config{Pool: pool, MaxAttempts: cfg.RefreshMaxAttempts, Metrics: m, Logger: log}
-	if work {
-		c.Refresher, c.RefreshInterval, c.ReconcileInterval = r, cfg.RefreshInterval, cfg.ReconcileInterval
-		c.Workers, c.JobTimeout = cfg.WorkerConcurrency, cfg.RefreshJobTimeout
-	}
-	client, err := jobs.NewClient(c)
-	return client, r, err
+// pipeline is a process's connection to the analytics primary as the pipeline's role: the
+// River client, the refresher and the metrics that read the pipeline's state.
+type pipeline struct {
+	pool      *pgxpool.Pool
+	client    *river.Client[pgx.Tx]
+	refresher *refresh.Refresher
+	metrics   *metrics.Metrics
+	stop      func()
 }
 
-// startRiver starts working jobs; the returned func stops, letting running jobs finish (a
-// refresh is one transaction per unit, so one cut short is simply retried).
-func startRiver(ctx context.Context, client *river.Client[pgx.Tx], log *slog.Logger) (func(), error) {
-	// River's own context must outlive the signal so Stop can finish running jobs.
-	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, fmt.Errorf("start river: %w", err)
+// openPipeline connects it; with work, River also works jobs and runs the periodic ones,
+// else it only inserts jobs and serves River UI.
+func openPipeline(ctx context.Context, cfg config.Config, log *slog.Logger, work bool) (*pipeline, error) {
+	pool, err := db.Open(ctx, cfg.AnalyticsDatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("analytics database: %w", err)
 	}
-	return func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := client.Stop(stopCtx); err != nil {
-			log.Warn("river stop", "err", err)
+	p := &pipeline{pool: pool, refresher: refresh.New(pool), metrics: metrics.New(), stop: func() {}}
+	p.refresher.StatementTimeout = cfg.RefreshStatementTimeout
+	p.metrics.WatchPipeline(pool, log)
+	c := jobs.Config{Pool: pool, MaxAttempts: cfg.RefreshMaxAttempts, Metrics: p.metrics, Logger: log}
+	if work {
+		c.Refresher, c.RefreshInterval, c.ReconcileInterval = p.refresher, cfg.RefreshInterval, cfg.ReconcileInterval
+		c.Workers, c.JobTimeout = cfg.WorkerConcurrency, cfg.RefreshJobTimeout
+	}
+	if p.client, err = jobs.NewClient(c); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if work {
+		// River's own context must outlive the signal so Stop can finish running jobs.
+		if err := p.client.Start(context.WithoutCancel(ctx)); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("start river: %w", err)
 		}
-	}, nil
+		p.stop = func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := p.client.Stop(stopCtx); err != nil {
+				log.Warn("river stop", "err", err)
+			}
+		}
+	}
+	return p, nil
+}
+
+// close stops River, letting running jobs finish (a refresh is one transaction per unit, so
+// one cut short is simply retried), and closes the pool.
+func (p *pipeline) close() {
+	p.stop()
+	p.pool.Close()
 }
 
 // listen serves h on addr until ctx ends, then shuts down gracefully.

@@ -132,16 +132,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	var merchants []int64
 	var first, last time.Time
-	var total int64
-	if err := src.QueryRow(ctx, query("shape.sql"), o.Timezone).Scan(&merchants, &first, &last, &total); err != nil {
+	var total, largestOrders int64
+	if err := src.QueryRow(ctx, query("shape.sql"), o.Timezone).Scan(&merchants, &first, &last, &total, &largestOrders); err != nil {
 		return r, fmt.Errorf("read the source's shape: %w", err)
 	}
 	if len(merchants) == 0 {
 		return r, errors.New("the source has no orders")
-	}
-	var largestOrders int64
-	if err := src.QueryRow(ctx, "SELECT count(*) FROM orders WHERE merchant_id = $1", merchants[0]).Scan(&largestOrders); err != nil {
-		return r, fmt.Errorf("largest merchant: %w", err)
 	}
 	r.Largest = Merchant{ID: merchants[0], Orders: largestOrders}
 	r.Merchants = len(merchants)

@@ -194,6 +194,12 @@ func (r *Refresher) Changed(ctx context.Context, progress Progress) (int, error)
 	if _, err := r.Scan(ctx); err != nil {
 		return 0, err
 	}
+	return r.Dirty(ctx, progress)
+}
+
+// Dirty refreshes every merchant with dirty days, without scanning first (reconciliation has
+// just scanned). It returns how many merchants it refreshed.
+func (r *Refresher) Dirty(ctx context.Context, progress Progress) (int, error) {
 	ids, err := r.DirtyMerchants(ctx)
 	if err != nil {
 		return 0, err
