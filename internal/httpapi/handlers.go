@@ -164,7 +164,7 @@ func (h *handlers) GetCustomers(ctx context.Context, req gen.GetCustomersRequest
 		return gen.GetCustomers400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
 	}
 	_, cs, err := h.reader.Figures(ctx, stats.Query{MerchantID: sc.merchantID, Statuses: sc.statuses,
-		Groups: []stats.Group{{From: sc.from, To: sc.to}}})
+		Groups: []stats.Group{stats.NewGroup(sc.from, sc.to)}})
 	if err != nil {
 		return nil, err
 	}

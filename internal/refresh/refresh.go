@@ -198,20 +198,57 @@ func (r *Refresher) Changed(ctx context.Context, progress Progress) (int, error)
 }
 
 // Dirty refreshes every merchant with dirty days, without scanning first (reconciliation has
-// just scanned). It returns how many merchants it refreshed.
+// just scanned), and returns how many merchants it refreshed. Merchants with a few recent
+// days are refreshed in Concurrency sets, one transaction each, sharing remote queries
+// (refresh.dirty_sets); a merchant with a long span of dirty days is a set of its own.
 func (r *Refresher) Dirty(ctx context.Context, progress Progress) (int, error) {
-	ids, err := r.DirtyMerchants(ctx)
+	rows, _ := r.pool.Query(ctx, "SELECT * FROM refresh.dirty_sets($1)", max(r.Concurrency, 1))
+	sets, err := pgx.CollectRows(rows, pgx.RowTo[[]int64])
 	if err != nil {
+		return 0, fmt.Errorf("group dirty merchants: %w", err)
+	}
+	total := 0
+	for _, set := range sets {
+		total += len(set)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(r.Concurrency, 1))
+	var mu sync.Mutex
+	done := 0
+	for _, set := range sets {
+		g.Go(func() error {
+			if err := r.refreshSet(ctx, set); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			done += len(set)
+			if progress != nil {
+				progress(done, total)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	err = r.each(ctx, ids, progress, func(ctx context.Context, id int64) error {
-		_, err := r.RefreshDirty(ctx, id, 0)
+	return total, nil
+}
+
+// refreshSet refreshes the dirty days of a set of merchants in one transaction.
+func (r *Refresher) refreshSet(ctx context.Context, ids []int64) error {
+	if len(ids) == 1 {
+		_, err := r.RefreshDirty(ctx, ids[0], 0)
+		return err
+	}
+	err := r.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "CALL refresh.refresh_dirty_set($1, NULL)", ids)
 		return err
 	})
 	if err != nil {
-		return 0, err
+		return fmt.Errorf("refresh merchants %v: %w", ids, err)
 	}
-	return len(ids), nil
+	return nil
 }
 
 // Merchants refreshes the given merchants over [from, to], or over all their days when from

@@ -181,7 +181,11 @@ func allClasses(have []gen.ABCClassTotal) []gen.ABCClassTotal {
 func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.OrderStatus, from, to time.Time) ([]gen.Cohort, error) {
 	out := []gen.Cohort{}
 	err := db.AsMerchant(ctx, r.pool, merchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, r.sql["cohorts.sql"], merchantID, from, to, statusNames(statuses))
+		q, args := r.sql["cohorts.sql"], []any{merchantID, from, to}
+		if !everyStatus(statuses) {
+			q, args = r.sql["cohorts_filtered.sql"], append(args, statusNames(statuses))
+		}
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}

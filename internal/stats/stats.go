@@ -5,6 +5,7 @@ package stats
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,7 +30,8 @@ type Reader struct {
 // NewReader loads the read queries; pool must be an API pool (db.OpenAPI).
 func NewReader(pool *pgxpool.Pool) (*Reader, error) {
 	r := &Reader{pool: pool, sql: map[string]string{}}
-	for _, name := range []string{"order_metrics.sql", "customer_metrics.sql", "breakdown.sql", "abc.sql", "cohorts.sql", "freshness.sql"} {
+	for _, name := range []string{"order_metrics.sql", "customer_metrics.sql", "customer_metrics_filtered.sql",
+		"breakdown.sql", "abc.sql", "cohorts.sql", "cohorts_filtered.sql", "freshness.sql"} {
 		q, err := sqlfiles.Query(name)
 		if err != nil {
 			return nil, fmt.Errorf("load query %s: %w", name, err)
@@ -64,6 +66,17 @@ func statusNames(statuses []gen.OrderStatus) []string {
 		out[i] = string(s)
 	}
 	return out
+}
+
+// everyStatus reports whether a filter keeps every status: the stored customer steps and
+// cohort cells count all orders; any narrower filter counts from the customer days.
+func everyStatus(statuses []gen.OrderStatus) bool {
+	for _, want := range AllStatuses {
+		if !slices.Contains(statuses, want) {
+			return false
+		}
+	}
+	return true
 }
 
 // Zero is the metrics of no orders.
@@ -111,7 +124,11 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 			return fmt.Errorf("order metrics: %w", err)
 		}
 
-		rows, err = tx.Query(ctx, r.sql["customer_metrics.sql"], q.MerchantID, cgrp, lo, hi, statusNames(q.Statuses))
+		if everyStatus(q.Statuses) {
+			rows, err = tx.Query(ctx, r.sql["customer_metrics.sql"], q.MerchantID, grp, grain, first, last, cgrp, lo)
+		} else {
+			rows, err = tx.Query(ctx, r.sql["customer_metrics_filtered.sql"], q.MerchantID, cgrp, lo, hi, statusNames(q.Statuses))
+		}
 		if err != nil {
 			return err
 		}

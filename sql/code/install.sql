@@ -4,6 +4,7 @@
 {{ template "configure.sql" . }}
 {{ template "source_stats.sql" . }}
 {{ template "refresh.sql" . }}
+{{ template "customers.sql" . }}
 {{ template "scan.sql" . }}
 {{ template "reconcile.sql" . }}
 {{ template "freshness.sql" . }}

@@ -29,55 +29,61 @@ LANGUAGE sql AS $$
 $$;
 
 DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date); -- version 1
-DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date, bigint[]);
--- Rewrites the day rows of one merchant for [p_from, p_to] from the source: order totals,
--- breakdowns and customer days. Adds the customers whose days changed to p_customers, for
--- refresh.finish to recompute their first order.
+DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date, bigint[]); -- version 2
+DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date);
+-- Rewrites the day rows of a set of merchants for [p_from, p_to] from the source: order
+-- totals, breakdowns and customer days. Notes the customers whose days it rewrote in
+-- refresh.changed_customers, for refresh.finish. One set of remote queries serves the whole
+-- set, so a refresh of many merchants' few recent days pays the round trips once.
 --
 -- Each remote query runs once (MATERIALIZED) and results are joined here with hash joins:
 -- the planner has no real row estimates for foreign aggregates (rows=1), and a nested loop
 -- would re-run the inner remote query for every outer row.
-CREATE PROCEDURE refresh.load_days(p_merchant bigint, p_from date, p_to date, INOUT p_customers bigint[])
+CREATE PROCEDURE refresh.load_days(p_merchants bigint[], p_from date, p_to date)
 LANGUAGE plpgsql
 SET enable_nestloop = off
 AS $$
 DECLARE
-    v_tz     text;
-    v_seg    record;
-    v_before bigint[];
-    v_after  bigint[];
+    v_tz  text;
+    v_seg record;
 BEGIN
     SELECT timezone INTO v_tz FROM refresh.settings;
     DELETE FROM agg.order_stats
-    WHERE merchant_id = p_merchant AND grain = 'day' AND period_start BETWEEN p_from AND p_to;
+    WHERE merchant_id = ANY (p_merchants) AND grain = 'day' AND period_start BETWEEN p_from AND p_to;
+    -- Every dimension named, so the primary key (merchant, dimension, grain, ...) is searched
+    -- by range instead of scanned across the merchant's other grains.
     DELETE FROM agg.dim_stats
-    WHERE merchant_id = p_merchant AND grain = 'day' AND period_start BETWEEN p_from AND p_to;
+    WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
+      AND grain = 'day' AND period_start BETWEEN p_from AND p_to;
     WITH d AS (
-        DELETE FROM agg.customer_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to
-        RETURNING customer_id
-    ) SELECT array_agg(DISTINCT customer_id) INTO v_before FROM d;
+        DELETE FROM agg.customer_days
+        WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
+        RETURNING merchant_id, customer_id
+    )
+    INSERT INTO refresh.changed_customers SELECT DISTINCT merchant_id, customer_id FROM d
+    ON CONFLICT DO NOTHING;
 
     FOR v_seg IN SELECT * FROM refresh.day_segments(p_from, p_to, v_tz) LOOP
         -- Order facts by every order-level key, fanned out locally into the day totals and the
         -- city, region, delivery and payment breakdowns (regions are sums of their cities).
-        WITH o AS MATERIALIZED (SELECT * FROM refresh.source_order_facts(p_merchant, v_seg.lo, v_seg.hi)),
-             i AS MATERIALIZED (SELECT * FROM refresh.source_item_facts(p_merchant, v_seg.lo, v_seg.hi)),
-             r AS MATERIALIZED (SELECT * FROM refresh.source_return_facts(p_merchant, v_seg.lo, v_seg.hi)),
+        WITH o AS MATERIALIZED (SELECT * FROM refresh.source_order_facts(p_merchants, v_seg.lo, v_seg.hi)),
+             i AS MATERIALIZED (SELECT * FROM refresh.source_item_facts(p_merchants, v_seg.lo, v_seg.hi)),
+             r AS MATERIALIZED (SELECT * FROM refresh.source_return_facts(p_merchants, v_seg.lo, v_seg.hi)),
         f AS MATERIALIZED (
-            SELECT (o.bucket AT TIME ZONE v_tz)::date AS day, o.status, o.city_id, o.delivery_type,
+            SELECT o.merchant_id, (o.bucket AT TIME ZONE v_tz)::date AS day, o.status, o.city_id, o.delivery_type,
                    o.payment_method, o.orders, o.accepted, o.delivered, coalesce(r.returned, 0) AS returned,
                    coalesce(i.items, 0) AS items, o.gmv, o.delivered_gmv,
                    coalesce(r.returned_amount, 0) AS returned_amount,
                    extract(epoch FROM o.delivery_time) AS delivery_seconds
             FROM o
-            LEFT JOIN i USING (bucket, status, city_id, delivery_type, payment_method)
-            LEFT JOIN r USING (bucket, status, city_id, delivery_type, payment_method)
+            LEFT JOIN i USING (merchant_id, bucket, status, city_id, delivery_type, payment_method)
+            LEFT JOIN r USING (merchant_id, bucket, status, city_id, delivery_type, payment_method)
         ), totals AS (
             INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted,
                 delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
-            SELECT p_merchant, 'day', day, status, sum(orders), sum(accepted), sum(delivered), sum(returned),
+            SELECT merchant_id, 'day', day, status, sum(orders), sum(accepted), sum(delivered), sum(returned),
                    sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds)
-            FROM f GROUP BY day, status
+            FROM f GROUP BY merchant_id, day, status
         ), keyed AS (
             SELECT 'city' AS dimension, f.city_id::text AS key, f.* FROM f
             UNION ALL
@@ -89,39 +95,46 @@ BEGIN
         )
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
             delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
-        SELECT p_merchant, dimension, 'day', day, status, key, sum(orders), sum(accepted), sum(delivered),
+        SELECT merchant_id, dimension, 'day', day, status, key, sum(orders), sum(accepted), sum(delivered),
                sum(returned), sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds)
-        FROM keyed GROUP BY dimension, day, status, key;
+        FROM keyed GROUP BY merchant_id, dimension, day, status, key;
 
         -- Products and categories come from order lines (delivery time does not apply).
-        WITH p AS MATERIALIZED (SELECT * FROM refresh.source_product_facts(p_merchant, v_seg.lo, v_seg.hi)),
-             r AS MATERIALIZED (SELECT * FROM refresh.source_product_returns(p_merchant, v_seg.lo, v_seg.hi))
+        WITH p AS MATERIALIZED (SELECT * FROM refresh.source_product_facts(p_merchants, v_seg.lo, v_seg.hi)),
+             r AS MATERIALIZED (SELECT * FROM refresh.source_product_returns(p_merchants, v_seg.lo, v_seg.hi))
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
             delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
-        SELECT p_merchant, 'product', 'day', (p.bucket AT TIME ZONE v_tz)::date, p.status, p.product_id::text,
+        SELECT p.merchant_id, 'product', 'day', (p.bucket AT TIME ZONE v_tz)::date, p.status, p.product_id::text,
                p.orders, p.accepted, p.delivered, coalesce(r.returned, 0), p.items, p.gmv, p.delivered_gmv,
                coalesce(r.returned_amount, 0), 0
-        FROM p LEFT JOIN r USING (bucket, status, product_id);
+        FROM p LEFT JOIN r USING (merchant_id, bucket, status, product_id);
 
-        WITH c AS MATERIALIZED (SELECT * FROM refresh.source_category_facts(p_merchant, v_seg.lo, v_seg.hi)),
-             r AS MATERIALIZED (SELECT * FROM refresh.source_category_returns(p_merchant, v_seg.lo, v_seg.hi))
+        WITH c AS MATERIALIZED (SELECT * FROM refresh.source_category_facts(p_merchants, v_seg.lo, v_seg.hi)),
+             r AS MATERIALIZED (SELECT * FROM refresh.source_category_returns(p_merchants, v_seg.lo, v_seg.hi))
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
             delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
-        SELECT p_merchant, 'category', 'day', (c.bucket AT TIME ZONE v_tz)::date, c.status, c.category_id::text,
+        SELECT c.merchant_id, 'category', 'day', (c.bucket AT TIME ZONE v_tz)::date, c.status, c.category_id::text,
                c.orders, c.accepted, c.delivered, coalesce(r.returned, 0), c.items, c.gmv, c.delivered_gmv,
                coalesce(r.returned_amount, 0), 0
-        FROM c LEFT JOIN r USING (bucket, status, category_id);
+        FROM c LEFT JOIN r USING (merchant_id, bucket, status, category_id);
 
-        INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
-        SELECT p_merchant, (c.bucket AT TIME ZONE v_tz)::date, c.customer_id, c.status, c.orders, c.gmv
-        FROM refresh.source_customer_facts(p_merchant, v_seg.lo, v_seg.hi) AS c;
+        WITH c AS (
+            INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
+            SELECT c.merchant_id, (c.bucket AT TIME ZONE v_tz)::date, c.customer_id, c.status, c.orders, c.gmv
+            FROM refresh.source_customer_facts(p_merchants, v_seg.lo, v_seg.hi) AS c
+            RETURNING merchant_id, customer_id
+        )
+        INSERT INTO refresh.changed_customers SELECT DISTINCT merchant_id, customer_id FROM c
+        ON CONFLICT DO NOTHING;
     END LOOP;
-
-    SELECT array_agg(DISTINCT customer_id) INTO v_after
-    FROM agg.customer_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to;
-    SELECT coalesce(array_agg(DISTINCT c), '{}') INTO p_customers
-    FROM unnest(coalesce(p_customers, '{}') || coalesce(v_before, '{}') || coalesce(v_after, '{}')) AS c;
 END $$;
+
+DROP FUNCTION IF EXISTS refresh.dimensions();
+-- The dimensions of agg.dim_stats (its CHECK constraint).
+CREATE FUNCTION refresh.dimensions() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['product', 'category', 'city', 'region', 'delivery_type', 'payment_method']
+$$;
 
 DROP FUNCTION IF EXISTS refresh.grain_step(text);
 CREATE FUNCTION refresh.grain_step(p_grain text) RETURNS interval
@@ -130,12 +143,13 @@ LANGUAGE sql IMMUTABLE AS $$
                         WHEN 'month' THEN interval '1 month' WHEN 'quarter' THEN interval '3 months' END
 $$;
 
-DROP PROCEDURE IF EXISTS refresh.rollup(bigint, date, date);
+DROP PROCEDURE IF EXISTS refresh.rollup(bigint, date, date); -- version 2
+DROP PROCEDURE IF EXISTS refresh.rollup(bigint[], date, date);
 -- Recomputes the week, month and quarter rows (months and quarters of breakdowns) of every
--- period that overlaps [p_from, p_to]: weeks and months from the merchant's day rows, quarters
--- from its month rows (three rows per key instead of ninety: a refresh of a few recent days
--- no longer re-reads the quarter's days).
-CREATE PROCEDURE refresh.rollup(p_merchant bigint, p_from date, p_to date)
+-- period that overlaps [p_from, p_to], for a set of merchants: weeks and months from the day
+-- rows, quarters from the month rows (three rows per key instead of ninety: a refresh of a few
+-- recent days no longer re-reads the quarter's days).
+CREATE PROCEDURE refresh.rollup(p_merchants bigint[], p_from date, p_to date)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_grain text;
@@ -148,43 +162,47 @@ BEGIN
         v_lo := date_trunc(v_grain, p_from::timestamp)::date;
         v_hi := (date_trunc(v_grain, p_to::timestamp) + refresh.grain_step(v_grain))::date;
         DELETE FROM agg.order_stats
-        WHERE merchant_id = p_merchant AND grain = v_grain AND period_start >= v_lo AND period_start < v_hi;
+        WHERE merchant_id = ANY (p_merchants) AND grain = v_grain AND period_start >= v_lo AND period_start < v_hi;
         INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted,
             delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
-        SELECT p_merchant, v_grain, date_trunc(v_grain, d.period_start::timestamp)::date, d.status,
+        SELECT d.merchant_id, v_grain, date_trunc(v_grain, d.period_start::timestamp)::date, d.status,
                sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.returned), sum(d.items),
                sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds)
         FROM agg.order_stats d
-        WHERE d.merchant_id = p_merchant AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi
-        GROUP BY 3, 4;
+        WHERE d.merchant_id = ANY (p_merchants) AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi
+        GROUP BY 1, 3, 4;
 
         CONTINUE WHEN v_grain = 'week'; -- breakdowns tile ranges with days, months and quarters only
         DELETE FROM agg.dim_stats
-        WHERE merchant_id = p_merchant AND grain = v_grain AND period_start >= v_lo AND period_start < v_hi;
+        WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
+          AND grain = v_grain AND period_start >= v_lo AND period_start < v_hi;
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
             delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
-        SELECT p_merchant, d.dimension, v_grain, date_trunc(v_grain, d.period_start::timestamp)::date, d.status, d.key,
+        SELECT d.merchant_id, d.dimension, v_grain, date_trunc(v_grain, d.period_start::timestamp)::date, d.status, d.key,
                sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.returned), sum(d.items),
                sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds)
         FROM agg.dim_stats d
-        WHERE d.merchant_id = p_merchant AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi
-        GROUP BY d.dimension, 4, d.status, d.key;
+        WHERE d.merchant_id = ANY (p_merchants) AND d.dimension = ANY (refresh.dimensions())
+          AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi
+        GROUP BY d.merchant_id, d.dimension, 4, d.status, d.key;
     END LOOP;
 END $$;
 
-DROP PROCEDURE IF EXISTS refresh.mark_fresh(bigint);
--- Records a successful refresh. The merchant's data covers the global watermark only when no
--- dirty day of it is left (a chunked refresh leaves some for the next transaction, and a
--- concurrent scan may have marked more): otherwise the watermark it covered is kept. One
--- statement, so the watermark and the dirty days are read from the same snapshot.
-CREATE PROCEDURE refresh.mark_fresh(p_merchant bigint)
+DROP PROCEDURE IF EXISTS refresh.mark_fresh(bigint); -- version 2
+DROP PROCEDURE IF EXISTS refresh.mark_fresh(bigint[]);
+-- Records a successful refresh of a set of merchants. A merchant's data covers the global
+-- watermark only when no dirty day of it is left (a chunked refresh leaves some for the next
+-- transaction, and a concurrent scan may have marked more): otherwise the watermark it
+-- covered is kept. One statement, so the watermark and the dirty days are read from the same
+-- snapshot.
+CREATE PROCEDURE refresh.mark_fresh(p_merchants bigint[])
 LANGUAGE sql AS $$
     INSERT INTO agg.freshness (merchant_id, refreshed_at, source_watermark)
-    SELECT p_merchant, now(),
-           CASE WHEN EXISTS (SELECT FROM refresh.dirty_days d WHERE d.merchant_id = p_merchant)
-                THEN (SELECT f.source_watermark FROM agg.freshness f WHERE f.merchant_id = p_merchant)
+    SELECT m.id, now(),
+           CASE WHEN EXISTS (SELECT FROM refresh.dirty_days d WHERE d.merchant_id = m.id)
+                THEN (SELECT f.source_watermark FROM agg.freshness f WHERE f.merchant_id = m.id)
                 ELSE s.source_watermark END
-    FROM refresh.settings s
+    FROM refresh.settings s, (SELECT DISTINCT id FROM unnest(p_merchants) AS id ORDER BY 1) AS m
     ON CONFLICT (merchant_id) DO UPDATE
         SET refreshed_at = EXCLUDED.refreshed_at, source_watermark = EXCLUDED.source_watermark;
 $$;
@@ -204,25 +222,43 @@ BEGIN
     ON CONFLICT DO NOTHING;
 END $$;
 
-DROP PROCEDURE IF EXISTS refresh.finish(bigint, date, date, bigint[]);
--- Everything that follows rewritten days: rollups over [p_from, p_to], the first order of
--- the customers whose days changed, the merchant's product list, and its freshness.
-CREATE PROCEDURE refresh.finish(p_merchant bigint, p_from date, p_to date, p_customers bigint[])
+DROP PROCEDURE IF EXISTS refresh.finish(bigint, date, date, bigint[]); -- version 2
+DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date);
+-- Everything that follows rewritten days of a set of merchants: rollups over [p_from, p_to],
+-- the first order and order chains of the customers whose days changed, the product lists,
+-- and freshness.
+CREATE PROCEDURE refresh.finish(p_merchants bigint[], p_from date, p_to date)
 LANGUAGE plpgsql AS $$
 BEGIN
-    CALL refresh.rollup(p_merchant, p_from, p_to);
+    CALL refresh.rollup(p_merchants, p_from, p_to);
 
-    DELETE FROM agg.customer_first WHERE merchant_id = p_merchant AND customer_id = ANY (p_customers);
+    DELETE FROM agg.customer_first AS f USING refresh.changed_customers AS c
+    WHERE c.merchant_id = ANY (p_merchants) AND f.merchant_id = c.merchant_id AND f.customer_id = c.customer_id;
     INSERT INTO agg.customer_first (merchant_id, customer_id, first_day)
-    SELECT p_merchant, customer_id, min(day) FROM agg.customer_days
-    WHERE merchant_id = p_merchant AND customer_id = ANY (p_customers)
-    GROUP BY customer_id;
+    SELECT cd.merchant_id, cd.customer_id, min(cd.day)
+    FROM refresh.changed_customers AS c
+    JOIN agg.customer_days AS cd USING (merchant_id, customer_id)
+    WHERE c.merchant_id = ANY (p_merchants)
+    GROUP BY 1, 2;
+    CALL refresh.customer_chains(p_merchants);
+    DELETE FROM refresh.changed_customers WHERE merchant_id = ANY (p_merchants);
 
-    DELETE FROM agg.products WHERE merchant_id = p_merchant;
-    INSERT INTO agg.products (merchant_id, id, sku, name, category_id)
-    SELECT p_merchant, p.id, p.sku, p.name, p.category_id FROM src.products p WHERE p.merchant_id = p_merchant;
+    -- Product names for breakdowns and ABC: one remote read, only what differs is written.
+    WITH p AS MATERIALIZED (
+        SELECT p.merchant_id, p.id, p.sku, p.name, p.category_id FROM src.products AS p
+        WHERE p.merchant_id = ANY (p_merchants)
+    ), gone AS (
+        DELETE FROM agg.products AS a
+        WHERE a.merchant_id = ANY (p_merchants)
+          AND NOT EXISTS (SELECT FROM p WHERE p.merchant_id = a.merchant_id AND p.id = a.id)
+    )
+    INSERT INTO agg.products AS a (merchant_id, id, sku, name, category_id)
+    SELECT * FROM p
+    ON CONFLICT (merchant_id, id) DO UPDATE
+        SET sku = EXCLUDED.sku, name = EXCLUDED.name, category_id = EXCLUDED.category_id
+        WHERE (a.sku, a.name, a.category_id) IS DISTINCT FROM (EXCLUDED.sku, EXCLUDED.name, EXCLUDED.category_id);
 
-    CALL refresh.mark_fresh(p_merchant);
+    CALL refresh.mark_fresh(p_merchants);
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.refresh_days(bigint, date, date);
@@ -230,16 +266,14 @@ DROP PROCEDURE IF EXISTS refresh.refresh_days(bigint, date, date);
 -- dirty inside the range are done by this too.
 CREATE PROCEDURE refresh.refresh_days(p_merchant bigint, p_from date, p_to date)
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_customers bigint[] := '{}';
 BEGIN
     IF p_from > p_to THEN
         RAISE EXCEPTION 'refresh range % .. % is empty', p_from, p_to USING ERRCODE = 'invalid_parameter_value';
     END IF;
     CALL refresh.lock_merchant(p_merchant);
-    CALL refresh.load_days(p_merchant, p_from, p_to, v_customers);
+    CALL refresh.load_days(ARRAY[p_merchant], p_from, p_to);
     DELETE FROM refresh.dirty_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to;
-    CALL refresh.finish(p_merchant, p_from, p_to, v_customers);
+    CALL refresh.finish(ARRAY[p_merchant], p_from, p_to);
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int); -- version 1
@@ -253,9 +287,8 @@ DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int, int, int);
 CREATE PROCEDURE refresh.refresh_dirty(p_merchant bigint, p_max_days int, INOUT p_days int DEFAULT 0, INOUT p_left int DEFAULT 0)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_days      date[];
-    v_range     record;
-    v_customers bigint[] := '{}';
+    v_days  date[];
+    v_range record;
 BEGIN
     IF p_max_days < 1 THEN
         RAISE EXCEPTION 'p_max_days must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -273,17 +306,55 @@ BEGIN
     IF p_days = 0 THEN
         RETURN;
     END IF;
-
-    -- Runs of dirty days, each loaded with one set of remote queries. Runs less than a month
-    -- apart are merged: rewriting the clean days between them is harmless, and far cheaper than
-    -- another round of remote queries (a small merchant's orders fall on scattered days).
-    FOR v_range IN
-        SELECT min(day) AS first_day, max(day) AS last_day
-        FROM (SELECT day, count(*) FILTER (WHERE gap > 31) OVER (ORDER BY day) AS grp
-              FROM (SELECT day, day - lag(day) OVER (ORDER BY day) AS gap FROM unnest(v_days) AS day) AS g) AS x
-        GROUP BY grp
-    LOOP
-        CALL refresh.load_days(p_merchant, v_range.first_day, v_range.last_day, v_customers);
+    FOR v_range IN SELECT * FROM refresh.day_runs(v_days) LOOP
+        CALL refresh.load_days(ARRAY[p_merchant], v_range.first_day, v_range.last_day);
     END LOOP;
-    CALL refresh.finish(p_merchant, v_days[1], v_days[cardinality(v_days)], v_customers);
+    CALL refresh.finish(ARRAY[p_merchant], v_days[1], v_days[cardinality(v_days)]);
 END $$;
+
+DROP PROCEDURE IF EXISTS refresh.refresh_dirty_set(bigint[], int);
+-- Refreshes every dirty day of a set of merchants in one transaction (`merchantagg refresh`
+-- after a change scan: many merchants with a few recent days each). Each run of days is
+-- loaded for all the merchants dirty in it with one set of remote queries. Merchants are
+-- locked in id order, so two sets (or a set and a River job) never deadlock.
+CREATE PROCEDURE refresh.refresh_dirty_set(p_merchants bigint[], INOUT p_days int DEFAULT 0)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_merchant bigint;
+    v_ids      bigint[];
+    v_days     date[];
+    v_range    record;
+    v_run      bigint[];
+BEGIN
+    FOR v_merchant IN SELECT DISTINCT id FROM unnest(p_merchants) AS id ORDER BY 1 LOOP
+        CALL refresh.lock_merchant(v_merchant);
+    END LOOP;
+    WITH d AS (
+        DELETE FROM refresh.dirty_days WHERE merchant_id = ANY (p_merchants) RETURNING merchant_id, day
+    )
+    SELECT array_agg(merchant_id ORDER BY day), array_agg(day ORDER BY day) INTO v_ids, v_days FROM d;
+    p_days := coalesce(cardinality(v_days), 0);
+    IF p_days = 0 THEN
+        RETURN;
+    END IF;
+    FOR v_range IN SELECT * FROM refresh.day_runs(v_days) LOOP
+        v_run := ARRAY(SELECT DISTINCT id FROM unnest(v_ids, v_days) AS x (id, day)
+                       WHERE day BETWEEN v_range.first_day AND v_range.last_day);
+        CALL refresh.load_days(v_run, v_range.first_day, v_range.last_day);
+    END LOOP;
+    v_run := ARRAY(SELECT DISTINCT id FROM unnest(v_ids) AS id);
+    CALL refresh.finish(v_run, v_days[1], v_days[cardinality(v_days)]);
+END $$;
+
+DROP FUNCTION IF EXISTS refresh.day_runs(date[]);
+-- Runs of days, each loaded with one set of remote queries. Days less than a month apart
+-- share a run: rewriting the clean days between them is harmless, and far cheaper than
+-- another round of remote queries (a small merchant's orders fall on scattered days).
+CREATE FUNCTION refresh.day_runs(p_days date[]) RETURNS TABLE (first_day date, last_day date)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT min(day), max(day)
+    FROM (SELECT day, count(*) FILTER (WHERE gap > 31) OVER (ORDER BY day) AS grp
+          FROM (SELECT day, day - lag(day) OVER (ORDER BY day) AS gap FROM unnest(p_days) AS day) AS g) AS x
+    GROUP BY grp
+    ORDER BY 1
+$$;

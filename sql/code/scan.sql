@@ -149,3 +149,24 @@ CREATE FUNCTION refresh.source_merchants() RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $$
     SELECT id FROM src.merchants ORDER BY id
 $$;
+
+DROP FUNCTION IF EXISTS refresh.dirty_sets(int);
+-- The dirty merchants grouped for `merchantagg refresh`: merchants whose dirty days lie within
+-- a month of each other are dealt round-robin (largest first) into p_sets sets, each refreshed
+-- in one transaction with shared remote queries (refresh.refresh_dirty_set); a merchant with
+-- a longer span (a backfill) is a set of its own, so its long rollups do not widen the others'.
+CREATE FUNCTION refresh.dirty_sets(p_sets int) RETURNS TABLE (merchants bigint[])
+LANGUAGE sql STABLE AS $$
+    WITH m AS (
+        SELECT merchant_id, max(day) - min(day) <= 31 AS narrow, count(*) AS days
+        FROM refresh.dirty_days GROUP BY merchant_id
+    ), s AS (
+        SELECT merchant_id, narrow, days,
+               CASE WHEN narrow THEN (row_number() OVER (PARTITION BY narrow ORDER BY days DESC, merchant_id) - 1) % greatest(p_sets, 1)
+                    ELSE merchant_id END AS set_no
+        FROM m
+    )
+    SELECT array_agg(merchant_id ORDER BY merchant_id) FROM s
+    GROUP BY narrow, set_no
+    ORDER BY narrow, sum(days) DESC
+$$;

@@ -1,6 +1,7 @@
 -- Aggregates computed on the source (postgres_fdw pushes each GROUP BY down; see the test
--- that reads their Remote SQL). Each returns, for one merchant and [p_lo, p_hi), one row per
--- day bucket × status × its keys.
+-- that reads their Remote SQL). Each returns, for a set of merchants and [p_lo, p_hi), one row
+-- per merchant × day bucket × status × its keys: one remote query serves every merchant a
+-- refresh transaction rewrites.
 --
 -- Why date_bin: the business day is created_at in AGG_TIMEZONE, but AT TIME ZONE '<zone>' and
 -- date_trunc() are not shippable. date_bin(interval, timestamptz, origin) is immutable and
@@ -15,13 +16,14 @@ DROP FUNCTION IF EXISTS refresh.source_return_days(bigint, timestamptz, timestam
 
 -- Order facts: grouped by every order-level key at once, so one set of remote queries feeds
 -- agg.order_stats and the city, region, delivery and payment breakdowns.
-DROP FUNCTION IF EXISTS refresh.source_order_facts(bigint, timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_order_facts(p_merchant bigint, p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (bucket timestamptz, status text, city_id bigint, delivery_type text, payment_method text,
+DROP FUNCTION IF EXISTS refresh.source_order_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_order_facts(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_order_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, city_id bigint, delivery_type text, payment_method text,
                orders bigint, accepted bigint, delivered bigint, gmv numeric, delivered_gmv numeric,
                delivery_time interval)
 LANGUAGE sql STABLE AS $$
-    SELECT date_bin('1 day', o.created_at, p_lo), o.status, o.city_id, o.delivery_type, o.payment_method,
+    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, o.city_id, o.delivery_type, o.payment_method,
            count(*),
            count(*) FILTER (WHERE o.accepted_at IS NOT NULL),
            count(*) FILTER (WHERE o.delivered_at IS NOT NULL),
@@ -29,42 +31,45 @@ LANGUAGE sql STABLE AS $$
            coalesce(sum(o.total_amount) FILTER (WHERE o.delivered_at IS NOT NULL), 0),
            coalesce(sum(o.delivered_at - o.created_at) FILTER (WHERE o.delivered_at IS NOT NULL), interval '0')
     FROM src.orders o
-    WHERE o.merchant_id = p_merchant AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4, 5
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1, 2, 3, 4, 5, 6
 $$;
 
-DROP FUNCTION IF EXISTS refresh.source_item_facts(bigint, timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_item_facts(p_merchant bigint, p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (bucket timestamptz, status text, city_id bigint, delivery_type text, payment_method text, items bigint)
+DROP FUNCTION IF EXISTS refresh.source_item_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_item_facts(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_item_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, city_id bigint, delivery_type text, payment_method text, items bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT date_bin('1 day', o.created_at, p_lo), o.status, o.city_id, o.delivery_type, o.payment_method, sum(i.quantity)
+    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, o.city_id, o.delivery_type, o.payment_method, sum(i.quantity)
     FROM src.orders o
     JOIN src.order_items i ON i.order_id = o.id
-    WHERE o.merchant_id = p_merchant AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4, 5
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1, 2, 3, 4, 5, 6
 $$;
 
-DROP FUNCTION IF EXISTS refresh.source_return_facts(bigint, timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_return_facts(p_merchant bigint, p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (bucket timestamptz, status text, city_id bigint, delivery_type text, payment_method text,
+DROP FUNCTION IF EXISTS refresh.source_return_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_return_facts(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_return_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, city_id bigint, delivery_type text, payment_method text,
                returned bigint, returned_amount numeric)
 LANGUAGE sql STABLE AS $$
-    SELECT date_bin('1 day', o.created_at, p_lo), o.status, o.city_id, o.delivery_type, o.payment_method,
+    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, o.city_id, o.delivery_type, o.payment_method,
            count(DISTINCT r.order_id), sum(r.amount)
     FROM src.orders o
     JOIN src.returns r ON r.order_id = o.id
-    WHERE o.merchant_id = p_merchant AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4, 5
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1, 2, 3, 4, 5, 6
 $$;
 
 -- Line facts per product or category (p_by_category): orders are distinct orders containing
 -- the key, items and gmv those of its lines.
-DROP FUNCTION IF EXISTS refresh.source_product_facts(bigint, timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_product_facts(p_merchant bigint, p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (bucket timestamptz, status text, product_id bigint, orders bigint, accepted bigint,
+DROP FUNCTION IF EXISTS refresh.source_product_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_product_facts(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_product_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, product_id bigint, orders bigint, accepted bigint,
                delivered bigint, items bigint, gmv numeric, delivered_gmv numeric)
 LANGUAGE sql STABLE AS $$
-    SELECT date_bin('1 day', o.created_at, p_lo), o.status, i.product_id,
+    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, i.product_id,
            count(DISTINCT o.id),
            count(DISTINCT o.id) FILTER (WHERE o.accepted_at IS NOT NULL),
            count(DISTINCT o.id) FILTER (WHERE o.delivered_at IS NOT NULL),
@@ -72,16 +77,17 @@ LANGUAGE sql STABLE AS $$
            coalesce(sum(i.quantity * i.unit_price) FILTER (WHERE o.delivered_at IS NOT NULL), 0)
     FROM src.orders o
     JOIN src.order_items i ON i.order_id = o.id
-    WHERE o.merchant_id = p_merchant AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1, 2, 3, 4
 $$;
 
-DROP FUNCTION IF EXISTS refresh.source_category_facts(bigint, timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_category_facts(p_merchant bigint, p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (bucket timestamptz, status text, category_id bigint, orders bigint, accepted bigint,
+DROP FUNCTION IF EXISTS refresh.source_category_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_category_facts(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_category_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, category_id bigint, orders bigint, accepted bigint,
                delivered bigint, items bigint, gmv numeric, delivered_gmv numeric)
 LANGUAGE sql STABLE AS $$
-    SELECT date_bin('1 day', o.created_at, p_lo), o.status, p.category_id,
+    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, p.category_id,
            count(DISTINCT o.id),
            count(DISTINCT o.id) FILTER (WHERE o.accepted_at IS NOT NULL),
            count(DISTINCT o.id) FILTER (WHERE o.delivered_at IS NOT NULL),
@@ -90,45 +96,48 @@ LANGUAGE sql STABLE AS $$
     FROM src.orders o
     JOIN src.order_items i ON i.order_id = o.id
     JOIN src.products p ON p.id = i.product_id
-    WHERE o.merchant_id = p_merchant AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1, 2, 3, 4
 $$;
 
 -- Returns of a product's (category's) lines: orders with such a return, and their amount.
-DROP FUNCTION IF EXISTS refresh.source_product_returns(bigint, timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_product_returns(p_merchant bigint, p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (bucket timestamptz, status text, product_id bigint, returned bigint, returned_amount numeric)
+DROP FUNCTION IF EXISTS refresh.source_product_returns(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_product_returns(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_product_returns(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, product_id bigint, returned bigint, returned_amount numeric)
 LANGUAGE sql STABLE AS $$
-    SELECT date_bin('1 day', o.created_at, p_lo), o.status, i.product_id, count(DISTINCT o.id), sum(r.amount)
+    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, i.product_id, count(DISTINCT o.id), sum(r.amount)
     FROM src.orders o
     JOIN src.returns r ON r.order_id = o.id
     JOIN src.order_items i ON i.id = r.order_item_id
-    WHERE o.merchant_id = p_merchant AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1, 2, 3, 4
 $$;
 
-DROP FUNCTION IF EXISTS refresh.source_category_returns(bigint, timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_category_returns(p_merchant bigint, p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (bucket timestamptz, status text, category_id bigint, returned bigint, returned_amount numeric)
+DROP FUNCTION IF EXISTS refresh.source_category_returns(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_category_returns(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_category_returns(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, category_id bigint, returned bigint, returned_amount numeric)
 LANGUAGE sql STABLE AS $$
-    SELECT date_bin('1 day', o.created_at, p_lo), o.status, p.category_id, count(DISTINCT o.id), sum(r.amount)
+    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, p.category_id, count(DISTINCT o.id), sum(r.amount)
     FROM src.orders o
     JOIN src.returns r ON r.order_id = o.id
     JOIN src.order_items i ON i.id = r.order_item_id
     JOIN src.products p ON p.id = i.product_id
-    WHERE o.merchant_id = p_merchant AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1, 2, 3, 4
 $$;
 
 -- Orders and gmv per customer × day × status (customer figures must stay exact distinct counts).
-DROP FUNCTION IF EXISTS refresh.source_customer_facts(bigint, timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_customer_facts(p_merchant bigint, p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (bucket timestamptz, status text, customer_id bigint, orders bigint, gmv numeric)
+DROP FUNCTION IF EXISTS refresh.source_customer_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_customer_facts(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_customer_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, customer_id bigint, orders bigint, gmv numeric)
 LANGUAGE sql STABLE AS $$
-    SELECT date_bin('1 day', o.created_at, p_lo), o.status, o.customer_id, count(*), sum(o.total_amount)
+    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, o.customer_id, count(*), sum(o.total_amount)
     FROM src.orders o
-    WHERE o.merchant_id = p_merchant AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1, 2, 3, 4
 $$;
 
 -- Change scan: merchants × day buckets with orders updated at or after p_since.

@@ -1,29 +1,13 @@
--- Monthly cohort retention (SPEC §3): customers grouped by the month of their first order with
--- the merchant (any status); cell (cohort, k) counts those with an order kept by the status
--- filter in month cohort + k, observed up to the last month.
+-- Monthly cohort retention (SPEC §3) of every status, from agg.cohort_cells (migration 004):
+-- the cell of the cohort's own month is its size. A status filter uses cohorts_filtered.sql.
 --
--- $1 merchant id; $2 first cohort month; $3 last cohort month (both first days); $4 statuses.
--- One row per cohort × k with active customers (k NULL for a cohort with none), with its size.
-WITH members AS (
-    SELECT customer_id, date_trunc('month', first_day::timestamp)::date AS cohort
-    FROM agg.customer_first
-    WHERE merchant_id = $1 AND first_day >= $2::date AND first_day < ($3::date + interval '1 month')
-), active AS (
-    SELECT DISTINCT m.cohort, m.customer_id, date_trunc('month', cd.day::timestamp)::date AS month
-    FROM members AS m
-    JOIN agg.customer_days AS cd
-      ON cd.merchant_id = $1 AND cd.customer_id = m.customer_id AND cd.status = ANY ($4::text[])
-     AND cd.day >= m.cohort AND cd.day < ($3::date + interval '1 month')
-), sizes AS (
-    SELECT cohort, count(*) AS customers FROM members GROUP BY cohort
-), cells AS (
-    SELECT cohort,
-           ((extract(year FROM month) - extract(year FROM cohort)) * 12
-            + extract(month FROM month) - extract(month FROM cohort))::int AS k,
-           count(*) AS n
-    FROM active GROUP BY cohort, month
-)
-SELECT s.cohort, s.customers, c.k, round(c.n::numeric / s.customers, 4)::float8 AS share
-FROM sizes AS s
-LEFT JOIN cells AS c USING (cohort)
+-- $1 merchant id; $2 first cohort month; $3 last cohort month (both first days).
+-- One row per cohort × k with active customers, with the cohort's size.
+SELECT c.cohort, s.customers,
+       ((extract(year FROM c.month) - extract(year FROM c.cohort)) * 12
+        + extract(month FROM c.month) - extract(month FROM c.cohort))::int AS k,
+       round(c.customers::numeric / s.customers, 4)::float8 AS share
+FROM agg.cohort_cells AS c
+JOIN agg.cohort_cells AS s ON s.merchant_id = c.merchant_id AND s.cohort = c.cohort AND s.month = c.cohort
+WHERE c.merchant_id = $1 AND c.cohort BETWEEN $2::date AND $3::date AND c.month <= $3::date
 ORDER BY 1, 3

@@ -1,32 +1,48 @@
--- SPEC §3 customer figures for groups of date ranges (a range and its previous one, or the
--- points of a series), from agg.customer_days: distinct customers stay exact over any range.
+-- SPEC §3 customer figures of every status, for groups of date ranges (a range and its
+-- previous one, or the points of a series), from agg.customer_steps (migration 004): one index
+-- probe per stored period tiling the range. A status filter uses customer_metrics_filtered.sql.
 --
--- $1 merchant id; $2..$4 one element per group: group, first and last day; $5 statuses kept.
--- One row per group that has customers; groups without are zero.
-WITH g AS (
-    SELECT * FROM unnest($2::int[], $3::date[], $4::date[]) AS g (grp, lo, hi)
-), d AS (
-    -- Each day of each group: customer days are matched by equality (a hash join), not by
-    -- comparing every row with every group's bounds.
-    SELECT g.grp, x::date AS day FROM g, generate_series(g.lo, g.hi, interval '1 day') AS x
-), c AS (
-    SELECT d.grp, cd.customer_id, sum(cd.orders) AS orders, sum(cd.gmv) AS gmv
-    FROM agg.customer_days AS cd
-    JOIN d ON d.day = cd.day
-    WHERE cd.merchant_id = $1 AND cd.status = ANY ($5::text[])
-      AND cd.day BETWEEN (SELECT min(lo) FROM g) AND (SELECT max(hi) FROM g)
-    GROUP BY d.grp, cd.customer_id
-), f AS MATERIALIZED (
-    -- One pass over the merchant's first-order days, joined by hash (not one probe per customer).
-    SELECT customer_id, first_day FROM agg.customer_first WHERE merchant_id = $1
+-- $1 merchant id; $2..$5 one element per tile as in order_metrics.sql; $6, $7 one element per
+-- group: group and first day. One row per group that has customers; groups without are zero.
+WITH tile AS (
+    SELECT t.grp, t.grain, t.first_start, t.last_start, g.lo
+    FROM unnest($2::int[], $3::text[], $4::date[], $5::date[]) AS t (grp, grain, first_start, last_start)
+    JOIN unnest($6::int[], $7::date[]) AS g (grp, lo) USING (grp)
+), period AS (
+    SELECT t.grp, t.grain, p::date AS period_start, t.lo
+    FROM tile AS t,
+         generate_series(t.first_start, t.last_start,
+                         CASE t.grain WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '7 days'
+                                      WHEN 'month' THEN interval '1 month' ELSE interval '3 months' END) AS p
+), counts AS (
+    -- Per period: cum1 = its customers' first orders in the range, cum2 - cum1 = second
+    -- orders, firsts = first orders ever (see migration 004).
+    SELECT p.grp, sum(s.cum1) AS customers, sum(s.cum2 - s.cum1) AS repeaters, sum(s.firsts) AS new_customers
+    FROM period AS p
+    CROSS JOIN LATERAL (
+        SELECT st.cum1, st.cum2, st.firsts FROM agg.customer_steps AS st
+        WHERE st.merchant_id = $1 AND st.grain = p.grain AND st.period_start = p.period_start
+          AND st.prev_day < p.lo
+        ORDER BY st.prev_day DESC
+        LIMIT 1
+    ) AS s
+    GROUP BY p.grp
+), sums AS (
+    -- Per period too (an index probe each): a join would read all the merchant's rows.
+    SELECT p.grp, sum(s.orders) AS orders, sum(s.gmv) AS gmv
+    FROM period AS p
+    CROSS JOIN LATERAL (
+        SELECT sum(os.orders) AS orders, sum(os.gmv) AS gmv FROM agg.order_stats AS os
+        WHERE os.merchant_id = $1 AND os.grain = p.grain AND os.period_start = p.period_start
+    ) AS s
+    GROUP BY p.grp
 )
 SELECT c.grp,
-       count(*) AS customers,
-       count(*) FILTER (WHERE f.first_day BETWEEN g.lo AND g.hi) AS new_customers,
-       round(count(*) FILTER (WHERE c.orders >= 2)::numeric / count(*), 4)::float8 AS repeat_rate,
-       round(sum(c.orders)::numeric / count(*), 2)::float8 AS orders_per_customer,
-       round(sum(c.gmv) / count(*), 2)::text AS gmv_per_customer
-FROM c
-JOIN g USING (grp)
-LEFT JOIN f ON f.customer_id = c.customer_id
-GROUP BY c.grp, g.lo, g.hi
+       c.customers,
+       c.new_customers,
+       round(c.repeaters::numeric / c.customers, 4)::float8 AS repeat_rate,
+       round(s.orders::numeric / c.customers, 2)::float8 AS orders_per_customer,
+       round(s.gmv / c.customers, 2)::text AS gmv_per_customer
+FROM counts AS c
+JOIN sums AS s USING (grp)
+WHERE c.customers > 0
