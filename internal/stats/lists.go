@@ -75,7 +75,7 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64
 	var total int64
 	out := []gen.BreakdownRow{}
 	err = db.AsMerchant(ctx, r.pool, l.MerchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, q, l.MerchantID, dimension, grain, first, last, statusNames(l.Statuses), l.Limit, l.Offset)
+		rows, err := tx.Query(ctx, q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset)
 		if err != nil {
 			return err
 		}
@@ -130,7 +130,7 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 	grain, first, last := tileArrays(period.CoverRange(q.From, q.To))
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	err = db.AsMerchant(ctx, r.pool, q.MerchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, q.MerchantID, grain, first, last, statusNames(q.Statuses), q.Metric,
+		rows, err := tx.Query(ctx, sql, q.MerchantID, grain, first, last, statusKeys(q.Statuses), q.Metric,
 			q.A, q.B, q.Class, q.Limit, q.Offset)
 		if err != nil {
 			return err

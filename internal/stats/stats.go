@@ -59,6 +59,15 @@ type Query struct {
 	Groups     []Group
 }
 
+// statusKeys is the status column values that sum to a filter's figures: the stored 'all'
+// rows (migration 005) for every status, else the statuses listed.
+func statusKeys(statuses []gen.OrderStatus) []string {
+	if everyStatus(statuses) {
+		return []string{"all"}
+	}
+	return statusNames(statuses)
+}
+
 // statusNames is a status filter as query parameters take it.
 func statusNames(statuses []gen.OrderStatus) []string {
 	out := make([]string, len(statuses))
@@ -109,7 +118,7 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 		orders[i] = Zero()
 	}
 	err := db.AsMerchant(ctx, r.pool, q.MerchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, r.sql["order_metrics.sql"], q.MerchantID, grp, grain, first, last, statusNames(q.Statuses))
+		rows, err := tx.Query(ctx, r.sql["order_metrics.sql"], q.MerchantID, grp, grain, first, last, statusKeys(q.Statuses))
 		if err != nil {
 			return err
 		}

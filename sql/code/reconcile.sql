@@ -39,6 +39,7 @@ BEGIN
                returned, returned_amount
         FROM agg.order_stats
         WHERE grain = 'month' AND period_start >= v_first AND period_start < v_end
+          AND status <> 'all' -- the sum of the others (migration 005)
     ), drift AS MATERIALIZED (
         SELECT DISTINCT coalesce(s.merchant_id, a.merchant_id) AS merchant_id, coalesce(s.month, a.month) AS month
         FROM s FULL JOIN a ON a.merchant_id = s.merchant_id AND a.month = s.month AND a.status = s.status

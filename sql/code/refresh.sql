@@ -80,9 +80,10 @@ BEGIN
             LEFT JOIN r USING (merchant_id, bucket, status, city_id, delivery_type, payment_method)
         ), totals AS (
             INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted,
-                delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
+                delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
             SELECT merchant_id, 'day', day, status, sum(orders), sum(accepted), sum(delivered), sum(returned),
-                   sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds)
+                   sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds),
+                   CASE WHEN status = 'cancelled' THEN sum(orders) ELSE 0 END
             FROM f GROUP BY merchant_id, day, status
         ), keyed AS (
             SELECT 'city' AS dimension, f.city_id::text AS key, f.* FROM f
@@ -94,28 +95,29 @@ BEGIN
             SELECT 'payment_method', f.payment_method, f.* FROM f
         )
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
-            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
+            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
         SELECT merchant_id, dimension, 'day', day, status, key, sum(orders), sum(accepted), sum(delivered),
-               sum(returned), sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds)
+               sum(returned), sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds),
+               CASE WHEN status = 'cancelled' THEN sum(orders) ELSE 0 END
         FROM keyed GROUP BY merchant_id, dimension, day, status, key;
 
         -- Products and categories come from order lines (delivery time does not apply).
         WITH p AS MATERIALIZED (SELECT * FROM refresh.source_product_facts(p_merchants, v_seg.lo, v_seg.hi)),
              r AS MATERIALIZED (SELECT * FROM refresh.source_product_returns(p_merchants, v_seg.lo, v_seg.hi))
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
-            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
+            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
         SELECT p.merchant_id, 'product', 'day', (p.bucket AT TIME ZONE v_tz)::date, p.status, p.product_id::text,
                p.orders, p.accepted, p.delivered, coalesce(r.returned, 0), p.items, p.gmv, p.delivered_gmv,
-               coalesce(r.returned_amount, 0), 0
+               coalesce(r.returned_amount, 0), 0, CASE WHEN p.status = 'cancelled' THEN p.orders ELSE 0 END
         FROM p LEFT JOIN r USING (merchant_id, bucket, status, product_id);
 
         WITH c AS MATERIALIZED (SELECT * FROM refresh.source_category_facts(p_merchants, v_seg.lo, v_seg.hi)),
              r AS MATERIALIZED (SELECT * FROM refresh.source_category_returns(p_merchants, v_seg.lo, v_seg.hi))
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
-            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
+            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
         SELECT c.merchant_id, 'category', 'day', (c.bucket AT TIME ZONE v_tz)::date, c.status, c.category_id::text,
                c.orders, c.accepted, c.delivered, coalesce(r.returned, 0), c.items, c.gmv, c.delivered_gmv,
-               coalesce(r.returned_amount, 0), 0
+               coalesce(r.returned_amount, 0), 0, CASE WHEN c.status = 'cancelled' THEN c.orders ELSE 0 END
         FROM c LEFT JOIN r USING (merchant_id, bucket, status, category_id);
 
         WITH c AS (
@@ -127,6 +129,24 @@ BEGIN
         INSERT INTO refresh.changed_customers SELECT DISTINCT merchant_id, customer_id FROM c
         ON CONFLICT DO NOTHING;
     END LOOP;
+
+    -- Status 'all' rows (migration 005): what the default filter reads.
+    INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted, delivered,
+        returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
+    SELECT merchant_id, 'day', period_start, 'all', sum(orders), sum(accepted), sum(delivered), sum(returned),
+           sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds), sum(cancelled)
+    FROM agg.order_stats
+    WHERE merchant_id = ANY (p_merchants) AND grain = 'day' AND period_start BETWEEN p_from AND p_to
+    GROUP BY merchant_id, period_start;
+    INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
+        delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
+    SELECT merchant_id, dimension, 'day', period_start, 'all', key, sum(orders), sum(accepted), sum(delivered),
+           sum(returned), sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds),
+           sum(cancelled)
+    FROM agg.dim_stats
+    WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
+      AND grain = 'day' AND period_start BETWEEN p_from AND p_to
+    GROUP BY merchant_id, dimension, period_start, key;
 END $$;
 
 DROP FUNCTION IF EXISTS refresh.dimensions();
@@ -164,10 +184,10 @@ BEGIN
         DELETE FROM agg.order_stats
         WHERE merchant_id = ANY (p_merchants) AND grain = v_grain AND period_start >= v_lo AND period_start < v_hi;
         INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted,
-            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
+            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
         SELECT d.merchant_id, v_grain, date_trunc(v_grain, d.period_start::timestamp)::date, d.status,
                sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.returned), sum(d.items),
-               sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds)
+               sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds), sum(d.cancelled)
         FROM agg.order_stats d
         WHERE d.merchant_id = ANY (p_merchants) AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi
         GROUP BY 1, 3, 4;
@@ -177,10 +197,10 @@ BEGIN
         WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
           AND grain = v_grain AND period_start >= v_lo AND period_start < v_hi;
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
-            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds)
+            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
         SELECT d.merchant_id, d.dimension, v_grain, date_trunc(v_grain, d.period_start::timestamp)::date, d.status, d.key,
                sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.returned), sum(d.items),
-               sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds)
+               sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds), sum(d.cancelled)
         FROM agg.dim_stats d
         WHERE d.merchant_id = ANY (p_merchants) AND d.dimension = ANY (refresh.dimensions())
           AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi

@@ -3,7 +3,7 @@
 -- value before the product is < a × total (no rounded share is compared). /*ORDER*/ is a fixed
 -- fragment from the whitelist in internal/stats.
 --
--- $1 merchant id; $2..$4 tiles: grain, first and last period start; $5 statuses kept;
+-- $1 merchant id; $2..$4 tiles: grain, first and last period start; $5 status keys read ('all' for every status);
 -- $6 metric ('gmv' or 'items'); $7 a; $8 b; $9 class filter (NULL = all); $10 limit; $11 offset.
 -- Every row carries the totals; a page past the end is one row with NULL product.
 WITH tile AS (

@@ -3,7 +3,7 @@
 -- a fixed fragment from the whitelist in internal/stats (never by request text).
 --
 -- $1 merchant id; $2 dimension; $3..$5 tiles: grain, first and last period start; $6 the
--- statuses kept; $7 limit; $8 offset. The first column is the total number of keys; a page
+-- status keys read ('all' for every status); $7 limit; $8 offset. The first column is the total number of keys; a page
 -- past the end is one row with the total and NULL key.
 WITH tile AS (
     SELECT * FROM unnest($3::text[], $4::date[], $5::date[]) AS t (grain, first_start, last_start)
@@ -12,7 +12,7 @@ WITH tile AS (
            sum(d.orders) AS orders,
            sum(d.accepted) AS accepted,
            sum(d.delivered) AS delivered,
-           coalesce(sum(d.orders) FILTER (WHERE d.status = 'cancelled'), 0) AS cancelled,
+           sum(d.cancelled) AS cancelled,
            sum(d.returned) AS returned,
            sum(d.items) AS items,
            sum(d.gmv) AS gmv,

@@ -34,6 +34,7 @@ WITH tile AS (
     CROSS JOIN LATERAL (
         SELECT sum(os.orders) AS orders, sum(os.gmv) AS gmv FROM agg.order_stats AS os
         WHERE os.merchant_id = $1 AND os.grain = p.grain AND os.period_start = p.period_start
+          AND os.status = 'all'
     ) AS s
     GROUP BY p.grp
 )

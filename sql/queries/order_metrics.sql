@@ -3,7 +3,7 @@
 -- status instead of 365). Rates and averages are derived here from the stored sums.
 --
 -- $1 merchant id; $2..$5 one element per tile: group, grain, first and last period start;
--- $6 the statuses kept. One row per group that has orders; groups without are zero.
+-- $6 the status keys read ('all' for every status, migration 005). One row per group that has orders; groups without are zero.
 WITH tile AS (
     SELECT * FROM unnest($2::int[], $3::text[], $4::date[], $5::date[]) AS t (grp, grain, first_start, last_start)
 ), sums AS (
@@ -11,7 +11,7 @@ WITH tile AS (
            sum(s.orders) AS orders,
            sum(s.accepted) AS accepted,
            sum(s.delivered) AS delivered,
-           coalesce(sum(s.orders) FILTER (WHERE s.status = 'cancelled'), 0) AS cancelled,
+           sum(s.cancelled) AS cancelled,
            sum(s.returned) AS returned,
            sum(s.items) AS items,
            sum(s.gmv) AS gmv,
