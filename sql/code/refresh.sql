@@ -32,8 +32,8 @@ DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date); -- version 1
 DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date, bigint[]); -- version 2
 DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date);
 -- Rewrites the day rows of a set of merchants for [p_from, p_to] from the source: order
--- totals, breakdowns and customer days. Notes the customers whose days it rewrote in
--- refresh.changed_customers, for refresh.finish. One set of remote queries serves the whole
+-- totals, breakdowns and customer days. Notes the customer days it deletes and inserts in
+-- refresh.customer_day_changes, for refresh.finish. One set of remote queries serves the whole
 -- set, so a refresh of many merchants' few recent days pays the round trips once.
 --
 -- Each remote query runs once (MATERIALIZED) and results are joined here with hash joins:
@@ -58,10 +58,9 @@ BEGIN
     WITH d AS (
         DELETE FROM agg.customer_days
         WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
-        RETURNING merchant_id, customer_id
+        RETURNING merchant_id, customer_id, day, orders
     )
-    INSERT INTO refresh.changed_customers SELECT DISTINCT merchant_id, customer_id FROM d
-    ON CONFLICT DO NOTHING;
+    INSERT INTO refresh.customer_day_changes SELECT merchant_id, customer_id, day, -orders FROM d;
 
     FOR v_seg IN SELECT * FROM refresh.day_segments(p_from, p_to, v_tz) LOOP
         -- Order facts by every order-level key, fanned out locally into the day totals and the
@@ -124,10 +123,9 @@ BEGIN
             INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
             SELECT c.merchant_id, (c.bucket AT TIME ZONE v_tz)::date, c.customer_id, c.status, c.orders, c.gmv
             FROM refresh.source_customer_facts(p_merchants, v_seg.lo, v_seg.hi) AS c
-            RETURNING merchant_id, customer_id
+            RETURNING merchant_id, customer_id, day, orders
         )
-        INSERT INTO refresh.changed_customers SELECT DISTINCT merchant_id, customer_id FROM c
-        ON CONFLICT DO NOTHING;
+        INSERT INTO refresh.customer_day_changes SELECT merchant_id, customer_id, day, orders FROM c;
     END LOOP;
 
     -- Status 'all' rows (migration 005): what the default filter reads.
@@ -252,6 +250,14 @@ LANGUAGE plpgsql AS $$
 BEGIN
     CALL refresh.rollup(p_merchants, p_from, p_to);
 
+    -- Customers whose orders per day changed: only they have a new first day or chain.
+    WITH d AS (
+        DELETE FROM refresh.customer_day_changes WHERE merchant_id = ANY (p_merchants) RETURNING *
+    )
+    INSERT INTO refresh.changed_customers (merchant_id, customer_id)
+    SELECT DISTINCT merchant_id, customer_id FROM d
+    GROUP BY merchant_id, customer_id, day HAVING sum(orders) <> 0
+    ON CONFLICT DO NOTHING;
     DELETE FROM agg.customer_first AS f USING refresh.changed_customers AS c
     WHERE c.merchant_id = ANY (p_merchants) AND f.merchant_id = c.merchant_id AND f.customer_id = c.customer_id;
     INSERT INTO agg.customer_first (merchant_id, customer_id, first_day)

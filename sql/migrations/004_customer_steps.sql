@@ -68,9 +68,16 @@ CREATE POLICY merchant_isolation ON agg.cohort_cells
 -- the next refresh rebuild every merchant (as version 2 did).
 UPDATE refresh.settings SET source_watermark = NULL;
 
--- Customers whose order days a refresh transaction rewrote (any number of merchants at once),
--- written by refresh.load_days and consumed by refresh.finish in the same transaction: empty
--- between transactions.
+-- Scratch tables of a refresh transaction, empty between transactions. refresh.load_days notes
+-- the customer days it deletes (orders < 0) and inserts (orders > 0); refresh.finish nets them
+-- into the customers whose order days really changed (a status change moves no order to
+-- another day, so it changes no customer's chain) and consumes both.
+CREATE TABLE refresh.customer_day_changes (
+    merchant_id bigint NOT NULL,
+    customer_id bigint NOT NULL,
+    day         date NOT NULL,
+    orders      int NOT NULL
+);
 CREATE TABLE refresh.changed_customers (
     merchant_id bigint NOT NULL,
     customer_id bigint NOT NULL,
