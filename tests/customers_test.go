@@ -1,0 +1,109 @@
+package tests
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/merchantagg/merchantagg/gen"
+	"github.com/merchantagg/merchantagg/internal/auth"
+	"github.com/merchantagg/merchantagg/internal/dbtest"
+	"github.com/merchantagg/merchantagg/internal/refresh"
+)
+
+// TestCustomerFiguresFollowChanges changes one merchant's customers in every way that moves
+// the stored order chains (migration 004) — an order on a new day between a customer's
+// orders, a second order on a day, a new customer, an order deleted — plus a status change
+// that must move none, refreshes incrementally, and compares customer figures and cohorts,
+// with and without a status filter, with SPEC §3 computed on the source.
+func TestCustomerFiguresFollowChanges(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	a := newAPI(t, p)
+	r := refresh.New(an)
+	ctx := context.Background()
+	const m = 3
+
+	// The customer with the most order days, and the middle of its second gap.
+	var customer int64
+	var between time.Time
+	require.NoError(t, src.QueryRow(ctx, `
+		WITH d AS (
+			SELECT customer_id, (created_at AT TIME ZONE 'Europe/Moscow')::date AS day
+			FROM orders WHERE merchant_id = $1 GROUP BY 1, 2
+		), g AS (
+			SELECT customer_id, day, lead(day) OVER (PARTITION BY customer_id ORDER BY day) AS next,
+			       row_number() OVER (PARTITION BY customer_id ORDER BY day) AS n,
+			       count(*) OVER (PARTITION BY customer_id) AS days
+			FROM d
+		)
+		SELECT customer_id, day + (next - day) / 2 FROM g
+		WHERE n = 2 AND next - day >= 2 ORDER BY days DESC, customer_id LIMIT 1`, m).Scan(&customer, &between))
+
+	_, err := src.Exec(ctx, `INSERT INTO customers (id, city_id, created_at) VALUES ((SELECT max(id) + 1 FROM customers), 1, now())`)
+	require.NoError(t, err)
+	_, err = src.Exec(ctx, `
+		INSERT INTO orders (id, merchant_id, customer_id, city_id, delivery_type, payment_method, status,
+		                    total_amount, created_at, updated_at)
+		SELECT (SELECT max(id) FROM orders) + n, $1, c, 1, 'courier', 'card', 'created', 100, at, now()
+		FROM (VALUES
+			-- a new day between the customer's second and third order days
+			(1, $2::bigint, ($3::date + time '12:00') AT TIME ZONE 'Europe/Moscow'),
+			-- a second order on a day some customer already ordered
+			(2, (SELECT customer_id FROM orders WHERE merchant_id = $1 ORDER BY id LIMIT 1 OFFSET 100),
+			    (SELECT created_at + interval '1 minute' FROM orders WHERE merchant_id = $1 ORDER BY id LIMIT 1 OFFSET 100)),
+			-- a customer never seen before, twice on one day
+			(3, (SELECT max(id) FROM customers), timestamptz '2026-06-10 10:00+03'),
+			(4, (SELECT max(id) FROM customers), timestamptz '2026-06-10 18:00+03')
+		) AS v (n, c, at)`, m, customer, between)
+	require.NoError(t, err)
+	_, err = src.Exec(ctx, `
+		UPDATE orders SET status = 'cancelled', cancelled_at = created_at + interval '1 hour', updated_at = now()
+		WHERE id = (SELECT id FROM orders WHERE merchant_id = $1 AND status = 'created' ORDER BY id LIMIT 1 OFFSET 7)`, m)
+	require.NoError(t, err)
+	// A hard delete is invisible to the change scan: its day is refreshed by range.
+	var deleted time.Time
+	require.NoError(t, src.QueryRow(ctx, `
+		WITH o AS (
+			DELETE FROM orders WHERE id = (SELECT id FROM orders WHERE merchant_id = $1 ORDER BY id LIMIT 1 OFFSET 500)
+			RETURNING id, created_at
+		), i AS (DELETE FROM order_items WHERE order_id IN (SELECT id FROM o)),
+		   r AS (DELETE FROM returns WHERE order_id IN (SELECT id FROM o))
+		SELECT (created_at AT TIME ZONE 'Europe/Moscow')::date FROM o`, m).Scan(&deleted))
+
+	_, err = r.Changed(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, r.RefreshRange(ctx, m, deleted, deleted))
+
+	tok := bearer(token(t, m, auth.RoleMerchant))
+	filtered := []gen.OrderStatus{gen.OrderStatusCreated, gen.OrderStatusDelivered}
+	for _, rg := range [][2]time.Time{
+		{between.AddDate(0, 0, -40), between.AddDate(0, 0, 40)},
+		{between, between},
+		{between.AddDate(0, 0, 1), between.AddDate(0, 3, 0)},
+		{deleted.AddDate(0, -2, 0), deleted.AddDate(0, 2, 0)},
+		{time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 6, 30, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2024, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)},
+	} {
+		from, to := day(rg[0].Format(time.DateOnly)), day(rg[1].Format(time.DateOnly))
+		for _, kept := range [][]gen.OrderStatus{nil, filtered} {
+			var st *[]gen.OrderStatus
+			if kept != nil {
+				st = &kept
+			}
+			res, err := a.client.GetCustomersWithResponse(ctx, &gen.GetCustomersParams{From: from, To: to, Status: st}, tok)
+			require.NoError(t, err)
+			require.Equal(t, 200, res.StatusCode(), string(res.Body))
+			require.Equal(t, referenceCustomers(t, src, m, rg[0], rg[1], allIfNil(kept)), res.JSON200.Customers, "%v %v", rg, kept)
+		}
+		if rg[1].Sub(rg[0]) <= 400*24*time.Hour {
+			res, err := a.client.GetCohortsWithResponse(ctx, &gen.GetCohortsParams{From: from, To: to}, tok)
+			require.NoError(t, err)
+			require.Equal(t, 200, res.StatusCode(), string(res.Body))
+			require.Equal(t, referenceCohorts(t, src, m, rg[0], rg[1], allIfNil(nil)), res.JSON200.Cohorts, "%v", rg)
+		}
+	}
+}
