@@ -211,13 +211,13 @@ func (r *Refresher) Dirty(ctx context.Context, progress Progress) (int, error) {
 	for _, set := range sets {
 		total += len(set)
 	}
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(r.Concurrency, 1))
 	var mu sync.Mutex
 	done := 0
 	for _, set := range sets {
 		g.Go(func() error {
-			if err := r.refreshSet(ctx, set); err != nil {
+			if err := r.refreshSet(gctx, set); err != nil {
 				return err
 			}
 			mu.Lock()
@@ -232,7 +232,16 @@ func (r *Refresher) Dirty(ctx context.Context, progress Progress) (int, error) {
 	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	return total, nil
+	return total, r.analyzeStale(ctx)
+}
+
+// analyzeStale analyzes the aggregate tables a big refresh rewrote (refresh.analyze_stale),
+// so the API's next reads are planned on statistics.
+func (r *Refresher) analyzeStale(ctx context.Context) error {
+	if _, err := r.pool.Exec(ctx, "CALL refresh.analyze_stale()"); err != nil {
+		return fmt.Errorf("analyze aggregates: %w", err)
+	}
+	return nil
 }
 
 // refreshSet refreshes the dirty days of a set of merchants in one transaction.
@@ -257,7 +266,7 @@ func (r *Refresher) Merchants(ctx context.Context, ids []int64, from, to time.Ti
 	if _, err := r.pool.Exec(ctx, "CALL refresh.load_reference()"); err != nil {
 		return fmt.Errorf("load reference data: %w", err)
 	}
-	return r.each(ctx, ids, progress, func(ctx context.Context, id int64) error {
+	err := r.each(ctx, ids, progress, func(ctx context.Context, id int64) error {
 		f, t := from, to
 		if f.IsZero() {
 			var ok bool
@@ -268,4 +277,8 @@ func (r *Refresher) Merchants(ctx context.Context, ids []int64, from, to time.Ti
 		}
 		return r.RefreshRange(ctx, id, f, t)
 	})
+	if err != nil {
+		return err
+	}
+	return r.analyzeStale(ctx)
 }

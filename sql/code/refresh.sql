@@ -384,3 +384,22 @@ LANGUAGE sql IMMUTABLE AS $$
     GROUP BY grp
     ORDER BY 1
 $$;
+
+DROP PROCEDURE IF EXISTS refresh.analyze_stale();
+-- Analyzes the aggregate tables whose rows changed by more than a tenth since their last
+-- analyze (autovacuum's own rule, applied at once). Run at the end of `merchantagg refresh`:
+-- right after a backfill autovacuum has not analyzed yet, and reads planned without
+-- statistics were measured 5× slower (a year's product breakdown 0.5 s instead of 0.1 s).
+CREATE PROCEDURE refresh.analyze_stale()
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_table text;
+BEGIN
+    FOR v_table IN
+        SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables
+        WHERE schemaname = 'agg' AND n_mod_since_analyze > 0.1 * greatest(n_live_tup, 1000)
+        ORDER BY relname
+    LOOP
+        EXECUTE 'ANALYZE ' || v_table;
+    END LOOP;
+END $$;
