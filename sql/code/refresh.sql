@@ -30,16 +30,24 @@ $$;
 
 DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date); -- version 1
 DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date, bigint[]); -- version 2
-DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date);
--- Rewrites the day rows of a set of merchants for [p_from, p_to] from the source: order
--- totals, breakdowns and customer days. Notes the customer days it deletes and inserts in
+DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date); -- version 3
+DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date, boolean);
+-- Version 4: rewrites the day rows of a set of merchants for [p_from, p_to] from the source:
+-- order totals, breakdowns and customer days. Notes the customer days it deletes and inserts in
 -- refresh.customer_day_changes, for refresh.finish. One set of remote queries serves the whole
 -- set, so a refresh of many merchants' few recent days pays the round trips once.
+--
+-- Breakdown rows are not deleted and inserted again: the new day rows and the old ones
+-- (negated) are netted in the session's dim_changes table, and only the keys whose figures
+-- changed are written (refresh.apply_dim_changes). With p_rollups the same net changes are
+-- added to the month and quarter rows, so a change to a few orders writes a few rows at
+-- each grain instead of re-summing whole months; without it the caller rebuilds the rollups
+-- (refresh.rollup), which also repairs any that drifted.
 --
 -- Each remote query runs once (MATERIALIZED) and results are joined here with hash joins:
 -- the planner has no real row estimates for foreign aggregates (rows=1), and a nested loop
 -- would re-run the inner remote query for every outer row.
-CREATE PROCEDURE refresh.load_days(p_merchants bigint[], p_from date, p_to date)
+CREATE PROCEDURE refresh.load_days(p_merchants bigint[], p_from date, p_to date, p_rollups boolean)
 LANGUAGE plpgsql
 SET enable_nestloop = off
 AS $$
@@ -48,75 +56,94 @@ DECLARE
     v_seg record;
 BEGIN
     SELECT timezone INTO v_tz FROM refresh.settings;
+    CALL refresh.scratch();
     DELETE FROM agg.order_stats
     WHERE merchant_id = ANY (p_merchants) AND grain = 'day' AND period_start BETWEEN p_from AND p_to;
-    -- Every dimension named, so the primary key (merchant, dimension, grain, ...) is searched
-    -- by range instead of scanned across the merchant's other grains.
-    DELETE FROM agg.dim_stats
-    WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
-      AND grain = 'day' AND period_start BETWEEN p_from AND p_to;
     WITH d AS (
         DELETE FROM agg.customer_days
         WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
         RETURNING merchant_id, customer_id, day, orders
     )
     INSERT INTO refresh.customer_day_changes SELECT merchant_id, customer_id, day, -orders FROM d;
+    -- The old breakdown rows, negated. Every dimension and status named, so the primary key
+    -- is searched by range instead of scanned across the merchant's other grains.
+    INSERT INTO pg_temp.dim_changes
+    SELECT merchant_id, dimension, status, period_start, key, -orders, -accepted, -delivered, -cancelled,
+           -returned, -items, -gmv_cents, -delivered_gmv_cents, -returned_cents, -delivery_us
+    FROM agg.dim_stats
+    WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions()) AND grain = 'day'
+      AND status = ANY (refresh.status_keys()) AND period_start BETWEEN p_from AND p_to;
 
     FOR v_seg IN SELECT * FROM refresh.day_segments(p_from, p_to, v_tz) LOOP
         -- Order facts by every order-level key, fanned out locally into the day totals and the
         -- city, region, delivery and payment breakdowns (regions are sums of their cities).
+        DELETE FROM pg_temp.order_facts;
         WITH o AS MATERIALIZED (SELECT * FROM refresh.source_order_facts(p_merchants, v_seg.lo, v_seg.hi)),
              i AS MATERIALIZED (SELECT * FROM refresh.source_item_facts(p_merchants, v_seg.lo, v_seg.hi)),
-             r AS MATERIALIZED (SELECT * FROM refresh.source_return_facts(p_merchants, v_seg.lo, v_seg.hi)),
-        f AS MATERIALIZED (
-            SELECT o.merchant_id, (o.bucket AT TIME ZONE v_tz)::date AS day, o.status, o.city_id, o.delivery_type,
-                   o.payment_method, o.orders, o.accepted, o.delivered, coalesce(r.returned, 0) AS returned,
-                   coalesce(i.items, 0) AS items, o.gmv, o.delivered_gmv,
-                   coalesce(r.returned_amount, 0) AS returned_amount,
-                   extract(epoch FROM o.delivery_time) AS delivery_seconds
-            FROM o
-            LEFT JOIN i USING (merchant_id, bucket, status, city_id, delivery_type, payment_method)
-            LEFT JOIN r USING (merchant_id, bucket, status, city_id, delivery_type, payment_method)
-        ), totals AS (
-            INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted,
-                delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
-            SELECT merchant_id, 'day', day, status, sum(orders), sum(accepted), sum(delivered), sum(returned),
-                   sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds),
-                   CASE WHEN status = 'cancelled' THEN sum(orders) ELSE 0 END
-            FROM f GROUP BY merchant_id, day, status
-        ), keyed AS (
-            SELECT 'city' AS dimension, f.city_id::text AS key, f.* FROM f
-            UNION ALL
-            SELECT 'region', c.region, f.* FROM f JOIN ref.cities c ON c.id = f.city_id
-            UNION ALL
-            SELECT 'delivery_type', f.delivery_type, f.* FROM f
-            UNION ALL
-            SELECT 'payment_method', f.payment_method, f.* FROM f
-        )
-        INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
+             r AS MATERIALIZED (SELECT * FROM refresh.source_return_facts(p_merchants, v_seg.lo, v_seg.hi))
+        INSERT INTO pg_temp.order_facts
+        SELECT o.merchant_id, (o.bucket AT TIME ZONE v_tz)::date, o.status, o.city_id, o.delivery_type,
+               o.payment_method, o.orders, o.accepted, o.delivered, coalesce(r.returned, 0),
+               coalesce(i.items, 0), o.gmv, o.delivered_gmv, coalesce(r.returned_amount, 0), o.delivery_time
+        FROM o
+        LEFT JOIN i USING (merchant_id, bucket, status, city_id, delivery_type, payment_method)
+        LEFT JOIN r USING (merchant_id, bucket, status, city_id, delivery_type, payment_method);
+
+        INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted,
             delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
-        SELECT merchant_id, dimension, 'day', day, status, key, sum(orders), sum(accepted), sum(delivered),
-               sum(returned), sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds),
+        SELECT merchant_id, 'day', day, status, sum(orders), sum(accepted), sum(delivered), sum(returned),
+               sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount),
+               extract(epoch FROM sum(delivery_time)),
                CASE WHEN status = 'cancelled' THEN sum(orders) ELSE 0 END
+        FROM pg_temp.order_facts GROUP BY merchant_id, day, status;
+
+        INSERT INTO ref.labels (dimension, label)
+        SELECT DISTINCT x.dimension, x.label
+        FROM pg_temp.order_facts AS f
+        JOIN ref.cities AS c ON c.id = f.city_id
+        CROSS JOIN LATERAL (VALUES ('region', c.region), ('delivery_type', f.delivery_type),
+                                   ('payment_method', f.payment_method)) AS x (dimension, label)
+        WHERE NOT EXISTS (SELECT FROM ref.labels AS l WHERE l.dimension = x.dimension AND l.label = x.label)
+        ORDER BY 1, 2
+        ON CONFLICT DO NOTHING;
+
+        WITH keyed AS (
+            SELECT 'city' AS dimension, f.city_id AS key, f.* FROM pg_temp.order_facts AS f
+            UNION ALL
+            SELECT 'region', l.id, f.* FROM pg_temp.order_facts AS f
+            JOIN ref.cities AS c ON c.id = f.city_id
+            JOIN ref.labels AS l ON l.dimension = 'region' AND l.label = c.region
+            UNION ALL
+            SELECT 'delivery_type', l.id, f.* FROM pg_temp.order_facts AS f
+            JOIN ref.labels AS l ON l.dimension = 'delivery_type' AND l.label = f.delivery_type
+            UNION ALL
+            SELECT 'payment_method', l.id, f.* FROM pg_temp.order_facts AS f
+            JOIN ref.labels AS l ON l.dimension = 'payment_method' AND l.label = f.payment_method
+        )
+        INSERT INTO pg_temp.dim_changes
+        SELECT merchant_id, dimension, status, day, key, sum(orders), sum(accepted), sum(delivered),
+               CASE WHEN status = 'cancelled' THEN sum(orders) ELSE 0 END, sum(returned), sum(items),
+               sum(gmv * 100), sum(delivered_gmv * 100), sum(returned_amount * 100),
+               extract(epoch FROM sum(delivery_time)) * 1000000
         FROM keyed GROUP BY merchant_id, dimension, day, status, key;
 
         -- Products and categories come from order lines (delivery time does not apply).
         WITH p AS MATERIALIZED (SELECT * FROM refresh.source_product_facts(p_merchants, v_seg.lo, v_seg.hi)),
              r AS MATERIALIZED (SELECT * FROM refresh.source_product_returns(p_merchants, v_seg.lo, v_seg.hi))
-        INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
-            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
-        SELECT p.merchant_id, 'product', 'day', (p.bucket AT TIME ZONE v_tz)::date, p.status, p.product_id::text,
-               p.orders, p.accepted, p.delivered, coalesce(r.returned, 0), p.items, p.gmv, p.delivered_gmv,
-               coalesce(r.returned_amount, 0), 0, CASE WHEN p.status = 'cancelled' THEN p.orders ELSE 0 END
+        INSERT INTO pg_temp.dim_changes
+        SELECT p.merchant_id, 'product', p.status, (p.bucket AT TIME ZONE v_tz)::date, p.product_id,
+               p.orders, p.accepted, p.delivered, CASE WHEN p.status = 'cancelled' THEN p.orders ELSE 0 END,
+               coalesce(r.returned, 0), p.items, p.gmv * 100, p.delivered_gmv * 100,
+               coalesce(r.returned_amount, 0) * 100, 0
         FROM p LEFT JOIN r USING (merchant_id, bucket, status, product_id);
 
         WITH c AS MATERIALIZED (SELECT * FROM refresh.source_category_facts(p_merchants, v_seg.lo, v_seg.hi)),
              r AS MATERIALIZED (SELECT * FROM refresh.source_category_returns(p_merchants, v_seg.lo, v_seg.hi))
-        INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
-            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
-        SELECT c.merchant_id, 'category', 'day', (c.bucket AT TIME ZONE v_tz)::date, c.status, c.category_id::text,
-               c.orders, c.accepted, c.delivered, coalesce(r.returned, 0), c.items, c.gmv, c.delivered_gmv,
-               coalesce(r.returned_amount, 0), 0, CASE WHEN c.status = 'cancelled' THEN c.orders ELSE 0 END
+        INSERT INTO pg_temp.dim_changes
+        SELECT c.merchant_id, 'category', c.status, (c.bucket AT TIME ZONE v_tz)::date, c.category_id,
+               c.orders, c.accepted, c.delivered, CASE WHEN c.status = 'cancelled' THEN c.orders ELSE 0 END,
+               coalesce(r.returned, 0), c.items, c.gmv * 100, c.delivered_gmv * 100,
+               coalesce(r.returned_amount, 0) * 100, 0
         FROM c LEFT JOIN r USING (merchant_id, bucket, status, category_id);
 
         WITH c AS (
@@ -136,15 +163,103 @@ BEGIN
     FROM agg.order_stats
     WHERE merchant_id = ANY (p_merchants) AND grain = 'day' AND period_start BETWEEN p_from AND p_to
     GROUP BY merchant_id, period_start;
-    INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
-        delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
-    SELECT merchant_id, dimension, 'day', period_start, 'all', key, sum(orders), sum(accepted), sum(delivered),
-           sum(returned), sum(items), sum(gmv), sum(delivered_gmv), sum(returned_amount), sum(delivery_seconds),
-           sum(cancelled)
-    FROM agg.dim_stats
-    WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
-      AND grain = 'day' AND period_start BETWEEN p_from AND p_to
-    GROUP BY merchant_id, dimension, period_start, key;
+    INSERT INTO pg_temp.dim_changes
+    SELECT merchant_id, dimension, 'all', day, key, sum(orders), sum(accepted), sum(delivered), sum(cancelled),
+           sum(returned), sum(items), sum(gmv_cents), sum(delivered_gmv_cents), sum(returned_cents), sum(delivery_us)
+    FROM pg_temp.dim_changes
+    WHERE status <> 'all' AND orders > 0 -- the new rows
+    GROUP BY merchant_id, dimension, day, key;
+
+    CALL refresh.apply_dim_changes(p_rollups);
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.scratch();
+-- The session's scratch tables for one load_days call, created on first use and emptied on
+-- commit (temporary: no WAL, no dead rows left for other sessions to step over).
+CREATE PROCEDURE refresh.scratch()
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF to_regclass('pg_temp.dim_changes') IS NULL THEN
+        -- Changes to breakdown day rows: new rows as they are, old rows negated.
+        CREATE TEMP TABLE dim_changes (
+            merchant_id bigint, dimension text, status text, day date, key bigint,
+            orders int, accepted int, delivered int, cancelled int, returned int, items int,
+            gmv_cents bigint, delivered_gmv_cents bigint, returned_cents bigint, delivery_us bigint
+        ) ON COMMIT DELETE ROWS;
+        -- One day segment's order facts.
+        CREATE TEMP TABLE order_facts (
+            merchant_id bigint, day date, status text, city_id bigint, delivery_type text, payment_method text,
+            orders bigint, accepted bigint, delivered bigint, returned bigint, items bigint,
+            gmv numeric, delivered_gmv numeric, returned_amount numeric, delivery_time interval
+        ) ON COMMIT DELETE ROWS;
+    END IF;
+    DELETE FROM pg_temp.dim_changes;
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean);
+-- Writes the net changes in dim_changes to agg.dim_stats: day rows, and with p_rollups the
+-- month and quarter rows they sum into. A key's row is updated to its new figures, inserted
+-- when it is new, deleted when it has no orders left; keys whose figures did not change are
+-- not touched. One statement, so every row is read and written from one snapshot.
+-- Index probes per changed key (nested loops): a hash join would read every row of the table.
+CREATE PROCEDURE refresh.apply_dim_changes(p_rollups boolean)
+LANGUAGE plpgsql
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+BEGIN
+    WITH net AS (
+        SELECT merchant_id, dimension, status, day, key, sum(orders) AS orders, sum(accepted) AS accepted,
+               sum(delivered) AS delivered, sum(cancelled) AS cancelled, sum(returned) AS returned,
+               sum(items) AS items, sum(gmv_cents) AS gmv_cents, sum(delivered_gmv_cents) AS delivered_gmv_cents,
+               sum(returned_cents) AS returned_cents, sum(delivery_us) AS delivery_us
+        FROM pg_temp.dim_changes
+        GROUP BY merchant_id, dimension, status, day, key
+        HAVING (sum(orders), sum(accepted), sum(delivered), sum(cancelled), sum(returned), sum(items), sum(gmv_cents),
+                sum(delivered_gmv_cents), sum(returned_cents), sum(delivery_us)) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    ), g AS (
+        SELECT n.merchant_id, n.dimension, g.grain, n.status, date_trunc(g.grain, n.day::timestamp)::date AS period_start,
+               n.key, sum(n.orders) AS orders, sum(n.accepted) AS accepted, sum(n.delivered) AS delivered,
+               sum(n.cancelled) AS cancelled, sum(n.returned) AS returned, sum(n.items) AS items,
+               sum(n.gmv_cents) AS gmv_cents, sum(n.delivered_gmv_cents) AS delivered_gmv_cents,
+               sum(n.returned_cents) AS returned_cents, sum(n.delivery_us) AS delivery_us
+        FROM net AS n
+        CROSS JOIN unnest(CASE WHEN p_rollups THEN ARRAY['day', 'month', 'quarter'] ELSE ARRAY['day'] END) AS g (grain)
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ), cur AS (
+        SELECT g.merchant_id, g.dimension, g.grain, g.status, g.period_start, g.key, t.merchant_id IS NOT NULL AS stored,
+               coalesce(t.orders, 0) + g.orders AS orders, coalesce(t.accepted, 0) + g.accepted AS accepted,
+               coalesce(t.delivered, 0) + g.delivered AS delivered, coalesce(t.cancelled, 0) + g.cancelled AS cancelled,
+               coalesce(t.returned, 0) + g.returned AS returned, coalesce(t.items, 0) + g.items AS items,
+               coalesce(t.gmv_cents, 0) + g.gmv_cents AS gmv_cents,
+               coalesce(t.delivered_gmv_cents, 0) + g.delivered_gmv_cents AS delivered_gmv_cents,
+               coalesce(t.returned_cents, 0) + g.returned_cents AS returned_cents,
+               coalesce(t.delivery_us, 0) + g.delivery_us AS delivery_us
+        FROM g
+        LEFT JOIN agg.dim_stats AS t
+          ON t.merchant_id = g.merchant_id AND t.dimension = g.dimension AND t.grain = g.grain AND t.status = g.status
+         AND t.period_start = g.period_start AND t.key = g.key
+    ), gone AS (
+        DELETE FROM agg.dim_stats AS t USING cur AS c
+        WHERE c.stored AND c.orders = 0
+          AND t.merchant_id = c.merchant_id AND t.dimension = c.dimension AND t.grain = c.grain AND t.status = c.status
+          AND t.period_start = c.period_start AND t.key = c.key
+    ), changed AS (
+        UPDATE agg.dim_stats AS t
+        SET orders = c.orders, accepted = c.accepted, delivered = c.delivered, cancelled = c.cancelled,
+            returned = c.returned, items = c.items, gmv_cents = c.gmv_cents, delivered_gmv_cents = c.delivered_gmv_cents,
+            returned_cents = c.returned_cents, delivery_us = c.delivery_us
+        FROM cur AS c
+        WHERE c.stored AND c.orders <> 0
+          AND t.merchant_id = c.merchant_id AND t.dimension = c.dimension AND t.grain = c.grain AND t.status = c.status
+          AND t.period_start = c.period_start AND t.key = c.key
+    )
+    INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted, delivered,
+        cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
+    SELECT merchant_id, dimension, grain, status, period_start, key, orders, accepted, delivered, cancelled, returned,
+           items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us
+    FROM cur WHERE NOT stored
+    ORDER BY merchant_id, dimension, grain, status, period_start, key;
 END $$;
 
 DROP FUNCTION IF EXISTS refresh.dimensions();
@@ -152,6 +267,13 @@ DROP FUNCTION IF EXISTS refresh.dimensions();
 CREATE FUNCTION refresh.dimensions() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT ARRAY['product', 'category', 'city', 'region', 'delivery_type', 'payment_method']
+$$;
+
+DROP FUNCTION IF EXISTS refresh.status_keys();
+-- The status column values of agg.dim_stats (its CHECK constraint): 'all' and SPEC §2's statuses.
+CREATE FUNCTION refresh.status_keys() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['all', 'created', 'accepted', 'delivered', 'cancelled', 'returned']
 $$;
 
 DROP FUNCTION IF EXISTS refresh.grain_step(text);
@@ -162,12 +284,15 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 DROP PROCEDURE IF EXISTS refresh.rollup(bigint, date, date); -- version 2
-DROP PROCEDURE IF EXISTS refresh.rollup(bigint[], date, date);
--- Recomputes the week, month and quarter rows (months and quarters of breakdowns) of every
--- period that overlaps [p_from, p_to], for a set of merchants: weeks and months from the day
--- rows, quarters from the month rows (three rows per key instead of ninety: a refresh of a few
--- recent days no longer re-reads the quarter's days).
-CREATE PROCEDURE refresh.rollup(p_merchants bigint[], p_from date, p_to date)
+DROP PROCEDURE IF EXISTS refresh.rollup(bigint[], date, date); -- version 3
+DROP PROCEDURE IF EXISTS refresh.rollup(bigint[], date, date, boolean);
+-- Recomputes the week, month and quarter rows of agg.order_stats (and, with p_dims, the month
+-- and quarter rows of agg.dim_stats) of every period that overlaps [p_from, p_to], for a set of
+-- merchants: weeks and months from the day rows, quarters from the month rows (three rows per
+-- key instead of ninety). A refresh of dirty days keeps the breakdown rollups by their net
+-- changes instead (refresh.apply_dim_changes); rebuilding them here is the explicit range
+-- refresh's way to repair any that drifted.
+CREATE PROCEDURE refresh.rollup(p_merchants bigint[], p_from date, p_to date, p_dims boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_grain text;
@@ -190,19 +315,20 @@ BEGIN
         WHERE d.merchant_id = ANY (p_merchants) AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi
         GROUP BY 1, 3, 4;
 
-        CONTINUE WHEN v_grain = 'week'; -- breakdowns tile ranges with days, months and quarters only
+        CONTINUE WHEN v_grain = 'week' OR NOT p_dims; -- breakdowns tile ranges with days, months and quarters only
         DELETE FROM agg.dim_stats
         WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
-          AND grain = v_grain AND period_start >= v_lo AND period_start < v_hi;
-        INSERT INTO agg.dim_stats (merchant_id, dimension, grain, period_start, status, key, orders, accepted,
-            delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
-        SELECT d.merchant_id, d.dimension, v_grain, date_trunc(v_grain, d.period_start::timestamp)::date, d.status, d.key,
-               sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.returned), sum(d.items),
-               sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds), sum(d.cancelled)
+          AND grain = v_grain AND status = ANY (refresh.status_keys()) AND period_start >= v_lo AND period_start < v_hi;
+        INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted,
+            delivered, cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
+        SELECT d.merchant_id, d.dimension, v_grain, d.status, date_trunc(v_grain, d.period_start::timestamp)::date, d.key,
+               sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.cancelled), sum(d.returned), sum(d.items),
+               sum(d.gmv_cents), sum(d.delivered_gmv_cents), sum(d.returned_cents), sum(d.delivery_us)
         FROM agg.dim_stats d
         WHERE d.merchant_id = ANY (p_merchants) AND d.dimension = ANY (refresh.dimensions())
-          AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi
-        GROUP BY d.merchant_id, d.dimension, 4, d.status, d.key;
+          AND d.grain = v_from AND d.status = ANY (refresh.status_keys()) AND d.period_start >= v_lo AND d.period_start < v_hi
+        GROUP BY d.merchant_id, d.dimension, d.status, 5, d.key
+        ORDER BY 1, 2, 4, 5, 6;
     END LOOP;
 END $$;
 
@@ -241,14 +367,15 @@ BEGIN
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.finish(bigint, date, date, bigint[]); -- version 2
-DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date);
--- Everything that follows rewritten days of a set of merchants: rollups over [p_from, p_to],
--- the first order and order chains of the customers whose days changed, the product lists,
--- and freshness.
-CREATE PROCEDURE refresh.finish(p_merchants bigint[], p_from date, p_to date)
+DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date); -- version 3
+DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date, boolean);
+-- Everything that follows rewritten days of a set of merchants: rollups over [p_from, p_to]
+-- (of the breakdowns too with p_dim_rollups, when load_days did not keep them), the first
+-- order and order chains of the customers whose days changed, the product lists, and freshness.
+CREATE PROCEDURE refresh.finish(p_merchants bigint[], p_from date, p_to date, p_dim_rollups boolean)
 LANGUAGE plpgsql AS $$
 BEGIN
-    CALL refresh.rollup(p_merchants, p_from, p_to);
+    CALL refresh.rollup(p_merchants, p_from, p_to, p_dim_rollups);
 
     -- Customers whose orders per day changed: only they have a new first day or chain.
     WITH d AS (
@@ -289,7 +416,8 @@ END $$;
 
 DROP PROCEDURE IF EXISTS refresh.refresh_days(bigint, date, date);
 -- Refreshes one merchant over an explicit range of business days (CLI backfills). Days left
--- dirty inside the range are done by this too.
+-- dirty inside the range are done by this too. The breakdown rollups of the range's months
+-- and quarters are rebuilt from the day rows, not adjusted: an operator's refresh repairs.
 CREATE PROCEDURE refresh.refresh_days(p_merchant bigint, p_from date, p_to date)
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -297,9 +425,9 @@ BEGIN
         RAISE EXCEPTION 'refresh range % .. % is empty', p_from, p_to USING ERRCODE = 'invalid_parameter_value';
     END IF;
     CALL refresh.lock_merchant(p_merchant);
-    CALL refresh.load_days(ARRAY[p_merchant], p_from, p_to);
+    CALL refresh.load_days(ARRAY[p_merchant], p_from, p_to, false);
     DELETE FROM refresh.dirty_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to;
-    CALL refresh.finish(ARRAY[p_merchant], p_from, p_to);
+    CALL refresh.finish(ARRAY[p_merchant], p_from, p_to, true);
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int); -- version 1
@@ -333,9 +461,9 @@ BEGIN
         RETURN;
     END IF;
     FOR v_range IN SELECT * FROM refresh.day_runs(v_days) LOOP
-        CALL refresh.load_days(ARRAY[p_merchant], v_range.first_day, v_range.last_day);
+        CALL refresh.load_days(ARRAY[p_merchant], v_range.first_day, v_range.last_day, true);
     END LOOP;
-    CALL refresh.finish(ARRAY[p_merchant], v_days[1], v_days[cardinality(v_days)]);
+    CALL refresh.finish(ARRAY[p_merchant], v_days[1], v_days[cardinality(v_days)], false);
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.refresh_dirty_set(bigint[], int);
@@ -366,10 +494,10 @@ BEGIN
     FOR v_range IN SELECT * FROM refresh.day_runs(v_days) LOOP
         v_run := ARRAY(SELECT DISTINCT id FROM unnest(v_ids, v_days) AS x (id, day)
                        WHERE day BETWEEN v_range.first_day AND v_range.last_day);
-        CALL refresh.load_days(v_run, v_range.first_day, v_range.last_day);
+        CALL refresh.load_days(v_run, v_range.first_day, v_range.last_day, true);
     END LOOP;
     v_run := ARRAY(SELECT DISTINCT id FROM unnest(v_ids) AS id);
-    CALL refresh.finish(v_run, v_days[1], v_days[cardinality(v_days)]);
+    CALL refresh.finish(v_run, v_days[1], v_days[cardinality(v_days)], false);
 END $$;
 
 DROP FUNCTION IF EXISTS refresh.day_runs(date[]);

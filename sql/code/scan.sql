@@ -30,6 +30,20 @@ LANGUAGE sql AS $$
     SELECT id, parent_id, name FROM src.categories
     ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, name = EXCLUDED.name
     WHERE (ref.categories.parent_id, ref.categories.name) IS DISTINCT FROM (EXCLUDED.parent_id, EXCLUDED.name);
+    -- Keys of the text dimensions (agg.dim_stats): every region, and SPEC §2's delivery types
+    -- and payment methods. Added here, in a short transaction of their own, so that parallel
+    -- refreshes do not wait on each other's first insert of a label (they add any other value
+    -- they meet themselves).
+    INSERT INTO ref.labels (dimension, label)
+    SELECT x.dimension, x.label
+    FROM (SELECT DISTINCT 'region' AS dimension, region AS label FROM ref.cities
+          UNION ALL
+          SELECT 'delivery_type', unnest(ARRAY['courier', 'pickup_point', 'post', 'express'])
+          UNION ALL
+          SELECT 'payment_method', unnest(ARRAY['card', 'sbp', 'cash_on_delivery', 'installments', 'wallet'])) AS x
+    WHERE NOT EXISTS (SELECT FROM ref.labels AS l WHERE l.dimension = x.dimension AND l.label = x.label)
+    ORDER BY 1, 2
+    ON CONFLICT DO NOTHING;
 $$;
 
 DROP FUNCTION IF EXISTS refresh.source_horizon();

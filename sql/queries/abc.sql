@@ -9,13 +9,16 @@
 WITH tile AS (
     SELECT * FROM unnest($2::text[], $3::date[], $4::date[]) AS t (grain, first_start, last_start)
 ), v AS (
-    SELECT d.key::bigint AS product_id,
-           CASE WHEN $6 = 'items' THEN sum(d.items)::numeric ELSE sum(d.gmv) END AS value
+    -- One index range per tile and status (the key's order); gmv is stored in cents.
+    SELECT d.key AS product_id,
+           CASE WHEN $6 = 'items' THEN sum(d.items)::numeric ELSE sum(d.gmv_cents) * 0.01 END AS value
     FROM tile AS t
-    JOIN agg.dim_stats AS d
-      ON d.merchant_id = $1 AND d.dimension = 'product' AND d.grain = t.grain
-     AND d.period_start BETWEEN t.first_start AND t.last_start
-     AND d.status = ANY ($5::text[])
+    CROSS JOIN unnest($5::text[]) AS st (status)
+    CROSS JOIN LATERAL (
+        SELECT d.key, d.items, d.gmv_cents FROM agg.dim_stats AS d
+        WHERE d.merchant_id = $1 AND d.dimension = 'product' AND d.grain = t.grain AND d.status = st.status
+          AND d.period_start BETWEEN t.first_start AND t.last_start
+    ) AS d
     GROUP BY d.key
 ), ranked AS (
     SELECT product_id, value,
