@@ -21,15 +21,22 @@ var ErrUnknownSort = errors.New("unknown sort key")
 
 // Whitelists of sort keys: API name → fixed SQL expression. Request text never reaches SQL.
 var (
+	// Breakdown sorts are expressions over the integer sums of sql/queries/breakdown.sql,
+	// rounded as the response shows them, so ties fall to the key as they appear.
 	breakdownSorts = map[string]string{
 		"name": `name COLLATE "C"`, "key": "key_order", "orders": "orders", "accepted": "accepted",
 		"delivered": "delivered", "cancelled": "cancelled", "returned": "returned", "items": "items",
-		"gmv": "gmv", "returned_amount": "returned_amount", "revenue": "revenue", "share": "gmv", // exact, not the rounded share
-		"aov": "aov", "cancel_rate": "cancel_rate", "return_rate": "return_rate",
-		"avg_delivery_hours": "avg_delivery_hours",
+		"gmv": "gmv_cents", "returned_amount": "returned_cents", "revenue": "(delivered_gmv_cents - returned_cents)",
+		"share":              "gmv_cents", // exact, not the rounded share
+		"aov":                "round(gmv_cents * 0.01 / nullif(orders, 0), 2)",
+		"cancel_rate":        "round(cancelled::numeric / nullif(orders, 0), 4)",
+		"return_rate":        "round(returned::numeric / nullif(orders, 0), 4)",
+		"avg_delivery_hours": "CASE WHEN $2 IN ('product', 'category') THEN NULL ELSE round(delivery_us * 0.000001 / nullif(delivered, 0) / 3600, 2) END",
 	}
+	// ABC sorts: columns of sql/queries/abc.sql; a name is looked up only when sorting by it.
 	abcSorts = map[string]string{
-		"rank": "rank", "value": "value", "share": "value", "name": `name COLLATE "C"`, "product_id": "product_id",
+		"rank": "rank", "value": "value", "share": "value", "product_id": "product_id",
+		"name": `(SELECT coalesce(p.name, product_id::text) FROM agg.products AS p WHERE p.merchant_id = $1 AND p.id = product_id) COLLATE "C"`,
 	}
 )
 

@@ -1,7 +1,8 @@
 -- ABC analysis (SPEC §3) of a merchant's products over the tiles of a range, from the product
--- rows of agg.dim_stats. Classes are decided on exact numerics: class A when the cumulative
--- value before the product is < a × total (no rounded share is compared). /*ORDER*/ is a fixed
--- fragment from the whitelist in internal/stats.
+-- rows of agg.dim_stats. Classes are decided on exact integers (cents or items): class A when
+-- the cumulative value before the product is < a × total (no rounded share is compared).
+-- /*ORDER*/ is a fixed fragment from the whitelist in internal/stats. Names and shares are
+-- worked out for the page only (a large merchant has 5000 products).
 --
 -- $1 merchant id; $2..$4 tiles: grain, first and last period start; $5 status keys read ('all' for every status);
 -- $6 metric ('gmv' or 'items'); $7 a; $8 b; $9 class filter (NULL = all); $10 limit; $11 offset.
@@ -11,7 +12,7 @@ WITH tile AS (
 ), v AS (
     -- One index range per tile and status (the key's order); gmv is stored in cents.
     SELECT d.key AS product_id,
-           CASE WHEN $6 = 'items' THEN sum(d.items)::numeric ELSE sum(d.gmv_cents) * 0.01 END AS value
+           CASE WHEN $6 = 'items' THEN sum(d.items) ELSE sum(d.gmv_cents) END AS value
     FROM tile AS t
     CROSS JOIN unnest($5::text[]) AS st (status)
     CROSS JOIN LATERAL (
@@ -32,12 +33,8 @@ WITH tile AS (
     SELECT r.*,
            CASE WHEN r.cumulative - r.value < $7::numeric * r.total THEN 'A'
                 WHEN r.cumulative - r.value < $8::numeric * r.total THEN 'B'
-                ELSE 'C' END AS class,
-           coalesce(p.sku, '') AS sku,
-           coalesce(p.name, r.product_id::text) AS name,
-           round(r.value / r.total, 6) AS share
+                ELSE 'C' END AS class
     FROM ranked AS r
-    LEFT JOIN agg.products AS p ON p.merchant_id = $1 AND p.id = r.product_id
 ), filtered AS (
     SELECT * FROM classed WHERE $9::text IS NULL OR class = $9::text
 ), page AS (
@@ -46,13 +43,17 @@ WITH tile AS (
 ), classes AS (
     SELECT coalesce(jsonb_agg(jsonb_build_object('class', class, 'products', n, 'value', value::text,
                                                  'share', round(value / total, 6)) ORDER BY class), '[]') AS j
-    FROM (SELECT class, count(*) AS n, sum(value) AS value, max(total) AS total FROM classed GROUP BY class) AS c
+    FROM (SELECT class, count(*) AS n, sum(value) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END AS value,
+                 max(total) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END AS total
+          FROM classed GROUP BY class) AS c
 )
 SELECT (SELECT count(*) FROM filtered) AS total,
-       coalesce((SELECT sum(value) FROM v WHERE value > 0), 0)::text AS total_value,
+       coalesce((SELECT max(total) FROM ranked) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END, 0)::text AS total_value,
        (SELECT j FROM classes) AS classes,
-       page.product_id, page.sku, page.name, page.value::text, page.share::float8,
+       page.product_id, coalesce(p.sku, ''), coalesce(p.name, page.product_id::text),
+       (page.value * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END)::text, round(page.value / page.total, 6)::float8,
        round(page.cumulative / page.total, 6)::float8, page.class, page.rank
 FROM (SELECT) AS one
 LEFT JOIN page ON true
+LEFT JOIN agg.products AS p ON p.merchant_id = $1 AND p.id = page.product_id
 ORDER BY page.pos

@@ -1,10 +1,12 @@
 -- One row per key of a dimension (agg.dim_stats), summed over the tiles of a range, with its
 -- name, the SPEC §3 figures and its share of gmv; sorted and paged. /*ORDER*/ is replaced by
--- a fixed fragment from the whitelist in internal/stats (never by request text).
+-- a fixed expression over the sums (integers: money in cents, delivery in microseconds,
+-- migration 006) from the whitelist in internal/stats, never by request text. Figures are
+-- formatted for the page only: a year of a large merchant's products has 5000 keys.
 --
 -- $1 merchant id; $2 dimension; $3..$5 tiles: grain, first and last period start; $6 the
--- status keys read ('all' for every status); $7 limit; $8 offset. The first column is the total number of keys; a page
--- past the end is one row with the total and NULL key. Money is stored in cents (migration 006).
+-- status keys read ('all' for every status); $7 limit; $8 offset. The first column is the
+-- total number of keys; a page past the end is one row with the total and NULL key.
 WITH tile AS (
     SELECT * FROM unnest($3::text[], $4::date[], $5::date[]) AS t (grain, first_start, last_start)
 ), sums AS (
@@ -16,11 +18,10 @@ WITH tile AS (
            sum(d.cancelled) AS cancelled,
            sum(d.returned) AS returned,
            sum(d.items) AS items,
-           -- Cents and microseconds back to numeric(…,2) and seconds by exact multiplication.
-           sum(d.gmv_cents) * 0.01 AS gmv,
-           sum(d.delivered_gmv_cents) * 0.01 AS delivered_gmv,
-           sum(d.returned_cents) * 0.01 AS returned_amount,
-           sum(d.delivery_us) * 0.000001 AS delivery_seconds
+           sum(d.gmv_cents) AS gmv_cents,
+           sum(d.delivered_gmv_cents) AS delivered_gmv_cents,
+           sum(d.returned_cents) AS returned_cents,
+           sum(d.delivery_us) AS delivery_us
     FROM tile AS t
     CROSS JOIN unnest($6::text[]) AS st (status)
     CROSS JOIN LATERAL (
@@ -30,17 +31,9 @@ WITH tile AS (
     ) AS d
     GROUP BY d.key
 ), rows AS (
-    SELECT coalesce(l.label, s.key::text) AS key,
+    SELECT s.*,
+           coalesce(l.label, s.key::text) AS label,
            coalesce(p.name, c.name, ci.name, l.label, s.key::text) AS name,
-           s.orders, s.accepted, s.delivered, s.cancelled, s.returned, s.items,
-           s.gmv, s.returned_amount,
-           s.delivered_gmv - s.returned_amount AS revenue,
-           round(s.gmv / nullif(s.orders, 0), 2) AS aov,
-           round(s.cancelled::numeric / nullif(s.orders, 0), 4) AS cancel_rate,
-           round(s.returned::numeric / nullif(s.orders, 0), 4) AS return_rate,
-           CASE WHEN $2 IN ('product', 'category') THEN NULL
-                ELSE round(s.delivery_seconds / nullif(s.delivered, 0) / 3600, 2) END AS avg_delivery_hours,
-           round(s.gmv / nullif(sum(s.gmv) OVER (), 0), 6) AS share,
            -- Ties are broken by key: numerically for ids, as text for labels.
            CASE WHEN l.label IS NULL THEN lpad(s.key::text, 20, '0') ELSE l.label END AS key_order
     FROM sums AS s
@@ -51,11 +44,22 @@ WITH tile AS (
 ), page AS (
     SELECT *, row_number() OVER (ORDER BY /*ORDER*/, key_order) AS pos
     FROM rows ORDER BY /*ORDER*/, key_order LIMIT $7 OFFSET $8
+), fig AS (
+    -- Cents and microseconds back to numeric(…,2) and seconds by exact multiplication.
+    SELECT page.*, gmv_cents * 0.01 AS gmv, delivered_gmv_cents * 0.01 AS delivered_gmv,
+           returned_cents * 0.01 AS returned_amount, delivery_us * 0.000001 AS delivery_seconds,
+           (SELECT sum(gmv_cents) * 0.01 FROM rows) AS total_gmv
+    FROM page
 )
 SELECT (SELECT count(*) FROM rows) AS total,
-       page.key, page.name, page.share::float8, page.orders, page.accepted, page.delivered, page.cancelled,
-       page.returned, page.items, page.gmv::text, page.returned_amount::text, page.revenue::text, page.aov::text, page.cancel_rate::float8, page.return_rate::float8,
-       page.avg_delivery_hours::float8
+       fig.label, fig.name, round(fig.gmv / nullif(fig.total_gmv, 0), 6)::float8,
+       fig.orders, fig.accepted, fig.delivered, fig.cancelled, fig.returned, fig.items,
+       fig.gmv::text, fig.returned_amount::text, (fig.delivered_gmv - fig.returned_amount)::text,
+       round(fig.gmv / nullif(fig.orders, 0), 2)::text,
+       round(fig.cancelled::numeric / nullif(fig.orders, 0), 4)::float8,
+       round(fig.returned::numeric / nullif(fig.orders, 0), 4)::float8,
+       CASE WHEN $2 IN ('product', 'category') THEN NULL
+            ELSE round(fig.delivery_seconds / nullif(fig.delivered, 0) / 3600, 2)::float8 END
 FROM (SELECT) AS one
-LEFT JOIN page ON true
-ORDER BY page.pos
+LEFT JOIN fig ON true
+ORDER BY fig.pos

@@ -19,13 +19,15 @@ WITH tile AS (
            sum(s.returned_amount) AS returned_amount,
            sum(s.delivery_seconds) AS delivery_seconds
     FROM tile AS t
-    -- An index range per tile: a join would compare every tile with every stored row (a
-    -- daily series of a year: 365 tiles × the merchant's rows, 14 ms instead of 1 ms).
+    -- An index range per tile (OFFSET 0 keeps the subquery from being flattened into a hash
+    -- join that compares every tile with every stored row: a daily series of a year, 365 tiles
+    -- × the merchant's rows, took 14 ms instead of 1 ms).
     CROSS JOIN LATERAL (
         SELECT * FROM agg.order_stats AS s
         WHERE s.merchant_id = $1 AND s.grain = t.grain
           AND s.period_start BETWEEN t.first_start AND t.last_start
           AND s.status = ANY ($6::text[])
+        OFFSET 0
     ) AS s
     GROUP BY t.grp
 )
