@@ -81,30 +81,28 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64
 	grain, first, last := tileArrays(period.CoverRange(l.From, l.To))
 	var total int64
 	out := []gen.BreakdownRow{}
-	err = db.AsMerchant(ctx, r.pool, l.MerchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset)
-		if err != nil {
-			return err
-		}
+	b := &pgx.Batch{}
+	b.Queue(q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset).Query(func(rows pgx.Rows) error {
 		var key, name *string
-		var b gen.BreakdownRow
-		m := &b.Metrics
+		var row gen.BreakdownRow
+		m := &row.Metrics
 		var gmv, returnedAmount, revenue *string
 		var orders, accepted, delivered, cancelled, returned, items *int64
-		_, err = pgx.ForEachRow(rows, []any{&total, &key, &name, &b.Share, &orders, &accepted, &delivered,
+		_, err := pgx.ForEachRow(rows, []any{&total, &key, &name, &row.Share, &orders, &accepted, &delivered,
 			&cancelled, &returned, &items, &gmv, &returnedAmount, &revenue, &m.Aov, &m.CancelRate,
 			&m.ReturnRate, &m.AvgDeliveryHours}, func() error {
 			if key == nil { // a page past the end
 				return nil
 			}
-			b.Key, b.Name = *key, *name
+			row.Key, row.Name = *key, *name
 			m.Orders, m.Accepted, m.Delivered, m.Cancelled, m.Returned, m.Items = *orders, *accepted, *delivered, *cancelled, *returned, *items
 			m.Gmv, m.ReturnedAmount, m.Revenue = *gmv, *returnedAmount, *revenue
-			out = append(out, b)
+			out = append(out, row)
 			return nil
 		})
 		return err
 	})
+	err = db.AsMerchant(ctx, r.pool, l.MerchantID, b)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s breakdown of merchant %d: %w", dimension, l.MerchantID, err)
 	}
@@ -136,17 +134,14 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 	sql := strings.ReplaceAll(r.sql["abc.sql"], "/*ORDER*/", order)
 	grain, first, last := tileArrays(period.CoverRange(q.From, q.To))
 	res := ABCResult{Products: []gen.ABCProduct{}}
-	err = db.AsMerchant(ctx, r.pool, q.MerchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, q.MerchantID, grain, first, last, statusKeys(q.Statuses), q.Metric,
-			q.A, q.B, q.Class, q.Limit, q.Offset)
-		if err != nil {
-			return err
-		}
+	b := &pgx.Batch{}
+	b.Queue(sql, q.MerchantID, grain, first, last, statusKeys(q.Statuses), q.Metric,
+		q.A, q.B, q.Class, q.Limit, q.Offset).Query(func(rows pgx.Rows) error {
 		var classes []byte
 		var id, rank *int64
 		var sku, name, value, class *string
 		var share, cum *float64
-		_, err = pgx.ForEachRow(rows, []any{&res.Total, &res.TotalValue, &classes, &id, &sku, &name, &value,
+		_, err := pgx.ForEachRow(rows, []any{&res.Total, &res.TotalValue, &classes, &id, &sku, &name, &value,
 			&share, &cum, &class, &rank}, func() error {
 			if res.Classes == nil {
 				if err := json.Unmarshal(classes, &res.Classes); err != nil {
@@ -162,6 +157,7 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 		})
 		return err
 	})
+	err = db.AsMerchant(ctx, r.pool, q.MerchantID, b)
 	if err != nil {
 		return ABCResult{}, fmt.Errorf("abc of merchant %d: %w", q.MerchantID, err)
 	}
@@ -187,20 +183,17 @@ func allClasses(have []gen.ABCClassTotal) []gen.ABCClassTotal {
 // Cohorts returns the retention matrix of the cohorts of the months from..to (first days).
 func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.OrderStatus, from, to time.Time) ([]gen.Cohort, error) {
 	out := []gen.Cohort{}
-	err := db.AsMerchant(ctx, r.pool, merchantID, func(tx pgx.Tx) error {
-		q, args := r.sql["cohorts.sql"], []any{merchantID, from, to}
-		if !everyStatus(statuses) {
-			q, args = r.sql["cohorts_filtered.sql"], append(args, statusNames(statuses))
-		}
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
+	q, args := r.sql["cohorts.sql"], []any{merchantID, from, to}
+	if !everyStatus(statuses) {
+		q, args = r.sql["cohorts_filtered.sql"], append(args, statusNames(statuses))
+	}
+	b := &pgx.Batch{}
+	b.Queue(q, args...).Query(func(rows pgx.Rows) error {
 		var cohort time.Time
 		var size int64
 		var k *int32
 		var share *float64
-		_, err = pgx.ForEachRow(rows, []any{&cohort, &size, &k, &share}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&cohort, &size, &k, &share}, func() error {
 			if len(out) == 0 || !out[len(out)-1].Cohort.Time.Equal(cohort) {
 				months := (to.Year()-cohort.Year())*12 + int(to.Month()-cohort.Month()) + 1
 				out = append(out, gen.Cohort{Cohort: openapi_types.Date{Time: cohort}, Customers: size, Retention: make([]float64, months)})
@@ -212,6 +205,7 @@ func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.O
 		})
 		return err
 	})
+	err := db.AsMerchant(ctx, r.pool, merchantID, b)
 	if err != nil {
 		return nil, fmt.Errorf("cohorts of merchant %d: %w", merchantID, err)
 	}
@@ -221,9 +215,11 @@ func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.O
 // Freshness reports how fresh a merchant's aggregates are.
 func (r *Reader) Freshness(ctx context.Context, merchantID int64) (gen.Freshness, error) {
 	f := gen.Freshness{MerchantId: merchantID}
-	err := db.AsMerchant(ctx, r.pool, merchantID, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, r.sql["freshness.sql"]).Scan(&f.RefreshedAt, &f.SourceWatermark, &f.LastScanAt, &f.PendingDays, &f.LagSeconds)
+	b := &pgx.Batch{}
+	b.Queue(r.sql["freshness.sql"]).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&f.RefreshedAt, &f.SourceWatermark, &f.LastScanAt, &f.PendingDays, &f.LagSeconds)
 	})
+	err := db.AsMerchant(ctx, r.pool, merchantID, b)
 	if err != nil {
 		return f, fmt.Errorf("freshness of merchant %d: %w", merchantID, err)
 	}

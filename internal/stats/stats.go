@@ -117,41 +117,40 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 	for i := range orders {
 		orders[i] = Zero()
 	}
-	err := db.AsMerchant(ctx, r.pool, q.MerchantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, r.sql["order_metrics.sql"], q.MerchantID, grp, grain, first, last, statusKeys(q.Statuses))
-		if err != nil {
-			return err
-		}
+	b := &pgx.Batch{}
+	b.Queue(r.sql["order_metrics.sql"], q.MerchantID, grp, grain, first, last, statusKeys(q.Statuses)).Query(func(rows pgx.Rows) error {
 		var i int32
 		var m gen.Metrics
-		if _, err := pgx.ForEachRow(rows, []any{&i, &m.Orders, &m.Accepted, &m.Delivered, &m.Cancelled,
+		_, err := pgx.ForEachRow(rows, []any{&i, &m.Orders, &m.Accepted, &m.Delivered, &m.Cancelled,
 			&m.Returned, &m.Items, &m.Gmv, &m.ReturnedAmount, &m.Revenue, &m.Aov, &m.CancelRate,
 			&m.ReturnRate, &m.AvgDeliveryHours}, func() error {
 			orders[i] = m
 			return nil
-		}); err != nil {
+		})
+		if err != nil {
 			return fmt.Errorf("order metrics: %w", err)
 		}
-
-		if everyStatus(q.Statuses) {
-			rows, err = tx.Query(ctx, r.sql["customer_metrics.sql"], q.MerchantID, grp, grain, first, last, cgrp, lo)
-		} else {
-			rows, err = tx.Query(ctx, r.sql["customer_metrics_filtered.sql"], q.MerchantID, cgrp, lo, hi, statusNames(q.Statuses))
-		}
-		if err != nil {
-			return err
-		}
+		return nil
+	})
+	cq, args := "customer_metrics.sql", []any{q.MerchantID, grp, grain, first, last, cgrp, lo}
+	if !everyStatus(q.Statuses) {
+		cq, args = "customer_metrics_filtered.sql", []any{q.MerchantID, cgrp, lo, hi, statusNames(q.Statuses)}
+	}
+	b.Queue(r.sql[cq], args...).Query(func(rows pgx.Rows) error {
+		var i int32
 		var c gen.CustomerMetrics
-		if _, err := pgx.ForEachRow(rows, []any{&i, &c.Customers, &c.NewCustomers, &c.RepeatRate,
+		_, err := pgx.ForEachRow(rows, []any{&i, &c.Customers, &c.NewCustomers, &c.RepeatRate,
 			&c.OrdersPerCustomer, &c.GmvPerCustomer}, func() error {
 			c.ReturningCustomers = c.Customers - c.NewCustomers
 			customers[i] = c
 			return nil
-		}); err != nil {
+		})
+		if err != nil {
 			return fmt.Errorf("customer metrics: %w", err)
 		}
 		return nil
 	})
+	err := db.AsMerchant(ctx, r.pool, q.MerchantID, b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("figures of merchant %d: %w", q.MerchantID, err)
 	}
