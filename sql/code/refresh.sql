@@ -39,21 +39,24 @@ DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date, boolean);
 --
 -- Breakdown rows are not deleted and inserted again: the new day rows and the old ones
 -- (negated) are netted in the session's dim_changes table, and only the keys whose figures
--- changed are written (refresh.apply_dim_changes). With p_rollups the same net changes are
--- added to the month and quarter rows, so a change to a few orders writes a few rows at
--- each grain instead of re-summing whole months; without it the caller rebuilds the rollups
--- (refresh.rollup), which also repairs any that drifted.
+-- changed are written (refresh.apply_dim_changes). The same net changes are added to the
+-- month and quarter rows, so a change to a few orders writes a few rows at each grain instead
+-- of re-summing whole months. With p_rebuild, or for a run longer than two months (a
+-- backfill: rebuilding is then cheaper than adding up millions of changes), the month and
+-- quarter rows the run overlaps are rebuilt from the day rows instead, which also repairs any
+-- that drifted.
 --
 -- Each remote query runs once (MATERIALIZED) and results are joined here with hash joins:
 -- the planner has no real row estimates for foreign aggregates (rows=1), and a nested loop
 -- would re-run the inner remote query for every outer row.
-CREATE PROCEDURE refresh.load_days(p_merchants bigint[], p_from date, p_to date, p_rollups boolean)
+CREATE PROCEDURE refresh.load_days(p_merchants bigint[], p_from date, p_to date, p_rebuild boolean)
 LANGUAGE plpgsql
 SET enable_nestloop = off
 AS $$
 DECLARE
-    v_tz  text;
-    v_seg record;
+    v_tz      text;
+    v_seg     record;
+    v_rebuild boolean := p_rebuild OR p_to - p_from > 62;
 BEGIN
     SELECT timezone INTO v_tz FROM refresh.settings;
     CALL refresh.scratch();
@@ -170,7 +173,10 @@ BEGIN
     WHERE status <> 'all' AND orders > 0 -- the new rows
     GROUP BY merchant_id, dimension, day, key;
 
-    CALL refresh.apply_dim_changes(p_rollups);
+    CALL refresh.apply_dim_changes(NOT v_rebuild);
+    IF v_rebuild THEN
+        CALL refresh.rollup_dims(p_merchants, p_from, p_to);
+    END IF;
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.scratch();
@@ -198,10 +204,12 @@ END $$;
 
 DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean);
 -- Writes the net changes in dim_changes to agg.dim_stats: day rows, and with p_rollups the
--- month and quarter rows they sum into. A key's row is updated to its new figures, inserted
--- when it is new, deleted when it has no orders left; keys whose figures did not change are
--- not touched. One statement, so every row is read and written from one snapshot.
--- Index probes per changed key (nested loops): a hash join would read every row of the table.
+-- month and quarter rows they sum into. A key's row is updated by its change, inserted when it
+-- is new, deleted when it has no orders left; keys whose figures did not change are not
+-- touched. Whether a day row is stored is known from dim_changes (old rows have negative
+-- orders), so new day rows need no lookup; rollup rows are looked up by primary key (nested
+-- loops: a hash join would read every row of the table). One statement: every row is read and
+-- written from one snapshot.
 CREATE PROCEDURE refresh.apply_dim_changes(p_rollups boolean)
 LANGUAGE plpgsql
 SET enable_hashjoin = off
@@ -209,14 +217,38 @@ SET enable_mergejoin = off
 AS $$
 BEGIN
     WITH net AS (
-        SELECT merchant_id, dimension, status, day, key, sum(orders) AS orders, sum(accepted) AS accepted,
-               sum(delivered) AS delivered, sum(cancelled) AS cancelled, sum(returned) AS returned,
-               sum(items) AS items, sum(gmv_cents) AS gmv_cents, sum(delivered_gmv_cents) AS delivered_gmv_cents,
+        SELECT merchant_id, dimension, status, day, key, bool_or(orders < 0) AS stored,
+               sum(orders) FILTER (WHERE orders < 0) AS old_orders,
+               sum(orders) AS orders, sum(accepted) AS accepted, sum(delivered) AS delivered,
+               sum(cancelled) AS cancelled, sum(returned) AS returned, sum(items) AS items,
+               sum(gmv_cents) AS gmv_cents, sum(delivered_gmv_cents) AS delivered_gmv_cents,
                sum(returned_cents) AS returned_cents, sum(delivery_us) AS delivery_us
         FROM pg_temp.dim_changes
         GROUP BY merchant_id, dimension, status, day, key
         HAVING (sum(orders), sum(accepted), sum(delivered), sum(cancelled), sum(returned), sum(items), sum(gmv_cents),
                 sum(delivered_gmv_cents), sum(returned_cents), sum(delivery_us)) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    ), day_gone AS (
+        DELETE FROM agg.dim_stats AS t USING net AS n
+        WHERE n.stored AND n.orders - n.old_orders = 0
+          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'day' AND t.status = n.status
+          AND t.period_start = n.day AND t.key = n.key
+    ), day_changed AS (
+        UPDATE agg.dim_stats AS t
+        SET orders = t.orders + n.orders, accepted = t.accepted + n.accepted, delivered = t.delivered + n.delivered,
+            cancelled = t.cancelled + n.cancelled, returned = t.returned + n.returned, items = t.items + n.items,
+            gmv_cents = t.gmv_cents + n.gmv_cents, delivered_gmv_cents = t.delivered_gmv_cents + n.delivered_gmv_cents,
+            returned_cents = t.returned_cents + n.returned_cents, delivery_us = t.delivery_us + n.delivery_us
+        FROM net AS n
+        WHERE n.stored AND n.orders - n.old_orders <> 0
+          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'day' AND t.status = n.status
+          AND t.period_start = n.day AND t.key = n.key
+    ), day_new AS (
+        INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted,
+            delivered, cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
+        SELECT merchant_id, dimension, 'day', status, day, key, orders, accepted, delivered, cancelled, returned,
+               items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us
+        FROM net WHERE NOT stored
+        ORDER BY merchant_id, dimension, status, day, key
     ), g AS (
         SELECT n.merchant_id, n.dimension, g.grain, n.status, date_trunc(g.grain, n.day::timestamp)::date AS period_start,
                n.key, sum(n.orders) AS orders, sum(n.accepted) AS accepted, sum(n.delivered) AS delivered,
@@ -224,7 +256,8 @@ BEGIN
                sum(n.gmv_cents) AS gmv_cents, sum(n.delivered_gmv_cents) AS delivered_gmv_cents,
                sum(n.returned_cents) AS returned_cents, sum(n.delivery_us) AS delivery_us
         FROM net AS n
-        CROSS JOIN unnest(CASE WHEN p_rollups THEN ARRAY['day', 'month', 'quarter'] ELSE ARRAY['day'] END) AS g (grain)
+        CROSS JOIN unnest(ARRAY['month', 'quarter']) AS g (grain)
+        WHERE p_rollups
         GROUP BY 1, 2, 3, 4, 5, 6
     ), cur AS (
         SELECT g.merchant_id, g.dimension, g.grain, g.status, g.period_start, g.key, t.merchant_id IS NOT NULL AS stored,
@@ -286,22 +319,18 @@ $$;
 DROP PROCEDURE IF EXISTS refresh.rollup(bigint, date, date); -- version 2
 DROP PROCEDURE IF EXISTS refresh.rollup(bigint[], date, date); -- version 3
 DROP PROCEDURE IF EXISTS refresh.rollup(bigint[], date, date, boolean);
--- Recomputes the week, month and quarter rows of agg.order_stats (and, with p_dims, the month
--- and quarter rows of agg.dim_stats) of every period that overlaps [p_from, p_to], for a set of
--- merchants: weeks and months from the day rows, quarters from the month rows (three rows per
--- key instead of ninety). A refresh of dirty days keeps the breakdown rollups by their net
--- changes instead (refresh.apply_dim_changes); rebuilding them here is the explicit range
--- refresh's way to repair any that drifted.
-CREATE PROCEDURE refresh.rollup(p_merchants bigint[], p_from date, p_to date, p_dims boolean)
+DROP PROCEDURE IF EXISTS refresh.rollup_orders(bigint[], date, date);
+-- Recomputes the week, month and quarter rows of agg.order_stats of every period that
+-- overlaps [p_from, p_to], for a set of merchants: weeks and months from the day rows,
+-- quarters from the month rows. A few rows per merchant and period: rebuilding is cheap.
+CREATE PROCEDURE refresh.rollup_orders(p_merchants bigint[], p_from date, p_to date)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_grain text;
-    v_from  text;
     v_lo    date;
     v_hi    date;
 BEGIN
     FOREACH v_grain IN ARRAY ARRAY['week', 'month', 'quarter'] LOOP
-        v_from := CASE v_grain WHEN 'quarter' THEN 'month' ELSE 'day' END;
         v_lo := date_trunc(v_grain, p_from::timestamp)::date;
         v_hi := (date_trunc(v_grain, p_to::timestamp) + refresh.grain_step(v_grain))::date;
         DELETE FROM agg.order_stats
@@ -312,10 +341,27 @@ BEGIN
                sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.returned), sum(d.items),
                sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds), sum(d.cancelled)
         FROM agg.order_stats d
-        WHERE d.merchant_id = ANY (p_merchants) AND d.grain = v_from AND d.period_start >= v_lo AND d.period_start < v_hi
+        WHERE d.merchant_id = ANY (p_merchants) AND d.grain = CASE v_grain WHEN 'quarter' THEN 'month' ELSE 'day' END
+          AND d.period_start >= v_lo AND d.period_start < v_hi
         GROUP BY 1, 3, 4;
+    END LOOP;
+END $$;
 
-        CONTINUE WHEN v_grain = 'week' OR NOT p_dims; -- breakdowns tile ranges with days, months and quarters only
+DROP PROCEDURE IF EXISTS refresh.rollup_dims(bigint[], date, date);
+-- Rebuilds the month and quarter rows of agg.dim_stats of every period that overlaps
+-- [p_from, p_to] from the day rows (months) and month rows (quarters: three rows per key
+-- instead of ninety). Refreshes of dirty days keep these rows by their net changes instead
+-- (refresh.apply_dim_changes); rebuilding is for long runs and explicit range refreshes.
+CREATE PROCEDURE refresh.rollup_dims(p_merchants bigint[], p_from date, p_to date)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_grain text;
+    v_lo    date;
+    v_hi    date;
+BEGIN
+    FOREACH v_grain IN ARRAY ARRAY['month', 'quarter'] LOOP
+        v_lo := date_trunc(v_grain, p_from::timestamp)::date;
+        v_hi := (date_trunc(v_grain, p_to::timestamp) + refresh.grain_step(v_grain))::date;
         DELETE FROM agg.dim_stats
         WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
           AND grain = v_grain AND status = ANY (refresh.status_keys()) AND period_start >= v_lo AND period_start < v_hi;
@@ -326,7 +372,8 @@ BEGIN
                sum(d.gmv_cents), sum(d.delivered_gmv_cents), sum(d.returned_cents), sum(d.delivery_us)
         FROM agg.dim_stats d
         WHERE d.merchant_id = ANY (p_merchants) AND d.dimension = ANY (refresh.dimensions())
-          AND d.grain = v_from AND d.status = ANY (refresh.status_keys()) AND d.period_start >= v_lo AND d.period_start < v_hi
+          AND d.grain = CASE v_grain WHEN 'quarter' THEN 'month' ELSE 'day' END
+          AND d.status = ANY (refresh.status_keys()) AND d.period_start >= v_lo AND d.period_start < v_hi
         GROUP BY d.merchant_id, d.dimension, d.status, 5, d.key
         ORDER BY 1, 2, 4, 5, 6;
     END LOOP;
@@ -367,15 +414,15 @@ BEGIN
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.finish(bigint, date, date, bigint[]); -- version 2
-DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date); -- version 3
 DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date, boolean);
--- Everything that follows rewritten days of a set of merchants: rollups over [p_from, p_to]
--- (of the breakdowns too with p_dim_rollups, when load_days did not keep them), the first
--- order and order chains of the customers whose days changed, the product lists, and freshness.
-CREATE PROCEDURE refresh.finish(p_merchants bigint[], p_from date, p_to date, p_dim_rollups boolean)
+DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date);
+-- Everything that follows rewritten days of a set of merchants: order rollups over
+-- [p_from, p_to] (load_days keeps the breakdown rollups), the first order and order chains of
+-- the customers whose days changed, the product lists, and freshness.
+CREATE PROCEDURE refresh.finish(p_merchants bigint[], p_from date, p_to date)
 LANGUAGE plpgsql AS $$
 BEGIN
-    CALL refresh.rollup(p_merchants, p_from, p_to, p_dim_rollups);
+    CALL refresh.rollup_orders(p_merchants, p_from, p_to);
 
     -- Customers whose orders per day changed: only they have a new first day or chain.
     WITH d AS (
@@ -425,9 +472,9 @@ BEGIN
         RAISE EXCEPTION 'refresh range % .. % is empty', p_from, p_to USING ERRCODE = 'invalid_parameter_value';
     END IF;
     CALL refresh.lock_merchant(p_merchant);
-    CALL refresh.load_days(ARRAY[p_merchant], p_from, p_to, false);
+    CALL refresh.load_days(ARRAY[p_merchant], p_from, p_to, true);
     DELETE FROM refresh.dirty_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to;
-    CALL refresh.finish(ARRAY[p_merchant], p_from, p_to, true);
+    CALL refresh.finish(ARRAY[p_merchant], p_from, p_to);
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int); -- version 1
@@ -461,9 +508,9 @@ BEGIN
         RETURN;
     END IF;
     FOR v_range IN SELECT * FROM refresh.day_runs(v_days) LOOP
-        CALL refresh.load_days(ARRAY[p_merchant], v_range.first_day, v_range.last_day, true);
+        CALL refresh.load_days(ARRAY[p_merchant], v_range.first_day, v_range.last_day, false);
     END LOOP;
-    CALL refresh.finish(ARRAY[p_merchant], v_days[1], v_days[cardinality(v_days)], false);
+    CALL refresh.finish(ARRAY[p_merchant], v_days[1], v_days[cardinality(v_days)]);
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.refresh_dirty_set(bigint[], int);
@@ -494,10 +541,10 @@ BEGIN
     FOR v_range IN SELECT * FROM refresh.day_runs(v_days) LOOP
         v_run := ARRAY(SELECT DISTINCT id FROM unnest(v_ids, v_days) AS x (id, day)
                        WHERE day BETWEEN v_range.first_day AND v_range.last_day);
-        CALL refresh.load_days(v_run, v_range.first_day, v_range.last_day, true);
+        CALL refresh.load_days(v_run, v_range.first_day, v_range.last_day, false);
     END LOOP;
     v_run := ARRAY(SELECT DISTINCT id FROM unnest(v_ids) AS id);
-    CALL refresh.finish(v_run, v_days[1], v_days[cardinality(v_days)], false);
+    CALL refresh.finish(v_run, v_days[1], v_days[cardinality(v_days)]);
 END $$;
 
 DROP FUNCTION IF EXISTS refresh.day_runs(date[]);
