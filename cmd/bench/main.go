@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.BaselineRequests, "baseline-requests", 200, "summaries timed through the API and on the source")
 	fs.IntVar(&o.BaselineConcurrency, "baseline-concurrency", 4, "of those, how many at a time")
 	fs.DurationVar(&o.BaselineBudget, "baseline-budget", 2*time.Minute, "time bound of the source side")
+	fs.IntVar(&o.EndpointRequests, "endpoint-requests", 30, "times each kind of request is timed alone")
 	fs.StringVar(&changes, "changes", "1000,10000", "orders changed before each incremental refresh")
 	fs.DurationVar(&o.RefreshInterval, "refresh-interval", time.Minute, "REFRESH_INTERVAL of the freshness probe")
 	fs.StringVar(&o.OutDir, "out", ".", "where BENCHMARKS.md and bench/ are written")

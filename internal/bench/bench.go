@@ -50,11 +50,13 @@ type Options struct {
 	// BaselineConcurrency at a time; BaselineBudget bounds the source side's time.
 	BaselineRequests, BaselineConcurrency int
 	BaselineBudget                        time.Duration
-	Changes                               []int         // orders changed before each incremental refresh
-	RefreshInterval                       time.Duration // of serve --with-worker in the freshness probe
-	Timezone                              string
-	OutDir                                string // results/*.json, BENCHMARKS.md and latency.png go here
-	Log                                   io.Writer
+	// EndpointRequests is how many times each kind of request is timed alone.
+	EndpointRequests int
+	Changes          []int         // orders changed before each incremental refresh
+	RefreshInterval  time.Duration // of serve --with-worker in the freshness probe
+	Timezone         string
+	OutDir           string // results/*.json, BENCHMARKS.md and latency.png go here
+	Log              io.Writer
 	// SkipBackfill reuses an analytics database a previous run refreshed (the 10M backfill
 	// takes ~20 minutes); the result then has no backfill figures.
 	SkipBackfill bool
@@ -78,6 +80,7 @@ type Result struct {
 	Incremental []Incremental `json:"incremental"`
 	Load        []Load        `json:"load"`
 	Baseline    Baseline      `json:"baseline"`
+	Endpoints   []Endpoint    `json:"endpoints,omitempty"`
 	ServeRSSMiB float64       `json:"serve_peak_rss_mib"`
 
 	FreshnessSeconds float64 `json:"freshness_seconds"`

@@ -25,7 +25,7 @@ func TestSmoke(t *testing.T) {
 	require.NoError(t, err, string(out))
 	o := Options{
 		Orders: 4000, Merchants: 6, Seed: 3, Bin: bin, Rates: []int{20, 50}, Duration: time.Second,
-		BaselineRequests: 12, BaselineConcurrency: 2, BaselineBudget: 20 * time.Second,
+		BaselineRequests: 12, BaselineConcurrency: 2, BaselineBudget: 20 * time.Second, EndpointRequests: 2,
 		Changes: []int{20, 100}, RefreshInterval: time.Second, Timezone: "Europe/Moscow",
 		SourceDB: dbtest.UniqueName("bench_src"), AnalyticsDB: dbtest.UniqueName("bench_agg"),
 		OutDir: t.TempDir(), Log: &bytes.Buffer{},
@@ -51,6 +51,7 @@ func TestSmoke(t *testing.T) {
 		require.LessOrEqual(t, l.P50ms, l.P99ms)
 	}
 	require.Equal(t, 12, r.Baseline.Requests)
+	require.Len(t, r.Endpoints, len(endpointRequests)) // each answered 200
 	require.Positive(t, r.Baseline.RatioP50)
 	require.Positive(t, r.ServeRSSMiB)
 	require.Positive(t, r.FreshnessSeconds)
@@ -60,6 +61,7 @@ func TestSmoke(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(md), "### 4k orders")
 	require.Contains(t, string(md), "| mix | 50/s |")
+	require.Contains(t, string(md), "| `/v1/abc` (2×) |")
 	png, err := os.ReadFile(filepath.Join(o.OutDir, "bench", "latency.png"))
 	require.NoError(t, err)
 	require.True(t, bytes.HasPrefix(png, []byte("\x89PNG")))

@@ -175,6 +175,15 @@ var tables = template.Must(template.New("t").Funcs(template.FuncMap{
 | end-to-end freshness (` + "`serve --with-worker`" + `, REFRESH_INTERVAL={{.RefreshInterval}}) | {{f1 .FreshnessSeconds}} s | | |
 | peak RSS: serve under load / refresh during backfill | {{f0 .ServeRSSMiB}} MiB / {{if .RefreshPeakRSSMiB}}{{f0 .RefreshPeakRSSMiB}} MiB{{else}}—{{end}} | | |
 
+{{- if .Endpoints}}
+
+| one request at a time: largest merchant, last year of data | p50 ms | p99 ms |
+|---|---|---|
+{{- range .Endpoints}}
+| ` + "`{{.Request}}`" + ` ({{.Count}}×) | {{f1 .P50ms}} | {{f1 .P99ms}} |
+{{- end}}
+{{- end}}
+
 | load run | rate | requests | p50 ms | p95 ms | p99 ms | max ms | errors |
 |---|---|---|---|---|---|---|---|
 {{- range .Load}}

@@ -28,6 +28,10 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if _, set := cfg.ConnConfig.RuntimeParams["client_connection_check_interval"]; !set {
 		cfg.ConnConfig.RuntimeParams["client_connection_check_interval"] = "2s"
 	}
+	// The refresh procedures steer plans with enable_* settings, whose penalty costs make
+	// the planner JIT-compile statements that then run in milliseconds: half a second of
+	// compiling per statement, measured on a small merchant's refresh.
+	cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	// Room for River's own connections beside WORKER_CONCURRENCY jobs, or refresh --jobs;
 	// connections open only when used. pool_max_conns in the URL wins.
 	if !strings.Contains(url, "pool_max_conns") {

@@ -6,7 +6,9 @@
 --   * status before period_start in the key: a range of periods of one status is one index
 --     range, not every status's entries filtered (the index scan went from 11 ms to 0.6 ms);
 --   * integer keys (product, category and city ids; region, delivery type and payment method
---     through ref.labels) instead of text, hashed and compared without collation;
+--     through ref.labels) instead of text, and the key's text columns in the "C" collation:
+--     compared bytewise, not by the locale's rules (inserts, index scans and sorts; sorting a
+--     large merchant's million new day rows by the key took 3.8 s in the database's locale);
 --   * money in cents and delivery time in microseconds as bigint, counts as int: sums of
 --     integers, not of numeric (exact all the same; read queries turn cents back into
 --     numeric(…,2)).
@@ -35,9 +37,9 @@ GRANT SELECT ON ref.labels TO merchantagg_api;
 -- loudly here rather than be missed by them.
 CREATE TABLE agg.dim_stats (
     merchant_id         bigint NOT NULL,
-    dimension           text NOT NULL CHECK (dimension IN ('product', 'category', 'city', 'region', 'delivery_type', 'payment_method')),
-    grain               text NOT NULL CHECK (grain IN ('day', 'month', 'quarter')),
-    status              text NOT NULL CHECK (status IN ('all', 'created', 'accepted', 'delivered', 'cancelled', 'returned')),
+    dimension           text COLLATE "C" NOT NULL CHECK (dimension IN ('product', 'category', 'city', 'region', 'delivery_type', 'payment_method')),
+    grain               text COLLATE "C" NOT NULL CHECK (grain IN ('day', 'month', 'quarter')),
+    status              text COLLATE "C" NOT NULL CHECK (status IN ('all', 'created', 'accepted', 'delivered', 'cancelled', 'returned')),
     period_start        date NOT NULL,
     key                 bigint NOT NULL,
     orders              int NOT NULL CHECK (orders > 0),
