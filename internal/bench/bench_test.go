@@ -51,7 +51,10 @@ func TestSmoke(t *testing.T) {
 		require.LessOrEqual(t, l.P50ms, l.P99ms)
 	}
 	require.Equal(t, 12, r.Baseline.Requests)
-	require.Len(t, r.Endpoints, len(endpointRequests)) // each answered 200
+	require.Len(t, r.Endpoints, len(endpointRequests))
+	for _, e := range r.Endpoints {
+		require.Zero(t, e.Errors, e.Request)
+	}
 	require.Positive(t, r.Baseline.RatioP50)
 	require.Positive(t, r.ServeRSSMiB)
 	require.Positive(t, r.FreshnessSeconds)

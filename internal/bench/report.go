@@ -177,10 +177,10 @@ var tables = template.Must(template.New("t").Funcs(template.FuncMap{
 
 {{- if .Endpoints}}
 
-| one request at a time: largest merchant, last year of data | p50 ms | p99 ms |
-|---|---|---|
+| one request at a time: largest merchant, last year of data | p50 ms | p99 ms | errors |
+|---|---|---|---|
 {{- range .Endpoints}}
-| ` + "`{{.Request}}`" + ` ({{.Count}}×) | {{f1 .P50ms}} | {{f1 .P99ms}} |
+| ` + "`{{.Request}}`" + ` ({{.Count}}×) | {{f1 .P50ms}} | {{f1 .P99ms}} | {{.Errors}} |
 {{- end}}
 {{- end}}
 

@@ -104,7 +104,7 @@ type Tile struct {
 }
 
 // Cover returns the fewest-rows tiling of [from, to] with stored periods: whole quarters,
-// then whole months at the edges, then days. A point that is exactly one stored period
+// then whole months at the edges, then whole ISO weeks, then days. A point that is exactly one stored period
 // (a whole week, say) is that period alone.
 func Cover(pt Point, g Grain) []Tile {
 	if g != Day && pt.From.Equal(pt.Period) && pt.To.Equal(Step(g, pt.Period, 1).AddDate(0, 0, -1)) {
@@ -136,5 +136,5 @@ func cover(from, to time.Time, grains []Grain) []Tile {
 
 // CoverRange tiles the range [from, to] (see Cover).
 func CoverRange(from, to time.Time) []Tile {
-	return cover(from, to, []Grain{Quarter, Month})
+	return cover(from, to, []Grain{Quarter, Month, Week})
 }

@@ -40,11 +40,11 @@ DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date, boolean);
 -- Breakdown rows are not deleted and inserted again: the new day rows and the old ones
 -- (negated) are netted in the session's dim_changes table, and only the keys whose figures
 -- changed are written (refresh.apply_dim_changes). The same net changes are added to the
--- month and quarter rows, so a change to a few orders writes a few rows at each grain instead
--- of re-summing whole months. With p_rebuild, or for a run longer than two months (a
--- backfill: rebuilding is then cheaper than adding up millions of changes), the month and
--- quarter rows the run overlaps are rebuilt from the day rows instead, which also repairs any
--- that drifted.
+-- week, month and quarter rows, so a change to a few orders writes a few rows at each grain
+-- instead of re-summing whole months. With p_rebuild, or for a run longer than two months (a
+-- backfill: rebuilding is then cheaper than adding up millions of changes), the week, month
+-- and quarter rows the run overlaps are rebuilt from the day rows instead, which also repairs
+-- any that drifted.
 --
 -- Each remote query runs once (MATERIALIZED) and results are joined here with hash joins:
 -- the planner has no real row estimates for foreign aggregates (rows=1), and a nested loop
@@ -211,8 +211,8 @@ END $$;
 DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean);
 DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean, boolean);
 -- Writes the net changes in dim_changes to agg.dim_stats: day rows, and with p_rollups the
--- month and quarter rows they sum into. A key's row is updated by its change, inserted when it
--- is new, deleted when it has no orders left; keys whose figures did not change are not
+-- week, month and quarter rows they sum into. A key's row is updated by its change, inserted
+-- when it is new, deleted when it has no orders left; keys whose figures did not change are not
 -- touched. Whether a day row is stored is known from dim_changes (old rows have negative
 -- orders), so new day rows need no lookup; rollup rows are looked up by primary key (nested
 -- loops: a hash join would read every row of the table). One statement: every row is read and
@@ -278,7 +278,7 @@ BEGIN
                sum(n.gmv_cents) AS gmv_cents, sum(n.delivered_gmv_cents) AS delivered_gmv_cents,
                sum(n.returned_cents) AS returned_cents, sum(n.delivery_us) AS delivery_us
         FROM net AS n
-        CROSS JOIN unnest(ARRAY['month', 'quarter']) AS g (grain)
+        CROSS JOIN unnest(ARRAY['week', 'month', 'quarter']) AS g (grain)
         WHERE p_rollups
         GROUP BY 1, 2, 3, 4, 5, 6
     ), cur AS (
@@ -380,9 +380,9 @@ BEGIN
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.rollup_dims(bigint[], date, date);
--- Rebuilds the month and quarter rows of agg.dim_stats of every period that overlaps
--- [p_from, p_to] from the day rows (months) and month rows (quarters: three rows per key
--- instead of ninety). Refreshes of dirty days keep these rows by their net changes instead
+-- Rebuilds the week, month and quarter rows of agg.dim_stats of every period that overlaps
+-- [p_from, p_to] from the day rows (weeks, months) and month rows (quarters: three rows per
+-- key instead of ninety). Refreshes of dirty days keep these rows by their net changes instead
 -- (refresh.apply_dim_changes); rebuilding is for long runs and explicit range refreshes.
 CREATE PROCEDURE refresh.rollup_dims(p_merchants bigint[], p_from date, p_to date)
 LANGUAGE plpgsql AS $$
@@ -391,7 +391,7 @@ DECLARE
     v_lo    date;
     v_hi    date;
 BEGIN
-    FOREACH v_grain IN ARRAY ARRAY['month', 'quarter'] LOOP
+    FOREACH v_grain IN ARRAY ARRAY['week', 'month', 'quarter'] LOOP
         v_lo := date_trunc(v_grain, p_from::timestamp)::date;
         v_hi := (date_trunc(v_grain, p_to::timestamp) + refresh.grain_step(v_grain))::date;
         DELETE FROM agg.dim_stats

@@ -31,14 +31,16 @@ GRANT SELECT ON ref.labels TO merchantagg_api;
 -- status). Dimensions: city, region, delivery_type, payment_method (each order has one key:
 -- figures as in agg.order_stats) and product, category (from order lines: items and gmv of the
 -- key's lines, orders = distinct orders containing it, returned = those with a return of its
--- lines). Grains day, month and quarter: a range is tiled with them. A row exists only for a
+-- lines). Grains day, week, month and quarter: a range is tiled with them (ISO weeks at the
+-- edges: a large merchant sells most of its products every week, so a week row stands for
+-- seven day rows of the same keys). A row exists only for a
 -- key with orders (orders > 0). Counts of one key in one quarter stay far below 2^31. Refreshes
 -- find a day's rows by status (the key's order), so a source status outside SPEC §2 must fail
 -- loudly here rather than be missed by them.
 CREATE TABLE agg.dim_stats (
     merchant_id         bigint NOT NULL,
     dimension           text COLLATE "C" NOT NULL CHECK (dimension IN ('product', 'category', 'city', 'region', 'delivery_type', 'payment_method')),
-    grain               text COLLATE "C" NOT NULL CHECK (grain IN ('day', 'month', 'quarter')),
+    grain               text COLLATE "C" NOT NULL CHECK (grain IN ('day', 'week', 'month', 'quarter')),
     status              text COLLATE "C" NOT NULL CHECK (status IN ('all', 'created', 'accepted', 'delivered', 'cancelled', 'returned')),
     period_start        date NOT NULL,
     key                 bigint NOT NULL,

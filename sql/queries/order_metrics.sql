@@ -1,6 +1,6 @@
 -- SPEC §3 order metrics, summed over groups of tiles of agg.order_stats (see internal/period:
--- a range is covered by whole quarters and months plus edge days, so a year is ~30 rows per
--- status instead of 365). Rates and averages are derived here from the stored sums.
+-- a range is covered by whole quarters, months and weeks plus edge days, so a year is ~15
+-- rows per status instead of 365). Rates and averages are derived here from the stored sums.
 --
 -- $1 merchant id; $2..$5 one element per tile: group, grain, first and last period start;
 -- $6 the status keys read ('all' for every status, migration 005). One row per group that has orders; groups without are zero.
