@@ -14,7 +14,7 @@ $$;
 
 DROP PROCEDURE IF EXISTS refresh.customer_chains(bigint[]);
 -- Brings agg.customer_chain, agg.customer_steps and agg.cohort_cells (migration 004) in step
--- with agg.customer_days for the customers whose days changed (refresh.changed_customers of
+-- with agg.customer_days for the customers whose days changed (pg_temp.changed_customers of
 -- the merchants p_merchants). Their chains are recomputed
 -- whole and compared with the stored ones; only the rows that differ move the step counts and
 -- cohort cells (old rows retracted, new ones added), so the cost follows the changed customers.
@@ -25,7 +25,7 @@ DECLARE
     v_days      date[];
 BEGIN
     WITH c AS (
-        SELECT merchant_id, customer_id FROM refresh.changed_customers WHERE merchant_id = ANY (p_merchants)
+        SELECT merchant_id, customer_id FROM pg_temp.changed_customers WHERE merchant_id = ANY (p_merchants)
     ), days AS (
         SELECT cd.merchant_id, cd.customer_id, cd.day, sum(cd.orders)::int AS orders
         FROM agg.customer_days AS cd JOIN c USING (merchant_id, customer_id)

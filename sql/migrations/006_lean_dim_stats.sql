@@ -64,3 +64,8 @@ CREATE POLICY merchant_isolation ON agg.dim_stats
     USING (merchant_id = NULLIF(current_setting('app.merchant_id', true), '')::bigint);
 
 UPDATE refresh.settings SET source_watermark = NULL;
+
+-- The refresh's scratch tables become session temporary tables (refresh.scratch in
+-- sql/code/refresh.sql): shared tables collected the dead rows of every refresh.
+DROP TABLE refresh.customer_day_changes;
+DROP TABLE refresh.changed_customers;
