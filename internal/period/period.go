@@ -104,8 +104,8 @@ type Tile struct {
 }
 
 // Cover returns the fewest-rows tiling of [from, to] with stored periods: whole quarters,
-// then whole months at the edges, then whole ISO weeks, then days. A point that is exactly one stored period
-// (a whole week, say) is that period alone.
+// then whole months at the edges, then whole ISO weeks, then days. A point that is exactly
+// one stored period (a whole week, say) is that period alone.
 func Cover(pt Point, g Grain) []Tile {
 	if g != Day && pt.From.Equal(pt.Period) && pt.To.Equal(Step(g, pt.Period, 1).AddDate(0, 0, -1)) {
 		return []Tile{{Grain: g, First: pt.Period, Last: pt.Period}}

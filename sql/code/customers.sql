@@ -14,7 +14,7 @@ $$;
 
 DROP PROCEDURE IF EXISTS refresh.customer_chains(bigint[]);
 -- Brings agg.customer_chain, agg.customer_steps and agg.cohort_cells (migration 004) in step
--- with agg.customer_days for the customers whose days changed (pg_temp.changed_customers of
+-- with agg.customer_days for the customers whose days changed (the session's changed_customers of
 -- the merchants p_merchants). Their chains are recomputed
 -- whole and compared with the stored ones; only the rows that differ move the step counts and
 -- cohort cells (old rows retracted, new ones added), so the cost follows the changed customers.

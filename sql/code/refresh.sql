@@ -361,6 +361,18 @@ LANGUAGE sql IMMUTABLE AS $$
                         WHEN 'month' THEN interval '1 month' WHEN 'quarter' THEN interval '3 months' END
 $$;
 
+DROP FUNCTION IF EXISTS refresh.rollup_windows(date, date);
+-- The rollup grains in the order they are built (quarters from months), the grain each sums,
+-- and the bounds [lo, hi) of the starts of its periods that overlap [p_from, p_to].
+CREATE FUNCTION refresh.rollup_windows(p_from date, p_to date)
+RETURNS TABLE (grain text, from_grain text, lo date, hi date)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT g, CASE g WHEN 'quarter' THEN 'month' ELSE 'day' END,
+           date_trunc(g, p_from::timestamp)::date, (date_trunc(g, p_to::timestamp) + refresh.grain_step(g))::date
+    FROM unnest(ARRAY['week', 'month', 'quarter']) WITH ORDINALITY AS x (g, n)
+    ORDER BY n
+$$;
+
 DROP PROCEDURE IF EXISTS refresh.rollup(bigint, date, date); -- version 2
 DROP PROCEDURE IF EXISTS refresh.rollup(bigint[], date, date); -- version 3
 DROP PROCEDURE IF EXISTS refresh.rollup(bigint[], date, date, boolean);
@@ -371,23 +383,18 @@ DROP PROCEDURE IF EXISTS refresh.rollup_orders(bigint[], date, date);
 CREATE PROCEDURE refresh.rollup_orders(p_merchants bigint[], p_from date, p_to date)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_grain text;
-    v_lo    date;
-    v_hi    date;
+    w record;
 BEGIN
-    FOREACH v_grain IN ARRAY ARRAY['week', 'month', 'quarter'] LOOP
-        v_lo := date_trunc(v_grain, p_from::timestamp)::date;
-        v_hi := (date_trunc(v_grain, p_to::timestamp) + refresh.grain_step(v_grain))::date;
+    FOR w IN SELECT * FROM refresh.rollup_windows(p_from, p_to) LOOP
         DELETE FROM agg.order_stats
-        WHERE merchant_id = ANY (p_merchants) AND grain = v_grain AND period_start >= v_lo AND period_start < v_hi;
+        WHERE merchant_id = ANY (p_merchants) AND grain = w.grain AND period_start >= w.lo AND period_start < w.hi;
         INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted,
             delivered, returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
-        SELECT d.merchant_id, v_grain, date_trunc(v_grain, d.period_start::timestamp)::date, d.status,
+        SELECT d.merchant_id, w.grain, date_trunc(w.grain, d.period_start::timestamp)::date, d.status,
                sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.returned), sum(d.items),
                sum(d.gmv), sum(d.delivered_gmv), sum(d.returned_amount), sum(d.delivery_seconds), sum(d.cancelled)
         FROM agg.order_stats d
-        WHERE d.merchant_id = ANY (p_merchants) AND d.grain = CASE v_grain WHEN 'quarter' THEN 'month' ELSE 'day' END
-          AND d.period_start >= v_lo AND d.period_start < v_hi
+        WHERE d.merchant_id = ANY (p_merchants) AND d.grain = w.from_grain AND d.period_start >= w.lo AND d.period_start < w.hi
         GROUP BY 1, 3, 4;
     END LOOP;
 END $$;
@@ -400,27 +407,23 @@ DROP PROCEDURE IF EXISTS refresh.rollup_dims(bigint[], date, date);
 CREATE PROCEDURE refresh.rollup_dims(p_merchants bigint[], p_from date, p_to date)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_grain text;
-    v_lo    date;
-    v_hi    date;
+    w record;
 BEGIN
-    FOREACH v_grain IN ARRAY ARRAY['week', 'month', 'quarter'] LOOP
-        v_lo := date_trunc(v_grain, p_from::timestamp)::date;
-        v_hi := (date_trunc(v_grain, p_to::timestamp) + refresh.grain_step(v_grain))::date;
+    FOR w IN SELECT * FROM refresh.rollup_windows(p_from, p_to) LOOP
         DELETE FROM agg.dim_stats
         WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
-          AND grain = v_grain AND status = ANY (refresh.status_keys()) AND period_start >= v_lo AND period_start < v_hi;
+          AND grain = w.grain AND status = ANY (refresh.status_keys()) AND period_start >= w.lo AND period_start < w.hi;
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted,
             delivered, cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
-        SELECT d.merchant_id, d.dimension, v_grain, d.status, date_trunc(v_grain, d.period_start::timestamp)::date, d.key,
+        SELECT d.merchant_id, d.dimension, w.grain, d.status, date_trunc(w.grain, d.period_start::timestamp)::date, d.key,
                sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.cancelled), sum(d.returned), sum(d.items),
                sum(d.gmv_cents), sum(d.delivered_gmv_cents), sum(d.returned_cents), sum(d.delivery_us)
         FROM agg.dim_stats d
         WHERE d.merchant_id = ANY (p_merchants) AND d.dimension = ANY (refresh.dimensions())
-          AND d.grain = CASE v_grain WHEN 'quarter' THEN 'month' ELSE 'day' END
-          AND d.status = ANY (refresh.status_keys()) AND d.period_start >= v_lo AND d.period_start < v_hi
+          AND d.grain = w.from_grain AND d.status = ANY (refresh.status_keys())
+          AND d.period_start >= w.lo AND d.period_start < w.hi
         GROUP BY d.merchant_id, d.dimension, d.status, 5, d.key
-        ORDER BY 1, 2, 4, 5, 6;
+        ORDER BY 1, refresh.dim_part(d.dimension, d.status), 5, 6;
     END LOOP;
 END $$;
 
