@@ -16,8 +16,10 @@ import (
 // TestCustomerFiguresFollowChanges changes one merchant's customers in every way that moves
 // the stored order chains (migration 004) — an order on a new day between a customer's
 // orders, a second order on a day, a new customer, an order deleted — plus a status change
-// that must move none, refreshes incrementally, and compares customer figures and cohorts,
-// with and without a status filter, with SPEC §3 computed on the source.
+// that must move none, and a first order deleted so that its customer's first day moves past
+// the refreshed day (the customer sets of migration 007), refreshes incrementally, and
+// compares customer figures and cohorts, with and without a status filter, with SPEC §3
+// computed on the source.
 func TestCustomerFiguresFollowChanges(t *testing.T) {
 	t.Parallel()
 	p := dbtest.Clone(t, template)
@@ -74,9 +76,29 @@ func TestCustomerFiguresFollowChanges(t *testing.T) {
 		   r AS (DELETE FROM returns WHERE order_id IN (SELECT id FROM o))
 		SELECT (created_at AT TIME ZONE 'Europe/Moscow')::date FROM o`, m).Scan(&deleted))
 
+	// A customer's only order on its first day, its next order day weeks later: refreshing the
+	// first day alone moves the customer's first day past the refreshed range.
+	var moved time.Time
+	require.NoError(t, src.QueryRow(ctx, `
+		WITH d AS (
+			SELECT customer_id, (created_at AT TIME ZONE 'Europe/Moscow')::date AS day, count(*) AS n, min(id) AS id
+			FROM orders WHERE merchant_id = $1 GROUP BY 1, 2
+		), g AS (
+			SELECT customer_id, day, n, id, lead(day) OVER (PARTITION BY customer_id ORDER BY day) AS next,
+			       row_number() OVER (PARTITION BY customer_id ORDER BY day) AS k
+			FROM d
+		), pick AS (
+			SELECT id FROM g WHERE k = 1 AND n = 1 AND next - day >= 40 AND day <> $2 ORDER BY customer_id LIMIT 1
+		), o AS (
+			DELETE FROM orders WHERE id IN (SELECT id FROM pick) RETURNING id, created_at
+		), i AS (DELETE FROM order_items WHERE order_id IN (SELECT id FROM o)),
+		   r AS (DELETE FROM returns WHERE order_id IN (SELECT id FROM o))
+		SELECT (created_at AT TIME ZONE 'Europe/Moscow')::date FROM o`, m, deleted).Scan(&moved))
+
 	_, err = r.Changed(ctx, nil)
 	require.NoError(t, err)
 	require.NoError(t, r.RefreshRange(ctx, m, deleted, deleted))
+	require.NoError(t, r.RefreshRange(ctx, m, moved, moved))
 
 	tok := bearer(token(t, m, auth.RoleMerchant))
 	filtered := []gen.OrderStatus{gen.OrderStatusCreated, gen.OrderStatusDelivered}
@@ -85,6 +107,8 @@ func TestCustomerFiguresFollowChanges(t *testing.T) {
 		{between, between},
 		{between.AddDate(0, 0, 1), between.AddDate(0, 3, 0)},
 		{deleted.AddDate(0, -2, 0), deleted.AddDate(0, 2, 0)},
+		{moved.AddDate(0, 0, 1), moved.AddDate(0, 4, 0)},
+		{moved.AddDate(0, -1, 0), moved.AddDate(0, 11, 0)},
 		{time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 6, 30, 0, 0, 0, 0, time.UTC)},
 		{time.Date(2024, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)},
 	} {
@@ -98,12 +122,54 @@ func TestCustomerFiguresFollowChanges(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, 200, res.StatusCode(), string(res.Body))
 			require.Equal(t, referenceCustomers(t, src, m, rg[0], rg[1], allIfNil(kept)), res.JSON200.Customers, "%v %v", rg, kept)
+			if rg[1].Sub(rg[0]) <= 400*24*time.Hour {
+				res, err := a.client.GetCohortsWithResponse(ctx, &gen.GetCohortsParams{From: from, To: to, Status: st}, tok)
+				require.NoError(t, err)
+				require.Equal(t, 200, res.StatusCode(), string(res.Body))
+				require.Equal(t, referenceCohorts(t, src, m, rg[0], rg[1], allIfNil(kept)), res.JSON200.Cohorts, "%v %v", rg, kept)
+			}
 		}
-		if rg[1].Sub(rg[0]) <= 400*24*time.Hour {
-			res, err := a.client.GetCohortsWithResponse(ctx, &gen.GetCohortsParams{From: from, To: to}, tok)
-			require.NoError(t, err)
-			require.Equal(t, 200, res.StatusCode(), string(res.Body))
-			require.Equal(t, referenceCohorts(t, src, m, rg[0], rg[1], allIfNil(nil)), res.JSON200.Cohorts, "%v", rg)
-		}
+	}
+}
+
+// TestMigrateCompletesCustomerSets: aggregates built before migration 007 have no customer
+// sets; `migrate` builds them from the stored rows, so filtered customer figures and cohorts
+// are right at once, without a full refresh, and a second migrate changes nothing.
+func TestMigrateCompletesCustomerSets(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	a := newAPI(t, p)
+	ctx := context.Background()
+
+	sets := func() (n int64, digest string) {
+		require.NoError(t, an.QueryRow(ctx, `
+			SELECT count(*), md5(string_agg(concat_ws('|', merchant_id, grain, status, period_start, once, twice), ','
+			                                ORDER BY merchant_id, grain, status, period_start))
+			FROM agg.customer_sets`).Scan(&n, &digest))
+		return n, digest
+	}
+	built, want := sets()
+	require.Positive(t, built)
+	_, err := an.Exec(ctx, `DELETE FROM agg.customer_sets`)
+	require.NoError(t, err)
+	require.NoError(t, dbtest.Migrate(ctx, p))
+	n, got := sets()
+	require.Equal(t, built, n)
+	require.Equal(t, want, got, "sets built by migrate = sets built by the refresh")
+	require.NoError(t, dbtest.Migrate(ctx, p))
+	_, again := sets()
+	require.Equal(t, want, again)
+
+	kept := []gen.OrderStatus{gen.OrderStatusDelivered, gen.OrderStatusReturned}
+	from, to := time.Date(2025, 3, 17, 0, 0, 0, 0, time.UTC), time.Date(2026, 2, 9, 0, 0, 0, 0, time.UTC)
+	for _, m := range []int64{1, 4} {
+		tok := bearer(token(t, m, auth.RoleMerchant))
+		res, err := a.client.GetCustomersWithResponse(ctx, &gen.GetCustomersParams{
+			From: day(from.Format(time.DateOnly)), To: day(to.Format(time.DateOnly)), Status: &kept}, tok)
+		require.NoError(t, err)
+		require.Equal(t, 200, res.StatusCode(), string(res.Body))
+		require.Positive(t, res.JSON200.Customers.Customers)
+		require.Equal(t, referenceCustomers(t, src, m, from, to, kept), res.JSON200.Customers, "merchant %d", m)
 	}
 }

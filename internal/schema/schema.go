@@ -63,6 +63,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, opts Options) error {
 		opts.Timezone, opts.ChangeLookback, opts.ChangeMaxTxnAge); err != nil {
 		return fmt.Errorf("configure refresh: %w", err)
 	}
+	// Aggregates built before migration 007 get their customer sets from the stored rows.
+	if _, err := conn.Exec(ctx, "CALL refresh.complete_customer_sets()"); err != nil {
+		return fmt.Errorf("complete customer sets: %w", err)
+	}
 
 	return nil
 }

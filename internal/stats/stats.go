@@ -78,7 +78,7 @@ func statusNames(statuses []gen.OrderStatus) []string {
 }
 
 // everyStatus reports whether a filter keeps every status: the stored customer steps and
-// cohort cells count all orders; any narrower filter counts from the customer days.
+// cohort cells count all orders; any narrower filter unites the customer sets of its statuses.
 func everyStatus(statuses []gen.OrderStatus) bool {
 	for _, want := range AllStatuses {
 		if !slices.Contains(statuses, want) {
@@ -100,7 +100,7 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 	var grain []string
 	var first, last []time.Time
 	var cgrp []int32
-	var lo, hi []time.Time
+	var lo []time.Time
 	for i, g := range q.Groups {
 		for _, t := range g.Tiles {
 			grp = append(grp, int32(i))
@@ -110,7 +110,6 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 		}
 		cgrp = append(cgrp, int32(i))
 		lo = append(lo, g.From)
-		hi = append(hi, g.To)
 	}
 	orders := make([]gen.Metrics, len(q.Groups))
 	customers := make([]gen.CustomerMetrics, len(q.Groups))
@@ -134,7 +133,7 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 	})
 	cq, args := "customer_metrics.sql", []any{q.MerchantID, grp, grain, first, last, cgrp, lo}
 	if !everyStatus(q.Statuses) {
-		cq, args = "customer_metrics_filtered.sql", []any{q.MerchantID, cgrp, lo, hi, statusNames(q.Statuses)}
+		cq, args = "customer_metrics_filtered.sql", []any{q.MerchantID, grp, grain, first, last, statusNames(q.Statuses)}
 	}
 	b.Queue(r.sql[cq], args...).Query(func(rows pgx.Rows) error {
 		var i int32

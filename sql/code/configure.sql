@@ -40,7 +40,8 @@ BEGIN
     SELECT timezone INTO v_old FROM refresh.settings FOR UPDATE;
     IF v_old IS DISTINCT FROM p_timezone THEN
         TRUNCATE agg.order_stats, agg.dim_stats, agg.customer_days, agg.customer_first,
-            agg.customer_chain, agg.customer_steps, agg.cohort_cells, agg.freshness, refresh.dirty_days;
+            agg.customer_chain, agg.customer_steps, agg.cohort_cells, agg.customer_sets, agg.freshness,
+            refresh.dirty_days;
         UPDATE refresh.settings SET source_watermark = NULL;
         RAISE NOTICE 'time zone changed from % to %: aggregates cleared, run a full refresh', v_old, p_timezone;
     END IF;

@@ -5,6 +5,7 @@
 {{ template "source_stats.sql" . }}
 {{ template "refresh.sql" . }}
 {{ template "customers.sql" . }}
+{{ template "customer_sets.sql" . }}
 {{ template "scan.sql" . }}
 {{ template "reconcile.sql" . }}
 {{ template "freshness.sql" . }}

@@ -165,6 +165,8 @@ BEGIN
         INSERT INTO pg_temp.customer_day_changes SELECT merchant_id, customer_id, day, orders FROM c;
     END LOOP;
 
+    CALL refresh.customer_day_sets(p_merchants, p_from, p_to);
+
     -- Status 'all' rows (migration 005): what the default filter reads.
     INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted, delivered,
         returned, items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
@@ -469,6 +471,9 @@ DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date);
 -- the customers whose days changed, the product lists, and freshness.
 CREATE PROCEDURE refresh.finish(p_merchants bigint[], p_from date, p_to date)
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_merchants bigint[];
+    v_days      date[];
 BEGIN
     CALL refresh.rollup_orders(p_merchants, p_from, p_to);
 
@@ -480,14 +485,25 @@ BEGIN
     SELECT DISTINCT merchant_id, customer_id FROM d
     GROUP BY merchant_id, customer_id, day HAVING sum(orders) <> 0
     ON CONFLICT DO NOTHING;
-    DELETE FROM agg.customer_first AS f USING pg_temp.changed_customers AS c
-    WHERE c.merchant_id = ANY (p_merchants) AND f.merchant_id = c.merchant_id AND f.customer_id = c.customer_id;
-    INSERT INTO agg.customer_first (merchant_id, customer_id, first_day)
-    SELECT cd.merchant_id, cd.customer_id, min(cd.day)
-    FROM pg_temp.changed_customers AS c
-    JOIN agg.customer_days AS cd USING (merchant_id, customer_id)
-    WHERE c.merchant_id = ANY (p_merchants)
-    GROUP BY 1, 2;
+    -- Their old and new first days: the 'first' customer sets of those days change.
+    WITH d AS (
+        DELETE FROM agg.customer_first AS f USING pg_temp.changed_customers AS c
+        WHERE c.merchant_id = ANY (p_merchants) AND f.merchant_id = c.merchant_id AND f.customer_id = c.customer_id
+        RETURNING f.merchant_id, f.first_day
+    )
+    SELECT coalesce(array_agg(merchant_id), '{}'), coalesce(array_agg(first_day), '{}') INTO v_merchants, v_days FROM d;
+    WITH i AS (
+        INSERT INTO agg.customer_first (merchant_id, customer_id, first_day)
+        SELECT cd.merchant_id, cd.customer_id, min(cd.day)
+        FROM pg_temp.changed_customers AS c
+        JOIN agg.customer_days AS cd USING (merchant_id, customer_id)
+        WHERE c.merchant_id = ANY (p_merchants)
+        GROUP BY 1, 2
+        RETURNING merchant_id, first_day
+    )
+    SELECT v_merchants || coalesce(array_agg(merchant_id), '{}'), v_days || coalesce(array_agg(first_day), '{}')
+    INTO v_merchants, v_days FROM i;
+    CALL refresh.first_sets(v_merchants, v_days);
     CALL refresh.customer_chains(p_merchants);
     DELETE FROM pg_temp.changed_customers WHERE merchant_id = ANY (p_merchants);
 

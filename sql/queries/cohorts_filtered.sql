@@ -1,29 +1,28 @@
--- Monthly cohort retention (SPEC §3): customers grouped by the month of their first order with
--- the merchant (any status); cell (cohort, k) counts those with an order kept by the status
--- filter in month cohort + k, observed up to the last month.
+-- Monthly cohort retention (SPEC §3) under a status filter, from agg.customer_sets (migration
+-- 007): a cohort is the month's 'first' set (customers whose first order with the merchant,
+-- any status, fell in it); cell (cohort, k) = its members in the union of month cohort + k's
+-- sets of the statuses kept, observed up to the last month.
 --
 -- $1 merchant id; $2 first cohort month; $3 last cohort month (both first days); $4 statuses.
 -- One row per cohort × k with active customers (k NULL for a cohort with none), with its size.
 WITH members AS (
-    SELECT customer_id, date_trunc('month', first_day::timestamp)::date AS cohort
-    FROM agg.customer_first
-    WHERE merchant_id = $1 AND first_day >= $2::date AND first_day < ($3::date + interval '1 month')
+    SELECT period_start AS cohort, once
+    FROM agg.customer_sets
+    WHERE merchant_id = $1 AND grain = 'month' AND status = 'first' AND period_start BETWEEN $2::date AND $3::date
 ), active AS (
-    SELECT DISTINCT m.cohort, m.customer_id, date_trunc('month', cd.day::timestamp)::date AS month
-    FROM members AS m
-    JOIN agg.customer_days AS cd
-      ON cd.merchant_id = $1 AND cd.customer_id = m.customer_id AND cd.status = ANY ($4::text[])
-     AND cd.day >= m.cohort AND cd.day < ($3::date + interval '1 month')
-), sizes AS (
-    SELECT cohort, count(*) AS customers FROM members GROUP BY cohort
-), cells AS (
-    SELECT cohort,
-           ((extract(year FROM month) - extract(year FROM cohort)) * 12
-            + extract(month FROM month) - extract(month FROM cohort))::int AS k,
-           count(*) AS n
-    FROM active GROUP BY cohort, month
+    SELECT period_start AS month, agg.set_union(once) AS once
+    FROM agg.customer_sets
+    WHERE merchant_id = $1 AND grain = 'month' AND status = ANY ($4::text[]) AND period_start BETWEEN $2::date AND $3::date
+    GROUP BY period_start
 )
-SELECT s.cohort, s.customers, c.k, round(c.n::numeric / s.customers, 4)::float8 AS share
-FROM sizes AS s
-LEFT JOIN cells AS c USING (cohort)
+SELECT m.cohort, public.icount(m.once) AS customers, c.k,
+       round(c.n::numeric / public.icount(m.once), 4)::float8 AS share
+FROM members AS m
+LEFT JOIN LATERAL (
+    SELECT ((extract(year FROM a.month) - extract(year FROM m.cohort)) * 12
+            + extract(month FROM a.month) - extract(month FROM m.cohort))::int AS k,
+           public.icount(public._int_inter(m.once, a.once)) AS n
+    FROM active AS a
+    WHERE a.month >= m.cohort
+) AS c ON c.n > 0
 ORDER BY 1, 3

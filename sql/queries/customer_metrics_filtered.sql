@@ -1,32 +1,57 @@
--- SPEC §3 customer figures for groups of date ranges (a range and its previous one, or the
--- points of a series), from agg.customer_days: distinct customers stay exact over any range.
+-- SPEC §3 customer figures under a status filter, for groups of date ranges (a range and its
+-- previous one, or the points of a series), from agg.customer_sets (migration 007): per group,
+-- one row per stored period tiling its range and status kept, united in C.
 --
--- $1 merchant id; $2..$4 one element per group: group, first and last day; $5 statuses kept.
+-- $1 merchant id; $2..$5 one element per tile as in order_metrics.sql; $6 statuses kept.
 -- One row per group that has customers; groups without are zero.
-WITH g AS (
-    SELECT * FROM unnest($2::int[], $3::date[], $4::date[]) AS g (grp, lo, hi)
-), d AS (
-    -- Each day of each group: customer days are matched by equality (a hash join), not by
-    -- comparing every row with every group's bounds.
-    SELECT g.grp, x::date AS day FROM g, generate_series(g.lo, g.hi, interval '1 day') AS x
-), c AS (
-    SELECT d.grp, cd.customer_id, sum(cd.orders) AS orders, sum(cd.gmv) AS gmv
-    FROM agg.customer_days AS cd
-    JOIN d ON d.day = cd.day
-    WHERE cd.merchant_id = $1 AND cd.status = ANY ($5::text[])
-      AND cd.day BETWEEN (SELECT min(lo) FROM g) AND (SELECT max(hi) FROM g)
-    GROUP BY d.grp, cd.customer_id
-), f AS MATERIALIZED (
-    -- One pass over the merchant's first-order days, joined by hash (not one probe per customer).
-    SELECT customer_id, first_day FROM agg.customer_first WHERE merchant_id = $1
+WITH period AS (
+    SELECT t.grp, t.grain, p::date AS period_start
+    FROM unnest($2::int[], $3::text[], $4::date[], $5::date[]) AS t (grp, grain, first_start, last_start),
+         generate_series(t.first_start, t.last_start,
+                         CASE t.grain WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '7 days'
+                                      WHEN 'month' THEN interval '1 month' ELSE interval '3 months' END) AS p
+), kept AS (
+    -- customers = in some once; repeaters (two orders or more) = in the union's twice.
+    SELECT p.grp, agg.customer_union(s.once, s.twice) AS acc
+    FROM period AS p
+    CROSS JOIN LATERAL (
+        SELECT s.once, s.twice FROM agg.customer_sets AS s
+        WHERE s.merchant_id = $1 AND s.grain = p.grain AND s.status = ANY ($6::text[])
+          AND s.period_start = p.period_start
+        OFFSET 0 -- an index probe per period, not a join with every stored period
+    ) AS s
+    GROUP BY p.grp
+), firsts AS (
+    -- Customers whose first order ever (any status) lies in the range.
+    SELECT p.grp, agg.set_union(s.once) AS once
+    FROM period AS p
+    CROSS JOIN LATERAL (
+        SELECT s.once FROM agg.customer_sets AS s
+        WHERE s.merchant_id = $1 AND s.grain = p.grain AND s.status = 'first' AND s.period_start = p.period_start
+        OFFSET 0
+    ) AS s
+    GROUP BY p.grp
+), sums AS (
+    SELECT p.grp, sum(s.orders) AS orders, sum(s.gmv) AS gmv
+    FROM period AS p
+    CROSS JOIN LATERAL (
+        SELECT sum(os.orders) AS orders, sum(os.gmv) AS gmv FROM agg.order_stats AS os
+        WHERE os.merchant_id = $1 AND os.grain = p.grain AND os.period_start = p.period_start
+          AND os.status = ANY ($6::text[])
+    ) AS s
+    GROUP BY p.grp
+), counts AS (
+    SELECT k.grp, public.icount((k.acc).once) AS customers, public.icount((k.acc).twice) AS repeaters,
+           public.icount(public._int_inter((k.acc).once, coalesce(f.once, '{}'))) AS new_customers
+    FROM kept AS k
+    LEFT JOIN firsts AS f USING (grp)
 )
 SELECT c.grp,
-       count(*) AS customers,
-       count(*) FILTER (WHERE f.first_day BETWEEN g.lo AND g.hi) AS new_customers,
-       round(count(*) FILTER (WHERE c.orders >= 2)::numeric / count(*), 4)::float8 AS repeat_rate,
-       round(sum(c.orders)::numeric / count(*), 2)::float8 AS orders_per_customer,
-       round(sum(c.gmv) / count(*), 2)::text AS gmv_per_customer
-FROM c
-JOIN g USING (grp)
-LEFT JOIN f ON f.customer_id = c.customer_id
-GROUP BY c.grp, g.lo, g.hi
+       c.customers,
+       c.new_customers,
+       round(c.repeaters::numeric / c.customers, 4)::float8 AS repeat_rate,
+       round(s.orders::numeric / c.customers, 2)::float8 AS orders_per_customer,
+       round(s.gmv / c.customers, 2)::text AS gmv_per_customer
+FROM counts AS c
+JOIN sums AS s USING (grp)
+WHERE c.customers > 0

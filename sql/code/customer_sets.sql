@@ -1,0 +1,129 @@
+DROP PROCEDURE IF EXISTS refresh.customer_day_sets(bigint[], date, date);
+-- Rebuilds the customer sets (migration 007) of the days [p_from, p_to] of a set of merchants
+-- from agg.customer_days, numbering customers seen for the first time, then the week, month
+-- and quarter sets of the periods overlapping those days. Called by refresh.load_days after it
+-- rewrote the days' customer rows. Status 'first' sets follow agg.customer_first instead
+-- (refresh.first_sets).
+--
+-- Nested loops on: refresh.load_days turns them off for its remote joins, but a few changed
+-- days' customers are found by index probes, not by hashing every number of the merchants.
+CREATE PROCEDURE refresh.customer_day_sets(p_merchants bigint[], p_from date, p_to date)
+LANGUAGE plpgsql
+SET enable_nestloop = on
+AS $$
+DECLARE
+    v_merchants bigint[];
+    v_days      date[];
+BEGIN
+    -- Numbers are taken only for customers without one: an identity value is spent by every
+    -- insert attempted, even one ON CONFLICT skips.
+    INSERT INTO agg.customer_numbers (merchant_id, customer_id)
+    SELECT DISTINCT cd.merchant_id, cd.customer_id
+    FROM agg.customer_days AS cd
+    WHERE cd.merchant_id = ANY (p_merchants) AND cd.day BETWEEN p_from AND p_to
+      AND NOT EXISTS (SELECT FROM agg.customer_numbers AS n
+                      WHERE n.merchant_id = cd.merchant_id AND n.customer_id = cd.customer_id)
+    ORDER BY 1, 2
+    ON CONFLICT DO NOTHING;
+
+    DELETE FROM agg.customer_sets
+    WHERE merchant_id = ANY (p_merchants) AND grain = 'day' AND status = ANY (refresh.set_statuses(false))
+      AND period_start BETWEEN p_from AND p_to;
+    INSERT INTO agg.customer_sets (merchant_id, grain, status, period_start, once, twice)
+    SELECT cd.merchant_id, 'day', cd.status, cd.day, public.sort(array_agg(n.n)),
+           public.sort(coalesce(array_agg(n.n) FILTER (WHERE cd.orders >= 2), '{}'))
+    FROM agg.customer_days AS cd
+    JOIN agg.customer_numbers AS n USING (merchant_id, customer_id)
+    WHERE cd.merchant_id = ANY (p_merchants) AND cd.day BETWEEN p_from AND p_to
+    GROUP BY cd.merchant_id, cd.status, cd.day
+    ORDER BY 1, 3, 4;
+
+    SELECT array_agg(m), array_agg(d::date) INTO v_merchants, v_days
+    FROM unnest(p_merchants) AS m, generate_series(p_from, p_to, interval '1 day') AS d;
+    CALL refresh.roll_customer_sets(v_merchants, v_days, false);
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.first_sets(bigint[], date[]);
+-- Rebuilds the status 'first' sets of the (merchant, day) pairs given, from agg.customer_first,
+-- and the week, month and quarter sets containing them. refresh.finish passes the old and new
+-- first days of the customers whose days changed.
+CREATE PROCEDURE refresh.first_sets(p_merchants bigint[], p_days date[])
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM agg.customer_sets AS s
+    USING (SELECT DISTINCT m, d FROM unnest(p_merchants, p_days) AS x (m, d)) AS t
+    WHERE s.merchant_id = t.m AND s.grain = 'day' AND s.status = 'first' AND s.period_start = t.d;
+    INSERT INTO agg.customer_sets (merchant_id, grain, status, period_start, once, twice)
+    SELECT f.merchant_id, 'day', 'first', f.first_day, public.sort(array_agg(n.n)), '{}'
+    FROM (SELECT DISTINCT m, d FROM unnest(p_merchants, p_days) AS x (m, d)) AS t
+    JOIN agg.customer_first AS f ON f.merchant_id = t.m AND f.first_day = t.d
+    JOIN agg.customer_numbers AS n USING (merchant_id, customer_id)
+    GROUP BY f.merchant_id, f.first_day
+    ORDER BY 1, 4;
+    CALL refresh.roll_customer_sets(p_merchants, p_days, true);
+END $$;
+
+DROP FUNCTION IF EXISTS refresh.set_statuses(boolean);
+-- The status keys of customer sets: 'first', or the current statuses of orders.
+CREATE FUNCTION refresh.set_statuses(p_first boolean) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_first THEN ARRAY['first'] ELSE ARRAY['created', 'accepted', 'delivered', 'cancelled', 'returned'] END
+$$;
+
+DROP PROCEDURE IF EXISTS refresh.roll_customer_sets(bigint[], date[], boolean);
+-- Rebuilds the week, month and quarter customer sets (status 'first' with p_first, else the
+-- order statuses) of the periods containing the (merchant, day) pairs given: weeks and months
+-- as unions of their day sets, quarters of their month sets.
+CREATE PROCEDURE refresh.roll_customer_sets(p_merchants bigint[], p_days date[], p_first boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    w          record;
+    v_statuses text[] := refresh.set_statuses(p_first);
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS set_periods (merchant_id bigint, period_start date) ON COMMIT DELETE ROWS;
+    -- The grains in build order (the dates only select them).
+    FOR w IN SELECT grain, from_grain FROM refresh.rollup_windows(current_date, current_date) LOOP
+        DELETE FROM pg_temp.set_periods;
+        INSERT INTO pg_temp.set_periods
+        SELECT DISTINCT m, date_trunc(w.grain, d::timestamp)::date FROM unnest(p_merchants, p_days) AS x (m, d);
+        DELETE FROM agg.customer_sets AS s USING pg_temp.set_periods AS t
+        WHERE s.merchant_id = t.merchant_id AND s.grain = w.grain AND s.status = ANY (v_statuses)
+          AND s.period_start = t.period_start;
+        INSERT INTO agg.customer_sets (merchant_id, grain, status, period_start, once, twice)
+        SELECT t.merchant_id, w.grain, u.status, t.period_start, (u.acc).once, (u.acc).twice
+        FROM pg_temp.set_periods AS t
+        CROSS JOIN LATERAL (
+            SELECT s.status, agg.customer_union(s.once, s.twice) AS acc
+            FROM agg.customer_sets AS s
+            WHERE s.merchant_id = t.merchant_id AND s.grain = w.from_grain AND s.status = ANY (v_statuses)
+              AND s.period_start >= t.period_start AND s.period_start < t.period_start + refresh.grain_step(w.grain)
+            GROUP BY s.status
+        ) AS u
+        ORDER BY 1, 3, 4;
+    END LOOP;
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.complete_customer_sets();
+-- Builds the customer sets of merchants that have customer days but no sets (aggregates built
+-- before version 7), from the stored rows: `merchantagg migrate` calls it after installing this
+-- code, so an upgrade needs no full refresh. Does nothing when every merchant has its sets.
+CREATE PROCEDURE refresh.complete_customer_sets()
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_merchant bigint;
+    v_from     date;
+    v_to       date;
+    v_days     date[];
+BEGIN
+    FOR v_merchant IN
+        SELECT f.merchant_id FROM agg.freshness AS f
+        WHERE NOT EXISTS (SELECT FROM agg.customer_sets AS s WHERE s.merchant_id = f.merchant_id)
+        ORDER BY 1
+    LOOP
+        SELECT min(day), max(day) INTO v_from, v_to FROM agg.customer_days WHERE merchant_id = v_merchant;
+        CONTINUE WHEN v_from IS NULL;
+        CALL refresh.customer_day_sets(ARRAY[v_merchant], v_from, v_to);
+        v_days := ARRAY(SELECT DISTINCT first_day FROM agg.customer_first WHERE merchant_id = v_merchant ORDER BY 1);
+        CALL refresh.first_sets(array_fill(v_merchant, ARRAY[cardinality(v_days)]), v_days);
+    END LOOP;
+END $$;
