@@ -21,13 +21,14 @@ type Endpoint struct {
 }
 
 // endpointRequests are every endpoint of the mix, plus the status-filtered reads that take
-// another path (customer figures counted from customer days).
+// another path (customer figures and cohorts from the customer sets of migration 007).
 var endpointRequests = []string{
 	"/v1/summary", "/v1/timeseries?grain=day", "/v1/timeseries?grain=week", "/v1/timeseries?grain=month",
 	"/v1/timeseries?grain=quarter", "/v1/breakdown/product", "/v1/breakdown/category", "/v1/breakdown/city",
 	"/v1/breakdown/region", "/v1/breakdown/delivery_type", "/v1/breakdown/payment_method", "/v1/abc",
 	"/v1/customers", "/v1/customers/cohorts",
 	"/v1/summary?status=delivered", "/v1/breakdown/product?status=delivered,returned", "/v1/customers?status=delivered",
+	"/v1/customers?status=created,accepted,delivered,returned", "/v1/customers/cohorts?status=delivered",
 }
 
 // endpointCosts times each request n times after one warm-up, sequentially.
