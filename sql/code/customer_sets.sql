@@ -80,7 +80,9 @@ DECLARE
     w          record;
     v_statuses text[] := refresh.set_statuses(p_first);
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS set_periods (merchant_id bigint, period_start date) ON COMMIT DELETE ROWS;
+    IF to_regclass('pg_temp.set_periods') IS NULL THEN
+        CREATE TEMP TABLE set_periods (merchant_id bigint, period_start date) ON COMMIT DELETE ROWS;
+    END IF;
     -- The grains in build order (the dates only select them).
     FOR w IN SELECT grain, from_grain FROM refresh.rollup_windows(current_date, current_date) LOOP
         DELETE FROM pg_temp.set_periods;
