@@ -1,46 +1,31 @@
 DROP PROCEDURE IF EXISTS refresh.customer_day_sets(bigint[], date, date);
--- Rebuilds the customer sets (migration 007) of the days [p_from, p_to] of a set of merchants
--- from agg.customer_days, numbering customers seen for the first time, then the week, month
--- and quarter sets of the periods overlapping those days. Called by refresh.load_days after it
--- rewrote the days' customer rows. Status 'first' sets follow agg.customer_first instead
--- (refresh.first_sets).
---
--- Nested loops on: refresh.load_days turns them off for its remote joins, but a few changed
--- days' customers are found by index probes, not by hashing every number of the merchants.
-CREATE PROCEDURE refresh.customer_day_sets(p_merchants bigint[], p_from date, p_to date)
-LANGUAGE plpgsql
-SET enable_nestloop = on
-AS $$
+DROP PROCEDURE IF EXISTS refresh.rebuild_customer_sets();
+-- Rebuilds the customer sets (migration 007) of the days and statuses listed in the session's
+-- set_days from agg.customer_days, then the week, month and quarter sets of the periods
+-- containing those days. refresh.finish lists the days and statuses whose customer rows
+-- changed (a status change of a few orders rebuilds a few small day sets, not every day the
+-- refresh reloaded). Every customer listed must have its number. Status 'first' sets follow
+-- agg.customer_first instead (refresh.first_sets).
+CREATE PROCEDURE refresh.rebuild_customer_sets()
+LANGUAGE plpgsql AS $$
 DECLARE
     v_merchants bigint[];
     v_days      date[];
 BEGIN
-    -- Numbers are taken only for customers without one: an identity value is spent by every
-    -- insert attempted, even one ON CONFLICT skips.
-    INSERT INTO agg.customer_numbers (merchant_id, customer_id)
-    SELECT DISTINCT cd.merchant_id, cd.customer_id
-    FROM agg.customer_days AS cd
-    WHERE cd.merchant_id = ANY (p_merchants) AND cd.day BETWEEN p_from AND p_to
-      AND NOT EXISTS (SELECT FROM agg.customer_numbers AS n
-                      WHERE n.merchant_id = cd.merchant_id AND n.customer_id = cd.customer_id)
-    ORDER BY 1, 2
-    ON CONFLICT DO NOTHING;
-
-    DELETE FROM agg.customer_sets
-    WHERE merchant_id = ANY (p_merchants) AND grain = 'day' AND status = ANY (refresh.set_statuses(false))
-      AND period_start BETWEEN p_from AND p_to;
+    DELETE FROM agg.customer_sets AS s USING pg_temp.set_days AS t
+    WHERE s.merchant_id = t.merchant_id AND s.grain = 'day' AND s.status = t.status AND s.period_start = t.day;
     INSERT INTO agg.customer_sets (merchant_id, grain, status, period_start, once, twice)
     SELECT cd.merchant_id, 'day', cd.status, cd.day, public.sort(array_agg(n.n)),
            public.sort(coalesce(array_agg(n.n) FILTER (WHERE cd.orders >= 2), '{}'))
-    FROM agg.customer_days AS cd
-    JOIN agg.customer_numbers AS n USING (merchant_id, customer_id)
-    WHERE cd.merchant_id = ANY (p_merchants) AND cd.day BETWEEN p_from AND p_to
+    FROM pg_temp.set_days AS t
+    JOIN agg.customer_days AS cd ON cd.merchant_id = t.merchant_id AND cd.day = t.day AND cd.status = t.status
+    JOIN agg.customer_numbers AS n ON n.merchant_id = cd.merchant_id AND n.customer_id = cd.customer_id
     GROUP BY cd.merchant_id, cd.status, cd.day
     ORDER BY 1, 3, 4;
 
-    SELECT array_agg(m), array_agg(d::date) INTO v_merchants, v_days
-    FROM unnest(p_merchants) AS m, generate_series(p_from, p_to, interval '1 day') AS d;
-    CALL refresh.roll_customer_sets(v_merchants, v_days, false);
+    SELECT array_agg(merchant_id), array_agg(day) INTO v_merchants, v_days
+    FROM (SELECT DISTINCT merchant_id, day FROM pg_temp.set_days) AS d;
+    CALL refresh.roll_customer_sets(coalesce(v_merchants, '{}'), coalesce(v_days, '{}'), false);
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.first_sets(bigint[], date[]);
@@ -73,16 +58,14 @@ $$;
 DROP PROCEDURE IF EXISTS refresh.roll_customer_sets(bigint[], date[], boolean);
 -- Rebuilds the week, month and quarter customer sets (status 'first' with p_first, else the
 -- order statuses) of the periods containing the (merchant, day) pairs given: weeks and months
--- as unions of their day sets, quarters of their month sets.
+-- as unions of their day sets, quarters of their month sets. Uses the session's set_periods
+-- (refresh.scratch).
 CREATE PROCEDURE refresh.roll_customer_sets(p_merchants bigint[], p_days date[], p_first boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     w          record;
     v_statuses text[] := refresh.set_statuses(p_first);
 BEGIN
-    IF to_regclass('pg_temp.set_periods') IS NULL THEN
-        CREATE TEMP TABLE set_periods (merchant_id bigint, period_start date) ON COMMIT DELETE ROWS;
-    END IF;
     -- The grains in build order (the dates only select them).
     FOR w IN SELECT grain, from_grain FROM refresh.rollup_windows(current_date, current_date) LOOP
         DELETE FROM pg_temp.set_periods;
@@ -113,18 +96,25 @@ CREATE PROCEDURE refresh.complete_customer_sets()
 LANGUAGE plpgsql AS $$
 DECLARE
     v_merchant bigint;
-    v_from     date;
-    v_to       date;
     v_days     date[];
 BEGIN
+    CALL refresh.scratch();
     FOR v_merchant IN
         SELECT f.merchant_id FROM agg.freshness AS f
         WHERE NOT EXISTS (SELECT FROM agg.customer_sets AS s WHERE s.merchant_id = f.merchant_id)
+          AND EXISTS (SELECT FROM agg.customer_days AS cd WHERE cd.merchant_id = f.merchant_id)
         ORDER BY 1
     LOOP
-        SELECT min(day), max(day) INTO v_from, v_to FROM agg.customer_days WHERE merchant_id = v_merchant;
-        CONTINUE WHEN v_from IS NULL;
-        CALL refresh.customer_day_sets(ARRAY[v_merchant], v_from, v_to);
+        INSERT INTO agg.customer_numbers (merchant_id, customer_id)
+        SELECT DISTINCT cd.merchant_id, cd.customer_id FROM agg.customer_days AS cd
+        WHERE cd.merchant_id = v_merchant
+          AND NOT EXISTS (SELECT FROM agg.customer_numbers AS n
+                          WHERE n.merchant_id = cd.merchant_id AND n.customer_id = cd.customer_id)
+        ORDER BY 1, 2;
+        DELETE FROM pg_temp.set_days;
+        INSERT INTO pg_temp.set_days
+        SELECT DISTINCT merchant_id, day, status FROM agg.customer_days WHERE merchant_id = v_merchant;
+        CALL refresh.rebuild_customer_sets();
         v_days := ARRAY(SELECT DISTINCT first_day FROM agg.customer_first WHERE merchant_id = v_merchant ORDER BY 1);
         CALL refresh.first_sets(array_fill(v_merchant, ARRAY[cardinality(v_days)]), v_days);
     END LOOP;

@@ -34,7 +34,7 @@ DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date); -- version 3
 DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date, boolean);
 -- Version 4: rewrites the day rows of a set of merchants for [p_from, p_to] from the source:
 -- order totals, breakdowns and customer days. Notes the customer days it deletes and inserts in
--- the session's customer_day_changes (refresh.scratch), for refresh.finish. One set of remote
+-- the session's customer_day_deltas (refresh.scratch), for refresh.finish. One set of remote
 -- queries serves the whole set, so a refresh of many merchants' few recent days pays the round
 -- trips once.
 --
@@ -66,12 +66,10 @@ BEGIN
     CALL refresh.scratch();
     DELETE FROM agg.order_stats
     WHERE merchant_id = ANY (p_merchants) AND grain = 'day' AND period_start BETWEEN p_from AND p_to;
-    WITH d AS (
-        DELETE FROM agg.customer_days
-        WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
-        RETURNING merchant_id, customer_id, day, orders
-    )
-    INSERT INTO pg_temp.customer_day_changes SELECT merchant_id, customer_id, day, -orders FROM d;
+    -- The old customer days, negated: netted with the new ones by refresh.apply_customer_days.
+    INSERT INTO pg_temp.customer_day_deltas
+    SELECT merchant_id, customer_id, day, status, -orders, -gmv FROM agg.customer_days
+    WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to;
     -- The old breakdown rows, negated. Every dimension and status named, so the primary key
     -- is searched by range instead of scanned across the merchant's other grains.
     INSERT INTO pg_temp.dim_changes
@@ -156,16 +154,11 @@ BEGIN
                coalesce(r.returned_amount, 0) * 100, 0
         FROM c LEFT JOIN r USING (merchant_id, bucket, status, category_id);
 
-        WITH c AS (
-            INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
-            SELECT c.merchant_id, (c.bucket AT TIME ZONE v_tz)::date, c.customer_id, c.status, c.orders, c.gmv
-            FROM refresh.source_customer_facts(p_merchants, v_seg.lo, v_seg.hi) AS c
-            RETURNING merchant_id, customer_id, day, orders
-        )
-        INSERT INTO pg_temp.customer_day_changes SELECT merchant_id, customer_id, day, orders FROM c;
+        INSERT INTO pg_temp.customer_day_deltas
+        SELECT c.merchant_id, c.customer_id, (c.bucket AT TIME ZONE v_tz)::date, c.status, c.orders, c.gmv
+        FROM refresh.source_customer_facts(p_merchants, v_seg.lo, v_seg.hi) AS c;
     END LOOP;
-
-    CALL refresh.customer_day_sets(p_merchants, p_from, p_to);
+    CALL refresh.apply_customer_days(p_merchants, p_from, p_to);
 
     -- Status 'all' rows (migration 005): what the default filter reads.
     INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted, delivered,
@@ -196,11 +189,12 @@ DROP PROCEDURE IF EXISTS refresh.scratch();
 CREATE PROCEDURE refresh.scratch()
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF to_regclass('pg_temp.customer_day_changes') IS NULL THEN
+    IF to_regclass('pg_temp.customer_day_deltas') IS NULL THEN
         -- Customer days load_days deleted (orders < 0) and inserted (orders > 0); refresh.finish
-        -- nets them into the customers whose order days really changed.
-        CREATE TEMP TABLE customer_day_changes (
-            merchant_id bigint, customer_id bigint, day date, orders int
+        -- nets them into the customers whose order days really changed, and the days and
+        -- statuses whose customer sets changed.
+        CREATE TEMP TABLE customer_day_deltas (
+            merchant_id bigint, customer_id bigint, day date, status text, orders int, gmv numeric
         ) ON COMMIT DELETE ROWS;
         CREATE TEMP TABLE changed_customers (
             merchant_id bigint, customer_id bigint, PRIMARY KEY (merchant_id, customer_id)
@@ -220,7 +214,49 @@ BEGIN
             gmv numeric, delivered_gmv numeric, returned_amount numeric, delivery_time interval
         ) ON COMMIT DELETE ROWS;
     END IF;
+    IF to_regclass('pg_temp.set_days') IS NULL THEN
+        -- Customer sets to rebuild (refresh.rebuild_customer_sets) and their rollup periods.
+        CREATE TEMP TABLE set_days (merchant_id bigint, day date, status text) ON COMMIT DELETE ROWS;
+        CREATE TEMP TABLE set_periods (merchant_id bigint, period_start date) ON COMMIT DELETE ROWS;
+    END IF;
     DELETE FROM pg_temp.dim_changes;
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.apply_customer_days(bigint[], date, date);
+-- Writes the net changes of the session's customer_day_deltas of p_merchants over the days
+-- [p_from, p_to] (old rows negated, new rows as they are; the deltas of other runs of the
+-- transaction are already written) to agg.customer_days: a row is deleted when it is gone,
+-- updated when its figures changed, inserted when it is new; the rest are not touched. A
+-- status change of 1000 orders at 10M rewrote ~150k customer days when they were deleted
+-- and inserted again. Rows are looked up by primary key (nested loops), as in
+-- refresh.apply_dim_changes.
+CREATE PROCEDURE refresh.apply_customer_days(p_merchants bigint[], p_from date, p_to date)
+LANGUAGE plpgsql
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET work_mem = '256MB'
+AS $$
+BEGIN
+    WITH net AS (
+        SELECT merchant_id, customer_id, day, status, bool_or(orders < 0) AS stored,
+               sum(orders) FILTER (WHERE orders > 0) AS orders, sum(gmv) FILTER (WHERE orders > 0) AS gmv
+        FROM pg_temp.customer_day_deltas
+        WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
+        GROUP BY merchant_id, customer_id, day, status
+        HAVING sum(orders) <> 0 OR sum(gmv) <> 0
+    ), gone AS (
+        DELETE FROM agg.customer_days AS t USING net AS n
+        WHERE n.stored AND n.orders IS NULL
+          AND t.merchant_id = n.merchant_id AND t.day = n.day AND t.customer_id = n.customer_id AND t.status = n.status
+    ), changed AS (
+        UPDATE agg.customer_days AS t SET orders = n.orders, gmv = n.gmv
+        FROM net AS n
+        WHERE n.stored AND n.orders IS NOT NULL
+          AND t.merchant_id = n.merchant_id AND t.day = n.day AND t.customer_id = n.customer_id AND t.status = n.status
+    )
+    INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
+    SELECT merchant_id, day, customer_id, status, orders, gmv FROM net WHERE NOT stored
+    ORDER BY merchant_id, day, customer_id, status;
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean);
@@ -477,14 +513,30 @@ DECLARE
 BEGIN
     CALL refresh.rollup_orders(p_merchants, p_from, p_to);
 
+    -- Days and statuses whose customers (or their orders) changed: their customer sets.
+    DELETE FROM pg_temp.set_days;
+    INSERT INTO pg_temp.set_days
+    SELECT DISTINCT merchant_id, day, status
+    FROM (SELECT merchant_id, day, status FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants)
+          GROUP BY merchant_id, customer_id, day, status HAVING sum(orders) <> 0) AS x;
+
     -- Customers whose orders per day changed: only they have a new first day or chain.
     WITH d AS (
-        DELETE FROM pg_temp.customer_day_changes WHERE merchant_id = ANY (p_merchants) RETURNING *
+        DELETE FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants) RETURNING *
     )
     INSERT INTO pg_temp.changed_customers (merchant_id, customer_id)
     SELECT DISTINCT merchant_id, customer_id FROM d
     GROUP BY merchant_id, customer_id, day HAVING sum(orders) <> 0
     ON CONFLICT DO NOTHING;
+    -- Numbers for the sets: a customer new to the merchant is among them.
+    INSERT INTO agg.customer_numbers (merchant_id, customer_id)
+    SELECT c.merchant_id, c.customer_id FROM pg_temp.changed_customers AS c
+    WHERE c.merchant_id = ANY (p_merchants)
+      AND NOT EXISTS (SELECT FROM agg.customer_numbers AS n
+                      WHERE n.merchant_id = c.merchant_id AND n.customer_id = c.customer_id)
+    ORDER BY 1, 2
+    ON CONFLICT DO NOTHING;
+    CALL refresh.rebuild_customer_sets();
     -- Their old and new first days: the 'first' customer sets of those days change.
     WITH d AS (
         DELETE FROM agg.customer_first AS f USING pg_temp.changed_customers AS c
