@@ -33,10 +33,10 @@ DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date, bigint[]); -- ver
 DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date); -- version 3
 DROP PROCEDURE IF EXISTS refresh.load_days(bigint[], date, date, boolean);
 -- Version 4: rewrites the day rows of a set of merchants for [p_from, p_to] from the source:
--- order totals, breakdowns and customer days. Notes the customer days it deletes and inserts in
--- the session's customer_day_deltas (refresh.scratch), for refresh.finish. One set of remote
--- queries serves the whole set, so a refresh of many merchants' few recent days pays the round
--- trips once.
+-- order totals, breakdowns and customer days. The old customer days (negated) and the new ones
+-- are netted in the session's customer_day_deltas (refresh.scratch) and left there for
+-- refresh.finish (changed customers, customer sets). One set of remote queries serves the
+-- whole set, so a refresh of many merchants' few recent days pays the round trips once.
 --
 -- Breakdown rows are not deleted and inserted again: the new day rows and the old ones
 -- (negated) are netted in the session's dim_changes table, and only the keys whose figures
@@ -61,6 +61,7 @@ DECLARE
     v_seg     record;
     v_rebuild boolean := p_rebuild OR p_to - p_from > 62;
     v_old     bigint;
+    v_old_cd  bigint;
 BEGIN
     SELECT timezone INTO v_tz FROM refresh.settings;
     CALL refresh.scratch();
@@ -70,6 +71,7 @@ BEGIN
     INSERT INTO pg_temp.customer_day_deltas
     SELECT merchant_id, customer_id, day, status, -orders, -gmv FROM agg.customer_days
     WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to;
+    GET DIAGNOSTICS v_old_cd = ROW_COUNT;
     -- The old breakdown rows, negated. Every dimension and status named, so the primary key
     -- is searched by range instead of scanned across the merchant's other grains.
     INSERT INTO pg_temp.dim_changes
@@ -158,7 +160,7 @@ BEGIN
         SELECT c.merchant_id, c.customer_id, (c.bucket AT TIME ZONE v_tz)::date, c.status, c.orders, c.gmv
         FROM refresh.source_customer_facts(p_merchants, v_seg.lo, v_seg.hi) AS c;
     END LOOP;
-    CALL refresh.apply_customer_days(p_merchants, p_from, p_to);
+    CALL refresh.apply_customer_days(p_merchants, p_from, p_to, v_old_cd = 0);
 
     -- Status 'all' rows (migration 005): what the default filter reads.
     INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted, delivered,
@@ -190,9 +192,9 @@ CREATE PROCEDURE refresh.scratch()
 LANGUAGE plpgsql AS $$
 BEGIN
     IF to_regclass('pg_temp.customer_day_deltas') IS NULL THEN
-        -- Customer days load_days deleted (orders < 0) and inserted (orders > 0); refresh.finish
-        -- nets them into the customers whose order days really changed, and the days and
-        -- statuses whose customer sets changed.
+        -- load_days's old (orders < 0) and new (orders > 0) customer days; refresh.finish nets
+        -- them into the customers whose order days really changed, and the days and statuses
+        -- whose customer sets changed.
         CREATE TEMP TABLE customer_day_deltas (
             merchant_id bigint, customer_id bigint, day date, status text, orders int, gmv numeric
         ) ON COMMIT DELETE ROWS;
@@ -223,20 +225,29 @@ BEGIN
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.apply_customer_days(bigint[], date, date);
+DROP PROCEDURE IF EXISTS refresh.apply_customer_days(bigint[], date, date, boolean);
 -- Writes the net changes of the session's customer_day_deltas of p_merchants over the days
 -- [p_from, p_to] (old rows negated, new rows as they are; the deltas of other runs of the
 -- transaction are already written) to agg.customer_days: a row is deleted when it is gone,
 -- updated when its figures changed, inserted when it is new; the rest are not touched. A
 -- status change of 1000 orders at 10M rewrote ~150k customer days when they were deleted
 -- and inserted again. Rows are looked up by primary key (nested loops), as in
--- refresh.apply_dim_changes.
-CREATE PROCEDURE refresh.apply_customer_days(p_merchants bigint[], p_from date, p_to date)
+-- refresh.apply_dim_changes. p_fresh says no customer day was stored (a backfill): the new
+-- rows are inserted as they are (netting a large merchant's two million rows spilled to disk).
+CREATE PROCEDURE refresh.apply_customer_days(p_merchants bigint[], p_from date, p_to date, p_fresh boolean)
 LANGUAGE plpgsql
 SET enable_hashjoin = off
 SET enable_mergejoin = off
 SET work_mem = '256MB'
 AS $$
 BEGIN
+    IF p_fresh THEN
+        INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
+        SELECT merchant_id, day, customer_id, status, orders, gmv FROM pg_temp.customer_day_deltas
+        WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
+        ORDER BY merchant_id, day, customer_id, status;
+        RETURN;
+    END IF;
     WITH net AS (
         SELECT merchant_id, customer_id, day, status, bool_or(orders < 0) AS stored,
                sum(orders) FILTER (WHERE orders > 0) AS orders, sum(gmv) FILTER (WHERE orders > 0) AS gmv
@@ -505,20 +516,30 @@ DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date);
 -- Everything that follows rewritten days of a set of merchants: order rollups over
 -- [p_from, p_to] (load_days keeps the breakdown rollups), the first order and order chains of
 -- the customers whose days changed, the product lists, and freshness.
+--
+-- work_mem: a backfill's merchant has millions of customer days to net in memory.
 CREATE PROCEDURE refresh.finish(p_merchants bigint[], p_from date, p_to date)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET work_mem = '256MB'
+AS $$
 DECLARE
     v_merchants bigint[];
     v_days      date[];
 BEGIN
     CALL refresh.rollup_orders(p_merchants, p_from, p_to);
 
-    -- Days and statuses whose customers (or their orders) changed: their customer sets.
+    -- Days and statuses whose customers (or their orders) changed: their customer sets. With
+    -- no old rows (a backfill) that is every day and status of the new ones.
     DELETE FROM pg_temp.set_days;
-    INSERT INTO pg_temp.set_days
-    SELECT DISTINCT merchant_id, day, status
-    FROM (SELECT merchant_id, day, status FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants)
-          GROUP BY merchant_id, customer_id, day, status HAVING sum(orders) <> 0) AS x;
+    IF EXISTS (SELECT FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants) AND orders < 0) THEN
+        INSERT INTO pg_temp.set_days
+        SELECT DISTINCT merchant_id, day, status
+        FROM (SELECT merchant_id, day, status FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants)
+              GROUP BY merchant_id, customer_id, day, status HAVING sum(orders) <> 0) AS x;
+    ELSE
+        INSERT INTO pg_temp.set_days
+        SELECT DISTINCT merchant_id, day, status FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants);
+    END IF;
 
     -- Customers whose orders per day changed: only they have a new first day or chain.
     WITH d AS (
