@@ -2,10 +2,10 @@ DROP PROCEDURE IF EXISTS refresh.customer_day_sets(bigint[], date, date);
 DROP PROCEDURE IF EXISTS refresh.rebuild_customer_sets();
 -- Rebuilds the customer sets (migration 007) of the days and statuses listed in the session's
 -- set_days from agg.customer_days, then the week, month and quarter sets of the periods
--- containing those days. refresh.finish lists the days and statuses whose customer rows
--- changed (a status change of a few orders rebuilds a few small day sets, not every day the
--- refresh reloaded). Every customer listed must have its number. Status 'first' sets follow
--- agg.customer_first instead (refresh.first_sets).
+-- containing those days, and empties set_days. refresh.apply_customer_days lists the days and
+-- statuses whose customer rows changed (a status change of a few orders rebuilds a few small
+-- day sets, not every day the refresh reloaded). Every customer listed must have its number.
+-- Status 'first' sets follow agg.customer_first instead (refresh.first_sets).
 CREATE PROCEDURE refresh.rebuild_customer_sets()
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -17,7 +17,7 @@ BEGIN
     INSERT INTO agg.customer_sets (merchant_id, grain, status, period_start, once, twice)
     SELECT cd.merchant_id, 'day', cd.status, cd.day, public.sort(array_agg(n.n)),
            public.sort(coalesce(array_agg(n.n) FILTER (WHERE cd.orders >= 2), '{}'))
-    FROM pg_temp.set_days AS t
+    FROM (SELECT DISTINCT merchant_id, day, status FROM pg_temp.set_days) AS t
     JOIN agg.customer_days AS cd ON cd.merchant_id = t.merchant_id AND cd.day = t.day AND cd.status = t.status
     JOIN agg.customer_numbers AS n ON n.merchant_id = cd.merchant_id AND n.customer_id = cd.customer_id
     GROUP BY cd.merchant_id, cd.status, cd.day
@@ -25,6 +25,7 @@ BEGIN
 
     SELECT array_agg(merchant_id), array_agg(day) INTO v_merchants, v_days
     FROM (SELECT DISTINCT merchant_id, day FROM pg_temp.set_days) AS d;
+    DELETE FROM pg_temp.set_days;
     CALL refresh.roll_customer_sets(coalesce(v_merchants, '{}'), coalesce(v_days, '{}'), false);
 END $$;
 
@@ -52,7 +53,7 @@ DROP FUNCTION IF EXISTS refresh.set_statuses(boolean);
 -- The status keys of customer sets: 'first', or the current statuses of orders.
 CREATE FUNCTION refresh.set_statuses(p_first boolean) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN p_first THEN ARRAY['first'] ELSE ARRAY['created', 'accepted', 'delivered', 'cancelled', 'returned'] END
+    SELECT CASE WHEN p_first THEN ARRAY['first'] ELSE array_remove(refresh.status_keys(), 'all') END
 $$;
 
 DROP PROCEDURE IF EXISTS refresh.roll_customer_sets(bigint[], date[], boolean);
@@ -66,8 +67,7 @@ DECLARE
     w          record;
     v_statuses text[] := refresh.set_statuses(p_first);
 BEGIN
-    -- The grains in build order (the dates only select them).
-    FOR w IN SELECT grain, from_grain FROM refresh.rollup_windows(current_date, current_date) LOOP
+    FOR w IN SELECT * FROM refresh.rollup_grains() LOOP
         DELETE FROM pg_temp.set_periods;
         INSERT INTO pg_temp.set_periods
         SELECT DISTINCT m, date_trunc(w.grain, d::timestamp)::date FROM unnest(p_merchants, p_days) AS x (m, d);
@@ -111,7 +111,6 @@ BEGIN
           AND NOT EXISTS (SELECT FROM agg.customer_numbers AS n
                           WHERE n.merchant_id = cd.merchant_id AND n.customer_id = cd.customer_id)
         ORDER BY 1, 2;
-        DELETE FROM pg_temp.set_days;
         INSERT INTO pg_temp.set_days
         SELECT DISTINCT merchant_id, day, status FROM agg.customer_days WHERE merchant_id = v_merchant;
         CALL refresh.rebuild_customer_sets();

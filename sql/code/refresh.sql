@@ -234,6 +234,8 @@ DROP PROCEDURE IF EXISTS refresh.apply_customer_days(bigint[], date, date, boole
 -- and inserted again. Rows are looked up by primary key (nested loops), as in
 -- refresh.apply_dim_changes. p_fresh says no customer day was stored (a backfill): the new
 -- rows are inserted as they are (netting a large merchant's two million rows spilled to disk).
+-- The days and statuses whose customers changed are noted in the session's set_days for
+-- refresh.rebuild_customer_sets.
 CREATE PROCEDURE refresh.apply_customer_days(p_merchants bigint[], p_from date, p_to date, p_fresh boolean)
 LANGUAGE plpgsql
 SET enable_hashjoin = off
@@ -246,10 +248,13 @@ BEGIN
         SELECT merchant_id, day, customer_id, status, orders, gmv FROM pg_temp.customer_day_deltas
         WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
         ORDER BY merchant_id, day, customer_id, status;
+        INSERT INTO pg_temp.set_days
+        SELECT DISTINCT merchant_id, day, status FROM pg_temp.customer_day_deltas
+        WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to;
         RETURN;
     END IF;
     WITH net AS (
-        SELECT merchant_id, customer_id, day, status, bool_or(orders < 0) AS stored,
+        SELECT merchant_id, customer_id, day, status, bool_or(orders < 0) AS stored, sum(orders) <> 0 AS moved,
                sum(orders) FILTER (WHERE orders > 0) AS orders, sum(gmv) FILTER (WHERE orders > 0) AS gmv
         FROM pg_temp.customer_day_deltas
         WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
@@ -264,6 +269,9 @@ BEGIN
         FROM net AS n
         WHERE n.stored AND n.orders IS NOT NULL
           AND t.merchant_id = n.merchant_id AND t.day = n.day AND t.customer_id = n.customer_id AND t.status = n.status
+    ), sets AS (
+        -- A gmv change alone moves no customer in or out of a set.
+        INSERT INTO pg_temp.set_days SELECT DISTINCT merchant_id, day, status FROM net WHERE moved
     )
     INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
     SELECT merchant_id, day, customer_id, status, orders, gmv FROM net WHERE NOT stored
@@ -411,15 +419,23 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 DROP FUNCTION IF EXISTS refresh.rollup_windows(date, date);
--- The rollup grains in the order they are built (quarters from months), the grain each sums,
--- and the bounds [lo, hi) of the starts of its periods that overlap [p_from, p_to].
+DROP FUNCTION IF EXISTS refresh.rollup_grains();
+-- The rollup grains in the order they are built (quarters from months) and the grain each sums.
+CREATE FUNCTION refresh.rollup_grains() RETURNS TABLE (grain text, from_grain text)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT g, CASE g WHEN 'quarter' THEN 'month' ELSE 'day' END
+    FROM unnest(ARRAY['week', 'month', 'quarter']) WITH ORDINALITY AS x (g, n)
+    ORDER BY n
+$$;
+
+-- The rollup grains as above, with the bounds [lo, hi) of the starts of their periods that
+-- overlap [p_from, p_to].
 CREATE FUNCTION refresh.rollup_windows(p_from date, p_to date)
 RETURNS TABLE (grain text, from_grain text, lo date, hi date)
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT g, CASE g WHEN 'quarter' THEN 'month' ELSE 'day' END,
-           date_trunc(g, p_from::timestamp)::date, (date_trunc(g, p_to::timestamp) + refresh.grain_step(g))::date
-    FROM unnest(ARRAY['week', 'month', 'quarter']) WITH ORDINALITY AS x (g, n)
-    ORDER BY n
+    SELECT g.grain, g.from_grain, date_trunc(g.grain, p_from::timestamp)::date,
+           (date_trunc(g.grain, p_to::timestamp) + refresh.grain_step(g.grain))::date
+    FROM refresh.rollup_grains() AS g
 $$;
 
 DROP PROCEDURE IF EXISTS refresh.rollup(bigint, date, date); -- version 2
@@ -528,19 +544,6 @@ DECLARE
 BEGIN
     CALL refresh.rollup_orders(p_merchants, p_from, p_to);
 
-    -- Days and statuses whose customers (or their orders) changed: their customer sets. With
-    -- no old rows (a backfill) that is every day and status of the new ones.
-    DELETE FROM pg_temp.set_days;
-    IF EXISTS (SELECT FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants) AND orders < 0) THEN
-        INSERT INTO pg_temp.set_days
-        SELECT DISTINCT merchant_id, day, status
-        FROM (SELECT merchant_id, day, status FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants)
-              GROUP BY merchant_id, customer_id, day, status HAVING sum(orders) <> 0) AS x;
-    ELSE
-        INSERT INTO pg_temp.set_days
-        SELECT DISTINCT merchant_id, day, status FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants);
-    END IF;
-
     -- Customers whose orders per day changed: only they have a new first day or chain.
     WITH d AS (
         DELETE FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants) RETURNING *
@@ -549,7 +552,8 @@ BEGIN
     SELECT DISTINCT merchant_id, customer_id FROM d
     GROUP BY merchant_id, customer_id, day HAVING sum(orders) <> 0
     ON CONFLICT DO NOTHING;
-    -- Numbers for the sets: a customer new to the merchant is among them.
+    -- Numbers for the sets (of the days apply_customer_days noted): a customer new to the
+    -- merchant is among them.
     INSERT INTO agg.customer_numbers (merchant_id, customer_id)
     SELECT c.merchant_id, c.customer_id FROM pg_temp.changed_customers AS c
     WHERE c.merchant_id = ANY (p_merchants)
