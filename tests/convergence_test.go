@@ -158,6 +158,6 @@ func TestChunkDaysShrinkPerAttempt(t *testing.T) {
 func dirtyDays(t *testing.T, an *pgxpool.Pool, m int64) int {
 	t.Helper()
 	var n int
-	require.NoError(t, an.QueryRow(context.Background(), "SELECT count(*) FROM refresh.dirty_days WHERE merchant_id = $1", m).Scan(&n))
+	require.NoError(t, an.QueryRow(context.Background(), "SELECT count(*) FROM refresh.pending WHERE merchant_id = $1", m).Scan(&n))
 	return n
 }

@@ -31,6 +31,9 @@ func TestAggregationIsPushedDown(t *testing.T) {
 		`SELECT * FROM refresh.source_product_returns('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
 		`SELECT * FROM refresh.source_category_returns('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
 		`SELECT * FROM refresh.source_customer_facts('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_order_returns('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_lines('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
+		`SELECT * FROM refresh.source_line_returns('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
 		`SELECT * FROM refresh.source_changes('2025-06-01 00:00+03', '2000-01-01 00:00+03')`,
 		`SELECT * FROM refresh.source_month_checks('{2025-01-01 00:00+03,2025-02-01 00:00+03,2025-03-01 00:00+03}')`,
 		`SELECT * FROM refresh.source_month_item_checks('{2025-01-01 00:00+03,2025-02-01 00:00+03,2025-03-01 00:00+03}')`,
@@ -54,6 +57,32 @@ func TestAggregationIsPushedDown(t *testing.T) {
 			if strings.Contains(q, "'{1,2}'") {
 				require.Contains(t, joined(plan), "merchant_id = ANY (", "the merchant set is filtered on the source")
 			}
+		})
+	}
+}
+
+// TestRowReadsAreFilteredOnTheSource: the reads of single orders' rows (the order snapshot of
+// migration 008, the change scan by order) are one Foreign Scan each, filtered on the source
+// by merchant and range or by id, so they use its indexes and pull only what they need.
+func TestRowReadsAreFilteredOnTheSource(t *testing.T) {
+	t.Parallel()
+	an := dbtest.Pool(t, shared.AnalyticsURL())
+	for q, filter := range map[string]string{
+		`SELECT * FROM refresh.source_orders('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`: `merchant_id = ANY (`,
+		`SELECT * FROM refresh.source_orders_by_id('{1,2,3}')`:                                       `WHERE ((id = ANY (`,
+		`SELECT * FROM refresh.source_items_by_order('{1,2,3}')`:                                     `WHERE ((order_id = ANY (`,
+		`SELECT * FROM refresh.source_returns_by_order('{1,2,3}')`:                                   `WHERE ((order_id = ANY (`,
+		`SELECT * FROM refresh.source_product_categories('{1,2,3}')`:                                 `WHERE ((id = ANY (`,
+		`SELECT * FROM refresh.source_changed_orders('2025-06-01 00:00+03')`:                         `WHERE ((updated_at >= `,
+	} {
+		t.Run(q, func(t *testing.T) {
+			rows, err := an.Query(context.Background(), "EXPLAIN (VERBOSE, COSTS OFF) "+q)
+			require.NoError(t, err)
+			plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			require.Regexp(t, `^Foreign Scan on src\.`, plan[0], "one remote scan: %v", plan)
+			require.Len(t, plan, 3, "no local node above it: %v", plan)
+			require.Contains(t, joined(plan), filter)
 		})
 	}
 }
@@ -222,7 +251,7 @@ func TestFailedRefreshKeepsOldData(t *testing.T) {
 			require.Equal(t, before, snapshot(t, an), "a failed refresh leaves the aggregates as they were")
 			require.Equal(t, oldSummary, summaryOf(t, a, m, "2025-05-01", "2025-05-31"))
 			var dirty int
-			require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM refresh.dirty_days WHERE merchant_id = $1", m).Scan(&dirty))
+			require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM refresh.pending WHERE merchant_id = $1", m).Scan(&dirty))
 			require.Positive(t, dirty, "the changed days are still waiting")
 
 			if tc.mends != "" {

@@ -73,7 +73,7 @@ func TestTwoWorkersTwoServers(t *testing.T) {
 		var settled bool
 		require.NoError(t, an.QueryRow(ctx, `
 			SELECT (SELECT source_watermark > $1 FROM refresh.settings)
-			   AND NOT EXISTS (SELECT FROM refresh.dirty_days)
+			   AND NOT EXISTS (SELECT FROM refresh.pending)
 			   AND NOT EXISTS (SELECT FROM river_job WHERE kind = 'refresh_merchant' AND state NOT IN ('completed', 'discarded', 'cancelled'))`,
 			changedAt).Scan(&settled))
 		if settled {

@@ -67,6 +67,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, opts Options) error {
 	if _, err := conn.Exec(ctx, "CALL refresh.complete_customer_sets()"); err != nil {
 		return fmt.Errorf("complete customer sets: %w", err)
 	}
+	// And their order snapshot (migration 008) from the source, one merchant per transaction.
+	if _, err := conn.Exec(ctx, "CALL refresh.complete_order_snapshot()"); err != nil {
+		return fmt.Errorf("complete order snapshot: %w", err)
+	}
 
 	return nil
 }

@@ -41,7 +41,7 @@ BEGIN
     IF v_old IS DISTINCT FROM p_timezone THEN
         TRUNCATE agg.order_stats, agg.dim_stats, agg.customer_days, agg.customer_first,
             agg.customer_chain, agg.customer_steps, agg.cohort_cells, agg.customer_sets, agg.freshness,
-            refresh.dirty_days;
+            refresh.dirty_days, refresh.dirty_orders, refresh.order_snapshot, refresh.line_snapshot;
         UPDATE refresh.settings SET source_watermark = NULL;
         RAISE NOTICE 'time zone changed from % to %: aggregates cleared, run a full refresh', v_old, p_timezone;
     END IF;

@@ -6,12 +6,12 @@ DROP FUNCTION IF EXISTS agg.merchant_freshness();
 -- API role learns nothing about other merchants. SECURITY DEFINER: it reads the pipeline's
 -- state (refresh schema), which the API role cannot. covered_watermark is the source instant
 -- up to which every change is in the merchant's aggregates: the global watermark when none of
--- its days waits for a refresh, else what its last complete refresh covered.
+-- its days waits for a refresh (refresh.pending), else what its last complete refresh covered.
 CREATE FUNCTION agg.merchant_freshness()
 RETURNS TABLE (refreshed_at timestamptz, covered_watermark timestamptz, last_scan_at timestamptz, pending_days bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH m AS (SELECT NULLIF(current_setting('app.merchant_id', true), '')::bigint AS id),
-    p AS (SELECT count(*) AS n FROM refresh.dirty_days d, m WHERE d.merchant_id = m.id)
+    p AS (SELECT count(*) AS n FROM refresh.pending d, m WHERE d.merchant_id = m.id)
     SELECT f.refreshed_at,
            CASE WHEN f.merchant_id IS NULL THEN NULL
                 WHEN p.n = 0 THEN greatest(s.source_watermark, f.source_watermark)
@@ -33,8 +33,8 @@ RETURNS TABLE (watermark_lag_seconds double precision, dirty_days bigint, dirty_
                parked_merchants bigint, oldest_refresh_seconds double precision, last_reconcile_drift bigint)
 LANGUAGE sql STABLE AS $$
     SELECT extract(epoch FROM now() - s.source_watermark)::float8,
-           (SELECT count(*) FROM refresh.dirty_days),
-           (SELECT count(DISTINCT merchant_id) FROM refresh.dirty_days),
+           (SELECT count(*) FROM refresh.pending),
+           (SELECT count(DISTINCT merchant_id) FROM refresh.pending),
            (SELECT count(*) FROM refresh.parked_merchants()),
            (SELECT extract(epoch FROM now() - min(refreshed_at))::float8 FROM agg.freshness),
            s.last_reconcile_drift

@@ -4,6 +4,7 @@
 {{ template "configure.sql" . }}
 {{ template "source_stats.sql" . }}
 {{ template "refresh.sql" . }}
+{{ template "orders.sql" . }}
 {{ template "customers.sql" . }}
 {{ template "customer_sets.sql" . }}
 {{ template "scan.sql" . }}

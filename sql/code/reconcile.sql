@@ -49,7 +49,7 @@ BEGIN
         -- A month with days already waiting for a refresh differs for a known reason: that
         -- refresh repairs it, and a drift report would be a false alarm.
         SELECT d.* FROM drift d
-        WHERE NOT EXISTS (SELECT FROM refresh.dirty_days x
+        WHERE NOT EXISTS (SELECT FROM refresh.pending x
                           WHERE x.merchant_id = d.merchant_id AND x.day >= d.month AND x.day < d.month + interval '1 month')
     ), logged AS (
         INSERT INTO refresh.drift_log (merchant_id, month) SELECT merchant_id, month FROM fresh_drift

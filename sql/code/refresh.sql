@@ -62,8 +62,12 @@ DECLARE
     v_rebuild boolean := p_rebuild OR p_to - p_from > 62;
     v_old     bigint;
     v_old_cd  bigint;
+    v_lo      timestamptz;
+    v_hi      timestamptz;
 BEGIN
     SELECT timezone INTO v_tz FROM refresh.settings;
+    v_lo := p_from::timestamp AT TIME ZONE v_tz;
+    v_hi := (p_to + 1)::timestamp AT TIME ZONE v_tz;
     CALL refresh.scratch();
     DELETE FROM agg.order_stats
     WHERE merchant_id = ANY (p_merchants) AND grain = 'day' AND period_start BETWEEN p_from AND p_to;
@@ -105,37 +109,7 @@ BEGIN
                CASE WHEN status = 'cancelled' THEN sum(orders) ELSE 0 END
         FROM pg_temp.order_facts GROUP BY merchant_id, day, status;
 
-        INSERT INTO ref.labels (dimension, label)
-        SELECT x.dimension, x.label
-        FROM (SELECT 'delivery_type' AS dimension, delivery_type AS label FROM pg_temp.order_facts
-              UNION
-              SELECT 'payment_method', payment_method FROM pg_temp.order_facts
-              UNION
-              SELECT 'region', c.region FROM ref.cities AS c
-              WHERE c.id IN (SELECT city_id FROM pg_temp.order_facts)) AS x
-        WHERE NOT EXISTS (SELECT FROM ref.labels AS l WHERE l.dimension = x.dimension AND l.label = x.label)
-        ORDER BY 1, 2
-        ON CONFLICT DO NOTHING;
-
-        WITH keyed AS (
-            SELECT 'city' AS dimension, f.city_id AS key, f.* FROM pg_temp.order_facts AS f
-            UNION ALL
-            SELECT 'region', l.id, f.* FROM pg_temp.order_facts AS f
-            JOIN ref.cities AS c ON c.id = f.city_id
-            JOIN ref.labels AS l ON l.dimension = 'region' AND l.label = c.region
-            UNION ALL
-            SELECT 'delivery_type', l.id, f.* FROM pg_temp.order_facts AS f
-            JOIN ref.labels AS l ON l.dimension = 'delivery_type' AND l.label = f.delivery_type
-            UNION ALL
-            SELECT 'payment_method', l.id, f.* FROM pg_temp.order_facts AS f
-            JOIN ref.labels AS l ON l.dimension = 'payment_method' AND l.label = f.payment_method
-        )
-        INSERT INTO pg_temp.dim_changes
-        SELECT merchant_id, dimension, status, day, key, sum(orders), sum(accepted), sum(delivered),
-               CASE WHEN status = 'cancelled' THEN sum(orders) ELSE 0 END, sum(returned), sum(items),
-               sum(gmv * 100), sum(delivered_gmv * 100), sum(returned_amount * 100),
-               extract(epoch FROM sum(delivery_time)) * 1000000
-        FROM keyed GROUP BY merchant_id, dimension, day, status, key;
+        CALL refresh.order_fact_dims();
 
         -- Products and categories come from order lines (delivery time does not apply).
         WITH p AS MATERIALIZED (SELECT * FROM refresh.source_product_facts(p_merchants, v_seg.lo, v_seg.hi)),
@@ -159,8 +133,12 @@ BEGIN
         INSERT INTO pg_temp.customer_day_deltas
         SELECT c.merchant_id, c.customer_id, (c.bucket AT TIME ZONE v_tz)::date, c.status, c.orders, c.gmv
         FROM refresh.source_customer_facts(p_merchants, v_seg.lo, v_seg.hi) AS c;
+
     END LOOP;
-    CALL refresh.apply_customer_days(p_merchants, p_from, p_to, v_old_cd = 0);
+    -- Each order's own figures, for refresh.order_snapshot (read from the same source snapshot).
+    CALL refresh.read_day_orders(p_merchants, v_lo, v_hi, v_tz);
+    CALL refresh.store_day_snapshot(p_merchants, p_from, p_to);
+    CALL refresh.apply_customer_days(p_merchants, p_from, p_to, v_old_cd = 0, false);
 
     -- Status 'all' rows (migration 005): what the default filter reads.
     INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted, delivered,
@@ -170,17 +148,68 @@ BEGIN
     FROM agg.order_stats
     WHERE merchant_id = ANY (p_merchants) AND grain = 'day' AND period_start BETWEEN p_from AND p_to
     GROUP BY merchant_id, period_start;
+    CALL refresh.all_status_dims(true);
+
+    CALL refresh.apply_dim_changes(NOT v_rebuild, v_old = 0, false);
+    IF v_rebuild THEN
+        CALL refresh.rollup_dims(p_merchants, p_from, p_to);
+    END IF;
+    CALL refresh.rollup_orders(p_merchants, p_from, p_to);
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.all_status_dims(boolean);
+-- Adds the status 'all' rows (migration 005) of the breakdown changes in dim_changes: sums
+-- over the statuses of the new rows only (p_new_only: the old 'all' rows are in dim_changes
+-- already, negated), or of every change (changed orders, whose old rows are negated).
+CREATE PROCEDURE refresh.all_status_dims(p_new_only boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO pg_temp.dim_changes
     SELECT merchant_id, dimension, 'all', day, key, sum(orders), sum(accepted), sum(delivered), sum(cancelled),
            sum(returned), sum(items), sum(gmv_cents), sum(delivered_gmv_cents), sum(returned_cents), sum(delivery_us)
     FROM pg_temp.dim_changes
-    WHERE status <> 'all' AND orders > 0 -- the new rows
+    WHERE status <> 'all' AND (orders > 0 OR NOT p_new_only)
     GROUP BY merchant_id, dimension, day, key;
+END $$;
 
-    CALL refresh.apply_dim_changes(NOT v_rebuild, v_old = 0);
-    IF v_rebuild THEN
-        CALL refresh.rollup_dims(p_merchants, p_from, p_to);
-    END IF;
+DROP PROCEDURE IF EXISTS refresh.order_fact_dims();
+-- Fans the session's order_facts (one day segment's facts, or changed orders' facts with the
+-- old ones negated) out into the city, region, delivery and payment rows of dim_changes
+-- (regions are sums of their cities).
+CREATE PROCEDURE refresh.order_fact_dims()
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ref.labels (dimension, label)
+    SELECT x.dimension, x.label
+    FROM (SELECT 'delivery_type' AS dimension, delivery_type AS label FROM pg_temp.order_facts
+          UNION
+          SELECT 'payment_method', payment_method FROM pg_temp.order_facts
+          UNION
+          SELECT 'region', c.region FROM ref.cities AS c
+          WHERE c.id IN (SELECT city_id FROM pg_temp.order_facts)) AS x
+    WHERE NOT EXISTS (SELECT FROM ref.labels AS l WHERE l.dimension = x.dimension AND l.label = x.label)
+    ORDER BY 1, 2
+    ON CONFLICT DO NOTHING;
+
+    WITH keyed AS (
+        SELECT 'city' AS dimension, f.city_id AS key, f.* FROM pg_temp.order_facts AS f
+        UNION ALL
+        SELECT 'region', l.id, f.* FROM pg_temp.order_facts AS f
+        JOIN ref.cities AS c ON c.id = f.city_id
+        JOIN ref.labels AS l ON l.dimension = 'region' AND l.label = c.region
+        UNION ALL
+        SELECT 'delivery_type', l.id, f.* FROM pg_temp.order_facts AS f
+        JOIN ref.labels AS l ON l.dimension = 'delivery_type' AND l.label = f.delivery_type
+        UNION ALL
+        SELECT 'payment_method', l.id, f.* FROM pg_temp.order_facts AS f
+        JOIN ref.labels AS l ON l.dimension = 'payment_method' AND l.label = f.payment_method
+    )
+    INSERT INTO pg_temp.dim_changes
+    SELECT merchant_id, dimension, status, day, key, sum(orders), sum(accepted), sum(delivered),
+           CASE WHEN status = 'cancelled' THEN sum(orders) ELSE 0 END, sum(returned), sum(items),
+           sum(gmv * 100), sum(delivered_gmv * 100), sum(returned_amount * 100),
+           extract(epoch FROM sum(delivery_time)) * 1000000
+    FROM keyed GROUP BY merchant_id, dimension, day, status, key;
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.scratch();
@@ -216,6 +245,15 @@ BEGIN
             gmv numeric, delivered_gmv numeric, returned_amount numeric, delivery_time interval
         ) ON COMMIT DELETE ROWS;
     END IF;
+    IF to_regclass('pg_temp.new_orders') IS NULL THEN
+        -- Orders and order × product lines as read from the source, in refresh.order_snapshot's
+        -- shape (migration 008): the days a refresh recomputes, or the changed orders.
+        CREATE TEMP TABLE new_orders (LIKE refresh.order_snapshot) ON COMMIT DELETE ROWS;
+        CREATE TEMP TABLE new_lines (LIKE refresh.line_snapshot) ON COMMIT DELETE ROWS;
+        -- Changed orders' customer days (refresh.load_orders), kept apart from the whole days'
+        -- deltas of the same transaction until they are written.
+        CREATE TEMP TABLE order_customer_deltas (LIKE pg_temp.customer_day_deltas) ON COMMIT DELETE ROWS;
+    END IF;
     IF to_regclass('pg_temp.set_days') IS NULL THEN
         -- Customer sets to rebuild (refresh.rebuild_customer_sets) and their rollup periods.
         CREATE TEMP TABLE set_days (merchant_id bigint, day date, status text) ON COMMIT DELETE ROWS;
@@ -226,6 +264,7 @@ END $$;
 
 DROP PROCEDURE IF EXISTS refresh.apply_customer_days(bigint[], date, date);
 DROP PROCEDURE IF EXISTS refresh.apply_customer_days(bigint[], date, date, boolean);
+DROP PROCEDURE IF EXISTS refresh.apply_customer_days(bigint[], date, date, boolean, boolean);
 -- Writes the net changes of the session's customer_day_deltas of p_merchants over the days
 -- [p_from, p_to] (old rows negated, new rows as they are; the deltas of other runs of the
 -- transaction are already written) to agg.customer_days: a row is deleted when it is gone,
@@ -235,14 +274,45 @@ DROP PROCEDURE IF EXISTS refresh.apply_customer_days(bigint[], date, date, boole
 -- refresh.apply_dim_changes. p_fresh says no customer day was stored (a backfill): the new
 -- rows are inserted as they are (netting a large merchant's two million rows spilled to disk).
 -- The days and statuses whose customers changed are noted in the session's set_days for
--- refresh.rebuild_customer_sets.
-CREATE PROCEDURE refresh.apply_customer_days(p_merchants bigint[], p_from date, p_to date, p_fresh boolean)
+-- refresh.rebuild_customer_sets. p_delta: the deltas are changed orders' (old negated, new as
+-- they are, in order_customer_deltas) over any days; each key's stored row is looked up.
+CREATE PROCEDURE refresh.apply_customer_days(p_merchants bigint[], p_from date, p_to date, p_fresh boolean, p_delta boolean)
 LANGUAGE plpgsql
 SET enable_hashjoin = off
 SET enable_mergejoin = off
 SET work_mem = '256MB'
 AS $$
 BEGIN
+    IF p_delta THEN
+        WITH net AS (
+            SELECT merchant_id, customer_id, day, status, sum(orders) AS orders, sum(gmv) AS gmv
+            FROM pg_temp.order_customer_deltas
+            WHERE merchant_id = ANY (p_merchants)
+            GROUP BY merchant_id, customer_id, day, status
+            HAVING sum(orders) <> 0 OR sum(gmv) <> 0
+        ), cur AS (
+            SELECT n.merchant_id, n.customer_id, n.day, n.status, n.orders <> 0 AS moved, t.merchant_id IS NOT NULL AS stored,
+                   coalesce(t.orders, 0) + n.orders AS orders, coalesce(t.gmv, 0) + n.gmv AS gmv
+            FROM net AS n
+            LEFT JOIN agg.customer_days AS t
+              ON t.merchant_id = n.merchant_id AND t.day = n.day AND t.customer_id = n.customer_id AND t.status = n.status
+        ), gone AS (
+            DELETE FROM agg.customer_days AS t USING cur AS c
+            WHERE c.stored AND c.orders = 0
+              AND t.merchant_id = c.merchant_id AND t.day = c.day AND t.customer_id = c.customer_id AND t.status = c.status
+        ), changed AS (
+            UPDATE agg.customer_days AS t SET orders = c.orders, gmv = c.gmv
+            FROM cur AS c
+            WHERE c.stored AND c.orders <> 0
+              AND t.merchant_id = c.merchant_id AND t.day = c.day AND t.customer_id = c.customer_id AND t.status = c.status
+        ), sets AS (
+            INSERT INTO pg_temp.set_days SELECT DISTINCT merchant_id, day, status FROM cur WHERE moved
+        )
+        INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
+        SELECT merchant_id, day, customer_id, status, orders, gmv FROM cur WHERE NOT stored
+        ORDER BY merchant_id, day, customer_id, status;
+        RETURN;
+    END IF;
     IF p_fresh THEN
         INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
         SELECT merchant_id, day, customer_id, status, orders, gmv FROM pg_temp.customer_day_deltas
@@ -280,6 +350,7 @@ END $$;
 
 DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean);
 DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean, boolean);
+DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean, boolean, boolean);
 -- Writes the net changes in dim_changes to agg.dim_stats: day rows, and with p_rollups the
 -- week, month and quarter rows they sum into. A key's row is updated by its change, inserted
 -- when it is new, deleted when it has no orders left; keys whose figures did not change are not
@@ -289,8 +360,9 @@ DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean, boolean);
 -- written from one snapshot. The netting is hashed in memory (a backfill's merchant has a
 -- million day rows; in 8 MB batches it took three times as long). p_fresh says no day row was
 -- stored: a backfill's rows are then inserted as they are, with no netting (2.5 s of 38 for
--- the largest merchant of the 1M benchmark).
-CREATE PROCEDURE refresh.apply_dim_changes(p_rollups boolean, p_fresh boolean)
+-- the largest merchant of the 1M benchmark). p_delta says dim_changes holds changed orders'
+-- deltas (refresh.load_orders): day rows are then looked up like the rollups.
+CREATE PROCEDURE refresh.apply_dim_changes(p_rollups boolean, p_fresh boolean, p_delta boolean)
 LANGUAGE plpgsql
 SET enable_hashjoin = off
 SET enable_mergejoin = off
@@ -319,7 +391,7 @@ BEGIN
                 sum(delivered_gmv_cents), sum(returned_cents), sum(delivery_us)) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     ), day_gone AS (
         DELETE FROM agg.dim_stats AS t USING net AS n
-        WHERE n.stored AND n.orders - n.old_orders = 0
+        WHERE NOT p_delta AND n.stored AND n.orders - n.old_orders = 0
           AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'day' AND t.status = n.status
           AND t.period_start = n.day AND t.key = n.key
     ), day_changed AS (
@@ -329,7 +401,7 @@ BEGIN
             gmv_cents = t.gmv_cents + n.gmv_cents, delivered_gmv_cents = t.delivered_gmv_cents + n.delivered_gmv_cents,
             returned_cents = t.returned_cents + n.returned_cents, delivery_us = t.delivery_us + n.delivery_us
         FROM net AS n
-        WHERE n.stored AND n.orders - n.old_orders <> 0
+        WHERE NOT p_delta AND n.stored AND n.orders - n.old_orders <> 0
           AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'day' AND t.status = n.status
           AND t.period_start = n.day AND t.key = n.key
     ), day_new AS (
@@ -337,7 +409,7 @@ BEGIN
             delivered, cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
         SELECT merchant_id, dimension, 'day', status, day, key, orders, accepted, delivered, cancelled, returned,
                items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us
-        FROM net WHERE NOT stored
+        FROM net WHERE NOT p_delta AND NOT stored
         -- Stored in key order, so a tile's rows share pages; integer sort keys (comparing the
         -- text columns made sorting a backfill's million rows take 3.8 s).
         ORDER BY merchant_id, refresh.dim_part(dimension, status), day, key
@@ -348,8 +420,9 @@ BEGIN
                sum(n.gmv_cents) AS gmv_cents, sum(n.delivered_gmv_cents) AS delivered_gmv_cents,
                sum(n.returned_cents) AS returned_cents, sum(n.delivery_us) AS delivery_us
         FROM net AS n
-        CROSS JOIN unnest(ARRAY['week', 'month', 'quarter']) AS g (grain)
-        WHERE p_rollups
+        CROSS JOIN unnest(CASE WHEN p_delta THEN ARRAY['day', 'week', 'month', 'quarter']
+                               ELSE ARRAY['week', 'month', 'quarter'] END) AS g (grain)
+        WHERE p_rollups OR p_delta
         GROUP BY 1, 2, 3, 4, 5, 6
     ), cur AS (
         SELECT g.merchant_id, g.dimension, g.grain, g.status, g.period_start, g.key, t.merchant_id IS NOT NULL AS stored,
@@ -494,8 +567,15 @@ END $$;
 
 DROP PROCEDURE IF EXISTS refresh.mark_fresh(bigint); -- version 2
 DROP PROCEDURE IF EXISTS refresh.mark_fresh(bigint[]);
+DROP VIEW IF EXISTS refresh.pending;
+-- The merchant days waiting for a refresh: dirty days, and the days of changed orders.
+CREATE VIEW refresh.pending AS
+    SELECT merchant_id, day FROM refresh.dirty_days
+    UNION
+    SELECT merchant_id, day FROM refresh.dirty_orders;
+
 -- Records a successful refresh of a set of merchants. A merchant's data covers the global
--- watermark only when no dirty day of it is left (a chunked refresh leaves some for the next
+-- watermark only when no dirty day or changed order of it is left (a chunked refresh leaves some for the next
 -- transaction, and a concurrent scan may have marked more): otherwise the watermark it
 -- covered is kept. One statement, so the watermark and the dirty days are read from the same
 -- snapshot.
@@ -503,7 +583,7 @@ CREATE PROCEDURE refresh.mark_fresh(p_merchants bigint[])
 LANGUAGE sql AS $$
     INSERT INTO agg.freshness (merchant_id, refreshed_at, source_watermark)
     SELECT m.id, now(),
-           CASE WHEN EXISTS (SELECT FROM refresh.dirty_days d WHERE d.merchant_id = m.id)
+           CASE WHEN EXISTS (SELECT FROM refresh.pending AS d WHERE d.merchant_id = m.id)
                 THEN (SELECT f.source_watermark FROM agg.freshness f WHERE f.merchant_id = m.id)
                 ELSE s.source_watermark END
     FROM refresh.settings s, (SELECT DISTINCT id FROM unnest(p_merchants) AS id ORDER BY 1) AS m
@@ -529,12 +609,13 @@ END $$;
 DROP PROCEDURE IF EXISTS refresh.finish(bigint, date, date, bigint[]); -- version 2
 DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date, boolean);
 DROP PROCEDURE IF EXISTS refresh.finish(bigint[], date, date);
--- Everything that follows rewritten days of a set of merchants: order rollups over
--- [p_from, p_to] (load_days keeps the breakdown rollups), the first order and order chains of
--- the customers whose days changed, the product lists, and freshness.
+DROP PROCEDURE IF EXISTS refresh.finish(bigint[]);
+-- Everything that follows rewritten days and orders of a set of merchants (load_days and
+-- load_orders keep the rollups): the first order and order chains of the customers whose
+-- days changed, the product lists, and freshness.
 --
 -- work_mem: a backfill's merchant has millions of customer days to net in memory.
-CREATE PROCEDURE refresh.finish(p_merchants bigint[], p_from date, p_to date)
+CREATE PROCEDURE refresh.finish(p_merchants bigint[])
 LANGUAGE plpgsql
 SET work_mem = '256MB'
 AS $$
@@ -542,8 +623,6 @@ DECLARE
     v_merchants bigint[];
     v_days      date[];
 BEGIN
-    CALL refresh.rollup_orders(p_merchants, p_from, p_to);
-
     -- Customers whose orders per day changed: only they have a new first day or chain.
     WITH d AS (
         DELETE FROM pg_temp.customer_day_deltas WHERE merchant_id = ANY (p_merchants) RETURNING *
@@ -615,21 +694,23 @@ BEGIN
     CALL refresh.lock_merchant(p_merchant);
     CALL refresh.load_days(ARRAY[p_merchant], p_from, p_to, true);
     DELETE FROM refresh.dirty_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to;
-    CALL refresh.finish(ARRAY[p_merchant], p_from, p_to);
+    CALL refresh.finish(ARRAY[p_merchant]);
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int); -- version 1
 DROP PROCEDURE IF EXISTS refresh.refresh_dirty(bigint, int, int, int);
--- Refreshes the dirty days of one merchant (the River job's unit of work): all of them, or,
--- when p_max_days is set, those in the first p_max_days calendar days from the oldest dirty
--- one, so a merchant too big for one statement timeout is done in smaller transactions.
--- Returns how many days it refreshed and how many are still dirty. Days marked dirty while
+-- Refreshes the dirty days and changed orders of one merchant (the River job's unit of
+-- work): all of them, or, when p_max_days is set, the days in the first p_max_days calendar
+-- days from the oldest dirty one (and every changed order), so a merchant too big for one
+-- statement timeout is done in smaller transactions. Returns how many days it refreshed (the
+-- changed orders' days among them) and how many dirty days are left. Days marked dirty while
 -- this runs wait on the deleted rows' locks and are inserted again after commit, so they are
 -- picked up by the next run rather than lost.
 CREATE PROCEDURE refresh.refresh_dirty(p_merchant bigint, p_max_days int, INOUT p_days int DEFAULT 0, INOUT p_left int DEFAULT 0)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_days  date[];
+    v_odays date[];
     v_range record;
 BEGIN
     IF p_max_days < 1 THEN
@@ -643,28 +724,30 @@ BEGIN
         RETURNING day
     )
     SELECT array_agg(day ORDER BY day) INTO v_days FROM d;
-    p_days := coalesce(cardinality(v_days), 0);
     SELECT count(*) INTO p_left FROM refresh.dirty_days WHERE merchant_id = p_merchant;
-    IF p_days = 0 THEN
-        RETURN;
-    END IF;
     FOR v_range IN SELECT * FROM refresh.day_runs(v_days) LOOP
         CALL refresh.load_days(ARRAY[p_merchant], v_range.first_day, v_range.last_day, false);
     END LOOP;
-    CALL refresh.finish(ARRAY[p_merchant], v_days[1], v_days[cardinality(v_days)]);
+    CALL refresh.load_orders(ARRAY[p_merchant], v_odays);
+    p_days := cardinality(ARRAY(SELECT unnest(v_days) UNION SELECT unnest(v_odays)));
+    IF p_days > 0 THEN
+        CALL refresh.finish(ARRAY[p_merchant]);
+    END IF;
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.refresh_dirty_set(bigint[], int);
--- Refreshes every dirty day of a set of merchants in one transaction (`merchantagg refresh`
--- after a change scan: many merchants with a few recent days each). Each run of days is
--- loaded for all the merchants dirty in it with one set of remote queries. Merchants are
--- locked in id order, so two sets (or a set and a River job) never deadlock.
+-- Refreshes every dirty day and changed order of a set of merchants in one transaction
+-- (`merchantagg refresh` after a change scan: many merchants with a few recent changes each).
+-- Each run of days is loaded for all the merchants dirty in it with one set of remote
+-- queries, and the changed orders of all of them with another. Merchants are locked in id
+-- order, so two sets (or a set and a River job) never deadlock.
 CREATE PROCEDURE refresh.refresh_dirty_set(p_merchants bigint[], INOUT p_days int DEFAULT 0)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_merchant bigint;
     v_ids      bigint[];
     v_days     date[];
+    v_odays    date[];
     v_range    record;
     v_run      bigint[];
 BEGIN
@@ -675,17 +758,16 @@ BEGIN
         DELETE FROM refresh.dirty_days WHERE merchant_id = ANY (p_merchants) RETURNING merchant_id, day
     )
     SELECT array_agg(merchant_id ORDER BY day), array_agg(day ORDER BY day) INTO v_ids, v_days FROM d;
-    p_days := coalesce(cardinality(v_days), 0);
-    IF p_days = 0 THEN
-        RETURN;
-    END IF;
     FOR v_range IN SELECT * FROM refresh.day_runs(v_days) LOOP
         v_run := ARRAY(SELECT DISTINCT id FROM unnest(v_ids, v_days) AS x (id, day)
                        WHERE day BETWEEN v_range.first_day AND v_range.last_day);
         CALL refresh.load_days(v_run, v_range.first_day, v_range.last_day, false);
     END LOOP;
-    v_run := ARRAY(SELECT DISTINCT id FROM unnest(v_ids) AS id);
-    CALL refresh.finish(v_run, v_days[1], v_days[cardinality(v_days)]);
+    CALL refresh.load_orders(p_merchants, v_odays);
+    p_days := coalesce(cardinality(v_days), 0) + cardinality(v_odays);
+    IF p_days > 0 THEN
+        CALL refresh.finish(p_merchants);
+    END IF;
 END $$;
 
 DROP FUNCTION IF EXISTS refresh.day_runs(date[]);

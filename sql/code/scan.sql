@@ -75,9 +75,9 @@ END $$;
 
 DROP FUNCTION IF EXISTS refresh.scan_changes(); -- version 1
 DROP FUNCTION IF EXISTS refresh.scan_changes(timestamptz);
--- Marks the (merchant, business day) pairs with changed orders dirty and moves the watermark
--- to p_horizon, which refresh.source_horizon() returned in an earlier transaction. Returns how
--- many pairs it newly marked.
+-- Marks what changed since the watermark (the first time every merchant day, then the changed
+-- orders) and moves the watermark to p_horizon, which refresh.source_horizon() returned in an
+-- earlier transaction. Returns how many days and orders it marked.
 CREATE FUNCTION refresh.scan_changes(p_horizon timestamptz) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -95,22 +95,53 @@ BEGIN
     v_since := coalesce(v_set.source_watermark - v_set.lookback, '-infinity');
     v_origin := '2000-01-01'::timestamp AT TIME ZONE v_set.timezone;
 
-    -- A bucket is 24 h from a local midnight; around a DST change it may straddle two local
-    -- days, so both ends' days are marked.
-    WITH c AS MATERIALIZED (
-        SELECT * FROM refresh.source_changes(v_since, v_origin)
-    ), d AS (
-        SELECT c.merchant_id, (c.bucket AT TIME ZONE v_set.timezone)::date AS day FROM c
-        UNION
-        SELECT c.merchant_id, ((c.bucket + interval '1 day' - interval '1 microsecond') AT TIME ZONE v_set.timezone)::date FROM c
-    ), ins AS (
-        INSERT INTO refresh.dirty_days (merchant_id, day)
-        SELECT merchant_id, day FROM d
-        ORDER BY 1, 2 -- key order, like reconciliation, so the two never deadlock
-        ON CONFLICT DO NOTHING
-        RETURNING 1
-    )
-    SELECT count(*) INTO v_marked FROM ins;
+    IF v_set.source_watermark IS NULL THEN
+        -- First scan (nothing refreshed yet): every merchant day with orders, whole.
+        -- A bucket is 24 h from a local midnight; around a DST change it may straddle two local
+        -- days, so both ends' days are marked.
+        WITH c AS MATERIALIZED (
+            SELECT * FROM refresh.source_changes(v_since, v_origin)
+        ), d AS (
+            SELECT c.merchant_id, (c.bucket AT TIME ZONE v_set.timezone)::date AS day FROM c
+            UNION
+            SELECT c.merchant_id, ((c.bucket + interval '1 day' - interval '1 microsecond') AT TIME ZONE v_set.timezone)::date FROM c
+        ), ins AS (
+            INSERT INTO refresh.dirty_days (merchant_id, day)
+            SELECT merchant_id, day FROM d
+            ORDER BY 1, 2 -- key order, like reconciliation, so the two never deadlock
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*) INTO v_marked FROM ins;
+    ELSE
+        -- Later scans mark the changed orders (migration 008). A merchant day where a quarter of
+        -- the orders or more changed (and at least 20) is marked whole instead: recomputing
+        -- the day is then cheaper than netting each order.
+        WITH c AS MATERIALIZED (
+            SELECT c.merchant_id, c.order_id, (c.created_at AT TIME ZONE v_set.timezone)::date AS day
+            FROM refresh.source_changed_orders(v_since) AS c
+        ), whole AS MATERIALIZED (
+            SELECT b.merchant_id, b.day
+            FROM (SELECT merchant_id, day, count(*) AS n FROM c GROUP BY 1, 2) AS b
+            LEFT JOIN agg.order_stats AS s
+              ON s.merchant_id = b.merchant_id AND s.grain = 'day' AND s.period_start = b.day AND s.status = 'all'
+            WHERE b.n >= greatest(20, coalesce(s.orders, 0) / 4)
+        ), days AS (
+            INSERT INTO refresh.dirty_days (merchant_id, day)
+            SELECT merchant_id, day FROM whole
+            ORDER BY 1, 2 -- key order, like reconciliation, so the two never deadlock
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+        ), orders AS (
+            INSERT INTO refresh.dirty_orders AS d (merchant_id, order_id, day)
+            SELECT c.merchant_id, c.order_id, c.day FROM c
+            WHERE NOT EXISTS (SELECT FROM whole AS w WHERE w.merchant_id = c.merchant_id AND w.day = c.day)
+            ORDER BY 1, 2
+            ON CONFLICT (merchant_id, order_id) DO UPDATE SET day = EXCLUDED.day
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM days) + (SELECT count(*) FROM orders) INTO v_marked;
+    END IF;
 
     UPDATE refresh.settings SET source_watermark = p_horizon, last_scan_at = now();
     RETURN v_marked;
@@ -133,7 +164,7 @@ $$;
 DROP FUNCTION IF EXISTS refresh.dirty_merchants();
 CREATE FUNCTION refresh.dirty_merchants() RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $$
-    SELECT DISTINCT merchant_id FROM refresh.dirty_days ORDER BY 1
+    SELECT DISTINCT merchant_id FROM refresh.pending ORDER BY 1
 $$;
 
 DROP FUNCTION IF EXISTS refresh.merchants_to_enqueue();
@@ -145,7 +176,7 @@ DROP FUNCTION IF EXISTS refresh.merchants_to_enqueue();
 CREATE FUNCTION refresh.merchants_to_enqueue() RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $$
     SELECT d.merchant_id
-    FROM (SELECT DISTINCT merchant_id FROM refresh.dirty_days) d
+    FROM (SELECT DISTINCT merchant_id FROM refresh.pending) d
     WHERE NOT EXISTS (SELECT FROM refresh.parked_merchants() p WHERE p = d.merchant_id)
     ORDER BY 1
 $$;
@@ -173,7 +204,7 @@ CREATE FUNCTION refresh.dirty_sets(p_sets int) RETURNS TABLE (merchants bigint[]
 LANGUAGE sql STABLE AS $$
     WITH m AS (
         SELECT merchant_id, max(day) - min(day) <= 31 AS narrow, count(*) AS days
-        FROM refresh.dirty_days GROUP BY merchant_id
+        FROM refresh.pending GROUP BY merchant_id
     ), s AS (
         SELECT merchant_id, narrow, days,
                CASE WHEN narrow THEN (row_number() OVER (PARTITION BY narrow ORDER BY days DESC, merchant_id) - 1) % greatest(p_sets, 1)

@@ -95,7 +95,7 @@ LANGUAGE sql STABLE AS $$
            coalesce(sum(i.quantity * i.unit_price) FILTER (WHERE o.delivered_at IS NOT NULL), 0)
     FROM src.orders o
     JOIN src.order_items i ON i.order_id = o.id
-    JOIN src.products p ON p.id = i.product_id
+    LEFT JOIN src.products p ON p.id = i.product_id
     WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
     GROUP BY 1, 2, 3, 4
 $$;
@@ -138,6 +138,103 @@ LANGUAGE sql STABLE AS $$
     FROM src.orders o
     WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
     GROUP BY 1, 2, 3, 4
+$$;
+
+-- Per-order rows for refresh.order_snapshot (migration 008), for the days a refresh
+-- recomputes whole: p_merchants' orders created in [p_lo, p_hi), their returns per order, and
+-- their lines and returns per order × product (grouped on the source, like the aggregates).
+-- A line's category is NULL when its product is unknown (source_category_facts leaves such
+-- lines out; source_product_facts counts them).
+DROP FUNCTION IF EXISTS refresh.source_orders(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_orders(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (order_id bigint, merchant_id bigint, created_at timestamptz, status text, customer_id bigint,
+               city_id bigint, delivery_type text, payment_method text, accepted boolean, delivered boolean,
+               gmv numeric, delivery_time interval)
+LANGUAGE sql STABLE AS $$
+    SELECT o.id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type, o.payment_method,
+           o.accepted_at IS NOT NULL, o.delivered_at IS NOT NULL, o.total_amount, o.delivered_at - o.created_at
+    FROM src.orders o
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+$$;
+
+DROP FUNCTION IF EXISTS refresh.source_order_returns(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_order_returns(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (order_id bigint, returned_amount numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT o.id, sum(r.amount)
+    FROM src.orders o
+    JOIN src.returns r ON r.order_id = o.id
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1
+$$;
+
+DROP FUNCTION IF EXISTS refresh.source_lines(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_lines(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (order_id bigint, product_id bigint, category_id bigint, items bigint, gmv numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT o.id, i.product_id, p.category_id, sum(i.quantity), sum(i.quantity * i.unit_price)
+    FROM src.orders o
+    JOIN src.order_items i ON i.order_id = o.id
+    LEFT JOIN src.products p ON p.id = i.product_id
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1, 2, 3
+$$;
+
+DROP FUNCTION IF EXISTS refresh.source_line_returns(bigint[], timestamptz, timestamptz);
+CREATE FUNCTION refresh.source_line_returns(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (order_id bigint, product_id bigint, returned_amount numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT o.id, i.product_id, sum(r.amount)
+    FROM src.orders o
+    JOIN src.returns r ON r.order_id = o.id
+    JOIN src.order_items i ON i.id = r.order_item_id
+    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
+    GROUP BY 1, 2
+$$;
+
+-- The same rows for a few changed orders, by id: each table read through its own index
+-- (orders by id, items and returns by order id, products by id) and grouped locally. Joins of
+-- foreign tables are planned without row counts (use_remote_estimate is off), and with a
+-- list of ids the planner pulled whole tables across to join them here.
+DROP FUNCTION IF EXISTS refresh.source_orders_by_id(bigint[]);
+CREATE FUNCTION refresh.source_orders_by_id(p_ids bigint[])
+RETURNS TABLE (order_id bigint, merchant_id bigint, created_at timestamptz, status text, customer_id bigint,
+               city_id bigint, delivery_type text, payment_method text, accepted boolean, delivered boolean,
+               gmv numeric, delivery_time interval)
+LANGUAGE sql STABLE AS $$
+    SELECT o.id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type, o.payment_method,
+           o.accepted_at IS NOT NULL, o.delivered_at IS NOT NULL, o.total_amount, o.delivered_at - o.created_at
+    FROM src.orders o
+    WHERE o.id = ANY (p_ids)
+$$;
+
+DROP FUNCTION IF EXISTS refresh.source_items_by_order(bigint[]);
+CREATE FUNCTION refresh.source_items_by_order(p_ids bigint[])
+RETURNS TABLE (id bigint, order_id bigint, product_id bigint, quantity int, unit_price numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT i.id, i.order_id, i.product_id, i.quantity, i.unit_price FROM src.order_items i WHERE i.order_id = ANY (p_ids)
+$$;
+
+DROP FUNCTION IF EXISTS refresh.source_returns_by_order(bigint[]);
+CREATE FUNCTION refresh.source_returns_by_order(p_ids bigint[])
+RETURNS TABLE (order_id bigint, order_item_id bigint, amount numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT r.order_id, r.order_item_id, r.amount FROM src.returns r WHERE r.order_id = ANY (p_ids)
+$$;
+
+DROP FUNCTION IF EXISTS refresh.source_product_categories(bigint[]);
+CREATE FUNCTION refresh.source_product_categories(p_ids bigint[])
+RETURNS TABLE (id bigint, category_id bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT p.id, p.category_id FROM src.products p WHERE p.id = ANY (p_ids)
+$$;
+
+-- Change scan, by order: the orders updated at or after p_since.
+DROP FUNCTION IF EXISTS refresh.source_changed_orders(timestamptz);
+CREATE FUNCTION refresh.source_changed_orders(p_since timestamptz)
+RETURNS TABLE (merchant_id bigint, order_id bigint, created_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT o.merchant_id, o.id, o.created_at FROM src.orders o WHERE o.updated_at >= p_since
 $$;
 
 -- Change scan: merchants × day buckets with orders updated at or after p_since.

@@ -1,0 +1,273 @@
+-- Refresh by changed order, version 1 (migration 008): the order snapshot, and netting
+-- changed orders into the aggregates. Callers run each in their transaction, like
+-- sql/code/refresh.sql.
+
+DROP PROCEDURE IF EXISTS refresh.read_day_orders(bigint[], timestamptz, timestamptz, text);
+-- Reads p_merchants' orders created in [p_lo, p_hi) into the session's new_orders and
+-- new_lines, each with its business day in p_tz.
+CREATE PROCEDURE refresh.read_day_orders(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz, p_tz text)
+LANGUAGE plpgsql
+SET enable_nestloop = off -- remote results are joined by hash (see refresh.load_days)
+AS $$
+BEGIN
+    WITH l AS MATERIALIZED (SELECT * FROM refresh.source_lines(p_merchants, p_lo, p_hi)),
+         r AS MATERIALIZED (SELECT * FROM refresh.source_line_returns(p_merchants, p_lo, p_hi))
+    INSERT INTO pg_temp.new_lines (order_id, product_id, category_id, items, gmv, returned, returned_amount)
+    SELECT l.order_id, l.product_id, l.category_id, l.items, l.gmv, r.order_id IS NOT NULL, coalesce(r.returned_amount, 0)
+    FROM l LEFT JOIN r USING (order_id, product_id);
+    WITH o AS MATERIALIZED (SELECT * FROM refresh.source_orders(p_merchants, p_lo, p_hi)),
+         r AS MATERIALIZED (SELECT * FROM refresh.source_order_returns(p_merchants, p_lo, p_hi))
+    INSERT INTO pg_temp.new_orders
+    SELECT o.order_id, o.merchant_id, (o.created_at AT TIME ZONE p_tz)::date, o.status, o.customer_id, o.city_id,
+           o.delivery_type, o.payment_method, o.accepted, o.delivered, r.order_id IS NOT NULL,
+           coalesce(i.items, 0), o.gmv, coalesce(r.returned_amount, 0), o.delivery_time
+    FROM o
+    LEFT JOIN r USING (order_id)
+    LEFT JOIN (SELECT order_id, sum(items) AS items FROM pg_temp.new_lines GROUP BY 1) AS i USING (order_id);
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.store_day_snapshot(bigint[], date, date);
+-- Replaces the order snapshot of p_merchants' days [p_from, p_to] with the session's
+-- new_orders and new_lines (read with the days' aggregates, from the same source snapshot).
+-- An order that moved in from another day keeps one row: the row is moved (the day it left
+-- is repaired by its own refresh or by reconciliation). Ids go through arrays so that the
+-- line rows are found by index, whatever join the caller's settings allow.
+CREATE PROCEDURE refresh.store_day_snapshot(p_merchants bigint[], p_from date, p_to date)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_ids bigint[];
+BEGIN
+    WITH gone AS (
+        DELETE FROM refresh.order_snapshot
+        WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
+        RETURNING order_id
+    )
+    SELECT array_agg(order_id) INTO v_ids FROM gone;
+    DELETE FROM refresh.line_snapshot WHERE order_id = ANY (v_ids);
+    WITH up AS (
+        INSERT INTO refresh.order_snapshot AS s
+        SELECT * FROM pg_temp.new_orders ORDER BY merchant_id, day
+        ON CONFLICT (order_id) DO UPDATE
+            SET merchant_id = EXCLUDED.merchant_id, day = EXCLUDED.day, status = EXCLUDED.status,
+                customer_id = EXCLUDED.customer_id, city_id = EXCLUDED.city_id, delivery_type = EXCLUDED.delivery_type,
+                payment_method = EXCLUDED.payment_method, accepted = EXCLUDED.accepted, delivered = EXCLUDED.delivered,
+                returned = EXCLUDED.returned, items = EXCLUDED.items, gmv = EXCLUDED.gmv,
+                returned_amount = EXCLUDED.returned_amount, delivery_time = EXCLUDED.delivery_time
+        RETURNING s.order_id, s.xmax <> 0 AS moved
+    )
+    SELECT array_agg(order_id) FILTER (WHERE moved) INTO v_ids FROM up;
+    DELETE FROM refresh.line_snapshot WHERE order_id = ANY (v_ids);
+    INSERT INTO refresh.line_snapshot SELECT * FROM pg_temp.new_lines ORDER BY order_id;
+    DELETE FROM pg_temp.new_orders;
+    DELETE FROM pg_temp.new_lines;
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.load_orders(bigint[], date[]);
+-- Refreshes the changed orders of a set of merchants (refresh.dirty_orders, migration 008):
+-- each is read again from the source by id, and the aggregates move by its new figures minus
+-- those in refresh.order_snapshot, which then takes the new ones. An order gone from the
+-- source is taken out; a new one is added. The cost follows the changed orders, not the
+-- orders of their days. Returns the days whose rows changed (old and new days of the orders),
+-- for refresh.finish. An order that moved to or from a merchant outside the set marks the
+-- old and the new merchant day dirty instead (whole-day refreshes settle it).
+CREATE PROCEDURE refresh.load_orders(p_merchants bigint[], INOUT p_days date[] DEFAULT '{}')
+LANGUAGE plpgsql
+SET work_mem = '256MB'
+AS $$
+DECLARE
+    v_tz       text;
+    v_ids      bigint[];
+    v_products bigint[];
+    v_moved    bigint[];
+    v_run      record;
+BEGIN
+    WITH d AS (DELETE FROM refresh.dirty_orders WHERE merchant_id = ANY (p_merchants) RETURNING order_id)
+    SELECT array_agg(DISTINCT order_id) INTO v_ids FROM d;
+    IF v_ids IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT timezone INTO v_tz FROM refresh.settings;
+    CALL refresh.scratch();
+    DELETE FROM pg_temp.new_orders;
+    DELETE FROM pg_temp.new_lines;
+    DELETE FROM pg_temp.order_facts;
+
+    -- The orders as they are now: every remote result read once (MATERIALIZED).
+    WITH i AS MATERIALIZED (SELECT * FROM refresh.source_items_by_order(v_ids)),
+         r AS MATERIALIZED (SELECT * FROM refresh.source_returns_by_order(v_ids)),
+         lr AS (SELECT i.order_id, i.product_id, sum(r.amount) AS amount FROM r JOIN i ON i.id = r.order_item_id GROUP BY 1, 2)
+    INSERT INTO pg_temp.new_lines (order_id, product_id, category_id, items, gmv, returned, returned_amount)
+    SELECT i.order_id, i.product_id, NULL, sum(i.quantity), sum(i.quantity * i.unit_price), lr.order_id IS NOT NULL,
+           coalesce(lr.amount, 0)
+    FROM i LEFT JOIN lr USING (order_id, product_id)
+    GROUP BY i.order_id, i.product_id, lr.order_id, lr.amount;
+    SELECT array_agg(DISTINCT product_id) INTO v_products FROM pg_temp.new_lines;
+    WITH p AS MATERIALIZED (SELECT * FROM refresh.source_product_categories(v_products))
+    UPDATE pg_temp.new_lines AS l SET category_id = p.category_id FROM p WHERE p.id = l.product_id;
+    WITH o AS MATERIALIZED (SELECT * FROM refresh.source_orders_by_id(v_ids)),
+         r AS MATERIALIZED (SELECT order_id, sum(amount) AS amount FROM refresh.source_returns_by_order(v_ids) GROUP BY 1)
+    INSERT INTO pg_temp.new_orders
+    SELECT o.order_id, o.merchant_id, (o.created_at AT TIME ZONE v_tz)::date, o.status, o.customer_id, o.city_id,
+           o.delivery_type, o.payment_method, o.accepted, o.delivered, r.order_id IS NOT NULL,
+           coalesce(i.items, 0), o.gmv, coalesce(r.amount, 0), o.delivery_time
+    FROM o
+    LEFT JOIN r USING (order_id)
+    LEFT JOIN (SELECT order_id, sum(items) AS items FROM pg_temp.new_lines GROUP BY 1) AS i USING (order_id);
+
+    -- Orders that changed merchant: whole days of both merchants, refreshed by their own runs.
+    WITH odd AS (
+        SELECT merchant_id, day, order_id FROM refresh.order_snapshot
+        WHERE order_id = ANY (v_ids) AND NOT merchant_id = ANY (p_merchants)
+        UNION ALL
+        SELECT merchant_id, day, order_id FROM pg_temp.new_orders WHERE NOT merchant_id = ANY (p_merchants)
+    ), both_sides AS (
+        SELECT s.merchant_id, s.day FROM refresh.order_snapshot AS s WHERE s.order_id IN (SELECT order_id FROM odd)
+        UNION
+        SELECT n.merchant_id, n.day FROM pg_temp.new_orders AS n WHERE n.order_id IN (SELECT order_id FROM odd)
+    ), marked AS (
+        INSERT INTO refresh.dirty_days (merchant_id, day)
+        SELECT merchant_id, day FROM both_sides ORDER BY 1, 2
+        ON CONFLICT DO NOTHING
+    )
+    SELECT array_agg(order_id) INTO v_moved FROM odd;
+    IF v_moved IS NOT NULL THEN
+        v_ids := ARRAY(SELECT unnest(v_ids) EXCEPT SELECT unnest(v_moved));
+        DELETE FROM pg_temp.new_orders WHERE order_id = ANY (v_moved);
+        DELETE FROM pg_temp.new_lines WHERE order_id = ANY (v_moved);
+    END IF;
+
+    -- Old figures negated, new ones as they are: the facts a whole day yields, netted.
+    INSERT INTO pg_temp.order_facts
+    SELECT merchant_id, day, status, city_id, delivery_type, payment_method, sum(sign), sum(sign * accepted::int),
+           sum(sign * delivered::int), sum(sign * returned::int), sum(sign * items), sum(sign * gmv),
+           sum(CASE WHEN delivered THEN sign * gmv ELSE 0 END), sum(sign * returned_amount),
+           sum(sign * coalesce(delivery_time, interval '0'))
+    FROM (SELECT 1 AS sign, n.* FROM pg_temp.new_orders AS n
+          UNION ALL
+          SELECT -1, s.* FROM refresh.order_snapshot AS s WHERE s.order_id = ANY (v_ids)) AS x
+    GROUP BY merchant_id, day, status, city_id, delivery_type, payment_method;
+    CALL refresh.order_fact_dims();
+
+    WITH x AS (
+        SELECT 1 AS sign, o.merchant_id, o.day, o.status, o.accepted, o.delivered, l.*
+        FROM pg_temp.new_lines AS l JOIN pg_temp.new_orders AS o USING (order_id)
+        UNION ALL
+        SELECT -1, o.merchant_id, o.day, o.status, o.accepted, o.delivered, l.*
+        FROM refresh.line_snapshot AS l JOIN refresh.order_snapshot AS o USING (order_id)
+        WHERE l.order_id = ANY (v_ids) AND o.order_id = ANY (v_ids)
+    ), k AS (
+        SELECT sign, merchant_id, day, status, accepted, delivered, 'product' AS dimension, product_id AS key,
+               items, gmv, returned, returned_amount
+        FROM x
+        UNION ALL
+        -- A category counts an order once, however many of its products the order holds.
+        SELECT sign, merchant_id, day, status, accepted, delivered, 'category', category_id,
+               sum(items), sum(gmv), bool_or(returned), sum(returned_amount)
+        FROM x WHERE category_id IS NOT NULL
+        GROUP BY sign, merchant_id, day, status, accepted, delivered, order_id, category_id
+    )
+    INSERT INTO pg_temp.dim_changes
+    SELECT merchant_id, dimension, status, day, key, sum(sign), sum(sign * accepted::int), sum(sign * delivered::int),
+           CASE WHEN status = 'cancelled' THEN sum(sign) ELSE 0 END, sum(sign * returned::int), sum(sign * items),
+           sum(sign * gmv * 100), sum(CASE WHEN delivered THEN sign * gmv * 100 ELSE 0 END),
+           sum(sign * returned_amount * 100), 0
+    FROM k
+    GROUP BY merchant_id, dimension, status, day, key;
+    CALL refresh.all_status_dims(false);
+    CALL refresh.apply_dim_changes(true, false, true);
+
+    -- Order totals: day rows by their net change, then the rollups of the days touched.
+    WITH net AS (
+        SELECT merchant_id, day, s.status, sum(orders) AS orders, sum(accepted) AS accepted, sum(delivered) AS delivered,
+               sum(returned) AS returned, sum(items) AS items, sum(gmv) AS gmv, sum(delivered_gmv) AS delivered_gmv,
+               sum(returned_amount) AS returned_amount, extract(epoch FROM sum(delivery_time)) AS delivery_seconds,
+               sum(orders) FILTER (WHERE f.status = 'cancelled') AS cancelled
+        FROM pg_temp.order_facts AS f CROSS JOIN LATERAL (VALUES (f.status), ('all')) AS s (status)
+        GROUP BY merchant_id, day, s.status
+    ), cur AS (
+        SELECT n.merchant_id, n.day, n.status, t.merchant_id IS NOT NULL AS stored,
+               coalesce(t.orders, 0) + n.orders AS orders, coalesce(t.accepted, 0) + n.accepted AS accepted,
+               coalesce(t.delivered, 0) + n.delivered AS delivered, coalesce(t.returned, 0) + n.returned AS returned,
+               coalesce(t.items, 0) + n.items AS items, coalesce(t.gmv, 0) + n.gmv AS gmv,
+               coalesce(t.delivered_gmv, 0) + n.delivered_gmv AS delivered_gmv,
+               coalesce(t.returned_amount, 0) + n.returned_amount AS returned_amount,
+               coalesce(t.delivery_seconds, 0) + n.delivery_seconds AS delivery_seconds,
+               coalesce(t.cancelled, 0) + coalesce(n.cancelled, 0) AS cancelled
+        FROM net AS n
+        LEFT JOIN agg.order_stats AS t
+          ON t.merchant_id = n.merchant_id AND t.grain = 'day' AND t.period_start = n.day AND t.status = n.status
+    ), gone AS (
+        DELETE FROM agg.order_stats AS t USING cur AS c
+        WHERE c.stored AND c.orders = 0
+          AND t.merchant_id = c.merchant_id AND t.grain = 'day' AND t.period_start = c.day AND t.status = c.status
+    ), changed AS (
+        UPDATE agg.order_stats AS t
+        SET orders = c.orders, accepted = c.accepted, delivered = c.delivered, returned = c.returned, items = c.items,
+            gmv = c.gmv, delivered_gmv = c.delivered_gmv, returned_amount = c.returned_amount,
+            delivery_seconds = c.delivery_seconds, cancelled = c.cancelled
+        FROM cur AS c
+        WHERE c.stored AND c.orders <> 0
+          AND t.merchant_id = c.merchant_id AND t.grain = 'day' AND t.period_start = c.day AND t.status = c.status
+    )
+    INSERT INTO agg.order_stats (merchant_id, grain, period_start, status, orders, accepted, delivered, returned,
+        items, gmv, delivered_gmv, returned_amount, delivery_seconds, cancelled)
+    SELECT merchant_id, 'day', day, status, orders, accepted, delivered, returned, items, gmv, delivered_gmv,
+           returned_amount, delivery_seconds, cancelled
+    FROM cur WHERE NOT stored AND orders <> 0;
+    p_days := ARRAY(SELECT DISTINCT day FROM pg_temp.order_facts ORDER BY 1);
+    FOR v_run IN SELECT * FROM refresh.day_runs(p_days) LOOP
+        CALL refresh.rollup_orders(p_merchants, v_run.first_day, v_run.last_day);
+    END LOOP;
+
+    INSERT INTO pg_temp.order_customer_deltas
+    SELECT merchant_id, customer_id, day, status, sum(sign), sum(sign * gmv)
+    FROM (SELECT 1 AS sign, n.merchant_id, n.customer_id, n.day, n.status, n.gmv FROM pg_temp.new_orders AS n
+          UNION ALL
+          SELECT -1, s.merchant_id, s.customer_id, s.day, s.status, s.gmv FROM refresh.order_snapshot AS s
+          WHERE s.order_id = ANY (v_ids)) AS x
+    GROUP BY merchant_id, customer_id, day, status;
+    CALL refresh.apply_customer_days(p_merchants, NULL, NULL, false, true);
+    WITH d AS (DELETE FROM pg_temp.order_customer_deltas RETURNING *)
+    INSERT INTO pg_temp.customer_day_deltas SELECT * FROM d; -- for refresh.finish
+
+    -- The snapshot takes the new figures.
+    DELETE FROM refresh.line_snapshot WHERE order_id = ANY (v_ids);
+    DELETE FROM refresh.order_snapshot WHERE order_id = ANY (v_ids);
+    INSERT INTO refresh.order_snapshot SELECT * FROM pg_temp.new_orders;
+    INSERT INTO refresh.line_snapshot SELECT * FROM pg_temp.new_lines;
+    DELETE FROM pg_temp.new_orders;
+    DELETE FROM pg_temp.new_lines;
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.complete_order_snapshot();
+-- Reads the order snapshot of every refreshed merchant that has none (aggregates built before
+-- migration 008), one merchant per transaction, so `migrate` upgrades without a full
+-- refresh. Orders changed since the watermark may be newer in the source than in the
+-- aggregates: their days are marked dirty, to be recomputed whole (netting them against a
+-- snapshot that already holds the new figures would change nothing).
+CREATE PROCEDURE refresh.complete_order_snapshot()
+LANGUAGE plpgsql AS $$ -- no SET clause: it commits
+DECLARE
+    v_merchant bigint;
+    v_tz       text;
+    v_since    timestamptz;
+BEGIN
+    FOR v_merchant IN
+        SELECT f.merchant_id FROM agg.freshness AS f
+        WHERE NOT EXISTS (SELECT FROM refresh.order_snapshot AS s WHERE s.merchant_id = f.merchant_id)
+        ORDER BY 1
+    LOOP
+        CALL refresh.lock_merchant(v_merchant);
+        SELECT timezone, coalesce(source_watermark - lookback, '-infinity') INTO v_tz, v_since FROM refresh.settings;
+        CALL refresh.scratch();
+        CALL refresh.read_day_orders(ARRAY[v_merchant], '-infinity', 'infinity', v_tz);
+        CALL refresh.store_day_snapshot(ARRAY[v_merchant], '-infinity', 'infinity');
+        INSERT INTO refresh.dirty_days (merchant_id, day)
+        SELECT DISTINCT c.merchant_id, (c.created_at AT TIME ZONE v_tz)::date
+        FROM refresh.source_changed_orders(v_since) AS c
+        WHERE c.merchant_id = v_merchant
+        ORDER BY 1, 2
+        ON CONFLICT DO NOTHING;
+        COMMIT;
+    END LOOP;
+END $$;

@@ -1,0 +1,190 @@
+package tests
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/merchantagg/merchantagg/internal/dbtest"
+	"github.com/merchantagg/merchantagg/internal/refresh"
+)
+
+// orderSnapshot fingerprints the refresh's order snapshot (migration 008).
+func orderSnapshot(t *testing.T, an *pgxpool.Pool) string {
+	t.Helper()
+	var orders, lines string
+	require.NoError(t, an.QueryRow(context.Background(), `
+		SELECT (SELECT md5(string_agg(s::text, ',' ORDER BY s.order_id)) FROM refresh.order_snapshot s),
+		       (SELECT md5(string_agg(l::text, ',' ORDER BY l.order_id, l.product_id)) FROM refresh.line_snapshot l)`).
+		Scan(&orders, &lines))
+	return orders + " " + lines
+}
+
+// changeOrders makes, for merchant m, every kind of change an order can go through besides
+// changeSource's (SPEC §2: each bumps updated_at): more items on a line, a move to another day
+// and month, another customer (new to the merchant), city, delivery type and payment method.
+// It returns an order whose change the caller deletes after the scan has seen it.
+func changeOrders(t *testing.T, src *pgxpool.Pool, m int64) (doomed int64) {
+	t.Helper()
+	ctx := context.Background()
+	for _, q := range []string{
+		`WITH o AS (SELECT id FROM orders WHERE merchant_id = $1 AND status = 'accepted' ORDER BY id LIMIT 1),
+		      i AS (UPDATE order_items SET quantity = quantity + 2 WHERE id = (SELECT min(id) FROM order_items WHERE order_id IN (SELECT id FROM o)))
+		 UPDATE orders SET total_amount = total_amount + 2 * (SELECT unit_price FROM order_items WHERE id = (SELECT min(id) FROM order_items WHERE order_id IN (SELECT id FROM o))),
+		        updated_at = now()
+		 WHERE id IN (SELECT id FROM o)`,
+		`UPDATE orders SET created_at = created_at - interval '40 days', accepted_at = accepted_at - interval '40 days',
+		        delivered_at = delivered_at - interval '40 days', updated_at = now()
+		 WHERE id = (SELECT id FROM orders WHERE merchant_id = $1 AND status = 'delivered' ORDER BY id LIMIT 1 OFFSET 3)`,
+		`UPDATE orders SET customer_id = (SELECT max(id) FROM customers), updated_at = now()
+		 WHERE id = (SELECT id FROM orders WHERE merchant_id = $1 ORDER BY id LIMIT 1 OFFSET 7)`,
+		`UPDATE orders SET city_id = (SELECT max(id) FROM cities), delivery_type = 'express', payment_method = 'wallet', updated_at = now()
+		 WHERE id = (SELECT id FROM orders WHERE merchant_id = $1 AND status = 'delivered' ORDER BY id LIMIT 1 OFFSET 9)`,
+	} {
+		_, err := src.Exec(ctx, q, m)
+		require.NoError(t, err)
+	}
+	require.NoError(t, src.QueryRow(ctx, `
+		UPDATE orders SET updated_at = now()
+		WHERE id = (SELECT id FROM orders WHERE merchant_id = $1 AND status = 'returned' ORDER BY id LIMIT 1 OFFSET 2)
+		RETURNING id`, m).Scan(&doomed))
+	return doomed
+}
+
+func deleteOrder(t *testing.T, src *pgxpool.Pool, id int64) {
+	t.Helper()
+	_, err := src.Exec(context.Background(), `
+		WITH r AS (DELETE FROM returns WHERE order_id = $1), i AS (DELETE FROM order_items WHERE order_id = $1)
+		DELETE FROM orders WHERE id = $1`, id)
+	require.NoError(t, err)
+}
+
+// TestChangedOrdersEqualWholeDays: a few changes a day are refreshed by order (each read again
+// by id and netted against the snapshot), and leave every aggregate table and the snapshot
+// exactly as recomputing the merchants' whole history from the source does. Reading the
+// orders again changes nothing, and neither does a failed attempt.
+func TestChangedOrdersEqualWholeDays(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	a := newAPI(t, p)
+	r := refresh.New(an)
+	ctx := context.Background()
+	merchants := []int64{2, 5, 7}
+	var doomed []int64
+	for _, m := range merchants {
+		changeSource(t, src, m)
+		doomed = append(doomed, changeOrders(t, src, m))
+	}
+	_, err := r.Scan(ctx)
+	require.NoError(t, err)
+	var orders, days int
+	require.NoError(t, an.QueryRow(ctx, `SELECT (SELECT count(*) FROM refresh.dirty_orders), (SELECT count(*) FROM refresh.dirty_days)`).
+		Scan(&orders, &days))
+	require.GreaterOrEqual(t, orders, 3*6)
+	require.Zero(t, days, "a few changes a day are refreshed by order")
+	for _, id := range doomed { // gone from the source between the scan and the refresh
+		deleteOrder(t, src, id)
+	}
+
+	before := snapshot(t, an)
+	_, err = src.Exec(ctx, `ALTER TABLE returns RENAME TO returns_gone`)
+	require.NoError(t, err)
+	_, err = r.Dirty(ctx, nil)
+	require.Error(t, err)
+	require.Equal(t, before, snapshot(t, an), "a failed refresh leaves the aggregates as they were")
+	_, err = src.Exec(ctx, `ALTER TABLE returns_gone RENAME TO returns`)
+	require.NoError(t, err)
+
+	_, err = r.Dirty(ctx, nil)
+	require.NoError(t, err)
+	for _, m := range merchants {
+		requireExact(t, a, src, m, "2023-11-01", "2026-10-31")
+		requireExact(t, a, src, m, "2025-04-01", "2025-05-31")
+	}
+	after, snap := snapshot(t, an), orderSnapshot(t, an)
+	require.NotEqual(t, before, after)
+
+	// The same orders read again (a scan's overlap): nothing moves.
+	_, err = an.Exec(ctx, `
+		INSERT INTO refresh.dirty_orders (merchant_id, order_id, day)
+		SELECT merchant_id, order_id, day FROM refresh.order_snapshot
+		WHERE merchant_id = ANY ($1) AND day BETWEEN '2025-04-01' AND '2025-05-31'`, merchants)
+	require.NoError(t, err)
+	_, err = r.Dirty(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, after, snapshot(t, an))
+	require.Equal(t, snap, orderSnapshot(t, an))
+
+	// Recomputing every day of the merchants from the source gives the same rows.
+	require.NoError(t, r.Merchants(ctx, merchants, time.Time{}, time.Time{}, nil))
+	require.Equal(t, after, snapshot(t, an), "netted changed orders = whole days recomputed")
+	require.Equal(t, snap, orderSnapshot(t, an))
+}
+
+// TestBusyDayIsRefreshedWhole: when a quarter of a merchant day's orders changed, the scan
+// marks the day instead of its orders, and the whole-day refresh is exact.
+func TestBusyDayIsRefreshedWhole(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	a := newAPI(t, p)
+	r := refresh.New(an)
+	ctx := context.Background()
+	const m = 1
+	var busy time.Time
+	require.NoError(t, src.QueryRow(ctx, `
+		SELECT (created_at AT TIME ZONE 'Europe/Moscow')::date FROM orders WHERE merchant_id = $1
+		GROUP BY 1 HAVING count(*) >= 20 ORDER BY count(*) DESC, 1 LIMIT 1`, m).Scan(&busy))
+	_, err := src.Exec(ctx, `
+		UPDATE orders SET status = 'cancelled', cancelled_at = created_at, accepted_at = NULL, delivered_at = NULL, updated_at = now()
+		WHERE merchant_id = $1 AND (created_at AT TIME ZONE 'Europe/Moscow')::date = $2`, m, busy)
+	require.NoError(t, err)
+	changeSource(t, src, m+1) // and a quiet merchant day beside it
+
+	_, err = r.Scan(ctx)
+	require.NoError(t, err)
+	var whole bool
+	var orders int
+	require.NoError(t, an.QueryRow(ctx, `
+		SELECT EXISTS (SELECT FROM refresh.dirty_days WHERE merchant_id = $1 AND day = $2),
+		       (SELECT count(*) FROM refresh.dirty_orders WHERE merchant_id = $1)`, m, busy).Scan(&whole, &orders))
+	require.True(t, whole)
+	require.Zero(t, orders)
+	_, err = r.Dirty(ctx, nil)
+	require.NoError(t, err)
+	d := busy.Format(time.DateOnly)
+	requireExact(t, a, src, m, d, d)
+	requireExact(t, a, src, m+1, "2025-05-01", "2025-05-31")
+}
+
+// TestMigrateCompletesOrderSnapshot: aggregates built before migration 008 have no order
+// snapshot; migrate reads it from the source, and a change the scan has not seen yet is
+// refreshed by its whole day (its order's snapshot already holds the new figures).
+func TestMigrateCompletesOrderSnapshot(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	a := newAPI(t, p)
+	ctx := context.Background()
+	want := orderSnapshot(t, an)
+	_, err := an.Exec(ctx, `TRUNCATE refresh.order_snapshot, refresh.line_snapshot`)
+	require.NoError(t, err)
+	const m = 4
+	changeSource(t, src, m)
+
+	require.NoError(t, dbtest.Migrate(ctx, p))
+	require.Positive(t, dirtyDays(t, an, m), "the unscanned change's day is marked")
+	_, err = refresh.New(an).Changed(ctx, nil)
+	require.NoError(t, err)
+	requireExact(t, a, src, m, "2025-05-01", "2025-05-31")
+
+	require.NoError(t, refresh.New(an).Merchants(ctx, []int64{m}, time.Time{}, time.Time{}, nil))
+	got := orderSnapshot(t, an)
+	require.NoError(t, dbtest.Migrate(ctx, p)) // idempotent
+	require.Equal(t, got, orderSnapshot(t, an))
+	require.NotEqual(t, want, got, "merchant m's orders changed")
+}
