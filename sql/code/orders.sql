@@ -37,6 +37,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_ids bigint[];
 BEGIN
+    IF NOT EXISTS (SELECT FROM refresh.order_snapshot WHERE merchant_id = ANY (p_merchants)) THEN
+        -- Nothing stored for these merchants (a backfill): no row to replace or move.
+        INSERT INTO refresh.order_snapshot SELECT * FROM pg_temp.new_orders;
+        INSERT INTO refresh.line_snapshot SELECT * FROM pg_temp.new_lines;
+        DELETE FROM pg_temp.new_orders;
+        DELETE FROM pg_temp.new_lines;
+        RETURN;
+    END IF;
     WITH gone AS (
         DELETE FROM refresh.order_snapshot
         WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
@@ -46,7 +54,7 @@ BEGIN
     DELETE FROM refresh.line_snapshot WHERE order_id = ANY (v_ids);
     WITH up AS (
         INSERT INTO refresh.order_snapshot AS s
-        SELECT * FROM pg_temp.new_orders ORDER BY merchant_id, day
+        SELECT * FROM pg_temp.new_orders
         ON CONFLICT (order_id) DO UPDATE
             SET merchant_id = EXCLUDED.merchant_id, day = EXCLUDED.day, status = EXCLUDED.status,
                 customer_id = EXCLUDED.customer_id, city_id = EXCLUDED.city_id, delivery_type = EXCLUDED.delivery_type,
@@ -57,7 +65,7 @@ BEGIN
     )
     SELECT array_agg(order_id) FILTER (WHERE moved) INTO v_ids FROM up;
     DELETE FROM refresh.line_snapshot WHERE order_id = ANY (v_ids);
-    INSERT INTO refresh.line_snapshot SELECT * FROM pg_temp.new_lines ORDER BY order_id;
+    INSERT INTO refresh.line_snapshot SELECT * FROM pg_temp.new_lines;
     DELETE FROM pg_temp.new_orders;
     DELETE FROM pg_temp.new_lines;
 END $$;
