@@ -70,9 +70,9 @@ var (
 	descWatermarkLag = prometheus.NewDesc("merchantagg_refresh_watermark_lag_seconds",
 		"How far the change scan's source watermark is behind now.", nil, nil)
 	descDirtyDays = prometheus.NewDesc("merchantagg_refresh_dirty_days",
-		"Merchant days waiting for a refresh.", nil, nil)
+		"Merchant days waiting for a refresh: dirty days and the days of changed orders.", nil, nil)
 	descDirtyMerchants = prometheus.NewDesc("merchantagg_refresh_dirty_merchants",
-		"Merchants with days waiting for a refresh.", nil, nil)
+		"Merchants with days or changed orders waiting for a refresh.", nil, nil)
 	descParked = prometheus.NewDesc("merchantagg_refresh_parked_merchants",
 		"Merchants whose latest refresh job was discarded after its last attempt: they wait for an operator.", nil, nil)
 	descOldestRefresh = prometheus.NewDesc("merchantagg_refresh_oldest_seconds",

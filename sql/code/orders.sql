@@ -3,27 +3,54 @@
 -- sql/code/refresh.sql.
 
 DROP PROCEDURE IF EXISTS refresh.read_day_orders(bigint[], timestamptz, timestamptz, text);
--- Reads p_merchants' orders created in [p_lo, p_hi) into the session's new_orders and
--- new_lines, each with its business day in p_tz.
-CREATE PROCEDURE refresh.read_day_orders(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz, p_tz text)
+DROP PROCEDURE IF EXISTS refresh.read_orders(bigint[], bigint[], timestamptz, timestamptz, text);
+-- Reads orders into the session's new_orders and new_lines, each with its business day in
+-- p_tz: the orders whose ids are in p_ids (changed orders), or, when p_ids is NULL,
+-- p_merchants' orders created in [p_lo, p_hi) (whole days). Days come with their lines and
+-- returns grouped per order × product on the source; a few changed orders are read table by
+-- table through the source's indexes and grouped here (see refresh.source_orders_by_id).
+CREATE PROCEDURE refresh.read_orders(p_ids bigint[], p_merchants bigint[], p_lo timestamptz, p_hi timestamptz, p_tz text)
 LANGUAGE plpgsql
 SET enable_nestloop = off -- remote results are joined by hash (see refresh.load_days)
 AS $$
+DECLARE
+    v_products bigint[];
 BEGIN
-    WITH l AS MATERIALIZED (SELECT * FROM refresh.source_lines(p_merchants, p_lo, p_hi)),
-         r AS MATERIALIZED (SELECT * FROM refresh.source_line_returns(p_merchants, p_lo, p_hi))
-    INSERT INTO pg_temp.new_lines (order_id, product_id, category_id, items, gmv, returned, returned_amount)
-    SELECT l.order_id, l.product_id, l.category_id, l.items, l.gmv, r.order_id IS NOT NULL, coalesce(r.returned_amount, 0)
-    FROM l LEFT JOIN r USING (order_id, product_id);
-    WITH o AS MATERIALIZED (SELECT * FROM refresh.source_orders(p_merchants, p_lo, p_hi)),
-         r AS MATERIALIZED (SELECT * FROM refresh.source_order_returns(p_merchants, p_lo, p_hi))
-    INSERT INTO pg_temp.new_orders
-    SELECT o.order_id, o.merchant_id, (o.created_at AT TIME ZONE p_tz)::date, o.status, o.customer_id, o.city_id,
-           o.delivery_type, o.payment_method, o.accepted, o.delivered, r.order_id IS NOT NULL,
-           coalesce(i.items, 0), o.gmv, coalesce(r.returned_amount, 0), o.delivery_time
-    FROM o
-    LEFT JOIN r USING (order_id)
-    LEFT JOIN (SELECT order_id, sum(items) AS items FROM pg_temp.new_lines GROUP BY 1) AS i USING (order_id);
+    IF p_ids IS NULL THEN
+        WITH l AS MATERIALIZED (SELECT * FROM refresh.source_lines(p_merchants, p_lo, p_hi)),
+             r AS MATERIALIZED (SELECT * FROM refresh.source_line_returns(p_merchants, p_lo, p_hi))
+        INSERT INTO pg_temp.new_lines (order_id, product_id, category_id, items, gmv, returned, returned_amount)
+        SELECT l.order_id, l.product_id, l.category_id, l.items, l.gmv, r.order_id IS NOT NULL,
+               coalesce(r.returned_amount, 0)
+        FROM l LEFT JOIN r USING (order_id, product_id);
+    ELSE
+        WITH i AS MATERIALIZED (SELECT * FROM refresh.source_items_by_order(p_ids)),
+             r AS MATERIALIZED (SELECT * FROM refresh.source_returns_by_order(p_ids)),
+             lr AS (SELECT i.order_id, i.product_id, sum(r.amount) AS amount FROM r JOIN i ON i.id = r.order_item_id GROUP BY 1, 2)
+        INSERT INTO pg_temp.new_lines (order_id, product_id, category_id, items, gmv, returned, returned_amount)
+        SELECT i.order_id, i.product_id, NULL, sum(i.quantity), sum(i.quantity * i.unit_price), lr.order_id IS NOT NULL,
+               coalesce(lr.amount, 0)
+        FROM i LEFT JOIN lr USING (order_id, product_id)
+        GROUP BY i.order_id, i.product_id, lr.order_id, lr.amount;
+        SELECT array_agg(DISTINCT product_id) INTO v_products FROM pg_temp.new_lines;
+        WITH p AS MATERIALIZED (SELECT * FROM refresh.source_product_categories(v_products))
+        UPDATE pg_temp.new_lines AS l SET category_id = p.category_id FROM p WHERE p.id = l.product_id;
+    END IF;
+    -- The orders themselves, and their returns, from the same two shapes either way.
+    EXECUTE format($q$
+        WITH o AS MATERIALIZED (SELECT * FROM %s),
+             r AS MATERIALIZED (SELECT * FROM %s)
+        INSERT INTO pg_temp.new_orders
+        SELECT o.order_id, o.merchant_id, (o.created_at AT TIME ZONE $5)::date, o.status, o.customer_id, o.city_id,
+               o.delivery_type, o.payment_method, o.accepted, o.delivered, r.order_id IS NOT NULL,
+               coalesce(i.items, 0), o.gmv, coalesce(r.returned_amount, 0), o.delivery_time
+        FROM o
+        LEFT JOIN r USING (order_id)
+        LEFT JOIN (SELECT order_id, sum(items) AS items FROM pg_temp.new_lines GROUP BY 1) AS i USING (order_id)$q$,
+        CASE WHEN p_ids IS NULL THEN 'refresh.source_orders($2, $3, $4)' ELSE 'refresh.source_orders_by_id($1)' END,
+        CASE WHEN p_ids IS NULL THEN 'refresh.source_order_returns($2, $3, $4)'
+             ELSE '(SELECT order_id, sum(amount) AS returned_amount FROM refresh.source_returns_by_order($1) GROUP BY 1) AS x' END)
+    USING p_ids, p_merchants, p_lo, p_hi, p_tz;
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.store_day_snapshot(bigint[], date, date);
@@ -70,80 +97,20 @@ BEGIN
     DELETE FROM pg_temp.new_lines;
 END $$;
 
-DROP PROCEDURE IF EXISTS refresh.load_orders(bigint[], date[]);
--- Refreshes the changed orders of a set of merchants (refresh.dirty_orders, migration 008):
--- each is read again from the source by id, and the aggregates move by its new figures minus
--- those in refresh.order_snapshot, which then takes the new ones. An order gone from the
--- source is taken out; a new one is added. The cost follows the changed orders, not the
--- orders of their days. Returns the days whose rows changed (old and new days of the orders),
--- for refresh.finish. An order that moved to or from a merchant outside the set marks the
--- old and the new merchant day dirty instead (whole-day refreshes settle it).
-CREATE PROCEDURE refresh.load_orders(p_merchants bigint[], INOUT p_days date[] DEFAULT '{}')
+DROP PROCEDURE IF EXISTS refresh.net_orders(bigint[]);
+-- The facts of the orders in the session's new_orders and new_lines, minus those the snapshot
+-- holds for the orders p_ids (changed orders; NULL for whole days, whose stored rows the
+-- caller nets itself): order_facts and the day rows of agg.order_stats (by their net change),
+-- the breakdown changes in dim_changes (every status and 'all'), and the customer days in
+-- order_customer_deltas. One piece of SQL for whole days and changed orders, so both count
+-- an order the same way.
+CREATE PROCEDURE refresh.net_orders(p_ids bigint[])
 LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan -- p_ids NULL folds the snapshot's side away
 SET work_mem = '256MB'
 AS $$
-DECLARE
-    v_tz       text;
-    v_ids      bigint[];
-    v_products bigint[];
-    v_moved    bigint[];
-    v_run      record;
 BEGIN
-    WITH d AS (DELETE FROM refresh.dirty_orders WHERE merchant_id = ANY (p_merchants) RETURNING order_id)
-    SELECT array_agg(DISTINCT order_id) INTO v_ids FROM d;
-    IF v_ids IS NULL THEN
-        RETURN;
-    END IF;
-    SELECT timezone INTO v_tz FROM refresh.settings;
-    CALL refresh.scratch();
-    DELETE FROM pg_temp.new_orders;
-    DELETE FROM pg_temp.new_lines;
     DELETE FROM pg_temp.order_facts;
-
-    -- The orders as they are now: every remote result read once (MATERIALIZED).
-    WITH i AS MATERIALIZED (SELECT * FROM refresh.source_items_by_order(v_ids)),
-         r AS MATERIALIZED (SELECT * FROM refresh.source_returns_by_order(v_ids)),
-         lr AS (SELECT i.order_id, i.product_id, sum(r.amount) AS amount FROM r JOIN i ON i.id = r.order_item_id GROUP BY 1, 2)
-    INSERT INTO pg_temp.new_lines (order_id, product_id, category_id, items, gmv, returned, returned_amount)
-    SELECT i.order_id, i.product_id, NULL, sum(i.quantity), sum(i.quantity * i.unit_price), lr.order_id IS NOT NULL,
-           coalesce(lr.amount, 0)
-    FROM i LEFT JOIN lr USING (order_id, product_id)
-    GROUP BY i.order_id, i.product_id, lr.order_id, lr.amount;
-    SELECT array_agg(DISTINCT product_id) INTO v_products FROM pg_temp.new_lines;
-    WITH p AS MATERIALIZED (SELECT * FROM refresh.source_product_categories(v_products))
-    UPDATE pg_temp.new_lines AS l SET category_id = p.category_id FROM p WHERE p.id = l.product_id;
-    WITH o AS MATERIALIZED (SELECT * FROM refresh.source_orders_by_id(v_ids)),
-         r AS MATERIALIZED (SELECT order_id, sum(amount) AS amount FROM refresh.source_returns_by_order(v_ids) GROUP BY 1)
-    INSERT INTO pg_temp.new_orders
-    SELECT o.order_id, o.merchant_id, (o.created_at AT TIME ZONE v_tz)::date, o.status, o.customer_id, o.city_id,
-           o.delivery_type, o.payment_method, o.accepted, o.delivered, r.order_id IS NOT NULL,
-           coalesce(i.items, 0), o.gmv, coalesce(r.amount, 0), o.delivery_time
-    FROM o
-    LEFT JOIN r USING (order_id)
-    LEFT JOIN (SELECT order_id, sum(items) AS items FROM pg_temp.new_lines GROUP BY 1) AS i USING (order_id);
-
-    -- Orders that changed merchant: whole days of both merchants, refreshed by their own runs.
-    WITH odd AS (
-        SELECT merchant_id, day, order_id FROM refresh.order_snapshot
-        WHERE order_id = ANY (v_ids) AND NOT merchant_id = ANY (p_merchants)
-        UNION ALL
-        SELECT merchant_id, day, order_id FROM pg_temp.new_orders WHERE NOT merchant_id = ANY (p_merchants)
-    ), both_sides AS (
-        SELECT s.merchant_id, s.day FROM refresh.order_snapshot AS s WHERE s.order_id IN (SELECT order_id FROM odd)
-        UNION
-        SELECT n.merchant_id, n.day FROM pg_temp.new_orders AS n WHERE n.order_id IN (SELECT order_id FROM odd)
-    ), marked AS (
-        INSERT INTO refresh.dirty_days (merchant_id, day)
-        SELECT merchant_id, day FROM both_sides ORDER BY 1, 2
-        ON CONFLICT DO NOTHING
-    )
-    SELECT array_agg(order_id) INTO v_moved FROM odd;
-    IF v_moved IS NOT NULL THEN
-        v_ids := ARRAY(SELECT unnest(v_ids) EXCEPT SELECT unnest(v_moved));
-        DELETE FROM pg_temp.new_orders WHERE order_id = ANY (v_moved);
-        DELETE FROM pg_temp.new_lines WHERE order_id = ANY (v_moved);
-    END IF;
-
     -- Old figures negated, new ones as they are: the facts a whole day yields, netted.
     INSERT INTO pg_temp.order_facts
     SELECT merchant_id, day, status, city_id, delivery_type, payment_method, sum(sign), sum(sign * accepted::int),
@@ -152,7 +119,7 @@ BEGIN
            sum(sign * coalesce(delivery_time, interval '0'))
     FROM (SELECT 1 AS sign, n.* FROM pg_temp.new_orders AS n
           UNION ALL
-          SELECT -1, s.* FROM refresh.order_snapshot AS s WHERE s.order_id = ANY (v_ids)) AS x
+          SELECT -1, s.* FROM refresh.order_snapshot AS s WHERE s.order_id = ANY (p_ids)) AS x
     GROUP BY merchant_id, day, status, city_id, delivery_type, payment_method;
     CALL refresh.order_fact_dims();
 
@@ -162,7 +129,7 @@ BEGIN
         UNION ALL
         SELECT -1, o.merchant_id, o.day, o.status, o.accepted, o.delivered, l.*
         FROM refresh.line_snapshot AS l JOIN refresh.order_snapshot AS o USING (order_id)
-        WHERE l.order_id = ANY (v_ids) AND o.order_id = ANY (v_ids)
+        WHERE l.order_id = ANY (p_ids) AND o.order_id = ANY (p_ids)
     ), k AS (
         SELECT sign, merchant_id, day, status, accepted, delivered, 'product' AS dimension, product_id AS key,
                items, gmv, returned, returned_amount
@@ -181,10 +148,9 @@ BEGIN
            sum(sign * returned_amount * 100), 0
     FROM k
     GROUP BY merchant_id, dimension, status, day, key;
-    CALL refresh.all_status_dims(false);
-    CALL refresh.apply_dim_changes(true, false, true);
+    CALL refresh.all_status_dims();
 
-    -- Order totals: day rows by their net change, then the rollups of the days touched.
+    -- Order totals: day rows by their net change (rollups are the caller's).
     WITH net AS (
         SELECT merchant_id, day, s.status, sum(orders) AS orders, sum(accepted) AS accepted, sum(delivered) AS delivered,
                sum(returned) AS returned, sum(items) AS items, sum(gmv) AS gmv, sum(delivered_gmv) AS delivered_gmv,
@@ -222,21 +188,79 @@ BEGIN
     SELECT merchant_id, 'day', day, status, orders, accepted, delivered, returned, items, gmv, delivered_gmv,
            returned_amount, delivery_seconds, cancelled
     FROM cur WHERE NOT stored AND orders <> 0;
-    p_days := ARRAY(SELECT DISTINCT day FROM pg_temp.order_facts ORDER BY 1);
-    FOR v_run IN SELECT * FROM refresh.day_runs(p_days) LOOP
-        CALL refresh.rollup_orders(p_merchants, v_run.first_day, v_run.last_day);
-    END LOOP;
 
     INSERT INTO pg_temp.order_customer_deltas
     SELECT merchant_id, customer_id, day, status, sum(sign), sum(sign * gmv)
     FROM (SELECT 1 AS sign, n.merchant_id, n.customer_id, n.day, n.status, n.gmv FROM pg_temp.new_orders AS n
           UNION ALL
           SELECT -1, s.merchant_id, s.customer_id, s.day, s.status, s.gmv FROM refresh.order_snapshot AS s
-          WHERE s.order_id = ANY (v_ids)) AS x
+          WHERE s.order_id = ANY (p_ids)) AS x
     GROUP BY merchant_id, customer_id, day, status;
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.load_orders(bigint[], date[]);
+-- Refreshes the changed orders of a set of merchants (refresh.dirty_orders, migration 008):
+-- each is read again from the source by id, and the aggregates move by its new figures minus
+-- those in refresh.order_snapshot, which then takes the new ones. An order gone from the
+-- source is taken out; a new one is added. The cost follows the changed orders, not the
+-- orders of their days. Returns the days whose rows changed (old and new days of the orders),
+-- for refresh.finish. An order that moved to or from a merchant outside the set marks the
+-- old and the new merchant day dirty instead (whole-day refreshes settle it).
+CREATE PROCEDURE refresh.load_orders(p_merchants bigint[], INOUT p_days date[] DEFAULT '{}')
+LANGUAGE plpgsql
+SET work_mem = '256MB'
+AS $$
+DECLARE
+    v_tz       text;
+    v_ids      bigint[];
+    v_moved    bigint[];
+    v_run      record;
+BEGIN
+    WITH d AS (DELETE FROM refresh.dirty_orders WHERE merchant_id = ANY (p_merchants) RETURNING order_id)
+    SELECT array_agg(DISTINCT order_id) INTO v_ids FROM d;
+    IF v_ids IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT timezone INTO v_tz FROM refresh.settings;
+    CALL refresh.scratch();
+    DELETE FROM pg_temp.new_orders;
+    DELETE FROM pg_temp.new_lines;
+    DELETE FROM pg_temp.order_facts;
+
+    -- The orders as they are now.
+    CALL refresh.read_orders(v_ids, NULL, NULL, NULL, v_tz);
+
+    -- Orders that changed merchant: whole days of both merchants, refreshed by their own runs.
+    WITH odd AS (
+        SELECT merchant_id, day, order_id FROM refresh.order_snapshot
+        WHERE order_id = ANY (v_ids) AND NOT merchant_id = ANY (p_merchants)
+        UNION ALL
+        SELECT merchant_id, day, order_id FROM pg_temp.new_orders WHERE NOT merchant_id = ANY (p_merchants)
+    ), both_sides AS (
+        SELECT s.merchant_id, s.day FROM refresh.order_snapshot AS s WHERE s.order_id IN (SELECT order_id FROM odd)
+        UNION
+        SELECT n.merchant_id, n.day FROM pg_temp.new_orders AS n WHERE n.order_id IN (SELECT order_id FROM odd)
+    ), marked AS (
+        INSERT INTO refresh.dirty_days (merchant_id, day)
+        SELECT merchant_id, day FROM both_sides ORDER BY 1, 2
+        ON CONFLICT DO NOTHING
+    )
+    SELECT array_agg(order_id) INTO v_moved FROM odd;
+    IF v_moved IS NOT NULL THEN
+        v_ids := ARRAY(SELECT unnest(v_ids) EXCEPT SELECT unnest(v_moved));
+        DELETE FROM pg_temp.new_orders WHERE order_id = ANY (v_moved);
+        DELETE FROM pg_temp.new_lines WHERE order_id = ANY (v_moved);
+    END IF;
+
+    CALL refresh.net_orders(v_ids);
+    CALL refresh.apply_dim_changes(true, false, true);
     CALL refresh.apply_customer_days(p_merchants, NULL, NULL, false, true);
     WITH d AS (DELETE FROM pg_temp.order_customer_deltas RETURNING *)
     INSERT INTO pg_temp.customer_day_deltas SELECT * FROM d; -- for refresh.finish
+    p_days := ARRAY(SELECT DISTINCT day FROM pg_temp.order_facts ORDER BY 1);
+    FOR v_run IN SELECT * FROM refresh.day_runs(p_days) LOOP
+        CALL refresh.rollup_orders(p_merchants, v_run.first_day, v_run.last_day);
+    END LOOP;
 
     -- The snapshot takes the new figures.
     DELETE FROM refresh.line_snapshot WHERE order_id = ANY (v_ids);
@@ -268,7 +292,7 @@ BEGIN
         CALL refresh.lock_merchant(v_merchant);
         SELECT timezone, coalesce(source_watermark - lookback, '-infinity') INTO v_tz, v_since FROM refresh.settings;
         CALL refresh.scratch();
-        CALL refresh.read_day_orders(ARRAY[v_merchant], '-infinity', 'infinity', v_tz);
+        CALL refresh.read_orders(NULL, ARRAY[v_merchant], '-infinity', 'infinity', v_tz);
         CALL refresh.store_day_snapshot(ARRAY[v_merchant], '-infinity', 'infinity');
         INSERT INTO refresh.dirty_days (merchant_id, day)
         SELECT DISTINCT c.merchant_id, (c.created_at AT TIME ZONE v_tz)::date

@@ -1,159 +1,51 @@
--- Aggregates computed on the source (postgres_fdw pushes each GROUP BY down; see the test
--- that reads their Remote SQL). Each returns, for a set of merchants and [p_lo, p_hi), one row
--- per merchant × day bucket × status × its keys: one remote query serves every merchant a
--- refresh transaction rewrites.
+-- What the refresh reads from the source (postgres_fdw runs each filter, join and GROUP BY on
+-- the source; tests/refresh_test.go reads their Remote SQL). These are inlinable SQL
+-- functions, so parameters reach the remote query as parameters.
 --
--- Why date_bin: the business day is created_at in AGG_TIMEZONE, but AT TIME ZONE '<zone>' and
--- date_trunc() are not shippable. date_bin(interval, timestamptz, origin) is immutable and
--- ships, and with origin = the local midnight that starts the range it yields local days, as
--- long as the UTC offset is constant over the range: refresh.day_segments() cuts ranges there.
--- These are inlinable SQL functions, so parameters reach the remote query as parameters.
+-- Since version 8 the refresh reads orders one by one (the order snapshot needs each order's
+-- figures), with their lines and returns grouped per order × product on the source, and sums
+-- days locally. Business days are computed locally from created_at, so any time zone, DST
+-- included, is exact. Reconciliation's month checksums and the change scan's day buckets
+-- below still group on the source.
 
--- Replaced in version 2 by the *_facts functions.
+-- Replaced in version 2 by the *_facts functions, and those in version 8 by per-order reads.
 DROP FUNCTION IF EXISTS refresh.source_order_days(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS refresh.source_item_days(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS refresh.source_return_days(bigint, timestamptz, timestamptz);
-
--- Order facts: grouped by every order-level key at once, so one set of remote queries feeds
--- agg.order_stats and the city, region, delivery and payment breakdowns.
-DROP FUNCTION IF EXISTS refresh.source_order_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_order_facts(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS refresh.source_order_facts(bigint[], timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_order_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, city_id bigint, delivery_type text, payment_method text,
-               orders bigint, accepted bigint, delivered bigint, gmv numeric, delivered_gmv numeric,
-               delivery_time interval)
-LANGUAGE sql STABLE AS $$
-    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, o.city_id, o.delivery_type, o.payment_method,
-           count(*),
-           count(*) FILTER (WHERE o.accepted_at IS NOT NULL),
-           count(*) FILTER (WHERE o.delivered_at IS NOT NULL),
-           sum(o.total_amount),
-           coalesce(sum(o.total_amount) FILTER (WHERE o.delivered_at IS NOT NULL), 0),
-           coalesce(sum(o.delivered_at - o.created_at) FILTER (WHERE o.delivered_at IS NOT NULL), interval '0')
-    FROM src.orders o
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4, 5, 6
-$$;
-
-DROP FUNCTION IF EXISTS refresh.source_item_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_item_facts(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS refresh.source_item_facts(bigint[], timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_item_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, city_id bigint, delivery_type text, payment_method text, items bigint)
-LANGUAGE sql STABLE AS $$
-    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, o.city_id, o.delivery_type, o.payment_method, sum(i.quantity)
-    FROM src.orders o
-    JOIN src.order_items i ON i.order_id = o.id
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4, 5, 6
-$$;
-
-DROP FUNCTION IF EXISTS refresh.source_return_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_return_facts(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS refresh.source_return_facts(bigint[], timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_return_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, city_id bigint, delivery_type text, payment_method text,
-               returned bigint, returned_amount numeric)
-LANGUAGE sql STABLE AS $$
-    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, o.city_id, o.delivery_type, o.payment_method,
-           count(DISTINCT r.order_id), sum(r.amount)
-    FROM src.orders o
-    JOIN src.returns r ON r.order_id = o.id
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4, 5, 6
-$$;
-
--- Line facts per product or category (p_by_category): orders are distinct orders containing
--- the key, items and gmv those of its lines.
-DROP FUNCTION IF EXISTS refresh.source_product_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_product_facts(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS refresh.source_product_facts(bigint[], timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_product_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, product_id bigint, orders bigint, accepted bigint,
-               delivered bigint, items bigint, gmv numeric, delivered_gmv numeric)
-LANGUAGE sql STABLE AS $$
-    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, i.product_id,
-           count(DISTINCT o.id),
-           count(DISTINCT o.id) FILTER (WHERE o.accepted_at IS NOT NULL),
-           count(DISTINCT o.id) FILTER (WHERE o.delivered_at IS NOT NULL),
-           sum(i.quantity), sum(i.quantity * i.unit_price),
-           coalesce(sum(i.quantity * i.unit_price) FILTER (WHERE o.delivered_at IS NOT NULL), 0)
-    FROM src.orders o
-    JOIN src.order_items i ON i.order_id = o.id
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4
-$$;
-
-DROP FUNCTION IF EXISTS refresh.source_category_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_category_facts(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS refresh.source_category_facts(bigint[], timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_category_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, category_id bigint, orders bigint, accepted bigint,
-               delivered bigint, items bigint, gmv numeric, delivered_gmv numeric)
-LANGUAGE sql STABLE AS $$
-    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, p.category_id,
-           count(DISTINCT o.id),
-           count(DISTINCT o.id) FILTER (WHERE o.accepted_at IS NOT NULL),
-           count(DISTINCT o.id) FILTER (WHERE o.delivered_at IS NOT NULL),
-           sum(i.quantity), sum(i.quantity * i.unit_price),
-           coalesce(sum(i.quantity * i.unit_price) FILTER (WHERE o.delivered_at IS NOT NULL), 0)
-    FROM src.orders o
-    JOIN src.order_items i ON i.order_id = o.id
-    LEFT JOIN src.products p ON p.id = i.product_id
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4
-$$;
-
--- Returns of a product's (category's) lines: orders with such a return, and their amount.
-DROP FUNCTION IF EXISTS refresh.source_product_returns(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_product_returns(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS refresh.source_product_returns(bigint[], timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_product_returns(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, product_id bigint, returned bigint, returned_amount numeric)
-LANGUAGE sql STABLE AS $$
-    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, i.product_id, count(DISTINCT o.id), sum(r.amount)
-    FROM src.orders o
-    JOIN src.returns r ON r.order_id = o.id
-    JOIN src.order_items i ON i.id = r.order_item_id
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4
-$$;
-
-DROP FUNCTION IF EXISTS refresh.source_category_returns(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_category_returns(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS refresh.source_category_returns(bigint[], timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_category_returns(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, category_id bigint, returned bigint, returned_amount numeric)
-LANGUAGE sql STABLE AS $$
-    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, p.category_id, count(DISTINCT o.id), sum(r.amount)
-    FROM src.orders o
-    JOIN src.returns r ON r.order_id = o.id
-    JOIN src.order_items i ON i.id = r.order_item_id
-    JOIN src.products p ON p.id = i.product_id
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4
-$$;
-
--- Orders and gmv per customer × day × status (customer figures must stay exact distinct counts).
-DROP FUNCTION IF EXISTS refresh.source_customer_facts(bigint, timestamptz, timestamptz); -- version 2
+DROP FUNCTION IF EXISTS refresh.source_customer_facts(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS refresh.source_customer_facts(bigint[], timestamptz, timestamptz);
-CREATE FUNCTION refresh.source_customer_facts(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (merchant_id bigint, bucket timestamptz, status text, customer_id bigint, orders bigint, gmv numeric)
-LANGUAGE sql STABLE AS $$
-    SELECT o.merchant_id, date_bin('1 day', o.created_at, p_lo), o.status, o.customer_id, count(*), sum(o.total_amount)
-    FROM src.orders o
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2, 3, 4
-$$;
 
--- Per-order rows for refresh.order_snapshot (migration 008), for the days a refresh
--- recomputes whole: p_merchants' orders created in [p_lo, p_hi), their returns per order, and
--- their lines and returns per order × product (grouped on the source, like the aggregates).
--- A line's category is NULL when its product is unknown (source_category_facts leaves such
--- lines out; source_product_facts counts them).
+-- The orders of whole days: p_merchants' orders created in [p_lo, p_hi), their returns per
+-- order, and their lines and returns per order × product. A line's category is NULL when its
+-- product is unknown: it counts for its product, not for a category.
 DROP FUNCTION IF EXISTS refresh.source_orders(bigint[], timestamptz, timestamptz);
+DROP FUNCTION IF EXISTS refresh.source_orders_by_id(bigint[]);
+DROP VIEW IF EXISTS refresh.source_order_rows;
+-- One row per source order in refresh.order_snapshot's terms (filters on it reach the source).
+CREATE VIEW refresh.source_order_rows AS
+    SELECT o.id AS order_id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type,
+           o.payment_method, o.accepted_at IS NOT NULL AS accepted, o.delivered_at IS NOT NULL AS delivered,
+           o.total_amount AS gmv, o.delivered_at - o.created_at AS delivery_time
+    FROM src.orders o;
+
 CREATE FUNCTION refresh.source_orders(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (order_id bigint, merchant_id bigint, created_at timestamptz, status text, customer_id bigint,
-               city_id bigint, delivery_type text, payment_method text, accepted boolean, delivered boolean,
-               gmv numeric, delivery_time interval)
+RETURNS SETOF refresh.source_order_rows
 LANGUAGE sql STABLE AS $$
-    SELECT o.id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type, o.payment_method,
-           o.accepted_at IS NOT NULL, o.delivered_at IS NOT NULL, o.total_amount, o.delivered_at - o.created_at
-    FROM src.orders o
+    SELECT * FROM refresh.source_order_rows o
     WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
 $$;
 
@@ -196,16 +88,10 @@ $$;
 -- (orders by id, items and returns by order id, products by id) and grouped locally. Joins of
 -- foreign tables are planned without row counts (use_remote_estimate is off), and with a
 -- list of ids the planner pulled whole tables across to join them here.
-DROP FUNCTION IF EXISTS refresh.source_orders_by_id(bigint[]);
 CREATE FUNCTION refresh.source_orders_by_id(p_ids bigint[])
-RETURNS TABLE (order_id bigint, merchant_id bigint, created_at timestamptz, status text, customer_id bigint,
-               city_id bigint, delivery_type text, payment_method text, accepted boolean, delivered boolean,
-               gmv numeric, delivery_time interval)
+RETURNS SETOF refresh.source_order_rows
 LANGUAGE sql STABLE AS $$
-    SELECT o.id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type, o.payment_method,
-           o.accepted_at IS NOT NULL, o.delivered_at IS NOT NULL, o.total_amount, o.delivered_at - o.created_at
-    FROM src.orders o
-    WHERE o.id = ANY (p_ids)
+    SELECT * FROM refresh.source_order_rows o WHERE o.order_id = ANY (p_ids)
 $$;
 
 DROP FUNCTION IF EXISTS refresh.source_items_by_order(bigint[]);
