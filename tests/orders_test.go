@@ -143,6 +143,12 @@ func TestBusyDayIsRefreshedWhole(t *testing.T) {
 		UPDATE orders SET status = 'cancelled', cancelled_at = created_at, accepted_at = NULL, delivered_at = NULL, updated_at = now()
 		WHERE merchant_id = $1 AND (created_at AT TIME ZONE 'Europe/Moscow')::date = $2`, m, busy)
 	require.NoError(t, err)
+	// An order moved into the busy day from a day of its own: that day must lose it too.
+	var left time.Time
+	require.NoError(t, src.QueryRow(ctx, `
+		UPDATE orders SET created_at = ($2::date + time '12:00') AT TIME ZONE 'Europe/Moscow', updated_at = now()
+		WHERE id = (SELECT min(id) FROM orders WHERE merchant_id = $1 AND (created_at AT TIME ZONE 'Europe/Moscow')::date < $2::date - 40)
+		RETURNING (SELECT (created_at AT TIME ZONE 'Europe/Moscow')::date FROM orders o2 WHERE o2.id = orders.id)`, m, busy).Scan(&left))
 	changeSource(t, src, m+1) // and a quiet merchant day beside it
 
 	_, err = r.Scan(ctx)
@@ -154,10 +160,15 @@ func TestBusyDayIsRefreshedWhole(t *testing.T) {
 		       (SELECT count(*) FROM refresh.dirty_orders WHERE merchant_id = $1)`, m, busy).Scan(&whole, &orders))
 	require.True(t, whole)
 	require.Zero(t, orders)
-	_, err = r.Dirty(ctx, nil)
-	require.NoError(t, err)
-	d := busy.Format(time.DateOnly)
-	requireExact(t, a, src, m, d, d)
+	for range 2 { // the second run refreshes the day the moved order left
+		_, err = r.Dirty(ctx, nil)
+		require.NoError(t, err)
+	}
+	require.Zero(t, dirtyDays(t, an, m))
+	for _, d := range []string{busy.Format(time.DateOnly), left.Format(time.DateOnly)} {
+		requireExact(t, a, src, m, d, d)
+	}
+	requireExact(t, a, src, m, "2023-11-01", "2026-10-31")
 	requireExact(t, a, src, m+1, "2025-05-01", "2025-05-31")
 }
 
