@@ -53,39 +53,39 @@ BEGIN
     USING p_ids, p_merchants, p_lo, p_hi, p_tz;
 END $$;
 
-DROP PROCEDURE IF EXISTS refresh.store_day_snapshot(bigint[], date, date);
--- Replaces the order snapshot of p_merchants' days [p_from, p_to] with the session's
--- new_orders and new_lines (the orders the days were summed from). Ids go through arrays so
--- that rows are found by index, whatever join the caller's settings allow.
-CREATE PROCEDURE refresh.store_day_snapshot(p_merchants bigint[], p_from date, p_to date)
+DROP PROCEDURE IF EXISTS refresh.replace_snapshot(bigint[]);
+-- Replaces the snapshot rows of the orders p_ids with the session's new_orders and new_lines
+-- (an order in p_ids and not in new_orders is gone from the source). Ids go through arrays
+-- so that rows are found by index, whatever join the caller's settings allow.
+CREATE PROCEDURE refresh.replace_snapshot(p_ids bigint[])
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_ids bigint[];
 BEGIN
-    WITH gone AS (
-        DELETE FROM refresh.order_snapshot
-        WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to
-        RETURNING order_id
-    )
-    SELECT array_agg(order_id) INTO v_ids FROM gone;
-    DELETE FROM refresh.line_snapshot WHERE order_id = ANY (v_ids);
-    -- Orders that moved in from another day (or merchant): that day still counts them, so it
-    -- is marked dirty, and their old rows go.
-    WITH moved AS (
-        DELETE FROM refresh.order_snapshot
-        WHERE order_id = ANY (ARRAY(SELECT order_id FROM pg_temp.new_orders))
-        RETURNING order_id, merchant_id, day
-    ), marked AS (
-        INSERT INTO refresh.dirty_days (merchant_id, day)
-        SELECT DISTINCT merchant_id, day FROM moved ORDER BY 1, 2
-        ON CONFLICT DO NOTHING
-    )
-    SELECT array_agg(order_id) INTO v_ids FROM moved;
-    DELETE FROM refresh.line_snapshot WHERE order_id = ANY (v_ids);
+    DELETE FROM refresh.line_snapshot WHERE order_id = ANY (p_ids);
+    DELETE FROM refresh.order_snapshot WHERE order_id = ANY (p_ids);
     INSERT INTO refresh.order_snapshot SELECT * FROM pg_temp.new_orders;
     INSERT INTO refresh.line_snapshot SELECT * FROM pg_temp.new_lines;
     DELETE FROM pg_temp.new_orders;
     DELETE FROM pg_temp.new_lines;
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.store_day_snapshot(bigint[], date, date);
+-- Replaces the order snapshot of p_merchants' days [p_from, p_to] with the session's
+-- new_orders and new_lines (the orders the days were summed from). An order that moved in
+-- from another day (or merchant) is still counted there: that day is marked dirty.
+CREATE PROCEDURE refresh.store_day_snapshot(p_merchants bigint[], p_from date, p_to date)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_new bigint[] := ARRAY(SELECT order_id FROM pg_temp.new_orders);
+    v_ids bigint[];
+BEGIN
+    INSERT INTO refresh.dirty_days (merchant_id, day)
+    SELECT DISTINCT merchant_id, day FROM refresh.order_snapshot
+    WHERE order_id = ANY (v_new) AND NOT (merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to)
+    ORDER BY 1, 2
+    ON CONFLICT DO NOTHING;
+    SELECT array_agg(order_id) INTO v_ids FROM refresh.order_snapshot
+    WHERE merchant_id = ANY (p_merchants) AND day BETWEEN p_from AND p_to;
+    CALL refresh.replace_snapshot(coalesce(v_ids, '{}') || v_new);
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.net_orders(bigint[]);
@@ -260,13 +260,7 @@ BEGIN
         CALL refresh.rollup_orders(p_merchants, v_run.first_day, v_run.last_day);
     END LOOP;
 
-    -- The snapshot takes the new figures.
-    DELETE FROM refresh.line_snapshot WHERE order_id = ANY (v_ids);
-    DELETE FROM refresh.order_snapshot WHERE order_id = ANY (v_ids);
-    INSERT INTO refresh.order_snapshot SELECT * FROM pg_temp.new_orders;
-    INSERT INTO refresh.line_snapshot SELECT * FROM pg_temp.new_lines;
-    DELETE FROM pg_temp.new_orders;
-    DELETE FROM pg_temp.new_lines;
+    CALL refresh.replace_snapshot(v_ids); -- the snapshot takes the new figures
 END $$;
 
 DROP PROCEDURE IF EXISTS refresh.complete_order_snapshot();
