@@ -223,7 +223,6 @@ BEGIN
     CALL refresh.scratch();
     DELETE FROM pg_temp.new_orders;
     DELETE FROM pg_temp.new_lines;
-    DELETE FROM pg_temp.order_facts;
 
     -- The orders as they are now.
     CALL refresh.read_orders(v_ids, NULL, NULL, NULL, v_tz);

@@ -168,7 +168,7 @@ BEGIN
             orders int, accepted int, delivered int, cancelled int, returned int, items int,
             gmv_cents bigint, delivered_gmv_cents bigint, returned_cents bigint, delivery_us bigint
         ) ON COMMIT DELETE ROWS;
-        -- One day segment's order facts.
+        -- Order facts of the orders being netted (refresh.net_orders).
         CREATE TEMP TABLE order_facts (
             merchant_id bigint, day date, status text, city_id bigint, delivery_type text, payment_method text,
             orders bigint, accepted bigint, delivered bigint, returned bigint, items bigint,
