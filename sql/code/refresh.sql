@@ -285,10 +285,10 @@ DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean, boolean, boolean);
 -- week, month and quarter rows they sum into. A key's row is updated by its change, inserted
 -- when it is new, deleted when it has no orders left; keys whose figures did not change are not
 -- touched. Whether a day row is stored is known from dim_changes (old rows have negative
--- orders), so new day rows need no lookup; rollup rows are looked up by primary key (nested
--- loops: a hash join would read every row of the table). One statement: every row is read and
--- written from one snapshot. The netting is hashed in memory (a backfill's merchant has a
--- million day rows; in 8 MB batches it took three times as long). p_fresh says no day row was
+-- orders), so new day rows need no lookup; rollup rows are merged, one primary key lookup each
+-- (nested loops: a hash join would read every row of the table; looking a row up, then again to
+-- update or delete it, took twice as long). The netting is hashed in memory (a backfill's
+-- merchant has a million day rows; in 8 MB batches it took three times as long). p_fresh says no day row was
 -- stored: a backfill's rows are then inserted as they are, with no netting (2.5 s of 38 for
 -- the largest merchant of the 1M benchmark). p_delta says dim_changes holds changed orders'
 -- deltas (refresh.load_orders): day rows are then looked up like the rollups.
@@ -308,86 +308,77 @@ BEGIN
         ORDER BY merchant_id, refresh.dim_part(dimension, status), day, key;
         RETURN;
     END IF;
-    WITH net AS (
-        SELECT merchant_id, dimension, status, day, key, bool_or(orders < 0) AS stored,
-               sum(orders) FILTER (WHERE orders < 0) AS old_orders,
-               sum(orders) AS orders, sum(accepted) AS accepted, sum(delivered) AS delivered,
-               sum(cancelled) AS cancelled, sum(returned) AS returned, sum(items) AS items,
-               sum(gmv_cents) AS gmv_cents, sum(delivered_gmv_cents) AS delivered_gmv_cents,
-               sum(returned_cents) AS returned_cents, sum(delivery_us) AS delivery_us
-        FROM pg_temp.dim_changes
-        GROUP BY merchant_id, dimension, status, day, key
-        HAVING (sum(orders), sum(accepted), sum(delivered), sum(cancelled), sum(returned), sum(items), sum(gmv_cents),
-                sum(delivered_gmv_cents), sum(returned_cents), sum(delivery_us)) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    ), day_gone AS (
-        DELETE FROM agg.dim_stats AS t USING net AS n
-        WHERE NOT p_delta AND n.stored AND n.orders - n.old_orders = 0
-          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'day' AND t.status = n.status
-          AND t.period_start = n.day AND t.key = n.key
-    ), day_changed AS (
-        UPDATE agg.dim_stats AS t
-        SET orders = t.orders + n.orders, accepted = t.accepted + n.accepted, delivered = t.delivered + n.delivered,
-            cancelled = t.cancelled + n.cancelled, returned = t.returned + n.returned, items = t.items + n.items,
-            gmv_cents = t.gmv_cents + n.gmv_cents, delivered_gmv_cents = t.delivered_gmv_cents + n.delivered_gmv_cents,
-            returned_cents = t.returned_cents + n.returned_cents, delivery_us = t.delivery_us + n.delivery_us
-        FROM net AS n
-        WHERE NOT p_delta AND n.stored AND n.orders - n.old_orders <> 0
-          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'day' AND t.status = n.status
-          AND t.period_start = n.day AND t.key = n.key
-    ), day_new AS (
+    IF NOT p_delta THEN
+        WITH net AS (
+            SELECT merchant_id, dimension, status, day, key, bool_or(orders < 0) AS stored,
+                   sum(orders) FILTER (WHERE orders < 0) AS old_orders,
+                   sum(orders) AS orders, sum(accepted) AS accepted, sum(delivered) AS delivered,
+                   sum(cancelled) AS cancelled, sum(returned) AS returned, sum(items) AS items,
+                   sum(gmv_cents) AS gmv_cents, sum(delivered_gmv_cents) AS delivered_gmv_cents,
+                   sum(returned_cents) AS returned_cents, sum(delivery_us) AS delivery_us
+            FROM pg_temp.dim_changes
+            GROUP BY merchant_id, dimension, status, day, key
+            HAVING (sum(orders), sum(accepted), sum(delivered), sum(cancelled), sum(returned), sum(items), sum(gmv_cents),
+                    sum(delivered_gmv_cents), sum(returned_cents), sum(delivery_us)) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        ), day_gone AS (
+            DELETE FROM agg.dim_stats AS t USING net AS n
+            WHERE n.stored AND n.orders - n.old_orders = 0
+              AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'day' AND t.status = n.status
+              AND t.period_start = n.day AND t.key = n.key
+        ), day_changed AS (
+            UPDATE agg.dim_stats AS t
+            SET orders = t.orders + n.orders, accepted = t.accepted + n.accepted, delivered = t.delivered + n.delivered,
+                cancelled = t.cancelled + n.cancelled, returned = t.returned + n.returned, items = t.items + n.items,
+                gmv_cents = t.gmv_cents + n.gmv_cents, delivered_gmv_cents = t.delivered_gmv_cents + n.delivered_gmv_cents,
+                returned_cents = t.returned_cents + n.returned_cents, delivery_us = t.delivery_us + n.delivery_us
+            FROM net AS n
+            WHERE n.stored AND n.orders - n.old_orders <> 0
+              AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'day' AND t.status = n.status
+              AND t.period_start = n.day AND t.key = n.key
+        )
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted,
             delivered, cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
         SELECT merchant_id, dimension, 'day', status, day, key, orders, accepted, delivered, cancelled, returned,
                items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us
-        FROM net WHERE NOT p_delta AND NOT stored
+        FROM net WHERE NOT stored
         -- Stored in key order, so a tile's rows share pages; integer sort keys (comparing the
         -- text columns made sorting a backfill's million rows take 3.8 s).
-        ORDER BY merchant_id, refresh.dim_part(dimension, status), day, key
-    ), g AS (
-        SELECT n.merchant_id, n.dimension, g.grain, n.status, date_trunc(g.grain, n.day::timestamp)::date AS period_start,
-               n.key, sum(n.orders) AS orders, sum(n.accepted) AS accepted, sum(n.delivered) AS delivered,
-               sum(n.cancelled) AS cancelled, sum(n.returned) AS returned, sum(n.items) AS items,
-               sum(n.gmv_cents) AS gmv_cents, sum(n.delivered_gmv_cents) AS delivered_gmv_cents,
-               sum(n.returned_cents) AS returned_cents, sum(n.delivery_us) AS delivery_us
-        FROM net AS n
+        ORDER BY merchant_id, refresh.dim_part(dimension, status), day, key;
+    END IF;
+    IF NOT (p_rollups OR p_delta) THEN
+        RETURN;
+    END IF;
+    MERGE INTO agg.dim_stats AS t
+    USING (
+        SELECT c.merchant_id, c.dimension, g.grain, c.status, date_trunc(g.grain, c.day::timestamp)::date AS period_start,
+               c.key, sum(c.orders) AS orders, sum(c.accepted) AS accepted, sum(c.delivered) AS delivered,
+               sum(c.cancelled) AS cancelled, sum(c.returned) AS returned, sum(c.items) AS items,
+               sum(c.gmv_cents) AS gmv_cents, sum(c.delivered_gmv_cents) AS delivered_gmv_cents,
+               sum(c.returned_cents) AS returned_cents, sum(c.delivery_us) AS delivery_us
+        FROM pg_temp.dim_changes AS c
         CROSS JOIN unnest(CASE WHEN p_delta THEN ARRAY['day', 'week', 'month', 'quarter']
                                ELSE ARRAY['week', 'month', 'quarter'] END) AS g (grain)
-        WHERE p_rollups OR p_delta
         GROUP BY 1, 2, 3, 4, 5, 6
-    ), cur AS (
-        SELECT g.merchant_id, g.dimension, g.grain, g.status, g.period_start, g.key, t.merchant_id IS NOT NULL AS stored,
-               coalesce(t.orders, 0) + g.orders AS orders, coalesce(t.accepted, 0) + g.accepted AS accepted,
-               coalesce(t.delivered, 0) + g.delivered AS delivered, coalesce(t.cancelled, 0) + g.cancelled AS cancelled,
-               coalesce(t.returned, 0) + g.returned AS returned, coalesce(t.items, 0) + g.items AS items,
-               coalesce(t.gmv_cents, 0) + g.gmv_cents AS gmv_cents,
-               coalesce(t.delivered_gmv_cents, 0) + g.delivered_gmv_cents AS delivered_gmv_cents,
-               coalesce(t.returned_cents, 0) + g.returned_cents AS returned_cents,
-               coalesce(t.delivery_us, 0) + g.delivery_us AS delivery_us
-        FROM g
-        LEFT JOIN agg.dim_stats AS t
-          ON t.merchant_id = g.merchant_id AND t.dimension = g.dimension AND t.grain = g.grain AND t.status = g.status
-         AND t.period_start = g.period_start AND t.key = g.key
-    ), gone AS (
-        DELETE FROM agg.dim_stats AS t USING cur AS c
-        WHERE c.stored AND c.orders = 0
-          AND t.merchant_id = c.merchant_id AND t.dimension = c.dimension AND t.grain = c.grain AND t.status = c.status
-          AND t.period_start = c.period_start AND t.key = c.key
-    ), changed AS (
-        UPDATE agg.dim_stats AS t
-        SET orders = c.orders, accepted = c.accepted, delivered = c.delivered, cancelled = c.cancelled,
-            returned = c.returned, items = c.items, gmv_cents = c.gmv_cents, delivered_gmv_cents = c.delivered_gmv_cents,
-            returned_cents = c.returned_cents, delivery_us = c.delivery_us
-        FROM cur AS c
-        WHERE c.stored AND c.orders <> 0
-          AND t.merchant_id = c.merchant_id AND t.dimension = c.dimension AND t.grain = c.grain AND t.status = c.status
-          AND t.period_start = c.period_start AND t.key = c.key
-    )
-    INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted, delivered,
-        cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
-    SELECT merchant_id, dimension, grain, status, period_start, key, orders, accepted, delivered, cancelled, returned,
-           items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us
-    FROM cur WHERE NOT stored
-    ORDER BY merchant_id, dimension, grain, status, period_start, key;
+        -- Keys whose figures did not change are not touched (an order moved within a week).
+        HAVING (sum(c.orders), sum(c.accepted), sum(c.delivered), sum(c.cancelled), sum(c.returned), sum(c.items),
+                sum(c.gmv_cents), sum(c.delivered_gmv_cents), sum(c.returned_cents), sum(c.delivery_us))
+               <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        ORDER BY c.merchant_id, c.dimension COLLATE "C", g.grain COLLATE "C", c.status COLLATE "C", 5, c.key
+    ) AS g
+    ON t.merchant_id = g.merchant_id AND t.dimension = g.dimension AND t.grain = g.grain AND t.status = g.status
+       AND t.period_start = g.period_start AND t.key = g.key
+    WHEN MATCHED AND t.orders + g.orders = 0 THEN
+        DELETE
+    WHEN MATCHED THEN
+        UPDATE SET orders = t.orders + g.orders, accepted = t.accepted + g.accepted, delivered = t.delivered + g.delivered,
+            cancelled = t.cancelled + g.cancelled, returned = t.returned + g.returned, items = t.items + g.items,
+            gmv_cents = t.gmv_cents + g.gmv_cents, delivered_gmv_cents = t.delivered_gmv_cents + g.delivered_gmv_cents,
+            returned_cents = t.returned_cents + g.returned_cents, delivery_us = t.delivery_us + g.delivery_us
+    WHEN NOT MATCHED THEN
+        INSERT (merchant_id, dimension, grain, status, period_start, key, orders, accepted, delivered, cancelled,
+            returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
+        VALUES (g.merchant_id, g.dimension, g.grain, g.status, g.period_start, g.key, g.orders, g.accepted, g.delivered,
+            g.cancelled, g.returned, g.items, g.gmv_cents, g.delivered_gmv_cents, g.returned_cents, g.delivery_us);
 END $$;
 
 DROP FUNCTION IF EXISTS refresh.dim_part(text, text);
