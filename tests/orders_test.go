@@ -199,3 +199,46 @@ func TestMigrateCompletesOrderSnapshot(t *testing.T) {
 	require.Equal(t, got, orderSnapshot(t, an))
 	require.NotEqual(t, want, got, "merchant m's orders changed")
 }
+
+// TestProductListsFollowTheSource: a refreshed merchant's stored product list (names for
+// breakdowns and ABC) is read again when it differs from the source's, which a rename, a new
+// category, a new or a deleted product make it do without bumping any updated_at.
+func TestProductListsFollowTheSource(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	r := refresh.New(an)
+	ctx := context.Background()
+	const m, quiet = 3, 6
+	list := func(pool *pgxpool.Pool, table string) string {
+		var sum string
+		require.NoError(t, pool.QueryRow(ctx, `
+			SELECT md5(string_agg(concat_ws('/', merchant_id, id, sku, name, category_id), ',' ORDER BY id))
+			FROM `+table+` WHERE merchant_id = ANY ($1)`, []int64{m, quiet}).Scan(&sum))
+		return sum
+	}
+	refreshAll := func() {
+		t.Helper()
+		changeSource(t, src, m)
+		changeSource(t, src, quiet)
+		_, err := r.Scan(ctx)
+		require.NoError(t, err)
+		_, err = r.Dirty(ctx, nil)
+		require.NoError(t, err)
+		require.Equal(t, list(src, "products"), list(an, "agg.products"))
+	}
+	require.Equal(t, list(src, "products"), list(an, "agg.products"))
+
+	for _, q := range []string{ // each alone, then refreshed
+		`UPDATE products SET name = name || ' (new)' WHERE id = (SELECT min(id) FROM products WHERE merchant_id = $1)`,
+		`UPDATE products SET sku = sku || '-2' WHERE id = (SELECT max(id) FROM products WHERE merchant_id = $1)`,
+		`UPDATE products SET category_id = (SELECT max(id) FROM categories) WHERE id = (SELECT min(id) FROM products WHERE merchant_id = $1)`,
+		`INSERT INTO products (id, merchant_id, category_id, sku, name, price, created_at)
+		 SELECT max(id) + 1, $1, min(category_id), 'SKU-NEW', 'Brand new', 10, now() FROM products`,
+		`DELETE FROM products WHERE sku = 'SKU-NEW' AND merchant_id = $1`,
+	} {
+		_, err := src.Exec(ctx, q, m)
+		require.NoError(t, err)
+		refreshAll()
+	}
+}

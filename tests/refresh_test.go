@@ -28,6 +28,7 @@ func TestAggregationIsPushedDown(t *testing.T) {
 		`SELECT * FROM refresh.source_lines('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
 		`SELECT * FROM refresh.source_line_returns('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
 		`SELECT * FROM refresh.source_changes('2025-06-01 00:00+03', '2000-01-01 00:00+03')`,
+		`SELECT * FROM refresh.source_product_sums('{1,2}')`,
 		`SELECT * FROM refresh.source_month_checks('{2025-01-01 00:00+03,2025-02-01 00:00+03,2025-03-01 00:00+03}')`,
 		`SELECT * FROM refresh.source_month_item_checks('{2025-01-01 00:00+03,2025-02-01 00:00+03,2025-03-01 00:00+03}')`,
 		`SELECT * FROM refresh.source_month_return_checks('{2025-01-01 00:00+03,2025-02-01 00:00+03,2025-03-01 00:00+03}')`,

@@ -543,6 +543,7 @@ AS $$
 DECLARE
     v_merchants bigint[];
     v_days      date[];
+    v_stale     bigint[];
 BEGIN
     -- Customers whose orders per day changed: only they have a new first day or chain.
     WITH d AS (
@@ -584,13 +585,24 @@ BEGIN
     CALL refresh.customer_chains(p_merchants);
     DELETE FROM pg_temp.changed_customers WHERE merchant_id = ANY (p_merchants);
 
-    -- Product names for breakdowns and ABC: one remote read, only what differs is written.
+    -- Product names for breakdowns and ABC, of the merchants whose lists differ from the stored
+    -- ones by their sums (reading every product of 1k changed orders' merchants at 10M took
+    -- a third of the refresh); one remote read, only what differs is written.
+    v_stale := ARRAY(
+        SELECT merchant_id
+        FROM refresh.source_product_sums(p_merchants) AS s
+        FULL JOIN (SELECT a.merchant_id, count(*) AS products, count(a.category_id) AS categorized,
+                          sum(hashtextextended(a.sku, a.id)) AS skus, sum(hashtextextended(a.name, a.id)) AS names,
+                          sum(hashint8extended(a.category_id, a.id)) AS categories
+                   FROM agg.products AS a WHERE a.merchant_id = ANY (p_merchants) GROUP BY 1) AS a USING (merchant_id)
+        WHERE (s.products, s.categorized, s.skus, s.names, s.categories)
+              IS DISTINCT FROM (a.products, a.categorized, a.skus, a.names, a.categories));
     WITH p AS MATERIALIZED (
         SELECT p.merchant_id, p.id, p.sku, p.name, p.category_id FROM src.products AS p
-        WHERE p.merchant_id = ANY (p_merchants)
+        WHERE p.merchant_id = ANY (v_stale)
     ), gone AS (
         DELETE FROM agg.products AS a
-        WHERE a.merchant_id = ANY (p_merchants)
+        WHERE a.merchant_id = ANY (v_stale)
           AND NOT EXISTS (SELECT FROM p WHERE p.merchant_id = a.merchant_id AND p.id = a.id)
     )
     INSERT INTO agg.products AS a (merchant_id, id, sku, name, category_id)

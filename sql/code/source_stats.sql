@@ -115,6 +115,18 @@ LANGUAGE sql STABLE AS $$
     SELECT p.id, p.category_id FROM src.products p WHERE p.id = ANY (p_ids)
 $$;
 
+-- Per merchant, sums of hashes of its products' skus, names and categories (each seeded by
+-- the product id), computed on the source: refresh.finish compares them with the same sums of
+-- the stored products and reads only the lists that differ (a rename bumps no updated_at).
+DROP FUNCTION IF EXISTS refresh.source_product_sums(bigint[]);
+CREATE FUNCTION refresh.source_product_sums(p_merchants bigint[])
+RETURNS TABLE (merchant_id bigint, products bigint, categorized bigint, skus numeric, names numeric, categories numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT p.merchant_id, count(*), count(p.category_id), sum(hashtextextended(p.sku, p.id)),
+           sum(hashtextextended(p.name, p.id)), sum(hashint8extended(p.category_id, p.id))
+    FROM src.products p WHERE p.merchant_id = ANY (p_merchants) GROUP BY 1
+$$;
+
 -- Change scan, by order: the orders updated at or after p_since.
 DROP FUNCTION IF EXISTS refresh.source_changed_orders(timestamptz);
 CREATE FUNCTION refresh.source_changed_orders(p_since timestamptz)
