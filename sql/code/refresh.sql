@@ -185,9 +185,8 @@ BEGIN
         CREATE TEMP TABLE order_customer_deltas (LIKE pg_temp.customer_day_deltas) ON COMMIT DELETE ROWS;
     END IF;
     IF to_regclass('pg_temp.set_days') IS NULL THEN
-        -- Customer sets to rebuild (refresh.rebuild_customer_sets) and their rollup periods.
+        -- Customer sets to rebuild (refresh.rebuild_customer_sets).
         CREATE TEMP TABLE set_days (merchant_id bigint, day date, status text) ON COMMIT DELETE ROWS;
-        CREATE TEMP TABLE set_periods (merchant_id bigint, period_start date) ON COMMIT DELETE ROWS;
     END IF;
     DELETE FROM pg_temp.dim_changes;
 END $$;
