@@ -357,6 +357,10 @@ BEGIN
         FROM pg_temp.dim_changes AS c
         CROSS JOIN unnest(CASE WHEN p_delta THEN ARRAY['day', 'week', 'month', 'quarter']
                                ELSE ARRAY['week', 'month', 'quarter'] END) AS g (grain)
+        -- Most changed orders' rows net to nothing (an order touched, not changed): those are
+        -- not rolled up (a third of the statement's time).
+        WHERE (c.orders, c.accepted, c.delivered, c.cancelled, c.returned, c.items, c.gmv_cents, c.delivered_gmv_cents,
+               c.returned_cents, c.delivery_us) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         GROUP BY 1, 2, 3, 4, 5, 6
         -- Keys whose figures did not change are not touched (an order moved within a week).
         HAVING (sum(c.orders), sum(c.accepted), sum(c.delivered), sum(c.cancelled), sum(c.returned), sum(c.items),
