@@ -261,3 +261,23 @@ func TestFailedRefreshKeepsOldData(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshVacuumsItsQueues: a refresh that emptied a long queue of dirty days vacuums it
+// (the API reads it on every request; autovacuum may be off or behind).
+func TestRefreshVacuumsItsQueues(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	an := dbtest.Pool(t, p.AnalyticsURL())
+	r := refresh.New(an)
+	ctx := context.Background()
+	for _, m := range []int64{1, 2} {
+		require.NoError(t, r.MarkDays(ctx, m, day("2023-11-01").Time, day("2026-10-31").Time))
+	}
+	_, err := r.Dirty(ctx, nil)
+	require.NoError(t, err)
+	var vacuumed bool
+	require.NoError(t, an.QueryRow(ctx,
+		`SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE schemaname = 'refresh' AND relname = 'dirty_days'`).
+		Scan(&vacuumed))
+	require.True(t, vacuumed, "2000 deleted dirty days are vacuumed")
+}

@@ -58,7 +58,7 @@ func (r *Refresher) Scan(ctx context.Context) (int64, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("scan changes: %w", err)
 	}
-	return n, nil
+	return n, r.vacuumQueues(ctx) // the worker's refresh jobs leave dead rows behind
 }
 
 // Reconcile compares per merchant × month checksums of the source and the aggregates, marks
@@ -246,11 +246,31 @@ const (
 )
 
 // analyzeStale analyzes the aggregate tables and the order snapshot that changed by more than
-// fraction of their rows since their last analysis (refresh.analyze_stale), even where
-// autovacuum is off or behind.
+// fraction of their rows since their last analysis (refresh.analyze_stale), and vacuums the
+// change queues, even where autovacuum is off or behind.
 func (r *Refresher) analyzeStale(ctx context.Context, fraction float32) error {
 	if _, err := r.pool.Exec(ctx, "CALL refresh.analyze_stale($1)", fraction); err != nil {
 		return fmt.Errorf("analyze aggregates: %w", err)
+	}
+	return r.vacuumQueues(ctx)
+}
+
+// vacuumQueues vacuums the change queues that hold more dead rows than live ones
+// (refresh.queues_to_vacuum): left alone, a 10M backfill's 365k deleted dirty days cost every
+// API request 3 ms of reading dead rows.
+func (r *Refresher) vacuumQueues(ctx context.Context) error {
+	rows, err := r.pool.Query(ctx, "SELECT refresh.queues_to_vacuum()")
+	if err != nil {
+		return fmt.Errorf("list queues to vacuum: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list queues to vacuum: %w", err)
+	}
+	for _, t := range tables { // names quoted by format('%I.%I')
+		if _, err := r.pool.Exec(ctx, "VACUUM "+t); err != nil {
+			return fmt.Errorf("vacuum %s: %w", t, err)
+		}
 	}
 	return nil
 }

@@ -11,7 +11,11 @@ CREATE FUNCTION agg.merchant_freshness()
 RETURNS TABLE (refreshed_at timestamptz, covered_watermark timestamptz, last_scan_at timestamptz, pending_days bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH m AS (SELECT NULLIF(current_setting('app.merchant_id', true), '')::bigint AS id),
-    p AS (SELECT count(*) AS n FROM refresh.pending d, m WHERE d.merchant_id = m.id)
+    -- The merchant as an expression, not a join with m: the filter then reaches both tables of
+    -- refresh.pending and their indexes (joined, every request read all of dirty_days, which a
+    -- backfill leaves hundreds of thousands of dead rows long: 3–6 ms a request at 10M).
+    p AS (SELECT count(*) AS n FROM refresh.pending d
+          WHERE d.merchant_id = NULLIF(current_setting('app.merchant_id', true), '')::bigint)
     SELECT f.refreshed_at,
            CASE WHEN f.merchant_id IS NULL THEN NULL
                 WHEN p.n = 0 THEN greatest(s.source_watermark, f.source_watermark)

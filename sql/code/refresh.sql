@@ -724,6 +724,19 @@ LANGUAGE sql IMMUTABLE AS $$
     ORDER BY 1
 $$;
 
+DROP FUNCTION IF EXISTS refresh.queues_to_vacuum();
+-- The change queues (dirty days, changed orders) holding more dead rows than live ones, at
+-- least 1000: every refresh deletes what it took from them, and the API's freshness reads them
+-- by merchant on every request. The caller vacuums them (not possible inside a function),
+-- even where autovacuum is off or behind.
+CREATE FUNCTION refresh.queues_to_vacuum() RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+    SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables
+    WHERE schemaname = 'refresh' AND relname IN ('dirty_days', 'dirty_orders')
+      AND n_dead_tup > greatest(n_live_tup, 1000)
+    ORDER BY relname
+$$;
+
 DROP PROCEDURE IF EXISTS refresh.analyze_stale();
 DROP PROCEDURE IF EXISTS refresh.analyze_stale(real);
 -- Analyzes the aggregate tables and the order snapshot whose rows changed by more than
