@@ -25,7 +25,8 @@ func orderSnapshot(t *testing.T, an *pgxpool.Pool) string {
 
 // changeOrders makes, for merchant m, every kind of change an order can go through besides
 // changeSource's (SPEC §2: each bumps updated_at): more items on a line, a move to another day
-// and month, another customer (new to the merchant), city, delivery type and payment method.
+// and month, another customer (new to the merchant), city, delivery type and payment method,
+// a second order on a customer's day.
 // It returns an order whose change the caller deletes after the scan has seen it.
 func changeOrders(t *testing.T, src *pgxpool.Pool, m int64) (doomed int64) {
 	t.Helper()
@@ -43,9 +44,16 @@ func changeOrders(t *testing.T, src *pgxpool.Pool, m int64) (doomed int64) {
 		 WHERE id = (SELECT id FROM orders WHERE merchant_id = $1 ORDER BY id LIMIT 1 OFFSET 7)`,
 		`UPDATE orders SET city_id = (SELECT max(id) FROM cities), delivery_type = 'express', payment_method = 'wallet', updated_at = now()
 		 WHERE id = (SELECT id FROM orders WHERE merchant_id = $1 AND status = 'delivered' ORDER BY id LIMIT 1 OFFSET 9)`,
+		// A second order of a customer's day: the customer enters the day's "two or more" set.
+		`WITH b AS (SELECT customer_id, created_at FROM orders WHERE merchant_id = $1 AND status = 'delivered'
+		             AND extract(hour FROM created_at AT TIME ZONE 'Europe/Moscow') < 20 ORDER BY id LIMIT 1 OFFSET 11)
+		 UPDATE orders SET customer_id = b.customer_id, created_at = b.created_at + interval '1 minute',
+		        accepted_at = b.created_at + interval '1 hour', delivered_at = b.created_at + interval '1 day', updated_at = now()
+		 FROM b WHERE orders.id = (SELECT id FROM orders WHERE merchant_id = $1 AND status = 'delivered' ORDER BY id LIMIT 1 OFFSET 13)`,
 	} {
-		_, err := src.Exec(ctx, q, m)
+		tag, err := src.Exec(ctx, q, m)
 		require.NoError(t, err)
+		require.Equal(t, int64(1), tag.RowsAffected(), q)
 	}
 	require.NoError(t, src.QueryRow(ctx, `
 		UPDATE orders SET updated_at = now()
@@ -107,6 +115,7 @@ func TestChangedOrdersEqualWholeDays(t *testing.T) {
 	}
 	after, snap := snapshot(t, an), orderSnapshot(t, an)
 	require.NotEqual(t, before, after)
+	requireDaySets(t, an, merchants)
 
 	// The same orders read again (a scan's overlap): nothing moves.
 	_, err = an.Exec(ctx, `
@@ -123,6 +132,27 @@ func TestChangedOrdersEqualWholeDays(t *testing.T) {
 	require.NoError(t, r.Merchants(ctx, merchants, time.Time{}, time.Time{}, nil))
 	require.Equal(t, after, snapshot(t, an), "netted changed orders = whole days recomputed")
 	require.Equal(t, snap, orderSnapshot(t, an))
+}
+
+// requireDaySets checks the merchants' stored day customer sets against their definition from
+// the customer days (a recompute does not rebuild a set whose customer days it left as they
+// were, so comparing with one would not catch a wrongly patched set).
+func requireDaySets(t *testing.T, an *pgxpool.Pool, merchants []int64) {
+	t.Helper()
+	var wrong int
+	require.NoError(t, an.QueryRow(context.Background(), `
+		WITH def AS (
+			SELECT cd.merchant_id, cd.status, cd.day, public.sort(array_agg(n.n)) AS once,
+			       public.sort(coalesce(array_agg(n.n) FILTER (WHERE cd.orders >= 2), '{}')) AS twice
+			FROM agg.customer_days cd JOIN agg.customer_numbers n USING (merchant_id, customer_id)
+			WHERE cd.merchant_id = ANY ($1) GROUP BY 1, 2, 3
+		), stored AS (
+			SELECT * FROM agg.customer_sets WHERE merchant_id = ANY ($1) AND grain = 'day' AND status <> 'first'
+		)
+		SELECT count(*) FROM def FULL JOIN stored s
+		  ON s.merchant_id = def.merchant_id AND s.status = def.status AND s.period_start = def.day
+		WHERE (def.once, def.twice) IS DISTINCT FROM (s.once, s.twice)`, merchants).Scan(&wrong))
+	require.Zero(t, wrong, "day sets that differ from their customer days")
 }
 
 // TestBusyDayIsRefreshedWhole: when a quarter of a merchant day's orders changed, the scan

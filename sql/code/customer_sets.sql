@@ -1,10 +1,11 @@
 DROP PROCEDURE IF EXISTS refresh.customer_day_sets(bigint[], date, date);
 DROP PROCEDURE IF EXISTS refresh.rebuild_customer_sets();
 -- Rebuilds the customer sets (migration 007) of the days and statuses listed in the session's
--- set_days from agg.customer_days, then the week, month and quarter sets of the periods
--- containing those days, and empties set_days. refresh.apply_customer_days lists the days and
--- statuses whose customer rows changed (a status change of a few orders rebuilds a few small
--- day sets, not every day the refresh reloaded). Every customer listed must have its number.
+-- set_days from agg.customer_days, patches those of set_patches, then rebuilds the week, month
+-- and quarter sets of the periods containing those days, and empties both tables.
+-- refresh.apply_customer_days lists the days and statuses whose customers changed (a status
+-- change of a few orders touches a few day sets, not every day the refresh reloaded). Every
+-- customer listed must have its number.
 -- Status 'first' sets follow agg.customer_first instead (refresh.first_sets).
 CREATE PROCEDURE refresh.rebuild_customer_sets()
 LANGUAGE plpgsql AS $$
@@ -28,6 +29,47 @@ BEGIN
     GROUP BY cd.merchant_id, cd.status, cd.day
     ORDER BY 1, 3, 4;
     DELETE FROM pg_temp.set_days;
+
+    -- The day sets of changed orders' customers are patched: who came in, who left (a day
+    -- rebuilt above already holds them). Rebuilding read every customer of the day: 0.4 s of
+    -- 1.75 for 1k changed orders at 10M.
+    WITH p AS (
+        SELECT p.merchant_id, p.day, p.status,
+               coalesce(array_agg(n.n) FILTER (WHERE p.old_orders < 1 AND p.new_orders >= 1), '{}') AS once_in,
+               coalesce(array_agg(n.n) FILTER (WHERE p.old_orders >= 1 AND p.new_orders < 1), '{}') AS once_out,
+               coalesce(array_agg(n.n) FILTER (WHERE p.old_orders < 2 AND p.new_orders >= 2), '{}') AS twice_in,
+               coalesce(array_agg(n.n) FILTER (WHERE p.old_orders >= 2 AND p.new_orders < 2), '{}') AS twice_out
+        FROM pg_temp.set_patches AS p
+        JOIN agg.customer_numbers AS n ON n.merchant_id = p.merchant_id AND n.customer_id = p.customer_id
+        WHERE NOT EXISTS (SELECT FROM unnest(v_merchants, v_days, v_statuses) AS r (merchant_id, day, status)
+                          WHERE r.merchant_id = p.merchant_id AND r.day = p.day AND r.status = p.status)
+        GROUP BY p.merchant_id, p.day, p.status
+    ), cur AS (
+        SELECT p.merchant_id, p.day, p.status, s.merchant_id IS NOT NULL AS stored,
+               public._int_union(public.intset_subtract(coalesce(s.once, '{}'), p.once_out), p.once_in) AS once,
+               public._int_union(public.intset_subtract(coalesce(s.twice, '{}'), p.twice_out), p.twice_in) AS twice
+        FROM p
+        LEFT JOIN agg.customer_sets AS s
+          ON s.merchant_id = p.merchant_id AND s.grain = 'day' AND s.status = p.status AND s.period_start = p.day
+    ), gone AS (
+        DELETE FROM agg.customer_sets AS s USING cur AS c
+        WHERE c.stored AND cardinality(c.once) = 0
+          AND s.merchant_id = c.merchant_id AND s.grain = 'day' AND s.status = c.status AND s.period_start = c.day
+    ), changed AS (
+        UPDATE agg.customer_sets AS s SET once = c.once, twice = c.twice
+        FROM cur AS c
+        WHERE c.stored AND cardinality(c.once) > 0
+          AND s.merchant_id = c.merchant_id AND s.grain = 'day' AND s.status = c.status AND s.period_start = c.day
+    ), patched AS (
+        INSERT INTO agg.customer_sets (merchant_id, grain, status, period_start, once, twice)
+        SELECT merchant_id, 'day', status, day, once, twice FROM cur WHERE NOT stored AND cardinality(once) > 0
+        ORDER BY 1, 3, 4
+    )
+    SELECT coalesce(v_merchants, '{}') || array_agg(merchant_id), coalesce(v_days, '{}') || array_agg(day),
+           coalesce(v_statuses, '{}') || array_agg(status)
+    INTO v_merchants, v_days, v_statuses FROM cur;
+    DELETE FROM pg_temp.set_patches;
+
     CALL refresh.roll_customer_sets(coalesce(v_merchants, '{}'), coalesce(v_days, '{}'), coalesce(v_statuses, '{}'));
 END $$;
 

@@ -188,6 +188,12 @@ BEGIN
         -- Customer sets to rebuild (refresh.rebuild_customer_sets).
         CREATE TEMP TABLE set_days (merchant_id bigint, day date, status text) ON COMMIT DELETE ROWS;
     END IF;
+    IF to_regclass('pg_temp.set_patches') IS NULL THEN
+        -- Changed orders' customers entering or leaving day sets (refresh.apply_customer_days).
+        CREATE TEMP TABLE set_patches (
+            merchant_id bigint, day date, status text, customer_id bigint, old_orders int, new_orders int
+        ) ON COMMIT DELETE ROWS;
+    END IF;
     DELETE FROM pg_temp.dim_changes;
 END $$;
 
@@ -220,8 +226,9 @@ BEGIN
             GROUP BY merchant_id, customer_id, day, status
             HAVING sum(orders) <> 0 OR sum(gmv) <> 0
         ), cur AS (
-            SELECT n.merchant_id, n.customer_id, n.day, n.status, n.orders <> 0 AS moved, t.merchant_id IS NOT NULL AS stored,
-                   coalesce(t.orders, 0) + n.orders AS orders, coalesce(t.gmv, 0) + n.gmv AS gmv
+            SELECT n.merchant_id, n.customer_id, n.day, n.status, t.merchant_id IS NOT NULL AS stored,
+                   coalesce(t.orders, 0) AS old_orders, coalesce(t.orders, 0) + n.orders AS orders,
+                   coalesce(t.gmv, 0) + n.gmv AS gmv
             FROM net AS n
             LEFT JOIN agg.customer_days AS t
               ON t.merchant_id = n.merchant_id AND t.day = n.day AND t.customer_id = n.customer_id AND t.status = n.status
@@ -235,7 +242,11 @@ BEGIN
             WHERE c.stored AND c.orders <> 0
               AND t.merchant_id = c.merchant_id AND t.day = c.day AND t.customer_id = c.customer_id AND t.status = c.status
         ), sets AS (
-            INSERT INTO pg_temp.set_days SELECT DISTINCT merchant_id, day, status FROM cur WHERE moved
+            -- Customers in or out of a day's sets (one order or more, two or more): the day sets
+            -- are patched by them (refresh.rebuild_customer_sets), not rebuilt.
+            INSERT INTO pg_temp.set_patches
+            SELECT merchant_id, day, status, customer_id, old_orders, orders FROM cur
+            WHERE (old_orders >= 1) <> (orders >= 1) OR (old_orders >= 2) <> (orders >= 2)
         )
         INSERT INTO agg.customer_days (merchant_id, day, customer_id, status, orders, gmv)
         SELECT merchant_id, day, customer_id, status, orders, gmv FROM cur WHERE NOT stored
@@ -605,19 +616,21 @@ BEGIN
                    FROM agg.products AS a WHERE a.merchant_id = ANY (p_merchants) GROUP BY 1) AS a USING (merchant_id)
         WHERE (s.products, s.categorized, s.skus, s.names, s.categories)
               IS DISTINCT FROM (a.products, a.categorized, a.skus, a.names, a.categories));
-    WITH p AS MATERIALIZED (
-        SELECT p.merchant_id, p.id, p.sku, p.name, p.category_id FROM src.products AS p
-        WHERE p.merchant_id = ANY (v_stale)
-    ), gone AS (
-        DELETE FROM agg.products AS a
-        WHERE a.merchant_id = ANY (v_stale)
-          AND NOT EXISTS (SELECT FROM p WHERE p.merchant_id = a.merchant_id AND p.id = a.id)
-    )
-    INSERT INTO agg.products AS a (merchant_id, id, sku, name, category_id)
-    SELECT * FROM p
-    ON CONFLICT (merchant_id, id) DO UPDATE
-        SET sku = EXCLUDED.sku, name = EXCLUDED.name, category_id = EXCLUDED.category_id
-        WHERE (a.sku, a.name, a.category_id) IS DISTINCT FROM (EXCLUDED.sku, EXCLUDED.name, EXCLUDED.category_id);
+    IF cardinality(v_stale) > 0 THEN
+        WITH p AS MATERIALIZED (
+            SELECT p.merchant_id, p.id, p.sku, p.name, p.category_id FROM src.products AS p
+            WHERE p.merchant_id = ANY (v_stale)
+        ), gone AS (
+            DELETE FROM agg.products AS a
+            WHERE a.merchant_id = ANY (v_stale)
+              AND NOT EXISTS (SELECT FROM p WHERE p.merchant_id = a.merchant_id AND p.id = a.id)
+        )
+        INSERT INTO agg.products AS a (merchant_id, id, sku, name, category_id)
+        SELECT * FROM p
+        ON CONFLICT (merchant_id, id) DO UPDATE
+            SET sku = EXCLUDED.sku, name = EXCLUDED.name, category_id = EXCLUDED.category_id
+            WHERE (a.sku, a.name, a.category_id) IS DISTINCT FROM (EXCLUDED.sku, EXCLUDED.name, EXCLUDED.category_id);
+    END IF;
 
     CALL refresh.mark_fresh(p_merchants);
 END $$;
