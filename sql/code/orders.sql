@@ -88,6 +88,63 @@ BEGIN
     CALL refresh.replace_snapshot(coalesce(v_ids, '{}') || v_new);
 END $$;
 
+DROP FUNCTION IF EXISTS refresh.order_fact_net();
+-- The net change in the session's order_facts (refresh.net_orders) per merchant, day and status
+-- key (each status, and 'all'), in agg.order_stats's figures.
+CREATE FUNCTION refresh.order_fact_net()
+RETURNS TABLE (merchant_id bigint, day date, status text, orders bigint, accepted bigint, delivered bigint,
+               returned bigint, items bigint, gmv numeric, delivered_gmv numeric, returned_amount numeric,
+               delivery_seconds numeric, cancelled bigint)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
+    SELECT f.merchant_id, f.day, s.key, sum(f.orders)::bigint, sum(f.accepted)::bigint, sum(f.delivered)::bigint,
+           sum(f.returned)::bigint, sum(f.items)::bigint, sum(f.gmv), sum(f.delivered_gmv), sum(f.returned_amount),
+           extract(epoch FROM sum(f.delivery_time)), coalesce(sum(f.orders) FILTER (WHERE f.status = 'cancelled'), 0)::bigint
+    FROM pg_temp.order_facts AS f CROSS JOIN LATERAL (VALUES (f.status), ('all')) AS s (key)
+    GROUP BY f.merchant_id, f.day, s.key;
+END $$;
+
+DROP PROCEDURE IF EXISTS refresh.merge_order_rollups();
+-- Adds the net change in order_facts to the week, month and quarter rows of agg.order_stats,
+-- one primary key lookup a row: changed orders move a few periods of a few merchants, where
+-- rebuilding the periods from their day rows (refresh.rollup_orders) rewrote them for every
+-- merchant of the set.
+CREATE PROCEDURE refresh.merge_order_rollups()
+LANGUAGE plpgsql
+SET enable_hashjoin = off -- a hash join would read every row of the table
+SET enable_mergejoin = off
+AS $$
+BEGIN
+    MERGE INTO agg.order_stats AS t
+    USING (
+        SELECT n.merchant_id, g.grain, date_trunc(g.grain, n.day::timestamp)::date AS period_start, n.status,
+               sum(n.orders) AS orders, sum(n.accepted) AS accepted, sum(n.delivered) AS delivered,
+               sum(n.returned) AS returned, sum(n.items) AS items, sum(n.gmv) AS gmv, sum(n.delivered_gmv) AS delivered_gmv,
+               sum(n.returned_amount) AS returned_amount, sum(n.delivery_seconds) AS delivery_seconds,
+               sum(n.cancelled) AS cancelled
+        FROM refresh.order_fact_net() AS n CROSS JOIN unnest(ARRAY['week', 'month', 'quarter']) AS g (grain)
+        GROUP BY 1, 2, 3, 4
+        HAVING (sum(n.orders), sum(n.accepted), sum(n.delivered), sum(n.returned), sum(n.items), sum(n.gmv),
+                sum(n.delivered_gmv), sum(n.returned_amount), sum(n.delivery_seconds), sum(n.cancelled))
+               <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        ORDER BY 1, 2, 3, 4
+    ) AS g
+    ON t.merchant_id = g.merchant_id AND t.grain = g.grain AND t.period_start = g.period_start AND t.status = g.status
+    WHEN MATCHED AND t.orders + g.orders = 0 THEN
+        DELETE
+    WHEN MATCHED THEN
+        UPDATE SET orders = t.orders + g.orders, accepted = t.accepted + g.accepted, delivered = t.delivered + g.delivered,
+            returned = t.returned + g.returned, items = t.items + g.items, gmv = t.gmv + g.gmv,
+            delivered_gmv = t.delivered_gmv + g.delivered_gmv, returned_amount = t.returned_amount + g.returned_amount,
+            delivery_seconds = t.delivery_seconds + g.delivery_seconds, cancelled = t.cancelled + g.cancelled
+    WHEN NOT MATCHED THEN
+        INSERT (merchant_id, grain, period_start, status, orders, accepted, delivered, returned, items, gmv,
+            delivered_gmv, returned_amount, delivery_seconds, cancelled)
+        VALUES (g.merchant_id, g.grain, g.period_start, g.status, g.orders, g.accepted, g.delivered, g.returned,
+            g.items, g.gmv, g.delivered_gmv, g.returned_amount, g.delivery_seconds, g.cancelled);
+END $$;
+
 DROP PROCEDURE IF EXISTS refresh.net_orders(bigint[]);
 -- The facts of the orders in the session's new_orders and new_lines, minus those the snapshot
 -- holds for the orders p_ids (changed orders; NULL for whole days, whose stored rows the
@@ -150,12 +207,7 @@ BEGIN
 
     -- Order totals: day rows by their net change (rollups are the caller's).
     WITH net AS (
-        SELECT merchant_id, day, s.status, sum(orders) AS orders, sum(accepted) AS accepted, sum(delivered) AS delivered,
-               sum(returned) AS returned, sum(items) AS items, sum(gmv) AS gmv, sum(delivered_gmv) AS delivered_gmv,
-               sum(returned_amount) AS returned_amount, extract(epoch FROM sum(delivery_time)) AS delivery_seconds,
-               sum(orders) FILTER (WHERE f.status = 'cancelled') AS cancelled
-        FROM pg_temp.order_facts AS f CROSS JOIN LATERAL (VALUES (f.status), ('all')) AS s (status)
-        GROUP BY merchant_id, day, s.status
+        SELECT * FROM refresh.order_fact_net()
     ), cur AS (
         SELECT n.merchant_id, n.day, n.status, t.merchant_id IS NOT NULL AS stored,
                coalesce(t.orders, 0) + n.orders AS orders, coalesce(t.accepted, 0) + n.accepted AS accepted,
@@ -164,7 +216,7 @@ BEGIN
                coalesce(t.delivered_gmv, 0) + n.delivered_gmv AS delivered_gmv,
                coalesce(t.returned_amount, 0) + n.returned_amount AS returned_amount,
                coalesce(t.delivery_seconds, 0) + n.delivery_seconds AS delivery_seconds,
-               coalesce(t.cancelled, 0) + coalesce(n.cancelled, 0) AS cancelled
+               coalesce(t.cancelled, 0) + n.cancelled AS cancelled
         FROM net AS n
         LEFT JOIN agg.order_stats AS t
           ON t.merchant_id = n.merchant_id AND t.grain = 'day' AND t.period_start = n.day AND t.status = n.status
@@ -212,7 +264,6 @@ DECLARE
     v_tz       text;
     v_ids      bigint[];
     v_moved    bigint[];
-    v_run      record;
 BEGIN
     WITH d AS (DELETE FROM refresh.dirty_orders WHERE merchant_id = ANY (p_merchants) RETURNING order_id)
     SELECT array_agg(DISTINCT order_id) INTO v_ids FROM d;
@@ -255,9 +306,7 @@ BEGIN
     WITH d AS (DELETE FROM pg_temp.order_customer_deltas RETURNING *)
     INSERT INTO pg_temp.customer_day_deltas SELECT * FROM d; -- for refresh.finish
     p_days := ARRAY(SELECT DISTINCT day FROM pg_temp.order_facts ORDER BY 1);
-    FOR v_run IN SELECT * FROM refresh.day_runs(p_days) LOOP
-        CALL refresh.rollup_orders(p_merchants, v_run.first_day, v_run.last_day);
-    END LOOP;
+    CALL refresh.merge_order_rollups();
 
     CALL refresh.replace_snapshot(v_ids); -- the snapshot takes the new figures
 END $$;
