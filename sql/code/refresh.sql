@@ -296,12 +296,12 @@ DROP PROCEDURE IF EXISTS refresh.apply_dim_changes(boolean, boolean, boolean);
 -- when it is new, deleted when it has no orders left; keys whose figures did not change are not
 -- touched. Whether a day row is stored is known from dim_changes (old rows have negative
 -- orders), so new day rows need no lookup; rollup rows are merged, one primary key lookup each
--- (nested loops: a hash join would read every row of the table; looking a row up, then again to
--- update or delete it, took twice as long). The netting is hashed in memory (a backfill's
--- merchant has a million day rows; in 8 MB batches it took three times as long). p_fresh says no day row was
--- stored: a backfill's rows are then inserted as they are, with no netting (2.5 s of 38 for
--- the largest merchant of the 1M benchmark). p_delta says dim_changes holds changed orders'
--- deltas (refresh.load_orders): day rows are then looked up like the rollups.
+-- (nested loops: a hash join would read every row of the table; looking a row up, then again
+-- to update or delete it, took twice as long). The netting is hashed in memory (a backfill's
+-- merchant has a million day rows; in 8 MB batches it took three times as long). p_fresh says
+-- no day row was stored: a backfill's rows are then inserted as they are, with no netting (2.5 s
+-- of 38 for the largest merchant of the 1M benchmark). p_delta says dim_changes holds changed
+-- orders' deltas (refresh.load_orders): day rows are then merged like the rollups.
 CREATE PROCEDURE refresh.apply_dim_changes(p_rollups boolean, p_fresh boolean, p_delta boolean)
 LANGUAGE plpgsql
 SET enable_hashjoin = off
