@@ -232,7 +232,7 @@ func (r *Refresher) Dirty(ctx context.Context, progress Progress) (int, error) {
 	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	return total, r.analyzeStale(ctx, changed)
+	return total, r.endRun(ctx)
 }
 
 // Thresholds of analyzeStale: after each merchant or set, tables that doubled (statistics
@@ -246,11 +246,20 @@ const (
 )
 
 // analyzeStale analyzes the aggregate tables and the order snapshot that changed by more than
-// fraction of their rows since their last analysis (refresh.analyze_stale), and vacuums the
-// change queues, even where autovacuum is off or behind.
+// fraction of their rows since their last analysis (refresh.analyze_stale), even where
+// autovacuum is off or behind.
 func (r *Refresher) analyzeStale(ctx context.Context, fraction float32) error {
 	if _, err := r.pool.Exec(ctx, "CALL refresh.analyze_stale($1)", fraction); err != nil {
 		return fmt.Errorf("analyze aggregates: %w", err)
+	}
+	return nil
+}
+
+// endRun tidies up after a refresh run: statistics of the tables it changed by a tenth, and the
+// change queues it emptied (the worker's runs are tidied by its periodic scan instead).
+func (r *Refresher) endRun(ctx context.Context) error {
+	if err := r.analyzeStale(ctx, changed); err != nil {
+		return err
 	}
 	return r.vacuumQueues(ctx)
 }
@@ -314,5 +323,5 @@ func (r *Refresher) Merchants(ctx context.Context, ids []int64, from, to time.Ti
 	if err != nil {
 		return err
 	}
-	return r.analyzeStale(ctx, changed)
+	return r.endRun(ctx)
 }
