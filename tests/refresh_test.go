@@ -262,6 +262,34 @@ func TestFailedRefreshKeepsOldData(t *testing.T) {
 	}
 }
 
+// TestBackfillLeavesTablesTidy: a backfill into an empty analytics database leaves what it
+// wrote vacuumed and analyzed (these machines run with autovacuum off; unvacuumed, the API's
+// first read of each page would write it out again), and writes each customer step once.
+func TestBackfillLeavesTablesTidy(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	ctx := context.Background()
+	require.NoError(t, dbtest.DropDatabase(ctx, p.Analytics))
+	require.NoError(t, dbtest.CreateDatabase(ctx, p.Analytics, ""))
+	require.NoError(t, dbtest.Migrate(ctx, p))
+	an := dbtest.Pool(t, p.AnalyticsURL())
+	n, err := refresh.New(an).Changed(ctx, nil)
+	require.NoError(t, err)
+	require.Positive(t, n)
+	for _, table := range []string{"agg.dim_stats", "agg.order_stats", "agg.customer_days", "agg.customer_steps", "refresh.order_snapshot", "refresh.line_snapshot"} {
+		var vacuumed, analyzed bool
+		var updated int64
+		require.NoError(t, an.QueryRow(ctx, `
+			SELECT last_vacuum IS NOT NULL, last_analyze IS NOT NULL, n_tup_upd FROM pg_stat_user_tables
+			WHERE format('%I.%I', schemaname, relname) = $1`, table).Scan(&vacuumed, &analyzed, &updated))
+		require.True(t, vacuumed, "%s vacuumed", table)
+		require.True(t, analyzed, "%s analyzed", table)
+		if table == "agg.customer_steps" {
+			require.Zero(t, updated, "running totals computed as the steps are inserted")
+		}
+	}
+}
+
 // TestRefreshVacuumsItsQueues: a refresh that emptied a long queue of dirty days vacuums it
 // (the API reads it on every request; autovacuum may be off or behind).
 func TestRefreshVacuumsItsQueues(t *testing.T) {

@@ -58,7 +58,7 @@ func (r *Refresher) Scan(ctx context.Context) (int64, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("scan changes: %w", err)
 	}
-	return n, r.vacuumQueues(ctx) // the worker's refresh jobs leave dead rows behind
+	return n, r.tidy(ctx, queuesOnly) // the worker's refresh jobs leave dead rows behind
 }
 
 // Reconcile compares per merchant × month checksums of the source and the aggregates, marks
@@ -130,7 +130,7 @@ func (r *Refresher) RefreshDirty(ctx context.Context, merchantID int64, maxDays 
 		total += days
 		// Days marked while an unlimited refresh ran are left to the next job.
 		if limit == nil || left == 0 || days == 0 {
-			return total, r.analyzeStale(ctx, grown)
+			return total, r.tidy(ctx, grown)
 		}
 	}
 }
@@ -232,53 +232,68 @@ func (r *Refresher) Dirty(ctx context.Context, progress Progress) (int, error) {
 	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	return total, r.endRun(ctx)
+	return total, r.tidy(ctx, changed)
 }
 
-// Thresholds of analyzeStale: after each merchant or set, tables that doubled (statistics
-// that far off change plans: planned on the row counts of a tenth of the tables, a 10M
-// backfill's customer reads became scans of every merchant's rows); at the end of a refresh
-// run, tables changed by a tenth (autovacuum's rule), for the API's next reads. Analyzing at a
-// tenth after every merchant made the 1M backfill 37% slower.
+// Thresholds of tidy (refresh.tables_to_tidy): after each merchant or set, tables analyzed when
+// they doubled and vacuumed when they tripled (planned on the row counts of a tenth of the
+// tables, a 10M backfill's customer reads became scans of every merchant's rows); at the end of
+// a refresh run, autovacuum's rules (a tenth to analyze, a fifth to vacuum), for the API's next
+// reads. Analyzing at a tenth after every merchant made the 1M backfill 37% slower. After a
+// change scan, the change queues alone: the worker's periodic scan must stay quick, and a
+// vacuum of the breakdown rows at 10M takes minutes.
 const (
-	grown   = 1.0
-	changed = 0.1
+	grown      = 1.0
+	changed    = 0.1
+	queuesOnly = 0
 )
 
-// analyzeStale analyzes the aggregate tables and the order snapshot that changed by more than
-// fraction of their rows since their last analysis (refresh.analyze_stale), even where
-// autovacuum is off or behind.
-func (r *Refresher) analyzeStale(ctx context.Context, fraction float32) error {
-	if _, err := r.pool.Exec(ctx, "CALL refresh.analyze_stale($1)", fraction); err != nil {
-		return fmt.Errorf("analyze aggregates: %w", err)
-	}
-	return nil
-}
+// tidyLock keeps tidy to one session at a time: parallel sets call it after each merchant,
+// and two ANALYZEs of one table collide on its statistics rows.
+const tidyLock = "hashtextextended('merchantagg.tidy', 0)"
 
-// endRun tidies up after a refresh run: statistics of the tables it changed by a tenth, and the
-// change queues it emptied (the worker's runs are tidied by its periodic scan instead).
-func (r *Refresher) endRun(ctx context.Context) error {
-	if err := r.analyzeStale(ctx, changed); err != nil {
+// tidy vacuums and analyzes the aggregate tables, the order snapshot and the change queues
+// that refresh.tables_to_tidy finds due at fraction (see above), even where autovacuum is off or behind. It
+// does nothing when another session is tidying.
+func (r *Refresher) tidy(ctx context.Context, fraction float32) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("tidy: %w", err)
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock("+tidyLock+")").Scan(&locked); err != nil || !locked {
 		return err
 	}
-	return r.vacuumQueues(ctx)
-}
-
-// vacuumQueues vacuums the change queues that hold more dead rows than live ones
-// (refresh.queues_to_vacuum): left alone, a 10M backfill's 365k deleted dirty days cost every
-// API request 3 ms of reading dead rows.
-func (r *Refresher) vacuumQueues(ctx context.Context) error {
-	rows, err := r.pool.Query(ctx, "SELECT refresh.queues_to_vacuum()")
-	if err != nil {
-		return fmt.Errorf("list queues to vacuum: %w", err)
+	defer func() {
+		// A session lock outlives a failed statement: end the session if the unlock fails.
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock("+tidyLock+")"); err != nil {
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	type due struct {
+		Table           string
+		Vacuum, Analyze bool
 	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var f *float32 // NULL: the queues only
+	if fraction != queuesOnly {
+		f = &fraction
+	}
+	rows, _ := conn.Query(ctx, "SELECT * FROM refresh.tables_to_tidy($1)", f)
+	tables, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
 	if err != nil {
-		return fmt.Errorf("list queues to vacuum: %w", err)
+		return fmt.Errorf("list tables to tidy: %w", err)
 	}
 	for _, t := range tables { // names quoted by format('%I.%I')
-		if _, err := r.pool.Exec(ctx, "VACUUM "+t); err != nil {
-			return fmt.Errorf("vacuum %s: %w", t, err)
+		cmd := "ANALYZE "
+		switch {
+		case t.Vacuum && t.Analyze:
+			cmd = "VACUUM (ANALYZE) "
+		case t.Vacuum:
+			cmd = "VACUUM "
+		}
+		if _, err := conn.Exec(ctx, cmd+t.Table); err != nil {
+			return fmt.Errorf("tidy %s: %w", t.Table, err)
 		}
 	}
 	return nil
@@ -297,7 +312,7 @@ func (r *Refresher) refreshSet(ctx context.Context, ids []int64) error {
 	if err != nil {
 		return fmt.Errorf("refresh merchants %v: %w", ids, err)
 	}
-	return r.analyzeStale(ctx, grown)
+	return r.tidy(ctx, grown)
 }
 
 // Merchants refreshes the given merchants over [from, to], or over all their days when from
@@ -318,10 +333,10 @@ func (r *Refresher) Merchants(ctx context.Context, ids []int64, from, to time.Ti
 		if err := r.RefreshRange(ctx, id, f, t); err != nil {
 			return err
 		}
-		return r.analyzeStale(ctx, grown)
+		return r.tidy(ctx, grown)
 	})
 	if err != nil {
 		return err
 	}
-	return r.endRun(ctx)
+	return r.tidy(ctx, changed)
 }

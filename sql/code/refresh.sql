@@ -738,43 +738,37 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 DROP FUNCTION IF EXISTS refresh.queues_to_vacuum();
--- The change queues (dirty days, changed orders) holding more dead rows than live ones, at
--- least 1000: every refresh deletes what it took from them, and the API's freshness reads them
--- by merchant on every request. The caller vacuums them (not possible inside a function),
--- even where autovacuum is off or behind.
-CREATE FUNCTION refresh.queues_to_vacuum() RETURNS SETOF text
-LANGUAGE sql STABLE AS $$
-    SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables
-    WHERE schemaname = 'refresh' AND relname IN ('dirty_days', 'dirty_orders')
-      AND n_dead_tup > greatest(n_live_tup, 1000)
-    ORDER BY relname
-$$;
-
 DROP PROCEDURE IF EXISTS refresh.analyze_stale();
 DROP PROCEDURE IF EXISTS refresh.analyze_stale(real);
--- Analyzes the aggregate tables and the order snapshot whose rows changed by more than
--- p_fraction since their last analyze (0.1: autovacuum's own rule, applied at once; after
--- each merchant of a long refresh, 1: a table analyzed whenever it doubled, so a backfill
--- analyzes each table a dozen times, not after every merchant). Run after each merchant
--- or set of `merchantagg refresh`: during and right after a backfill autovacuum has not
--- analyzed yet (or is off), and reads planned without statistics were measured 5× slower (a
--- year's product breakdown 0.5 s instead of 0.1 s).
-CREATE PROCEDURE refresh.analyze_stale(p_fraction real DEFAULT 0.1)
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_table text;
-BEGIN
-    -- One analysis at a time (parallel refreshes call this after each merchant): two ANALYZEs
-    -- of one table collide on its statistics rows.
-    IF NOT pg_try_advisory_xact_lock(hashtextextended('merchantagg.analyze', 0)) THEN
-        RETURN;
-    END IF;
-    FOR v_table IN
-        SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables
-        WHERE (schemaname = 'agg' OR relname IN ('order_snapshot', 'line_snapshot') AND schemaname = 'refresh')
-          AND n_mod_since_analyze > p_fraction * greatest(n_live_tup, 1000)
-        ORDER BY relname
-    LOOP
-        EXECUTE 'ANALYZE ' || v_table;
-    END LOOP;
-END $$;
+DROP FUNCTION IF EXISTS refresh.tables_to_tidy(real);
+-- The refresh's tables due for a VACUUM or an ANALYZE, by autovacuum's rules applied at once:
+-- these machines run with autovacuum off, and a busy one runs behind a backfill. The caller
+-- runs them (neither is possible inside a function); both are cheap when nothing is due.
+--   * Aggregate tables and the order snapshot: analyzed once their rows changed by p_fraction
+--     of the rows they had at their last analysis, vacuumed once rows inserted, updated or
+--     deleted since their last vacuum reach 2 × p_fraction of the rest (autovacuum: 0.1 and
+--     0.2). After each merchant or set of a refresh p_fraction is 1 (analyzed when doubled:
+--     statistics that far off change plans; vacuumed when tripled, so a backfill's new pages
+--     are vacuumed while most are still in the cache); at the end of a run 0.1; NULL after a
+--     change scan (the queues only). Without the vacuum, the API's first read of every page a
+--     backfill wrote sets its hint bits and writes it out again.
+--   * The change queues (dirty days, changed orders): vacuumed once they hold more dead rows
+--     than live ones, at least 1000. Every refresh deletes what it took from them, and the
+--     API's freshness reads them by merchant on every request.
+CREATE FUNCTION refresh.tables_to_tidy(p_fraction real)
+RETURNS TABLE (table_name text, vacuum_due boolean, analyze_due boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM (
+        SELECT format('%I.%I', s.schemaname, s.relname),
+               CASE WHEN q.queue THEN s.n_dead_tup > greatest(s.n_live_tup, 1000)
+                    ELSE s.n_ins_since_vacuum + s.n_dead_tup
+                         > 2 * p_fraction * greatest(s.n_live_tup - s.n_ins_since_vacuum, 1000) END,
+               NOT q.queue AND s.n_mod_since_analyze > p_fraction * greatest(s.n_live_tup - s.n_mod_since_analyze, 1000)
+        FROM pg_stat_user_tables AS s
+        CROSS JOIN LATERAL (SELECT s.schemaname = 'refresh' AND s.relname IN ('dirty_days', 'dirty_orders') AS queue) AS q
+        WHERE s.schemaname = 'agg'
+           OR s.schemaname = 'refresh' AND s.relname IN ('order_snapshot', 'line_snapshot', 'dirty_days', 'dirty_orders')
+    ) AS t (table_name, vacuum_due, analyze_due)
+    WHERE vacuum_due OR analyze_due
+    ORDER BY table_name
+$$;
