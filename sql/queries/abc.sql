@@ -1,8 +1,8 @@
 -- ABC analysis (SPEC §3) of a merchant's products over the tiles of a range, from the product
 -- rows of agg.dim_stats. Classes are decided on exact integers (cents or items): class A when
 -- the cumulative value before the product is < a × total (no rounded share is compared).
--- /*ORDER*/ is a fixed fragment from the whitelist in internal/stats. Names and shares are
--- worked out for the page only (a large merchant has 5000 products).
+-- The ORDER marker in page is a fixed fragment from the whitelist in internal/stats. Names
+-- and shares are worked out for the page only (a large merchant has 5000 products).
 --
 -- $1 merchant id; $2..$4 tiles: grain, first and last period start; $5 status keys read ('all' for every status);
 -- $6 metric ('gmv' or 'items'); $7 a; $8 b; $9 class filter (NULL = all); $10 limit; $11 offset.
@@ -10,9 +10,10 @@
 WITH tile AS (
     SELECT * FROM unnest($2::text[], $3::date[], $4::date[]) AS t (grain, first_start, last_start)
 ), v AS (
-    -- One index range per tile and status (the key's order); gmv is stored in cents.
+    -- One index range per tile and status (the key's order); gmv is stored in cents. Values,
+    -- running sums and totals are bigint (agg.isum, migration 009), not numeric.
     SELECT d.key AS product_id,
-           CASE WHEN $6 = 'items' THEN sum(d.items) ELSE sum(d.gmv_cents) END AS value
+           CASE WHEN $6 = 'items' THEN sum(d.items) ELSE agg.isum(d.gmv_cents) END AS value
     FROM tile AS t
     CROSS JOIN unnest($5::text[]) AS st (status)
     CROSS JOIN LATERAL (
@@ -21,20 +22,22 @@ WITH tile AS (
           AND d.period_start BETWEEN t.first_start AND t.last_start
     ) AS d
     GROUP BY d.key
-), ranked AS (
-    SELECT product_id, value,
-           row_number() OVER w AS rank,
-           sum(value) OVER (w ROWS UNBOUNDED PRECEDING) AS cumulative,
-           sum(value) OVER () AS total
-    FROM v
-    WHERE value > 0
-    WINDOW w AS (ORDER BY value DESC, product_id)
+), total AS (
+    -- Class bounds as integers: for an integer c, c < a × total exactly when c < ceil(a × total).
+    SELECT t.total, ceil($7::numeric * t.total)::bigint AS a_below, ceil($8::numeric * t.total)::bigint AS b_below
+    FROM (SELECT agg.isum(value) AS total FROM v WHERE value > 0) AS t
 ), classed AS (
-    SELECT r.*,
-           CASE WHEN r.cumulative - r.value < $7::numeric * r.total THEN 'A'
-                WHEN r.cumulative - r.value < $8::numeric * r.total THEN 'B'
+    SELECT r.*, t.total,
+           CASE WHEN r.cumulative - r.value < t.a_below THEN 'A'
+                WHEN r.cumulative - r.value < t.b_below THEN 'B'
                 ELSE 'C' END AS class
-    FROM ranked AS r
+    FROM (SELECT product_id, value,
+                 row_number() OVER w AS rank,
+                 agg.isum(value) OVER (w ROWS UNBOUNDED PRECEDING) AS cumulative
+          FROM v
+          WHERE value > 0
+          WINDOW w AS (ORDER BY value DESC, product_id)) AS r
+    CROSS JOIN total AS t
 ), filtered AS (
     SELECT * FROM classed WHERE $9::text IS NULL OR class = $9::text
 ), page AS (
@@ -48,11 +51,11 @@ WITH tile AS (
           FROM classed GROUP BY class) AS c
 )
 SELECT (SELECT count(*) FROM filtered) AS total,
-       coalesce((SELECT max(total) FROM ranked) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END, 0)::text AS total_value,
+       coalesce((SELECT total FROM total) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END, 0)::text AS total_value,
        (SELECT j FROM classes) AS classes,
        page.product_id, coalesce(p.sku, ''), coalesce(p.name, page.product_id::text),
-       (page.value * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END)::text, round(page.value / page.total, 6)::float8,
-       round(page.cumulative / page.total, 6)::float8, page.class, page.rank
+       (page.value * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END)::text, round(page.value::numeric / page.total, 6)::float8,
+       round(page.cumulative::numeric / page.total, 6)::float8, page.class, page.rank
 FROM (SELECT) AS one
 LEFT JOIN page ON true
 LEFT JOIN agg.products AS p ON p.merchant_id = $1 AND p.id = page.product_id
