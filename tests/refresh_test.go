@@ -288,6 +288,33 @@ func TestBackfillLeavesTablesTidy(t *testing.T) {
 			require.Zero(t, updated, "running totals computed as the steps are inserted")
 		}
 	}
+	// The breakdown rows' key is as compact as one built afresh (the backfill's inserts left it
+	// ~1.7× that, half empty), and its build is recorded.
+	var rebuilt, fresh int64
+	var rows *int64
+	_, err = an.Exec(ctx, "CREATE INDEX fresh ON agg.dim_stats (merchant_id, dimension, grain, status, period_start, key)")
+	require.NoError(t, err)
+	require.NoError(t, an.QueryRow(ctx, `
+		SELECT pg_relation_size('agg.dim_stats_pkey'), pg_relation_size('agg.fresh'),
+		       (SELECT table_rows FROM refresh.index_builds WHERE index_name = 'agg.dim_stats_pkey')`).Scan(&rebuilt, &fresh, &rows))
+	require.LessOrEqual(t, float64(rebuilt), 1.1*float64(fresh), "the key %d bytes, built afresh %d", rebuilt, fresh)
+	require.NotNil(t, rows, "the rebuild is recorded")
+	require.Greater(t, *rows, int64(100_000))
+	_, err = an.Exec(ctx, "DROP INDEX agg.fresh")
+	require.NoError(t, err)
+
+	// A rebuild that failed midway leaves an invalid index that every insert still writes to:
+	// the next run drops it, and rebuilds nothing that has not doubled.
+	_, err = an.Exec(ctx, "CREATE UNIQUE INDEX CONCURRENTLY dim_stats_pkey_ccnew ON agg.dim_stats (merchant_id)")
+	require.Error(t, err, "duplicate merchant ids: the build fails and leaves the index invalid")
+	_, err = refresh.New(an).Changed(ctx, nil)
+	require.NoError(t, err)
+	var left int
+	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM pg_class WHERE relname = 'dim_stats_pkey_ccnew'").Scan(&left))
+	require.Zero(t, left, "the failed rebuild is dropped")
+	var after int64
+	require.NoError(t, an.QueryRow(ctx, "SELECT pg_relation_size('agg.dim_stats_pkey')").Scan(&after))
+	require.Equal(t, rebuilt, after, "not rebuilt again")
 }
 
 // TestRefreshVacuumsItsQueues: a refresh that emptied a long queue of dirty days vacuums it

@@ -255,7 +255,8 @@ const tidyLock = "hashtextextended('merchantagg.tidy', 0)"
 // tidy vacuums and analyzes the aggregate tables, the order snapshot and the change queues
 // that refresh.tables_to_tidy finds due at fraction (see above), even where autovacuum is off
 // or behind; planned without statistics, a year's product breakdown was measured 5× slower.
-// It does nothing when another session is tidying.
+// At the end of a run it also rebuilds the indexes a backfill left half empty. It does nothing
+// when another session is tidying.
 func (r *Refresher) tidy(ctx context.Context, fraction float32) error {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
@@ -298,6 +299,40 @@ func (r *Refresher) tidy(ctx context.Context, fraction float32) error {
 		}
 		if _, err := conn.Exec(ctx, cmd+t.Table); err != nil {
 			return fmt.Errorf("tidy %s: %w", t.Table, err)
+		}
+	}
+	if fraction == changed {
+		return rebuildIndexes(ctx, conn.Conn())
+	}
+	return nil
+}
+
+// rebuildIndexes rebuilds the indexes that refresh.indexes_to_rebuild finds half empty, without
+// blocking reads or refreshes (REINDEX CONCURRENTLY), and drops what a rebuild that failed left.
+// Only at the end of a run: during a backfill every table keeps doubling.
+func rebuildIndexes(ctx context.Context, conn *pgx.Conn) error {
+	type due struct {
+		Index     string
+		TableRows int64
+		Invalid   bool
+	}
+	rows, _ := conn.Query(ctx, "SELECT * FROM refresh.indexes_to_rebuild()")
+	indexes, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
+	if err != nil {
+		return fmt.Errorf("list indexes to rebuild: %w", err)
+	}
+	for _, i := range indexes { // names quoted by format('%I.%I')
+		if i.Invalid {
+			if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+i.Index); err != nil {
+				return fmt.Errorf("drop the failed rebuild %s: %w", i.Index, err)
+			}
+			continue
+		}
+		if _, err := conn.Exec(ctx, "REINDEX INDEX CONCURRENTLY "+i.Index); err != nil {
+			return fmt.Errorf("rebuild %s: %w", i.Index, err)
+		}
+		if _, err := conn.Exec(ctx, "CALL refresh.index_built($1, $2)", i.Index, i.TableRows); err != nil {
+			return fmt.Errorf("record the rebuild of %s: %w", i.Index, err)
 		}
 	}
 	return nil

@@ -775,3 +775,35 @@ LANGUAGE sql STABLE AS $$
     WHERE vacuum_due OR analyze_due
     ORDER BY table_name
 $$;
+
+DROP FUNCTION IF EXISTS refresh.indexes_to_rebuild();
+-- The refresh's indexes due for a rebuild (REINDEX CONCURRENTLY, by the caller at the end of
+-- a refresh run): those of a table that holds 100k rows or more and has more than doubled
+-- since the index was last built (refresh.index_builds; never, for an index built by a
+-- migration on an empty table). A backfill leaves its indexes half empty (migration 010), and
+-- at 10M orders the breakdown rows' key alone is ~10 GB of a database larger than the RAM.
+-- Also listed, as invalid: what a rebuild that failed left behind (a REINDEX CONCURRENTLY
+-- cancelled midway leaves a "_ccnew" or "_ccold" index that every insert still writes to),
+-- to be dropped.
+CREATE FUNCTION refresh.indexes_to_rebuild()
+RETURNS TABLE (index_name text, table_rows bigint, invalid boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT format('%I.%I', n.nspname, ic.relname), t.n_live_tup, NOT i.indisvalid
+    FROM pg_index AS i
+    JOIN pg_class AS ic ON ic.oid = i.indexrelid
+    JOIN pg_namespace AS n ON n.oid = ic.relnamespace
+    JOIN pg_stat_user_tables AS t ON t.relid = i.indrelid
+    LEFT JOIN refresh.index_builds AS b ON b.index_name = format('%I.%I', n.nspname, ic.relname)
+    WHERE (n.nspname = 'agg' OR n.nspname = 'refresh' AND t.relname IN ('order_snapshot', 'line_snapshot'))
+      AND CASE WHEN i.indisvalid THEN t.n_live_tup >= 100000 AND t.n_live_tup > 2 * coalesce(b.table_rows, 0)
+               ELSE ic.relname ~ '_cc(new|old)[0-9]*$' END
+    ORDER BY 1
+$$;
+
+DROP PROCEDURE IF EXISTS refresh.index_built(text, bigint);
+-- Records that the caller rebuilt p_index while its table held p_table_rows rows.
+CREATE PROCEDURE refresh.index_built(p_index text, p_table_rows bigint)
+LANGUAGE sql AS $$
+    INSERT INTO refresh.index_builds (index_name, table_rows) VALUES (p_index, p_table_rows)
+    ON CONFLICT (index_name) DO UPDATE SET table_rows = excluded.table_rows, built_at = excluded.built_at
+$$;
