@@ -156,3 +156,30 @@ func TestFailedJobIsRetried(t *testing.T) {
 	require.Equal(t, 3, done.Job.Attempt)
 	requireExact(t, a, src, m, "2025-05-01", "2025-05-31")
 }
+
+// TestReconcileJobMaintains: the worker's refresh jobs never end a run, so its hourly
+// reconciliation does the end-of-run upkeep: here it rebuilds an index with no recorded build
+// (as after an upgrade to migration 010, or a table that doubled).
+func TestReconcileJobMaintains(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	an := dbtest.Pool(t, p.AnalyticsURL())
+	ctx := context.Background()
+	var before time.Time
+	require.NoError(t, an.QueryRow(ctx,
+		"DELETE FROM refresh.index_builds WHERE index_name = 'agg.dim_stats_pkey' RETURNING built_at").Scan(&before))
+
+	c := riverClient(t, p, time.Hour)
+	events, cancel := c.Subscribe(river.EventKindJobCompleted)
+	defer cancel()
+	require.NoError(t, c.Start(ctx))
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	_, err := c.Insert(ctx, jobs.ReconcileArgs{}, nil)
+	require.NoError(t, err)
+	waitFor(t, events, "reconcile", func(*river.Event) bool { return true })
+
+	var after time.Time
+	require.NoError(t, an.QueryRow(ctx,
+		"SELECT built_at FROM refresh.index_builds WHERE index_name = 'agg.dim_stats_pkey'").Scan(&after))
+	require.True(t, after.After(before), "rebuilt by the reconcile job")
+}

@@ -127,7 +127,7 @@ type ReconcileWorker struct {
 	Logger    *slog.Logger
 }
 
-// Work reconciles and enqueues.
+// Work reconciles, enqueues, and maintains the tables (refresh.Refresher.Maintain).
 func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
 	drifted, err := w.Refresher.Reconcile(ctx)
 	if err != nil {
@@ -135,6 +135,9 @@ func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs
 	}
 	n, err := enqueueDirty(ctx, w.Refresher)
 	if err != nil {
+		return err
+	}
+	if err := w.Refresher.Maintain(ctx); err != nil {
 		return err
 	}
 	level := slog.LevelInfo

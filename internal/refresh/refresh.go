@@ -248,6 +248,13 @@ const (
 	queuesOnly = 0
 )
 
+// Maintain is the upkeep at the end of a refresh run (tidy at a tenth changed, index rebuilds)
+// for the worker, whose refresh jobs run one merchant each and never end a run: its hourly
+// reconciliation calls it.
+func (r *Refresher) Maintain(ctx context.Context) error {
+	return r.tidy(ctx, changed)
+}
+
 // tidyLock keeps tidy to one session at a time: parallel sets call it after each merchant,
 // and two ANALYZEs of one table collide on its statistics rows.
 const tidyLock = "hashtextextended('merchantagg.tidy', 0)"

@@ -788,14 +788,16 @@ DROP FUNCTION IF EXISTS refresh.indexes_to_rebuild();
 CREATE FUNCTION refresh.indexes_to_rebuild()
 RETURNS TABLE (index_name text, table_rows bigint, invalid boolean)
 LANGUAGE sql STABLE AS $$
-    SELECT format('%I.%I', n.nspname, ic.relname), t.n_live_tup, NOT i.indisvalid
+    -- Row counts from pg_class (kept by VACUUM and ANALYZE, which tidy runs first), not from
+    -- the statistics collector, which a crash or a copied database starts from zero.
+    SELECT format('%I.%I', n.nspname, ic.relname), greatest(tc.reltuples, 0)::bigint, NOT i.indisvalid
     FROM pg_index AS i
     JOIN pg_class AS ic ON ic.oid = i.indexrelid
+    JOIN pg_class AS tc ON tc.oid = i.indrelid
     JOIN pg_namespace AS n ON n.oid = ic.relnamespace
-    JOIN pg_stat_user_tables AS t ON t.relid = i.indrelid
     LEFT JOIN refresh.index_builds AS b ON b.index_name = format('%I.%I', n.nspname, ic.relname)
-    WHERE (n.nspname = 'agg' OR n.nspname = 'refresh' AND t.relname IN ('order_snapshot', 'line_snapshot'))
-      AND CASE WHEN i.indisvalid THEN t.n_live_tup >= 100000 AND t.n_live_tup > 2 * coalesce(b.table_rows, 0)
+    WHERE (n.nspname = 'agg' OR n.nspname = 'refresh' AND tc.relname IN ('order_snapshot', 'line_snapshot'))
+      AND CASE WHEN i.indisvalid THEN tc.reltuples >= 100000 AND tc.reltuples > 2 * coalesce(b.table_rows, 0)
                ELSE ic.relname ~ '_cc(new|old)[0-9]*$' END
     ORDER BY 1
 $$;
