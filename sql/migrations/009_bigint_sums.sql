@@ -2,7 +2,6 @@
 --
 -- sum(bigint) returns numeric through a 128-bit state: a product breakdown or ABC analysis of
 -- a large merchant's year sums ~40k stored rows into 5000 keys and then ranks and pages them,
--- all in numeric. agg.isum adds bigints with int8pl (an error on overflow, never a wrap): the
--- sums of cents and microseconds of one merchant stay far below 2^63 (9.2e16 roubles).
--- NULL when no row, as sum.
+-- all in numeric. agg.isum adds bigints with int8pl (an error on overflow, never a wrap), for
+-- money in cents: 2^63 cents are 9.2e16 roubles. NULL when no row, as sum.
 CREATE AGGREGATE agg.isum(bigint) (sfunc = int8pl, stype = bigint, combinefunc = int8pl, parallel = safe);
