@@ -741,6 +741,21 @@ DROP FUNCTION IF EXISTS refresh.queues_to_vacuum();
 DROP PROCEDURE IF EXISTS refresh.analyze_stale();
 DROP PROCEDURE IF EXISTS refresh.analyze_stale(real);
 DROP FUNCTION IF EXISTS refresh.tables_to_tidy(real);
+DROP FUNCTION IF EXISTS refresh.indexes_to_rebuild();
+DROP FUNCTION IF EXISTS refresh.maintained_tables();
+-- The tables the refresh maintains itself (refresh.tables_to_tidy, refresh.indexes_to_rebuild):
+-- the aggregate tables, the order snapshot, and the change queues (queue = true).
+CREATE FUNCTION refresh.maintained_tables()
+RETURNS TABLE (relid oid, queue boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT c.oid, n.nspname = 'refresh' AND c.relname IN ('dirty_days', 'dirty_orders')
+    FROM pg_class AS c
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r'
+      AND (n.nspname = 'agg'
+           OR n.nspname = 'refresh' AND c.relname IN ('order_snapshot', 'line_snapshot', 'dirty_days', 'dirty_orders'))
+$$;
+
 -- The refresh's tables due for a VACUUM or an ANALYZE, by autovacuum's rules applied at once:
 -- these machines run with autovacuum off, and a busy one runs behind a backfill. The caller
 -- runs them (neither is possible inside a function); both are cheap when nothing is due.
@@ -767,16 +782,13 @@ LANGUAGE sql STABLE AS $$
                     ELSE s.n_ins_since_vacuum + s.n_dead_tup
                          > 2 * p_fraction * greatest(s.n_live_tup - s.n_ins_since_vacuum, 1000) END,
                NOT q.queue AND s.n_mod_since_analyze > p_fraction * greatest(s.n_live_tup - s.n_mod_since_analyze, 1000)
-        FROM pg_stat_user_tables AS s
-        CROSS JOIN LATERAL (SELECT s.schemaname = 'refresh' AND s.relname IN ('dirty_days', 'dirty_orders') AS queue) AS q
-        WHERE s.schemaname = 'agg'
-           OR s.schemaname = 'refresh' AND s.relname IN ('order_snapshot', 'line_snapshot', 'dirty_days', 'dirty_orders')
+        FROM refresh.maintained_tables() AS q
+        JOIN pg_stat_user_tables AS s USING (relid)
     ) AS t (table_name, vacuum_due, analyze_due)
     WHERE vacuum_due OR analyze_due
     ORDER BY table_name
 $$;
 
-DROP FUNCTION IF EXISTS refresh.indexes_to_rebuild();
 -- The refresh's indexes due for a rebuild (REINDEX CONCURRENTLY, by the caller at the end of
 -- a refresh run): those of a table that holds 100k rows or more and has more than doubled
 -- since the index was last built (refresh.index_builds; never, for an index built by a
@@ -791,12 +803,13 @@ LANGUAGE sql STABLE AS $$
     -- Row counts from pg_class (kept by VACUUM and ANALYZE, which tidy runs first), not from
     -- the statistics collector, which a crash or a copied database starts from zero.
     SELECT format('%I.%I', n.nspname, ic.relname), greatest(tc.reltuples, 0)::bigint, NOT i.indisvalid
-    FROM pg_index AS i
+    FROM refresh.maintained_tables() AS m
+    JOIN pg_index AS i ON i.indrelid = m.relid
     JOIN pg_class AS ic ON ic.oid = i.indexrelid
     JOIN pg_class AS tc ON tc.oid = i.indrelid
     JOIN pg_namespace AS n ON n.oid = ic.relnamespace
     LEFT JOIN refresh.index_builds AS b ON b.index_name = format('%I.%I', n.nspname, ic.relname)
-    WHERE (n.nspname = 'agg' OR n.nspname = 'refresh' AND tc.relname IN ('order_snapshot', 'line_snapshot'))
+    WHERE NOT m.queue
       AND CASE WHEN i.indisvalid THEN tc.reltuples >= 100000 AND tc.reltuples > 2 * coalesce(b.table_rows, 0)
                ELSE ic.relname ~ '_cc(new|old)[0-9]*$' END
     ORDER BY 1

@@ -3,8 +3,8 @@
 -- is replaced by a fixed expression over the sums (integers: money in cents, delivery in
 -- microseconds, migration 006) from the whitelist in internal/stats, never by request text.
 -- Names are looked up and figures formatted for the page only (a sort by name looks its names
--- up itself): a year of a large merchant's products has 5000 keys, and joining their names
--- took a tenth of the request.
+-- up itself: breakdownName in internal/stats): a year of a large merchant's products has 5000
+-- keys, and joining their names took a tenth of the request.
 --
 -- $1 merchant id; $2 dimension; $3..$5 tiles: grain, first and last period start; $6 the
 -- status keys read ('all' for every status); $7 limit; $8 offset. The first column is the
