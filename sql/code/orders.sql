@@ -196,7 +196,8 @@ BEGIN
         GROUP BY sign, order_id, category_id
     )
     INSERT INTO pg_temp.dim_changes
-    SELECT o.merchant_id, CASE WHEN k.product THEN 'product' ELSE 'category' END, o.status, o.day, k.key,
+    SELECT o.merchant_id, agg.dimension_code(CASE WHEN k.product THEN 'product' ELSE 'category' END),
+           agg.status_code(o.status), o.day, k.key,
            sum(o.sign), sum(o.sign * o.accepted::int), sum(o.sign * o.delivered::int),
            CASE WHEN o.status = 'cancelled' THEN sum(o.sign) ELSE 0 END, sum(o.sign * k.returned),
            sum(o.sign * k.items), sum(o.sign * k.gmv_cents), sum(CASE WHEN o.delivered THEN o.sign * k.gmv_cents ELSE 0 END),

@@ -75,7 +75,7 @@ BEGIN
     SELECT merchant_id, dimension, status, period_start, key, -orders, -accepted, -delivered, -cancelled,
            -returned, -items, -gmv_cents, -delivered_gmv_cents, -returned_cents, -delivery_us
     FROM agg.dim_stats
-    WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions()) AND grain = 'day'
+    WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions()) AND grain = 'd'
       AND status = ANY (refresh.status_keys()) AND period_start BETWEEN p_from AND p_to;
     GET DIAGNOSTICS v_old = ROW_COUNT;
 
@@ -90,16 +90,16 @@ END $$;
 
 DROP PROCEDURE IF EXISTS refresh.all_status_dims(boolean);
 DROP PROCEDURE IF EXISTS refresh.all_status_dims();
--- Adds the status 'all' rows (migration 005) of the breakdown changes in dim_changes: the
--- sums over the statuses.
+-- Adds the status 'all' rows (migration 005; code '*', migration 011) of the breakdown changes
+-- in dim_changes: the sums over the statuses.
 CREATE PROCEDURE refresh.all_status_dims()
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO pg_temp.dim_changes
-    SELECT merchant_id, dimension, 'all', day, key, sum(orders), sum(accepted), sum(delivered), sum(cancelled),
+    SELECT merchant_id, dimension, '*', day, key, sum(orders), sum(accepted), sum(delivered), sum(cancelled),
            sum(returned), sum(items), sum(gmv_cents), sum(delivered_gmv_cents), sum(returned_cents), sum(delivery_us)
     FROM pg_temp.dim_changes
-    WHERE status <> 'all'
+    WHERE status <> '*'
     GROUP BY merchant_id, dimension, day, key;
 END $$;
 
@@ -122,20 +122,20 @@ BEGIN
     ON CONFLICT DO NOTHING;
 
     WITH keyed AS (
-        SELECT 'city' AS dimension, f.city_id AS key, f.* FROM pg_temp.order_facts AS f
+        SELECT 't'::"char" AS dimension, f.city_id AS key, f.* FROM pg_temp.order_facts AS f
         UNION ALL
-        SELECT 'region', l.id, f.* FROM pg_temp.order_facts AS f
+        SELECT 'r', l.id, f.* FROM pg_temp.order_facts AS f
         JOIN ref.cities AS c ON c.id = f.city_id
         JOIN ref.labels AS l ON l.dimension = 'region' AND l.label = c.region
         UNION ALL
-        SELECT 'delivery_type', l.id, f.* FROM pg_temp.order_facts AS f
+        SELECT 'd', l.id, f.* FROM pg_temp.order_facts AS f
         JOIN ref.labels AS l ON l.dimension = 'delivery_type' AND l.label = f.delivery_type
         UNION ALL
-        SELECT 'payment_method', l.id, f.* FROM pg_temp.order_facts AS f
+        SELECT 'm', l.id, f.* FROM pg_temp.order_facts AS f
         JOIN ref.labels AS l ON l.dimension = 'payment_method' AND l.label = f.payment_method
     )
     INSERT INTO pg_temp.dim_changes
-    SELECT merchant_id, dimension, status, day, key, sum(orders), sum(accepted), sum(delivered),
+    SELECT merchant_id, dimension, agg.status_code(status), day, key, sum(orders), sum(accepted), sum(delivered),
            CASE WHEN status = 'cancelled' THEN sum(orders) ELSE 0 END, sum(returned), sum(items),
            sum(gmv * 100), sum(delivered_gmv * 100), sum(returned_amount * 100),
            extract(epoch FROM sum(delivery_time)) * 1000000
@@ -162,9 +162,10 @@ BEGIN
         ) ON COMMIT DELETE ROWS;
     END IF;
     IF to_regclass('pg_temp.dim_changes') IS NULL THEN
-        -- Changes to breakdown day rows: new rows as they are, old rows negated.
+        -- Changes to breakdown day rows: new rows as they are, old rows negated; dimension and
+        -- status in agg.dim_stats's codes (migration 011).
         CREATE TEMP TABLE dim_changes (
-            merchant_id bigint, dimension text COLLATE "C", status text COLLATE "C", day date, key bigint,
+            merchant_id bigint, dimension "char", status "char", day date, key bigint,
             orders int, accepted int, delivered int, cancelled int, returned int, items int,
             gmv_cents bigint, delivered_gmv_cents bigint, returned_cents bigint, delivery_us bigint
         ) ON COMMIT DELETE ROWS;
@@ -313,10 +314,10 @@ BEGIN
     IF p_fresh AND NOT p_rollups THEN
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted,
             delivered, cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
-        SELECT merchant_id, dimension, 'day', status, day, key, orders, accepted, delivered, cancelled, returned,
+        SELECT merchant_id, dimension, 'd', status, day, key, orders, accepted, delivered, cancelled, returned,
                items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us
         FROM pg_temp.dim_changes
-        ORDER BY merchant_id, refresh.dim_part(dimension, status), day, key;
+        ORDER BY merchant_id, dimension, status, day, key;
         RETURN;
     END IF;
     -- The changes netted by key (a whole day's old and new rows mostly cancel, and so do most
@@ -336,7 +337,7 @@ BEGIN
     ), day_gone AS (
         DELETE FROM agg.dim_stats AS t USING net AS n
         WHERE NOT p_delta AND n.stored AND n.orders - n.old_orders = 0
-          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'day' AND t.status = n.status
+          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'd' AND t.status = n.status
           AND t.period_start = n.day AND t.key = n.key
     ), day_changed AS (
         UPDATE agg.dim_stats AS t
@@ -346,17 +347,17 @@ BEGIN
             returned_cents = t.returned_cents + n.returned_cents, delivery_us = t.delivery_us + n.delivery_us
         FROM net AS n
         WHERE NOT p_delta AND n.stored AND n.orders - n.old_orders <> 0
-          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'day' AND t.status = n.status
+          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'd' AND t.status = n.status
           AND t.period_start = n.day AND t.key = n.key
     ), day_new AS (
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted,
             delivered, cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
-        SELECT merchant_id, dimension, 'day', status, day, key, orders, accepted, delivered, cancelled, returned,
+        SELECT merchant_id, dimension, 'd', status, day, key, orders, accepted, delivered, cancelled, returned,
                items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us
         FROM net WHERE NOT p_delta AND NOT stored
-        -- Stored in key order, so a tile's rows share pages; integer sort keys (comparing the
-        -- text columns made sorting a backfill's million rows take 3.8 s).
-        ORDER BY merchant_id, refresh.dim_part(dimension, status), day, key
+        -- Stored in key order, so a tile's rows share pages (one-byte codes sort as fast as
+        -- integers; the key's text columns made sorting a backfill's million rows take 3.8 s).
+        ORDER BY merchant_id, dimension, status, day, key
     ), emptied AS (
         DELETE FROM pg_temp.dim_changes
     )
@@ -369,7 +370,8 @@ BEGIN
     END IF;
     MERGE INTO agg.dim_stats AS t
     USING (
-        SELECT c.merchant_id, c.dimension, g.grain, c.status, date_trunc(g.grain, c.day::timestamp)::date AS period_start,
+        SELECT c.merchant_id, c.dimension, agg.grain_code(g.grain) AS grain, c.status,
+               date_trunc(g.grain, c.day::timestamp)::date AS period_start,
                c.key, sum(c.orders) AS orders, sum(c.accepted) AS accepted, sum(c.delivered) AS delivered,
                sum(c.cancelled) AS cancelled, sum(c.returned) AS returned, sum(c.items) AS items,
                sum(c.gmv_cents) AS gmv_cents, sum(c.delivered_gmv_cents) AS delivered_gmv_cents,
@@ -382,7 +384,7 @@ BEGIN
         HAVING (sum(c.orders), sum(c.accepted), sum(c.delivered), sum(c.cancelled), sum(c.returned), sum(c.items),
                 sum(c.gmv_cents), sum(c.delivered_gmv_cents), sum(c.returned_cents), sum(c.delivery_us))
                <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        ORDER BY c.merchant_id, c.dimension COLLATE "C", g.grain COLLATE "C", c.status COLLATE "C", 5, c.key
+        ORDER BY 1, 2, 3, 4, 5, 6
     ) AS g
     ON t.merchant_id = g.merchant_id AND t.dimension = g.dimension AND t.grain = g.grain AND t.status = g.status
        AND t.period_start = g.period_start AND t.key = g.key
@@ -400,28 +402,23 @@ BEGIN
             g.cancelled, g.returned, g.items, g.gmv_cents, g.delivered_gmv_cents, g.returned_cents, g.delivery_us);
 END $$;
 
-DROP FUNCTION IF EXISTS refresh.dim_part(text, text);
--- An integer in the order of (dimension, status), for sorting rows into the table's key order.
-CREATE FUNCTION refresh.dim_part(p_dimension text, p_status text) RETURNS int
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE p_dimension WHEN 'category' THEN 0 WHEN 'city' THEN 1 WHEN 'delivery_type' THEN 2
-                            WHEN 'payment_method' THEN 3 WHEN 'product' THEN 4 ELSE 5 END * 8
-         + CASE p_status WHEN 'accepted' THEN 0 WHEN 'all' THEN 1 WHEN 'cancelled' THEN 2 WHEN 'created' THEN 3
-                         WHEN 'delivered' THEN 4 ELSE 5 END
-$$;
+DROP FUNCTION IF EXISTS refresh.dim_part(text, text); -- until version 11 of the tables
 
 DROP FUNCTION IF EXISTS refresh.dimensions();
--- The dimensions of agg.dim_stats (its CHECK constraint).
-CREATE FUNCTION refresh.dimensions() RETURNS text[]
+-- The dimension codes of agg.dim_stats (its CHECK constraint, migration 011).
+CREATE FUNCTION refresh.dimensions() RETURNS "char"[]
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT ARRAY['product', 'category', 'city', 'region', 'delivery_type', 'payment_method']
+    SELECT ARRAY(SELECT agg.dimension_code(d)
+                 FROM unnest(ARRAY['product', 'category', 'city', 'region', 'delivery_type', 'payment_method']) AS d)
 $$;
 
 DROP FUNCTION IF EXISTS refresh.status_keys();
--- The status column values of agg.dim_stats (its CHECK constraint): 'all' and SPEC §2's statuses.
-CREATE FUNCTION refresh.status_keys() RETURNS text[]
+-- The status codes of agg.dim_stats (its CHECK constraint, migration 011): 'all' and SPEC §2's
+-- statuses.
+CREATE FUNCTION refresh.status_keys() RETURNS "char"[]
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT ARRAY['all', 'created', 'accepted', 'delivered', 'cancelled', 'returned']
+    SELECT ARRAY(SELECT agg.status_code(s)
+                 FROM unnest(ARRAY['all', 'created', 'accepted', 'delivered', 'cancelled', 'returned']) AS s)
 $$;
 
 DROP FUNCTION IF EXISTS refresh.grain_step(text);
@@ -490,18 +487,19 @@ BEGIN
     FOR w IN SELECT * FROM refresh.rollup_windows(p_from, p_to) LOOP
         DELETE FROM agg.dim_stats
         WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
-          AND grain = w.grain AND status = ANY (refresh.status_keys()) AND period_start >= w.lo AND period_start < w.hi;
+          AND grain = agg.grain_code(w.grain) AND status = ANY (refresh.status_keys())
+          AND period_start >= w.lo AND period_start < w.hi;
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted,
             delivered, cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
-        SELECT d.merchant_id, d.dimension, w.grain, d.status, date_trunc(w.grain, d.period_start::timestamp)::date, d.key,
+        SELECT d.merchant_id, d.dimension, agg.grain_code(w.grain), d.status, date_trunc(w.grain, d.period_start::timestamp)::date, d.key,
                sum(d.orders), sum(d.accepted), sum(d.delivered), sum(d.cancelled), sum(d.returned), sum(d.items),
                sum(d.gmv_cents), sum(d.delivered_gmv_cents), sum(d.returned_cents), sum(d.delivery_us)
         FROM agg.dim_stats d
         WHERE d.merchant_id = ANY (p_merchants) AND d.dimension = ANY (refresh.dimensions())
-          AND d.grain = w.from_grain AND d.status = ANY (refresh.status_keys())
+          AND d.grain = agg.grain_code(w.from_grain) AND d.status = ANY (refresh.status_keys())
           AND d.period_start >= w.lo AND d.period_start < w.hi
         GROUP BY d.merchant_id, d.dimension, d.status, 5, d.key
-        ORDER BY 1, refresh.dim_part(d.dimension, d.status), 5, 6;
+        ORDER BY 1, 2, 4, 5, 6;
     END LOOP;
 END $$;
 

@@ -10,15 +10,17 @@
 WITH tile AS (
     SELECT * FROM unnest($2::text[], $3::date[], $4::date[]) AS t (grain, first_start, last_start)
 ), v AS (
-    -- One index range per tile and status (the key's order); gmv is stored in cents. Values,
-    -- running sums and totals are bigint (agg.isum, migration 009), not numeric.
+    -- One index range per tile and status (the key's order; names turned into codes, migration
+    -- 011); gmv is stored in cents. Values, running sums and totals are bigint (agg.isum,
+    -- migration 009), not numeric.
     SELECT d.key AS product_id,
            CASE WHEN $6 = 'items' THEN sum(d.items) ELSE agg.isum(d.gmv_cents) END AS value
     FROM tile AS t
     CROSS JOIN unnest($5::text[]) AS st (status)
     CROSS JOIN LATERAL (
         SELECT d.key, d.items, d.gmv_cents FROM agg.dim_stats AS d
-        WHERE d.merchant_id = $1 AND d.dimension = 'product' AND d.grain = t.grain AND d.status = st.status
+        WHERE d.merchant_id = $1 AND d.dimension = agg.dimension_code('product') AND d.grain = agg.grain_code(t.grain)
+          AND d.status = agg.status_code(st.status)
           AND d.period_start BETWEEN t.first_start AND t.last_start
     ) AS d
     GROUP BY d.key

@@ -12,8 +12,8 @@
 WITH tile AS (
     SELECT * FROM unnest($3::text[], $4::date[], $5::date[]) AS t (grain, first_start, last_start)
 ), sums AS (
-    -- One index range per tile and status (the key's order), summed by key; money in bigint
-    -- (agg.isum, migration 009), not numeric.
+    -- One index range per tile and status (the key's order; names turned into agg.dim_stats's
+    -- codes, migration 011), summed by key; money in bigint (agg.isum, migration 009), not numeric.
     SELECT d.key,
            sum(d.orders) AS orders,
            sum(d.accepted) AS accepted,
@@ -29,7 +29,8 @@ WITH tile AS (
     CROSS JOIN unnest($6::text[]) AS st (status)
     CROSS JOIN LATERAL (
         SELECT * FROM agg.dim_stats AS d
-        WHERE d.merchant_id = $1 AND d.dimension = $2 AND d.grain = t.grain AND d.status = st.status
+        WHERE d.merchant_id = $1 AND d.dimension = agg.dimension_code($2) AND d.grain = agg.grain_code(t.grain)
+          AND d.status = agg.status_code(st.status)
           AND d.period_start BETWEEN t.first_start AND t.last_start
     ) AS d
     GROUP BY d.key
