@@ -1,7 +1,7 @@
 -- Analytics database, version 11: agg.dim_stats's dimension, grain and status as one-byte
 -- "char" codes instead of text.
 --
--- agg.dim_stats is most of the analytics database (at 10M orders ~17 of 26 GB, on machines
+-- agg.dim_stats is most of the analytics database (at 10M orders ~18 of 26 GB, on machines
 -- with 24 GB of RAM beside the source), and these three columns were a fifth of each row and
 -- half of each key entry. The same 1M rows, each built afresh: 1511 MB of table and 740 MB
 -- of key as text, 1265 and 470 MB as codes. The API and the refresh still speak the names;
