@@ -75,8 +75,8 @@ BEGIN
     SELECT merchant_id, dimension, status, period_start, key, -orders, -accepted, -delivered, -cancelled,
            -returned, -items, -gmv_cents, -delivered_gmv_cents, -returned_cents, -delivery_us
     FROM agg.dim_stats
-    WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions()) AND grain = 'd'
-      AND status = ANY (refresh.status_keys()) AND period_start BETWEEN p_from AND p_to;
+    WHERE merchant_id = ANY (p_merchants) AND dimension = ANY (refresh.dimensions())
+      AND grain = agg.grain_code('day') AND status = ANY (refresh.status_keys()) AND period_start BETWEEN p_from AND p_to;
     GET DIAGNOSTICS v_old = ROW_COUNT;
 
     CALL refresh.store_day_snapshot(p_merchants, p_from, p_to);
@@ -90,16 +90,16 @@ END $$;
 
 DROP PROCEDURE IF EXISTS refresh.all_status_dims(boolean);
 DROP PROCEDURE IF EXISTS refresh.all_status_dims();
--- Adds the status 'all' rows (migration 005; code '*', migration 011) of the breakdown changes
--- in dim_changes: the sums over the statuses.
+-- Adds the status 'all' rows (migration 005) of the breakdown changes in dim_changes: the
+-- sums over the statuses.
 CREATE PROCEDURE refresh.all_status_dims()
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO pg_temp.dim_changes
-    SELECT merchant_id, dimension, '*', day, key, sum(orders), sum(accepted), sum(delivered), sum(cancelled),
+    SELECT merchant_id, dimension, agg.status_code('all'), day, key, sum(orders), sum(accepted), sum(delivered), sum(cancelled),
            sum(returned), sum(items), sum(gmv_cents), sum(delivered_gmv_cents), sum(returned_cents), sum(delivery_us)
     FROM pg_temp.dim_changes
-    WHERE status <> '*'
+    WHERE status <> agg.status_code('all')
     GROUP BY merchant_id, dimension, day, key;
 END $$;
 
@@ -122,16 +122,16 @@ BEGIN
     ON CONFLICT DO NOTHING;
 
     WITH keyed AS (
-        SELECT 't'::"char" AS dimension, f.city_id AS key, f.* FROM pg_temp.order_facts AS f
+        SELECT agg.dimension_code('city') AS dimension, f.city_id AS key, f.* FROM pg_temp.order_facts AS f
         UNION ALL
-        SELECT 'r', l.id, f.* FROM pg_temp.order_facts AS f
+        SELECT agg.dimension_code('region'), l.id, f.* FROM pg_temp.order_facts AS f
         JOIN ref.cities AS c ON c.id = f.city_id
         JOIN ref.labels AS l ON l.dimension = 'region' AND l.label = c.region
         UNION ALL
-        SELECT 'd', l.id, f.* FROM pg_temp.order_facts AS f
+        SELECT agg.dimension_code('delivery_type'), l.id, f.* FROM pg_temp.order_facts AS f
         JOIN ref.labels AS l ON l.dimension = 'delivery_type' AND l.label = f.delivery_type
         UNION ALL
-        SELECT 'm', l.id, f.* FROM pg_temp.order_facts AS f
+        SELECT agg.dimension_code('payment_method'), l.id, f.* FROM pg_temp.order_facts AS f
         JOIN ref.labels AS l ON l.dimension = 'payment_method' AND l.label = f.payment_method
     )
     INSERT INTO pg_temp.dim_changes
@@ -314,7 +314,7 @@ BEGIN
     IF p_fresh AND NOT p_rollups THEN
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted,
             delivered, cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
-        SELECT merchant_id, dimension, 'd', status, day, key, orders, accepted, delivered, cancelled, returned,
+        SELECT merchant_id, dimension, agg.grain_code('day'), status, day, key, orders, accepted, delivered, cancelled, returned,
                items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us
         FROM pg_temp.dim_changes
         ORDER BY merchant_id, dimension, status, day, key;
@@ -337,8 +337,8 @@ BEGIN
     ), day_gone AS (
         DELETE FROM agg.dim_stats AS t USING net AS n
         WHERE NOT p_delta AND n.stored AND n.orders - n.old_orders = 0
-          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'd' AND t.status = n.status
-          AND t.period_start = n.day AND t.key = n.key
+          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = agg.grain_code('day')
+          AND t.status = n.status AND t.period_start = n.day AND t.key = n.key
     ), day_changed AS (
         UPDATE agg.dim_stats AS t
         SET orders = t.orders + n.orders, accepted = t.accepted + n.accepted, delivered = t.delivered + n.delivered,
@@ -347,12 +347,12 @@ BEGIN
             returned_cents = t.returned_cents + n.returned_cents, delivery_us = t.delivery_us + n.delivery_us
         FROM net AS n
         WHERE NOT p_delta AND n.stored AND n.orders - n.old_orders <> 0
-          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = 'd' AND t.status = n.status
-          AND t.period_start = n.day AND t.key = n.key
+          AND t.merchant_id = n.merchant_id AND t.dimension = n.dimension AND t.grain = agg.grain_code('day')
+          AND t.status = n.status AND t.period_start = n.day AND t.key = n.key
     ), day_new AS (
         INSERT INTO agg.dim_stats (merchant_id, dimension, grain, status, period_start, key, orders, accepted,
             delivered, cancelled, returned, items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us)
-        SELECT merchant_id, dimension, 'd', status, day, key, orders, accepted, delivered, cancelled, returned,
+        SELECT merchant_id, dimension, agg.grain_code('day'), status, day, key, orders, accepted, delivered, cancelled, returned,
                items, gmv_cents, delivered_gmv_cents, returned_cents, delivery_us
         FROM net WHERE NOT p_delta AND NOT stored
         -- Stored in key order, so a tile's rows share pages (one-byte codes sort as fast as
