@@ -24,7 +24,7 @@ var (
 	// Breakdown sorts are expressions over the integer sums of sql/queries/breakdown.sql,
 	// rounded as the response shows them, so ties fall to the key as they appear.
 	breakdownSorts = map[string]string{
-		"name": breakdownName, "key": "key_order", "orders": "orders", "accepted": "accepted",
+		"name": breakdownName, "key": breakdownKey, "orders": "orders", "accepted": "accepted",
 		"delivered": "delivered", "cancelled": "cancelled", "returned": "returned", "items": "items",
 		"gmv": "gmv_cents", "returned_amount": "returned_cents", "revenue": "(delivered_gmv_cents - returned_cents)",
 		"share":              "gmv_cents", // exact, not the rounded share
@@ -33,6 +33,9 @@ var (
 		"return_rate":        "round(returned::numeric / nullif(orders, 0), 4)",
 		"avg_delivery_hours": "CASE WHEN $2 IN ('product', 'category') THEN NULL ELSE round(delivery_us * 0.000001 / nullif(delivered, 0) / 3600, 2) END",
 	}
+	// A key in the order breakdown.sql breaks ties in (numerically for ids, as text for labels),
+	// as one expression, worked out only when sorting by it.
+	breakdownKey = "CASE WHEN label IS NULL THEN lpad(key::text, 20, '0') ELSE label END"
 	// A key's name as sql/queries/breakdown.sql shows it, looked up only when sorting by it.
 	breakdownName = `coalesce((SELECT p.name FROM agg.products AS p WHERE $2 = 'product' AND p.merchant_id = $1 AND p.id = key),
 		(SELECT c.name FROM ref.categories AS c WHERE $2 = 'category' AND c.id = key),

@@ -29,22 +29,25 @@ WITH tile AS (
     SELECT t.total, ceil($7::numeric * t.total)::bigint AS a_below, ceil($8::numeric * t.total)::bigint AS b_below
     FROM (SELECT agg.isum(value) AS total FROM v WHERE value > 0) AS t
 ), classed AS (
+    -- Rank and running total share one window, so the products are sorted once (the order is
+    -- unique: a ROWS frame is the running total up to and including the product).
     SELECT r.*, t.total,
            CASE WHEN r.cumulative - r.value < t.a_below THEN 'A'
                 WHEN r.cumulative - r.value < t.b_below THEN 'B'
                 ELSE 'C' END AS class
     FROM (SELECT product_id, value,
                  row_number() OVER w AS rank,
-                 agg.isum(value) OVER (w ROWS UNBOUNDED PRECEDING) AS cumulative
+                 agg.isum(value) OVER w AS cumulative
           FROM v
           WHERE value > 0
-          WINDOW w AS (ORDER BY value DESC, product_id)) AS r
+          WINDOW w AS (ORDER BY value DESC, product_id ROWS UNBOUNDED PRECEDING)) AS r
     CROSS JOIN total AS t
 ), filtered AS (
     SELECT * FROM classed WHERE $9::text IS NULL OR class = $9::text
 ), page AS (
-    SELECT *, row_number() OVER (ORDER BY /*ORDER*/, rank) AS pos
-    FROM filtered ORDER BY /*ORDER*/, rank LIMIT $10 OFFSET $11
+    -- A bounded sort for the page, not a ranking of every product; numbered in its order.
+    SELECT *, row_number() OVER () AS pos
+    FROM (SELECT * FROM filtered ORDER BY /*ORDER*/, rank LIMIT $10 OFFSET $11) AS sorted
 ), classes AS (
     SELECT coalesce(jsonb_agg(jsonb_build_object('class', class, 'products', n, 'value', value::text,
                                                  'share', round(value / total, 6)) ORDER BY class), '[]') AS j
