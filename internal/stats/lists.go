@@ -109,7 +109,7 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64
 		})
 		return err
 	})
-	err = db.AsMerchant(ctx, r.pool, l.MerchantID, b)
+	err = db.AsMerchant(ctx, r.pool, l.MerchantID, db.CustomPlans, b)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s breakdown of merchant %d: %w", dimension, l.MerchantID, err)
 	}
@@ -164,7 +164,7 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 		})
 		return err
 	})
-	err = db.AsMerchant(ctx, r.pool, q.MerchantID, b)
+	err = db.AsMerchant(ctx, r.pool, q.MerchantID, db.CustomPlans, b)
 	if err != nil {
 		return ABCResult{}, fmt.Errorf("abc of merchant %d: %w", q.MerchantID, err)
 	}
@@ -212,7 +212,7 @@ func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.O
 		})
 		return err
 	})
-	err := db.AsMerchant(ctx, r.pool, merchantID, b)
+	err := db.AsMerchant(ctx, r.pool, merchantID, db.GenericPlans, b)
 	if err != nil {
 		return nil, fmt.Errorf("cohorts of merchant %d: %w", merchantID, err)
 	}
@@ -226,7 +226,7 @@ func (r *Reader) Freshness(ctx context.Context, merchantID int64) (gen.Freshness
 	b.Queue(r.sql["freshness.sql"]).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&f.RefreshedAt, &f.SourceWatermark, &f.LastScanAt, &f.PendingDays, &f.LagSeconds)
 	})
-	err := db.AsMerchant(ctx, r.pool, merchantID, b)
+	err := db.AsMerchant(ctx, r.pool, merchantID, db.GenericPlans, b)
 	if err != nil {
 		return f, fmt.Errorf("freshness of merchant %d: %w", merchantID, err)
 	}

@@ -149,7 +149,7 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 		}
 		return nil
 	})
-	err := db.AsMerchant(ctx, r.pool, q.MerchantID, b)
+	err := db.AsMerchant(ctx, r.pool, q.MerchantID, db.GenericPlans, b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("figures of merchant %d: %w", q.MerchantID, err)
 	}
