@@ -264,7 +264,8 @@ func TestFailedRefreshKeepsOldData(t *testing.T) {
 
 // TestBackfillLeavesTablesTidy: a backfill into an empty analytics database leaves what it
 // wrote vacuumed and analyzed (these machines run with autovacuum off; unvacuumed, the API's
-// first read of each page would write it out again), and writes each customer step once.
+// first read of each page would write it out again), room for updates on the pages of the
+// rows refreshes update, and writes each customer step once.
 func TestBackfillLeavesTablesTidy(t *testing.T) {
 	t.Parallel()
 	p := dbtest.Clone(t, template)
@@ -287,6 +288,17 @@ func TestBackfillLeavesTablesTidy(t *testing.T) {
 		if table == "agg.customer_steps" {
 			require.Zero(t, updated, "running totals computed as the steps are inserted")
 		}
+	}
+	// The rows that refreshes update keep room on their pages for the new versions (migration
+	// 012): a tenth of each page, against a copy packed full.
+	for _, table := range []string{"agg.dim_stats", "agg.order_stats"} {
+		var size, packed int64
+		_, err = an.Exec(ctx, "CREATE TABLE packed AS SELECT * FROM "+table)
+		require.NoError(t, err)
+		require.NoError(t, an.QueryRow(ctx, "SELECT pg_relation_size($1), pg_relation_size('packed')", table).Scan(&size, &packed))
+		require.Greater(t, float64(size), 1.08*float64(packed), "%s: %d bytes, packed full %d", table, size, packed)
+		_, err = an.Exec(ctx, "DROP TABLE packed")
+		require.NoError(t, err)
 	}
 	// The breakdown rows' key is as compact as one built afresh (the backfill's inserts left it
 	// ~1.7× that, half empty), and its build is recorded.
@@ -335,4 +347,43 @@ func TestRefreshVacuumsItsQueues(t *testing.T) {
 		`SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE schemaname = 'refresh' AND relname = 'dirty_days'`).
 		Scan(&vacuumed))
 	require.True(t, vacuumed, "2000 deleted dirty days are vacuumed")
+}
+
+// TestRefreshCompressesWAL: a refresh's transaction logs whole pages compressed where the
+// server leaves them uncompressed and the refresh's role may say otherwise, and runs all the
+// same, with the server's setting, where it may not (refresh.compress_wal).
+func TestRefreshCompressesWAL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	an := dbtest.Pool(t, shared.AnalyticsURL())
+	var server string
+	var lz4 bool
+	require.NoError(t, an.QueryRow(ctx, `SELECT setting, 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'wal_compression'`).Scan(&server, &lz4))
+	inUnitOfWork := func(t *testing.T, role string) string {
+		tx, err := an.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(ctx) }() // the grant below goes with it
+		if role != "" {
+			_, err = tx.Exec(ctx, "GRANT USAGE ON SCHEMA refresh TO "+role+"; SET LOCAL ROLE "+role)
+			require.NoError(t, err)
+		}
+		_, err = tx.Exec(ctx, "CALL refresh.lock_merchant(1)")
+		require.NoError(t, err, "a unit of work starts whatever the role may set")
+		var got string
+		require.NoError(t, tx.QueryRow(ctx, "SHOW wal_compression").Scan(&got))
+		return got
+	}
+	t.Run("superuser", func(t *testing.T) {
+		want := server
+		if server == "off" && lz4 {
+			want = "lz4"
+		}
+		require.Equal(t, want, inUnitOfWork(t, ""))
+		var after string
+		require.NoError(t, an.QueryRow(ctx, "SHOW wal_compression").Scan(&after))
+		require.Equal(t, server, after, "the setting ends with the transaction")
+	})
+	t.Run("role without the privilege", func(t *testing.T) {
+		require.Equal(t, server, inUnitOfWork(t, "merchantagg_api"))
+	})
 }

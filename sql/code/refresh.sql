@@ -4,12 +4,31 @@
 
 DROP FUNCTION IF EXISTS refresh.day_segments(date, date, text); -- until version 8
 
+DROP PROCEDURE IF EXISTS refresh.compress_wal();
+-- The refresh's transaction compresses the whole pages it logs (wal_compression = lz4) unless
+-- the server already does, or its role may not set it (superuser, or GRANT SET ON PARAMETER
+-- wal_compression), or the server was built without lz4. A refresh updates rows on thousands
+-- of pages, and the first change of a page after a checkpoint logs the whole page: 1k changed
+-- orders at 10M wrote 148 MB of WAL after a checkpoint, 69 MB compressed.
+CREATE PROCEDURE refresh.compress_wal()
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('wal_compression') = 'off' THEN
+        PERFORM set_config('wal_compression', 'lz4', true);
+    END IF;
+EXCEPTION WHEN insufficient_privilege OR invalid_parameter_value THEN
+    NULL; -- left as the server has it
+END $$;
+
 DROP PROCEDURE IF EXISTS refresh.lock_merchant(bigint);
--- One refresh of a merchant at a time, whichever worker or CLI runs it; held to commit.
+-- One refresh of a merchant at a time, whichever worker or CLI runs it; held to commit. Every
+-- unit of work starts here, so it also sets up the transaction (refresh.compress_wal).
 CREATE PROCEDURE refresh.lock_merchant(p_merchant bigint)
-LANGUAGE sql AS $$
-    SELECT pg_advisory_xact_lock(hashtextextended('merchantagg.refresh', p_merchant));
-$$;
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('merchantagg.refresh', p_merchant));
+    CALL refresh.compress_wal();
+END $$;
 
 DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date); -- version 1
 DROP PROCEDURE IF EXISTS refresh.load_days(bigint, date, date, bigint[]); -- version 2
