@@ -9,7 +9,7 @@ WITH members AS (
     SELECT period_start AS cohort, once
     FROM agg.customer_sets
     WHERE merchant_id = $1 AND grain = 'month' AND status = 'first' AND period_start BETWEEN $2::date AND $3::date
-), active AS (
+), active AS MATERIALIZED ( -- united once, not again for every cohort (a generic plan would)
     SELECT period_start AS month, agg.set_union(once) AS once
     FROM agg.customer_sets
     WHERE merchant_id = $1 AND grain = 'month' AND status = ANY ($4::text[]) AND period_start BETWEEN $2::date AND $3::date
