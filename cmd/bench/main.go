@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.BaselineBudget, "baseline-budget", 2*time.Minute, "time bound of the source side")
 	fs.IntVar(&o.EndpointRequests, "endpoint-requests", 30, "times each kind of request is timed alone")
 	fs.StringVar(&changes, "changes", "1000,10000", "orders changed before each incremental refresh")
+	fs.IntVar(&o.IncrementalRuns, "incremental-runs", 3, "refreshes timed for each size of change")
 	fs.DurationVar(&o.RefreshInterval, "refresh-interval", time.Minute, "REFRESH_INTERVAL of the freshness probe")
 	fs.StringVar(&o.OutDir, "out", ".", "where BENCHMARKS.md and bench/ are written")
 	fs.BoolVar(&o.SkipBackfill, "skip-backfill", false, "reuse the analytics database a previous run refreshed")
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("-duration, -refresh-interval and -baseline-budget must be positive")
 	case o.BaselineRequests < 1 || o.BaselineConcurrency < 1:
 		return errors.New("-baseline-requests and -baseline-concurrency must be positive")
+	case o.IncrementalRuns < 1:
+		return errors.New("-incremental-runs must be positive")
 	}
 	if _, err := os.Stat(o.Bin); err != nil {
 		return fmt.Errorf("-bin: %w (run make build)", err)

@@ -26,7 +26,7 @@ func TestSmoke(t *testing.T) {
 	o := Options{
 		Orders: 4000, Merchants: 6, Seed: 3, Bin: bin, Rates: []int{20, 50}, Duration: time.Second,
 		BaselineRequests: 12, BaselineConcurrency: 2, BaselineBudget: 20 * time.Second, EndpointRequests: 2,
-		Changes: []int{20, 100}, RefreshInterval: time.Second, Timezone: "Europe/Moscow",
+		Changes: []int{20, 100}, IncrementalRuns: 2, RefreshInterval: time.Second, Timezone: "Europe/Moscow",
 		SourceDB: dbtest.UniqueName("bench_src"), AnalyticsDB: dbtest.UniqueName("bench_agg"),
 		OutDir: t.TempDir(), Log: &bytes.Buffer{},
 	}
@@ -44,6 +44,10 @@ func TestSmoke(t *testing.T) {
 	require.Positive(t, r.RefreshPeakRSSMiB)
 	require.Len(t, r.Incremental, 2)
 	require.Positive(t, r.Incremental[1].Changed) // at most 100: a tiny source has few recent orders
+	for _, inc := range r.Incremental {
+		require.Len(t, inc.Runs, 2)
+		require.Equal(t, (inc.Runs[0]+inc.Runs[1])/2, inc.Seconds, "the median of the runs")
+	}
 	require.Len(t, r.Load, 3)
 	for _, l := range r.Load {
 		require.Zero(t, l.Errors, l.Name)
@@ -64,6 +68,7 @@ func TestSmoke(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(md), "### 4k orders")
 	require.Contains(t, string(md), "| mix | 50/s |")
+	require.Contains(t, string(md), "median of 2 runs")
 	require.Contains(t, string(md), "| `/v1/abc` (2×) |")
 	png, err := os.ReadFile(filepath.Join(o.OutDir, "bench", "latency.png"))
 	require.NoError(t, err)

@@ -168,7 +168,7 @@ var tables = template.Must(template.New("t").Funcs(template.FuncMap{
 | full backfill | not measured in this run (-skip-backfill) | | |
 {{- end}}
 {{- range .Incremental}}
-| incremental refresh, {{.Changed}} orders changed ({{.MerchantDays}} merchant days, {{.Merchants}} merchants) | {{f2 .Seconds}} s | | |
+| incremental refresh, {{.Changed}} orders changed ({{.MerchantDays}} merchant days, {{.Merchants}} merchants){{if gt (len .Runs) 1}}, median of {{len .Runs}} runs{{end}} | {{f2 .Seconds}} s{{if gt (len .Runs) 1}} (runs: {{range $i, $s := .Runs}}{{if $i}}, {{end}}{{f2 $s}}{{end}}){{end}} | | |
 {{- end}}
 | summary, {{.Baseline.Requests}} requests, {{.Baseline.Concurrency}} at a time (API: {{.Baseline.APIErrors}} of {{.Baseline.APIRequests}} answered 503): p50 | {{f2 .Baseline.APIP50ms}} ms | SPEC §3 SQL on the source: {{f1 .Baseline.SourceP50ms}} ms | {{f0 .Baseline.RatioP50}}× faster |
 | same: p99 | {{f2 .Baseline.APIP99ms}} ms | {{f1 .Baseline.SourceP99ms}} ms | {{f0 .Baseline.RatioP99}}× faster |
