@@ -219,7 +219,8 @@ func backfill(ctx context.Context, o Options, src *pgxpool.Pool, env []string, t
 	// The backfill leaves gigabytes of WAL behind it (its index rebuilds log every page), and
 	// the server checkpoints for minutes after, one checkpoint after another, writing out
 	// and syncing the pages: the 1M load runs that overlapped them had p99 88–151 ms against
-	// 18–27 ms. What follows measures the service, not that write-back.
+	// 18–27 ms. What follows measures the service, not that write-back. (A checkpoint is the
+	// whole server's, and the bench's two databases share one.)
 	start := time.Now()
 	if _, err := src.Exec(ctx, "CHECKPOINT"); err != nil {
 		return fmt.Errorf("checkpoint after the backfill: %w", err)
