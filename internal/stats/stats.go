@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -138,8 +140,7 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 	b.Queue(r.sql[cq], args...).Query(func(rows pgx.Rows) error {
 		var i int32
 		var c gen.CustomerMetrics
-		_, err := pgx.ForEachRow(rows, []any{&i, &c.Customers, &c.NewCustomers, &c.RepeatRate,
-			&c.OrdersPerCustomer, &c.GmvPerCustomer}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&i, &c.Customers, &c.NewCustomers, &c.RepeatRate}, func() error {
 			c.ReturningCustomers = c.Customers - c.NewCustomers
 			customers[i] = c
 			return nil
@@ -153,5 +154,48 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 	if err != nil {
 		return nil, nil, fmt.Errorf("figures of merchant %d: %w", q.MerchantID, err)
 	}
+	// Orders and gmv per customer divide the group's order figures, read just above under the
+	// same filter: the customer queries summed them again, one index probe per stored period
+	// (a daily series of a year: 366 probes, a fifth of its time).
+	for i := range customers {
+		if customers[i].Customers == 0 {
+			continue
+		}
+		if customers[i].OrdersPerCustomer, customers[i].GmvPerCustomer, err = perCustomer(orders[i], customers[i].Customers); err != nil {
+			return nil, nil, fmt.Errorf("figures of merchant %d: %w", q.MerchantID, err)
+		}
+	}
 	return orders, customers, nil
+}
+
+// perCustomer returns orders / customers to 2 places and gmv / customers to the cent, both
+// rounded half away from zero as PostgreSQL's round(numeric, 2) (exact: integer arithmetic on
+// cents; the float is the double nearest the rounded decimal, as numeric → float8 gives).
+func perCustomer(m gen.Metrics, customers int64) (*float64, *string, error) {
+	cents, err := parseCents(m.Gmv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gmv per customer: %w", err)
+	}
+	half := func(n int64) int64 { return (2*n + customers) / (2 * customers) } // n ≥ 0
+	o := float64(half(100*m.Orders)) / 100
+	g := half(cents)
+	s := fmt.Sprintf("%d.%02d", g/100, g%100)
+	return &o, &s, nil
+}
+
+// parseCents reads a non-negative amount with two decimals ("1234.50") as cents.
+func parseCents(s string) (int64, error) {
+	whole, frac, ok := strings.Cut(s, ".")
+	if !ok || len(frac) != 2 {
+		return 0, fmt.Errorf("amount %q: want two decimals", s)
+	}
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || w < 0 {
+		return 0, fmt.Errorf("amount %q: bad whole part", s)
+	}
+	f, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("amount %q: bad cents", s)
+	}
+	return w*100 + f, nil
 }

@@ -27,23 +27,10 @@ WITH tile AS (
         LIMIT 1
     ) AS s
     GROUP BY p.grp
-), sums AS (
-    -- Per period too (an index probe each): a join would read all the merchant's rows.
-    SELECT p.grp, sum(s.orders) AS orders, sum(s.gmv) AS gmv
-    FROM period AS p
-    CROSS JOIN LATERAL (
-        SELECT sum(os.orders) AS orders, sum(os.gmv) AS gmv FROM agg.order_stats AS os
-        WHERE os.merchant_id = $1 AND os.grain = p.grain AND os.period_start = p.period_start
-          AND os.status = 'all'
-    ) AS s
-    GROUP BY p.grp
 )
 SELECT c.grp,
        c.customers,
        c.new_customers,
-       round(c.repeaters::numeric / c.customers, 4)::float8 AS repeat_rate,
-       round(s.orders::numeric / c.customers, 2)::float8 AS orders_per_customer,
-       round(s.gmv / c.customers, 2)::text AS gmv_per_customer
+       round(c.repeaters::numeric / c.customers, 4)::float8 AS repeat_rate
 FROM counts AS c
-JOIN sums AS s USING (grp)
 WHERE c.customers > 0

@@ -31,15 +31,6 @@ WITH period AS (
         OFFSET 0
     ) AS s
     GROUP BY p.grp
-), sums AS (
-    SELECT p.grp, sum(s.orders) AS orders, sum(s.gmv) AS gmv
-    FROM period AS p
-    CROSS JOIN LATERAL (
-        SELECT sum(os.orders) AS orders, sum(os.gmv) AS gmv FROM agg.order_stats AS os
-        WHERE os.merchant_id = $1 AND os.grain = p.grain AND os.period_start = p.period_start
-          AND os.status = ANY ($6::text[])
-    ) AS s
-    GROUP BY p.grp
 ), counts AS (
     SELECT k.grp, public.icount((k.acc).once) AS customers, public.icount((k.acc).twice) AS repeaters,
            public.icount(public._int_inter((k.acc).once, coalesce(f.once, '{}'))) AS new_customers
@@ -49,9 +40,6 @@ WITH period AS (
 SELECT c.grp,
        c.customers,
        c.new_customers,
-       round(c.repeaters::numeric / c.customers, 4)::float8 AS repeat_rate,
-       round(s.orders::numeric / c.customers, 2)::float8 AS orders_per_customer,
-       round(s.gmv / c.customers, 2)::text AS gmv_per_customer
+       round(c.repeaters::numeric / c.customers, 4)::float8 AS repeat_rate
 FROM counts AS c
-JOIN sums AS s USING (grp)
 WHERE c.customers > 0
