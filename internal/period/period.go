@@ -8,6 +8,7 @@ package period
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -137,4 +138,127 @@ func cover(from, to time.Time, grains []Grain) []Tile {
 // CoverRange tiles the range [from, to] (see Cover).
 func CoverRange(from, to time.Time) []Tile {
 	return cover(from, to, []Grain{Quarter, Month, Week})
+}
+
+// SignedTile is a Tile whose sums are added to a range's (Sign 1) or taken from them (Sign −1).
+type SignedTile struct {
+	Tile
+	Sign int
+}
+
+// CoverSums tiles [from, to] for sums only (breakdowns and ABC: every figure a sum over
+// orders, none a distinct count), where an edge may also be a whole period less its days
+// outside the range: May 26–31 is the ISO week of May 26 minus June 1. It picks the tiling
+// with the fewest stored rows by rowCost, and never one costing more than CoverRange's. On
+// the largest merchant of the 10M benchmark, whose every week holds most of its 5000
+// products and every day half of them, a year's product rows fall by a quarter (65.7k → 50.5k
+// on average over the year's 366 possible ends).
+func CoverSums(from, to time.Time) []SignedTile {
+	_, tiles := coverSums(Date(from), Date(to), []Grain{Quarter, Month, Week}, 1)
+	return merge(tiles)
+}
+
+// rowCost is a stored period's rows of a dimension relative to a day's, as on a merchant that
+// sells most of its keys every week (the large merchants, whose reads cost most): measured on
+// the 10M benchmark's largest merchant, 2577 product rows a day, 4875 a week, 5000 a month or
+// quarter. For a small merchant days are cheaper than that; simulated on merchants from the
+// largest to one of 0.02% of the orders, these costs still read 9–30% fewer rows on average.
+func rowCost(g Grain) int {
+	switch g {
+	case Week:
+		return 20
+	case Month:
+		return 22
+	case Quarter:
+		return 23
+	}
+	return 10
+}
+
+// coverSums returns the cost and tiles (signs multiplied by sign) of [from, to] with grains
+// and finer ones. Each end of the range lies in a period of the coarsest grain that it either
+// leaves out (its part inside the range tiled with finer grains) or takes whole (its part
+// outside subtracted, tiled with finer grains); periods between the ends are taken whole.
+// The choices are tried exhaustively: three grains, two ends, ~70 µs a range.
+func coverSums(from, to time.Time, grains []Grain, sign int) (int, []SignedTile) {
+	if from.After(to) {
+		return 0, nil
+	}
+	if len(grains) == 0 {
+		return rowCost(Day) * Days(from, to), []SignedTile{{Tile{Day, from, to}, sign}}
+	}
+	g, finer := grains[0], grains[1:]
+	first, last := Start(g, from), Start(g, to)
+	cost, tiles := math.MaxInt, []SignedTile(nil)
+	if !Step(g, first, 1).Before(last) {
+		// Within one period or across the boundary of two, this grain may be left out (a week
+		// across the end of a month). With a whole period between the ends it never is: that
+		// period costs less than its tiling with finer grains.
+		cost, tiles = coverSums(from, to, finer, sign)
+	}
+	end := func(p time.Time) time.Time { return Step(g, p, 1).AddDate(0, 0, -1) }
+	whole := func(p time.Time) SignedTile { return SignedTile{Tile{g, p, p}, sign} }
+	type part struct {
+		cost  int
+		tiles []SignedTile
+	}
+	// minus tiles the days of a whole period outside the range, subtracted.
+	minus := func(p time.Time, outFrom, outTo time.Time) part {
+		c, ts := coverSums(outFrom, outTo, finer, -sign)
+		return part{rowCost(g) + c, append([]SignedTile{whole(p)}, ts...)}
+	}
+	try := func(parts ...part) {
+		c := 0
+		for _, p := range parts {
+			c += p.cost
+		}
+		if c >= cost {
+			return
+		}
+		cost, tiles = c, nil
+		for _, p := range parts {
+			tiles = append(tiles, p.tiles...)
+		}
+	}
+	if first.Equal(last) { // both ends in one period
+		try(minus(first, first, from.AddDate(0, 0, -1)), func() part {
+			c, ts := coverSums(to.AddDate(0, 0, 1), end(last), finer, -sign)
+			return part{c, ts}
+		}())
+		return cost, tiles
+	}
+	inside := func(a, b time.Time) part {
+		c, ts := coverSums(a, b, finer, sign)
+		return part{c, ts}
+	}
+	lefts := []part{inside(from, end(first)), minus(first, first, from.AddDate(0, 0, -1))}
+	rights := []part{inside(last, to), minus(last, to.AddDate(0, 0, 1), end(last))}
+	var middle part
+	if a, b := Step(g, first, 1), Step(g, last, -1); !a.After(b) {
+		n := 0
+		for p := a; !p.After(b); p = Step(g, p, 1) {
+			n++
+		}
+		middle = part{n * rowCost(g), []SignedTile{{Tile{g, a, b}, sign}}}
+	}
+	for _, l := range lefts {
+		for _, r := range rights {
+			try(l, middle, r)
+		}
+	}
+	return cost, tiles
+}
+
+// merge joins neighbouring tiles of one grain and sign into one run (one index range).
+func merge(tiles []SignedTile) []SignedTile {
+	var out []SignedTile
+	for _, t := range tiles {
+		if n := len(out); n > 0 && out[n-1].Grain == t.Grain && out[n-1].Sign == t.Sign &&
+			Step(t.Grain, out[n-1].Last, 1).Equal(t.First) {
+			out[n-1].Last = t.Last
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }

@@ -109,3 +109,80 @@ func TestCoverWholePeriodPoint(t *testing.T) {
 	clipped := Points(Week, d("2025-03-12"), d("2025-03-16"))[0]
 	require.Equal(t, []Tile{{Day, d("2025-03-12"), d("2025-03-16")}}, Cover(clipped, Week))
 }
+
+func TestCoverSums(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		from, to string
+		want     []SignedTile
+	}{
+		{"one day", "2025-05-05", "2025-05-05", []SignedTile{{Tile{Day, d("2025-05-05"), d("2025-05-05")}, 1}}},
+		{"whole month", "2025-02-01", "2025-02-28", []SignedTile{{Tile{Month, d("2025-02-01"), d("2025-02-01")}, 1}}},
+		// Six days of a week: the week minus the Sunday after the range.
+		{"week less a day", "2025-05-26", "2025-05-31", []SignedTile{
+			{Tile{Week, d("2025-05-26"), d("2025-05-26")}, 1},
+			{Tile{Day, d("2025-06-01"), d("2025-06-01")}, -1},
+		}},
+		// A month less its first three days, which themselves are a week less four days.
+		{"month less a few days", "2025-05-04", "2025-05-31", []SignedTile{
+			{Tile{Month, d("2025-05-01"), d("2025-05-01")}, 1},
+			{Tile{Day, d("2025-05-01"), d("2025-05-03")}, -1},
+		}},
+		{"two whole months", "2025-03-01", "2025-04-30", []SignedTile{{Tile{Month, d("2025-03-01"), d("2025-04-01")}, 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, CoverSums(d(tc.from), d(tc.to)))
+		})
+	}
+}
+
+// Whatever the range, the signed tiles count every day inside it once and every day outside
+// it not at all, each tile is a run of stored periods, and the tiling reads no more rows (by
+// rowCost) than CoverRange's.
+func TestCoverSumsExact(t *testing.T) {
+	t.Parallel()
+	start := d("2023-12-25")
+	for i := 0; i < 3000; i++ {
+		from := start.AddDate(0, 0, (i*7919)%900)
+		to := from.AddDate(0, 0, (i*104729)%400)
+		name := from.Format(time.DateOnly) + ".." + to.Format(time.DateOnly)
+		tiles := CoverSums(from, to)
+		count := map[time.Time]int{}
+		cost := 0
+		for _, tl := range tiles {
+			require.Contains(t, []int{1, -1}, tl.Sign, name)
+			require.Equal(t, Start(tl.Grain, tl.First), tl.First, name)
+			require.Equal(t, Start(tl.Grain, tl.Last), tl.Last, name)
+			for p := tl.First; !p.After(tl.Last); p = Step(tl.Grain, p, 1) {
+				cost += rowCost(tl.Grain)
+				for day := p; day.Before(Step(tl.Grain, p, 1)); day = day.AddDate(0, 0, 1) {
+					count[day] += tl.Sign
+				}
+			}
+		}
+		for day, n := range count {
+			want := 0
+			if !day.Before(from) && !day.After(to) {
+				want = 1
+			}
+			require.Equal(t, want, n, "%s: day %s", name, day.Format(time.DateOnly))
+		}
+		require.Len(t, count, len(count))
+		for day := from; !day.After(to); day = day.AddDate(0, 0, 1) {
+			require.Equal(t, 1, count[day], "%s: day %s", name, day.Format(time.DateOnly))
+		}
+		plain := 0
+		for _, tl := range CoverRange(from, to) {
+			plain += rowCost(tl.Grain) * len(Points(tl.Grain, tl.First, tl.Last))
+		}
+		require.LessOrEqual(t, cost, plain, name)
+	}
+}
+
+func BenchmarkCoverSums(b *testing.B) {
+	from, to := d("2025-05-21"), d("2026-05-20")
+	for b.Loop() {
+		CoverSums(from, to)
+	}
+}

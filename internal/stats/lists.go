@@ -69,13 +69,16 @@ type List struct {
 	Limit, Offset int64
 }
 
-func tileArrays(tiles []period.Tile) (grain []string, first, last []time.Time) {
-	for _, t := range tiles {
+// sumTiles tiles [from, to] for the sums of agg.dim_stats (period.CoverSums), as the query
+// parameters of breakdown.sql and abc.sql.
+func sumTiles(from, to time.Time) (grain []string, first, last []time.Time, sign []int32) {
+	for _, t := range period.CoverSums(from, to) {
 		grain = append(grain, string(t.Grain))
 		first = append(first, t.First)
 		last = append(last, t.Last)
+		sign = append(sign, int32(t.Sign))
 	}
-	return grain, first, last
+	return grain, first, last, sign
 }
 
 // Breakdown returns one page of a dimension's rows and the number of rows over all pages.
@@ -85,11 +88,11 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64
 		return 0, nil, err
 	}
 	q := strings.ReplaceAll(r.sql["breakdown.sql"], "/*ORDER*/", order)
-	grain, first, last := tileArrays(period.CoverRange(l.From, l.To))
+	grain, first, last, sign := sumTiles(l.From, l.To)
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
-	b.Queue(q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset).Query(func(rows pgx.Rows) error {
+	b.Queue(q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset, sign).Query(func(rows pgx.Rows) error {
 		var key, name *string
 		var row gen.BreakdownRow
 		m := &row.Metrics
@@ -139,11 +142,11 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 		return ABCResult{}, err
 	}
 	sql := strings.ReplaceAll(r.sql["abc.sql"], "/*ORDER*/", order)
-	grain, first, last := tileArrays(period.CoverRange(q.From, q.To))
+	grain, first, last, sign := sumTiles(q.From, q.To)
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	b := &pgx.Batch{}
 	b.Queue(sql, q.MerchantID, grain, first, last, statusKeys(q.Statuses), q.Metric,
-		q.A, q.B, q.Class, q.Limit, q.Offset).Query(func(rows pgx.Rows) error {
+		q.A, q.B, q.Class, q.Limit, q.Offset, sign).Query(func(rows pgx.Rows) error {
 		var classes []byte
 		var id, rank *int64
 		var sku, name, value, class *string

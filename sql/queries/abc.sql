@@ -4,17 +4,19 @@
 -- The ORDER marker in page is a fixed fragment from the whitelist in internal/stats. Names
 -- and shares are worked out for the page only (a large merchant has 5000 products).
 --
--- $1 merchant id; $2..$4 tiles: grain, first and last period start; $5 status keys read ('all' for every status);
+-- $1 merchant id; $2..$4 tiles: grain, first and last period start; $12 each tile's sign (1
+-- added, -1 subtracted: period.CoverSums); $5 status keys read ('all' for every status);
 -- $6 metric ('gmv' or 'items'); $7 a; $8 b; $9 class filter (NULL = all); $10 limit; $11 offset.
 -- Every row carries the totals; a page past the end is one row with NULL product.
 WITH tile AS (
-    SELECT * FROM unnest($2::text[], $3::date[], $4::date[]) AS t (grain, first_start, last_start)
+    SELECT * FROM unnest($2::text[], $3::date[], $4::date[], $12::int[]) AS t (grain, first_start, last_start, sign)
 ), v AS (
     -- One index range per tile and status (the key's order; names turned into codes, migration
     -- 011); gmv is stored in cents. Values, running sums and totals are bigint (agg.isum,
-    -- migration 009), not numeric.
+    -- migration 009), not numeric. A product sold only in a subtracted part nets to 0 and is
+    -- left out below with the others of no value.
     SELECT d.key AS product_id,
-           CASE WHEN $6 = 'items' THEN sum(d.items) ELSE agg.isum(d.gmv_cents) END AS value
+           agg.isum(t.sign * CASE WHEN $6 = 'items' THEN d.items ELSE d.gmv_cents END) AS value
     FROM tile AS t
     CROSS JOIN unnest($5::text[]) AS st (status)
     CROSS JOIN LATERAL (

@@ -8,15 +8,17 @@
 -- after the sums passes over the keys once: the page is a bounded sort, not a ranking of every
 -- key, and the totals are one aggregate.
 --
--- $1 merchant id; $2 dimension; $3..$5 tiles: grain, first and last period start; $6 the
--- status keys read ('all' for every status); $7 limit; $8 offset. The first column is the
--- total number of keys; a page past the end is one row with the total and NULL key.
+-- $1 merchant id; $2 dimension; $3..$5 tiles: grain, first and last period start; $9 each
+-- tile's sign (1 added, -1 subtracted: period.CoverSums); $6 the status keys read ('all' for
+-- every status); $7 limit; $8 offset. The first column is the total number of keys; a page
+-- past the end is one row with the total and NULL key.
 WITH tile AS (
-    SELECT * FROM unnest($3::text[], $4::date[], $5::date[]) AS t (grain, first_start, last_start)
-), sums AS (
+    SELECT * FROM unnest($3::text[], $4::date[], $5::date[], $9::int[]) AS t (grain, first_start, last_start, sign)
+), parts AS (
     -- One index range per tile and status (the key's order; names turned into agg.dim_stats's
-    -- codes, migration 011), summed by key; money in bigint (agg.isum, migration 009), not numeric.
-    SELECT d.key,
+    -- codes, migration 011), summed by key and sign; money in bigint (agg.isum, migration
+    -- 009), not numeric. The signs are applied to these sums, not to every stored row.
+    SELECT d.key, t.sign,
            sum(d.orders) AS orders,
            sum(d.accepted) AS accepted,
            sum(d.delivered) AS delivered,
@@ -37,7 +39,24 @@ WITH tile AS (
           AND d.status = agg.status_code(st.status)
           AND d.period_start BETWEEN t.first_start AND t.last_start
     ) AS d
-    GROUP BY d.key
+    GROUP BY d.key, t.sign
+), sums AS (
+    -- A key is in the range when it has orders there (rows exist only for orders > 0); one
+    -- sold only in a subtracted part nets to none.
+    SELECT key,
+           agg.isum(sign * orders) AS orders,
+           agg.isum(sign * accepted) AS accepted,
+           agg.isum(sign * delivered) AS delivered,
+           agg.isum(sign * cancelled) AS cancelled,
+           agg.isum(sign * returned) AS returned,
+           agg.isum(sign * items) AS items,
+           agg.isum(sign * gmv_cents) AS gmv_cents,
+           agg.isum(sign * delivered_gmv_cents) AS delivered_gmv_cents,
+           agg.isum(sign * returned_cents) AS returned_cents,
+           sum(sign * delivery_us) AS delivery_us
+    FROM parts
+    GROUP BY key
+    HAVING agg.isum(sign * orders) > 0
 ), rows AS (
     -- Ties are broken by key: numerically for ids (label NULL), as text for labels.
     SELECT s.*, l.label
