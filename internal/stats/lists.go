@@ -69,10 +69,22 @@ type List struct {
 	Limit, Offset int64
 }
 
-// sumTiles tiles [from, to] for the sums of agg.dim_stats (period.CoverSums), as the query
-// parameters of breakdown.sql and abc.sql.
-func sumTiles(from, to time.Time) (grain []string, first, last []time.Time, sign []int32) {
+// sumTiles tiles [from, to] for the sums of agg.dim_stats (period.CoverSums).
+func sumTiles(from, to time.Time) (plus, minus []period.SignedTile) {
 	for _, t := range period.CoverSums(from, to) {
+		if t.Sign > 0 {
+			plus = append(plus, t)
+		} else {
+			minus = append(minus, t)
+		}
+	}
+	return plus, minus
+}
+
+// tileParams turns tiles into the array parameters of breakdown.sql and abc.sql.
+func tileParams(tiles []period.SignedTile) (grain []string, first, last []time.Time, sign []int32) {
+	grain, first, last, sign = []string{}, []time.Time{}, []time.Time{}, []int32{}
+	for _, t := range tiles {
 		grain = append(grain, string(t.Grain))
 		first = append(first, t.First)
 		last = append(last, t.Last)
@@ -88,11 +100,14 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64
 		return 0, nil, err
 	}
 	q := strings.ReplaceAll(r.sql["breakdown.sql"], "/*ORDER*/", order)
-	grain, first, last, sign := sumTiles(l.From, l.To)
+	plus, minus := sumTiles(l.From, l.To)
+	grain, first, last, _ := tileParams(plus)
+	mGrain, mFirst, mLast, _ := tileParams(minus)
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
-	b.Queue(q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset, sign).Query(func(rows pgx.Rows) error {
+	b.Queue(q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset,
+		mGrain, mFirst, mLast).Query(func(rows pgx.Rows) error {
 		var key, name *string
 		var row gen.BreakdownRow
 		m := &row.Metrics
@@ -142,7 +157,7 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 		return ABCResult{}, err
 	}
 	sql := strings.ReplaceAll(r.sql["abc.sql"], "/*ORDER*/", order)
-	grain, first, last, sign := sumTiles(q.From, q.To)
+	grain, first, last, sign := tileParams(period.CoverSums(q.From, q.To))
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	b := &pgx.Batch{}
 	b.Queue(sql, q.MerchantID, grain, first, last, statusKeys(q.Statuses), q.Metric,

@@ -10,3 +10,4 @@
 {{ template "scan.sql" . }}
 {{ template "reconcile.sql" . }}
 {{ template "freshness.sql" . }}
+{{ template "dim_rows.sql" . }}

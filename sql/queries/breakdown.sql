@@ -8,17 +8,15 @@
 -- after the sums passes over the keys once: the page is a bounded sort, not a ranking of every
 -- key, and the totals are one aggregate.
 --
--- $1 merchant id; $2 dimension; $3..$5 tiles: grain, first and last period start; $9 each
--- tile's sign (1 added, -1 subtracted: period.CoverSums); $6 the status keys read ('all' for
--- every status); $7 limit; $8 offset. The first column is the total number of keys; a page
--- past the end is one row with the total and NULL key.
-WITH tile AS (
-    SELECT * FROM unnest($3::text[], $4::date[], $5::date[], $9::int[]) AS t (grain, first_start, last_start, sign)
-), parts AS (
-    -- One index range per tile and status (the key's order; names turned into agg.dim_stats's
-    -- codes, migration 011), summed by key and sign; money in bigint (agg.isum, migration
-    -- 009), not numeric. The signs are applied to these sums, not to every stored row.
-    SELECT d.key, t.sign,
+-- $1 merchant id; $2 dimension; $3..$5 the runs of periods added (grain, first and last
+-- period start) and $9..$11 those subtracted (period.CoverSums: a range's edge may be a whole
+-- period less its days outside the range); $6 the status keys read ('all' for every status);
+-- $7 limit; $8 offset. The first column is the total number of keys; a page past the end is
+-- one row with the total and NULL key.
+WITH plus AS (
+    -- Summed by key (names turned into agg.dim_stats's codes, migration 011, in
+    -- agg.dim_rows); money in bigint (agg.isum, migration 009), not numeric.
+    SELECT d.key,
            sum(d.orders) AS orders,
            sum(d.accepted) AS accepted,
            sum(d.delivered) AS delivered,
@@ -31,32 +29,39 @@ WITH tile AS (
            -- numeric: 53M deliveries of 2 days pass 2^63 µs; products and categories have no
            -- delivery time of their own, and the numeric sum is a fifth of their sums' cost.
            CASE WHEN $2 IN ('product', 'category') THEN NULL ELSE sum(d.delivery_us) END AS delivery_us
-    FROM tile AS t
-    CROSS JOIN unnest($6::text[]) AS st (status)
-    CROSS JOIN LATERAL (
-        SELECT * FROM agg.dim_stats AS d
-        WHERE d.merchant_id = $1 AND d.dimension = agg.dimension_code($2) AND d.grain = agg.grain_code(t.grain)
-          AND d.status = agg.status_code(st.status)
-          AND d.period_start BETWEEN t.first_start AND t.last_start
-    ) AS d
-    GROUP BY d.key, t.sign
+    FROM agg.dim_rows($1, $2, $3, $4, $5, $6) AS d
+    GROUP BY d.key
+), minus AS (
+    SELECT d.key,
+           sum(d.orders) AS orders,
+           sum(d.accepted) AS accepted,
+           sum(d.delivered) AS delivered,
+           sum(d.cancelled) AS cancelled,
+           sum(d.returned) AS returned,
+           sum(d.items) AS items,
+           agg.isum(d.gmv_cents) AS gmv_cents,
+           agg.isum(d.delivered_gmv_cents) AS delivered_gmv_cents,
+           agg.isum(d.returned_cents) AS returned_cents,
+           CASE WHEN $2 IN ('product', 'category') THEN NULL ELSE sum(d.delivery_us) END AS delivery_us
+    FROM agg.dim_rows($1, $2, $9, $10, $11, $6) AS d
+    GROUP BY d.key
 ), sums AS (
-    -- A key is in the range when it has orders there (rows exist only for orders > 0); one
-    -- sold only in a subtracted part nets to none.
-    SELECT key,
-           agg.isum(sign * orders) AS orders,
-           agg.isum(sign * accepted) AS accepted,
-           agg.isum(sign * delivered) AS delivered,
-           agg.isum(sign * cancelled) AS cancelled,
-           agg.isum(sign * returned) AS returned,
-           agg.isum(sign * items) AS items,
-           agg.isum(sign * gmv_cents) AS gmv_cents,
-           agg.isum(sign * delivered_gmv_cents) AS delivered_gmv_cents,
-           agg.isum(sign * returned_cents) AS returned_cents,
-           sum(sign * delivery_us) AS delivery_us
-    FROM parts
-    GROUP BY key
-    HAVING agg.isum(sign * orders) > 0
+    -- A key is in the range when it has orders there (rows exist only for orders > 0): one
+    -- sold only in the subtracted days nets to none.
+    SELECT p.key,
+           p.orders - coalesce(m.orders, 0) AS orders,
+           p.accepted - coalesce(m.accepted, 0) AS accepted,
+           p.delivered - coalesce(m.delivered, 0) AS delivered,
+           p.cancelled - coalesce(m.cancelled, 0) AS cancelled,
+           p.returned - coalesce(m.returned, 0) AS returned,
+           p.items - coalesce(m.items, 0) AS items,
+           p.gmv_cents - coalesce(m.gmv_cents, 0) AS gmv_cents,
+           p.delivered_gmv_cents - coalesce(m.delivered_gmv_cents, 0) AS delivered_gmv_cents,
+           p.returned_cents - coalesce(m.returned_cents, 0) AS returned_cents,
+           p.delivery_us - coalesce(m.delivery_us, 0) AS delivery_us
+    FROM plus AS p
+    LEFT JOIN minus AS m USING (key)
+    WHERE p.orders > coalesce(m.orders, 0)
 ), rows AS (
     -- Ties are broken by key: numerically for ids (label NULL), as text for labels.
     SELECT s.*, l.label
