@@ -146,8 +146,8 @@ type SignedTile struct {
 	Sign int
 }
 
-// CoverSums tiles [from, to] for sums only (breakdowns and ABC: every figure a sum over
-// orders, none a distinct count), where an edge may also be a whole period less its days
+// CoverSums tiles [from, to] for sums only (the product breakdown and ABC: every figure a sum
+// over orders, none a distinct count), where an edge may also be a whole period less its days
 // outside the range: May 26–31 is the ISO week of May 26 minus June 1. It picks the tiling
 // with the fewest stored rows by rowCost, and never one costing more than CoverRange's. On
 // the largest merchant of the 10M benchmark, whose every week holds most of its 5000
