@@ -146,13 +146,13 @@ type SignedTile struct {
 	Sign int
 }
 
-// CoverSums tiles [from, to] for sums only (the product breakdown and ABC: every figure a sum
-// over orders, none a distinct count), where an edge may also be a whole period less its days
-// outside the range: May 26–31 is the ISO week of May 26 minus June 1. It picks the tiling
-// with the fewest stored rows by rowCost, and never one costing more than CoverRange's. On
-// the largest merchant of the 10M benchmark, whose every week holds most of its 5000
-// products and every day half of them, a year's product rows fall by a quarter (65.7k → 50.5k
-// on average over the year's 366 possible ends).
+// CoverSums tiles [from, to] for sums only (ABC: a sum over orders, not a distinct count),
+// where an edge may also be a whole period less its days outside the range: May 26–31 is the
+// ISO week of May 26 minus June 1. It picks the tiling with the fewest stored rows by
+// rowCost, and never one costing more than CoverRange's. On the largest merchant of the 10M
+// benchmark, whose every week holds most of its 5000 products and every day half of them, a
+// year's product rows fall by a quarter (65.7k → 50.5k on average over the year's 366
+// possible ends).
 func CoverSums(from, to time.Time) []SignedTile {
 	_, tiles := coverSums(Date(from), Date(to), []Grain{Quarter, Month, Week}, 1)
 	return merge(tiles)

@@ -69,15 +69,7 @@ type List struct {
 	Limit, Offset int64
 }
 
-// The two texts of sql/queries/breakdown.sql, by how its sums are read (NewReader).
-const (
-	breakdownPlain  = "breakdown.sql with breakdown_sums.sql"
-	breakdownSigned = "breakdown.sql with breakdown_sums_signed.sql"
-)
-
-// tileArrays turns tiles into the array parameters of the dim_stats reads.
 func tileArrays(tiles []period.Tile) (grain []string, first, last []time.Time) {
-	grain, first, last = []string{}, []time.Time{}, []time.Time{}
 	for _, t := range tiles {
 		grain = append(grain, string(t.Grain))
 		first = append(first, t.First)
@@ -86,42 +78,18 @@ func tileArrays(tiles []period.Tile) (grain []string, first, last []time.Time) {
 	return grain, first, last
 }
 
-// breakdownQuery returns the breakdown's text, the parameters of the runs of periods it adds
-// ($3..$5) and of those it subtracts ($9..$11, none for the plain text). Product keys are read over signed tiles: a large merchant sells most of its products every
-// week and half of them every day, and subtracting reads a quarter fewer rows over a year.
-// The other dimensions have 5 to ~50 keys in every period, whatever its grain: signed tiles
-// would save nothing and cost a second plan.
-func (r *Reader) breakdownQuery(dimension string, from, to time.Time) (sql string, plus []any, minus []any) {
-	if dimension != "product" {
-		g, f, l := tileArrays(period.CoverRange(from, to))
-		return r.sql[breakdownPlain], []any{g, f, l}, nil
-	}
-	var added, taken []period.Tile
-	for _, t := range period.CoverSums(from, to) {
-		if t.Sign > 0 {
-			added = append(added, t.Tile)
-		} else {
-			taken = append(taken, t.Tile)
-		}
-	}
-	g, f, l := tileArrays(added)
-	mg, mf, ml := tileArrays(taken)
-	return r.sql[breakdownSigned], []any{g, f, l}, []any{mg, mf, ml}
-}
-
 // Breakdown returns one page of a dimension's rows and the number of rows over all pages.
 func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64, []gen.BreakdownRow, error) {
 	order, err := orderBy(l.Sort, breakdownSorts)
 	if err != nil {
 		return 0, nil, err
 	}
-	text, plus, minus := r.breakdownQuery(dimension, l.From, l.To)
-	q := strings.ReplaceAll(text, "/*ORDER*/", order)
-	args := append(append([]any{l.MerchantID, dimension}, plus...), statusKeys(l.Statuses), l.Limit, l.Offset)
+	q := strings.ReplaceAll(r.sql["breakdown.sql"], "/*ORDER*/", order)
+	grain, first, last := tileArrays(period.CoverRange(l.From, l.To))
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
-	b.Queue(q, append(args, minus...)...).Query(func(rows pgx.Rows) error {
+	b.Queue(q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset).Query(func(rows pgx.Rows) error {
 		var key, name *string
 		var row gen.BreakdownRow
 		m := &row.Metrics

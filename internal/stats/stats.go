@@ -33,16 +33,13 @@ type Reader struct {
 func NewReader(pool *pgxpool.Pool) (*Reader, error) {
 	r := &Reader{pool: pool, sql: map[string]string{}}
 	for _, name := range []string{"order_metrics.sql", "customer_metrics.sql", "customer_metrics_filtered.sql",
-		"breakdown.sql", "breakdown_sums.sql", "breakdown_sums_signed.sql", "abc.sql", "cohorts.sql",
-		"cohorts_filtered.sql", "freshness.sql"} {
+		"breakdown.sql", "abc.sql", "cohorts.sql", "cohorts_filtered.sql", "freshness.sql"} {
 		q, err := sqlfiles.Query(name)
 		if err != nil {
 			return nil, fmt.Errorf("load query %s: %w", name, err)
 		}
 		r.sql[name] = q
 	}
-	r.sql[breakdownPlain] = strings.Replace(r.sql["breakdown.sql"], "/*SUMS*/", r.sql["breakdown_sums.sql"], 1)
-	r.sql[breakdownSigned] = strings.Replace(r.sql["breakdown.sql"], "/*SUMS*/", r.sql["breakdown_sums_signed.sql"], 1)
 	return r, nil
 }
 

@@ -10,4 +10,3 @@
 {{ template "scan.sql" . }}
 {{ template "reconcile.sql" . }}
 {{ template "freshness.sql" . }}
-{{ template "dim_rows.sql" . }}
