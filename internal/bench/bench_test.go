@@ -58,6 +58,8 @@ func TestSmoke(t *testing.T) {
 	require.Len(t, r.Endpoints, len(endpointRequests))
 	for _, e := range r.Endpoints {
 		require.Zero(t, e.Errors, e.Request)
+		require.Positive(t, e.RandomP50ms, e.Request)
+		require.LessOrEqual(t, e.RandomP50ms, e.RandomP99ms, e.Request)
 	}
 	require.Positive(t, r.Baseline.RatioP50)
 	require.Positive(t, r.ServeRSSMiB)
@@ -69,7 +71,7 @@ func TestSmoke(t *testing.T) {
 	require.Contains(t, string(md), "### 4k orders")
 	require.Contains(t, string(md), "| mix | 50/s |")
 	require.Contains(t, string(md), "median of 2 runs")
-	require.Contains(t, string(md), "| `/v1/abc` (2×) |")
+	require.Contains(t, string(md), "| `/v1/abc` (2× each) |")
 	png, err := os.ReadFile(filepath.Join(o.OutDir, "bench", "latency.png"))
 	require.NoError(t, err)
 	require.True(t, bytes.HasPrefix(png, []byte("\x89PNG")))

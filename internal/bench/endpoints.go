@@ -4,19 +4,27 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"time"
 )
 
-// Endpoint is the cost of one kind of request on an idle server: the largest merchant over
-// the last year of data, one request at a time. It shows which reads the load's tail is made of.
+// Endpoint is the cost of one kind of request on an idle server, the largest merchant's, one
+// request at a time: over the last year of data, and over years ending on random days (the
+// load's ranges). It shows which reads the load's tail is made of. The last year's edges are
+// whole months; a random year's are ragged and cost more (ABC, product breakdowns: thousands
+// of stored rows a day at the edges of a large merchant's range).
 type Endpoint struct {
 	Request string  `json:"request"`
 	Count   int     `json:"count"`
 	P50ms   float64 `json:"p50_ms"`
 	P99ms   float64 `json:"p99_ms"`
-	// Errors counts answers other than 200 (a read past the API's statement timeout is a 503).
+	// Random years, the same Count of them for every request (results before had none).
+	RandomP50ms float64 `json:"random_year_p50_ms,omitempty"`
+	RandomP99ms float64 `json:"random_year_p99_ms,omitempty"`
+	// Errors counts answers other than 200 (a read past the API's statement timeout is a 503),
+	// over both kinds of year.
 	Errors int `json:"errors"`
 }
 
@@ -31,50 +39,76 @@ var endpointRequests = []string{
 	"/v1/customers?status=created,accepted,delivered,returned", "/v1/customers/cohorts?status=delivered",
 }
 
-// endpointCosts times each request n times after one warm-up, sequentially.
+// endpointCosts times each request n times over the last year and n times over random years,
+// after one warm-up, sequentially.
 func endpointCosts(ctx context.Context, base string, m *mix, n int) ([]Endpoint, error) {
 	largest := m.merchants[0]
 	tok, err := m.token(largest)
 	if err != nil {
 		return nil, err
 	}
-	to := m.last
-	from := to.AddDate(-1, 0, 1)
+	last := [2]time.Time{m.last.AddDate(-1, 0, 1), m.last}
+	// The same random years for every request, from a fixed seed: runs compare.
+	rnd := rand.New(rand.NewPCG(uint64(n), 0x7ea2))
+	span := int(m.last.Sub(m.first).Hours()/24) + 1
+	random := make([][2]time.Time, n)
+	for i := range random {
+		to := m.last
+		if span > 365 {
+			to = m.first.AddDate(0, 0, 364+rnd.IntN(span-364))
+		}
+		random[i] = [2]time.Time{to.AddDate(0, 0, -364), to}
+	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	var out []Endpoint
 	for _, path := range endpointRequests {
-		u, err := url.Parse(base + path)
-		if err != nil {
-			return nil, err
-		}
-		q := u.Query()
-		q.Set("from", from.Format(time.DateOnly))
-		q.Set("to", to.Format(time.DateOnly))
-		u.RawQuery = q.Encode()
-		lat := make([]float64, 0, n)
-		errs := 0
-		for i := range n + 1 {
+		e := Endpoint{Request: path, Count: n}
+		get := func(r [2]time.Time) (float64, error) {
+			u, err := url.Parse(base + path)
+			if err != nil {
+				return 0, err
+			}
+			q := u.Query()
+			q.Set("from", r[0].Format(time.DateOnly))
+			q.Set("to", r[1].Format(time.DateOnly))
+			u.RawQuery = q.Encode()
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 			if err != nil {
-				return nil, err
+				return 0, err
 			}
 			req.Header.Set("Authorization", "Bearer "+tok)
 			start := time.Now()
 			res, err := client.Do(req)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
+				return 0, fmt.Errorf("%s: %w", path, err)
 			}
 			_, _ = io.Copy(io.Discard, res.Body)
 			res.Body.Close()
-			if i == 0 { // the first request warms the connection's plan and the cache
-				continue
-			}
-			lat = append(lat, float64(time.Since(start).Microseconds())/1000)
 			if res.StatusCode != http.StatusOK {
-				errs++
+				e.Errors++
 			}
+			return float64(time.Since(start).Microseconds()) / 1000, nil
 		}
-		out = append(out, Endpoint{Request: path, Count: n, P50ms: percentile(lat, 50), P99ms: percentile(lat, 99), Errors: errs})
+		// The first request warms the connection's plan and the cache.
+		if _, err := get(last); err != nil {
+			return nil, err
+		}
+		e.Errors = 0
+		var lastYear, randomYears []float64
+		for i := range n {
+			ms, err := get(last)
+			if err != nil {
+				return nil, err
+			}
+			lastYear = append(lastYear, ms)
+			if ms, err = get(random[i]); err != nil {
+				return nil, err
+			}
+			randomYears = append(randomYears, ms)
+		}
+		e.P50ms, e.P99ms = percentile(lastYear, 50), percentile(lastYear, 99)
+		e.RandomP50ms, e.RandomP99ms = percentile(randomYears, 50), percentile(randomYears, 99)
+		out = append(out, e)
 	}
 	return out, nil
 }
