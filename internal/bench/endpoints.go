@@ -50,19 +50,16 @@ func endpointCosts(ctx context.Context, base string, m *mix, n int) ([]Endpoint,
 	last := [2]time.Time{m.last.AddDate(-1, 0, 1), m.last}
 	// The same random years for every request, from a fixed seed: runs compare.
 	rnd := rand.New(rand.NewPCG(uint64(n), 0x7ea2))
-	span := int(m.last.Sub(m.first).Hours()/24) + 1
 	random := make([][2]time.Time, n)
 	for i := range random {
-		to := m.last
-		if span > 365 {
-			to = m.first.AddDate(0, 0, 364+rnd.IntN(span-364))
-		}
-		random[i] = [2]time.Time{to.AddDate(0, 0, -364), to}
+		from, to := m.window(rnd, 365)
+		random[i] = [2]time.Time{from, to}
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	var out []Endpoint
 	for _, path := range endpointRequests {
 		e := Endpoint{Request: path, Count: n}
+		// get times one request; an answer other than 200 counts in e.Errors.
 		get := func(r [2]time.Time) (float64, error) {
 			u, err := url.Parse(base + path)
 			if err != nil {
@@ -89,7 +86,7 @@ func endpointCosts(ctx context.Context, base string, m *mix, n int) ([]Endpoint,
 			}
 			return float64(time.Since(start).Microseconds()) / 1000, nil
 		}
-		// The first request warms the connection's plan and the cache.
+		// The first request warms the connection's plan and the cache; it is not counted.
 		if _, err := get(last); err != nil {
 			return nil, err
 		}

@@ -86,13 +86,7 @@ func (m *mix) draw(largestYear bool) request {
 		}
 		days = rangeDays[m.rnd.IntN(len(rangeDays))]
 	}
-	span := int(m.last.Sub(m.first).Hours()/24) + 1
-	end := span - 1
-	if span > days {
-		end = days - 1 + m.rnd.IntN(span-days+1)
-	}
-	r.to = m.first.AddDate(0, 0, end)
-	r.from = r.to.AddDate(0, 0, -days+1)
+	r.from, r.to = m.window(m.rnd, days)
 	switch p := m.rnd.IntN(100); {
 	case p < 30:
 		r.path = "/v1/summary"
@@ -111,6 +105,18 @@ func (m *mix) draw(largestYear bool) request {
 	r.query.Set("from", r.from.Format(time.DateOnly))
 	r.query.Set("to", r.to.Format(time.DateOnly))
 	return r
+}
+
+// window draws a range of days days inside the data, ending on a random day (the last day of
+// data when the data are shorter).
+func (m *mix) window(rnd *rand.Rand, days int) (from, to time.Time) {
+	span := int(m.last.Sub(m.first).Hours()/24) + 1
+	end := span - 1
+	if span > days {
+		end = days - 1 + rnd.IntN(span-days+1)
+	}
+	to = m.first.AddDate(0, 0, end)
+	return to.AddDate(0, 0, -days+1), to
 }
 
 func (m *mix) token(merchant int64) (string, error) {
