@@ -44,20 +44,23 @@ WITH tile AS (
           WHERE value > 0
           WINDOW w AS (ORDER BY value DESC, product_id ROWS UNBOUNDED PRECEDING)) AS r
     CROSS JOIN total AS t
-), filtered AS (
-    SELECT * FROM classed WHERE $9::text IS NULL OR class = $9::text
 ), page AS (
     -- A bounded sort for the page, not a ranking of every product; numbered in its order.
     SELECT *, row_number() OVER () AS pos
-    FROM (SELECT * FROM filtered ORDER BY /*ORDER*/, rank LIMIT $10 OFFSET $11) AS sorted
+    FROM (SELECT * FROM classed WHERE $9::text IS NULL OR class = $9::text
+          ORDER BY /*ORDER*/, rank LIMIT $10 OFFSET $11) AS sorted
+), per_class AS (
+    SELECT class, count(*) AS n, sum(value) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END AS value,
+           max(total) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END AS total
+    FROM classed GROUP BY class
 ), classes AS (
+    -- The class filter's product count is its classes' (no second pass over the products).
     SELECT coalesce(jsonb_agg(jsonb_build_object('class', class, 'products', n, 'value', value::text,
-                                                 'share', round(value / total, 6)) ORDER BY class), '[]') AS j
-    FROM (SELECT class, count(*) AS n, sum(value) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END AS value,
-                 max(total) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END AS total
-          FROM classed GROUP BY class) AS c
+                                                 'share', round(value / total, 6)) ORDER BY class), '[]') AS j,
+           coalesce(sum(n) FILTER (WHERE $9::text IS NULL OR class = $9::text), 0) AS kept
+    FROM per_class
 )
-SELECT (SELECT count(*) FROM filtered) AS total,
+SELECT (SELECT kept FROM classes)::bigint AS total,
        coalesce((SELECT total FROM total) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END, 0)::text AS total_value,
        (SELECT j FROM classes) AS classes,
        page.product_id, coalesce(p.sku, ''), coalesce(p.name, page.product_id::text),
