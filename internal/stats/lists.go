@@ -69,15 +69,13 @@ type List struct {
 	Limit, Offset int64
 }
 
-// signedTileArrays turns tiles into the query parameters of breakdown.sql and abc.sql.
-func signedTileArrays(tiles []period.SignedTile) (grain []string, first, last []time.Time, sign []int32) {
+func tileArrays(tiles []period.Tile) (grain []string, first, last []time.Time) {
 	for _, t := range tiles {
 		grain = append(grain, string(t.Grain))
 		first = append(first, t.First)
 		last = append(last, t.Last)
-		sign = append(sign, int32(t.Sign))
 	}
-	return grain, first, last, sign
+	return grain, first, last
 }
 
 // Breakdown returns one page of a dimension's rows and the number of rows over all pages.
@@ -87,11 +85,11 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64
 		return 0, nil, err
 	}
 	q := strings.ReplaceAll(r.sql["breakdown.sql"], "/*ORDER*/", order)
-	grain, first, last, sign := signedTileArrays(period.CoverSums(l.From, l.To))
+	grain, first, last := tileArrays(period.CoverRange(l.From, l.To))
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
-	b.Queue(q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset, sign).Query(func(rows pgx.Rows) error {
+	b.Queue(q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset).Query(func(rows pgx.Rows) error {
 		var key, name *string
 		var row gen.BreakdownRow
 		m := &row.Metrics
@@ -141,7 +139,12 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 		return ABCResult{}, err
 	}
 	sql := strings.ReplaceAll(r.sql["abc.sql"], "/*ORDER*/", order)
-	grain, first, last, sign := signedTileArrays(period.CoverSums(q.From, q.To))
+	var tiles []period.Tile
+	var sign []int32
+	for _, t := range period.CoverSums(q.From, q.To) {
+		tiles, sign = append(tiles, t.Tile), append(sign, int32(t.Sign))
+	}
+	grain, first, last := tileArrays(tiles)
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	b := &pgx.Batch{}
 	b.Queue(sql, q.MerchantID, grain, first, last, statusKeys(q.Statuses), q.Metric,

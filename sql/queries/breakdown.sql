@@ -8,29 +8,27 @@
 -- after the sums passes over the keys once: the page is a bounded sort, not a ranking of every
 -- key, and the totals are one aggregate.
 --
--- $1 merchant id; $2 dimension; $3..$5 tiles: grain, first and last period start; $9 each
--- tile's sign (1 added, -1 subtracted: period.CoverSums, as abc.sql); $6 the status keys read
--- ('all' for every status); $7 limit; $8 offset. The first column is the
+-- $1 merchant id; $2 dimension; $3..$5 tiles: grain, first and last period start; $6 the
+-- status keys read ('all' for every status); $7 limit; $8 offset. The first column is the
 -- total number of keys; a page past the end is one row with the total and NULL key.
 WITH tile AS (
-    SELECT * FROM unnest($3::text[], $4::date[], $5::date[], $9::int[]) AS t (grain, first_start, last_start, sign)
+    SELECT * FROM unnest($3::text[], $4::date[], $5::date[]) AS t (grain, first_start, last_start)
 ), sums AS (
     -- One index range per tile and status (the key's order; names turned into agg.dim_stats's
     -- codes, migration 011), summed by key; money in bigint (agg.isum, migration 009), not numeric.
-    -- A key sold only in a subtracted part nets to no orders, and is left out as if unread.
     SELECT d.key,
-           sum(t.sign * d.orders) AS orders,
-           sum(t.sign * d.accepted) AS accepted,
-           sum(t.sign * d.delivered) AS delivered,
-           sum(t.sign * d.cancelled) AS cancelled,
-           sum(t.sign * d.returned) AS returned,
-           sum(t.sign * d.items) AS items,
-           agg.isum(t.sign * d.gmv_cents) AS gmv_cents,
-           agg.isum(t.sign * d.delivered_gmv_cents) AS delivered_gmv_cents,
-           agg.isum(t.sign * d.returned_cents) AS returned_cents,
+           sum(d.orders) AS orders,
+           sum(d.accepted) AS accepted,
+           sum(d.delivered) AS delivered,
+           sum(d.cancelled) AS cancelled,
+           sum(d.returned) AS returned,
+           sum(d.items) AS items,
+           agg.isum(d.gmv_cents) AS gmv_cents,
+           agg.isum(d.delivered_gmv_cents) AS delivered_gmv_cents,
+           agg.isum(d.returned_cents) AS returned_cents,
            -- numeric: 53M deliveries of 2 days pass 2^63 µs; products and categories have no
            -- delivery time of their own, and the numeric sum is a fifth of their sums' cost.
-           CASE WHEN $2 IN ('product', 'category') THEN NULL ELSE sum(t.sign * d.delivery_us) END AS delivery_us
+           CASE WHEN $2 IN ('product', 'category') THEN NULL ELSE sum(d.delivery_us) END AS delivery_us
     FROM tile AS t
     CROSS JOIN unnest($6::text[]) AS st (status)
     CROSS JOIN LATERAL (
@@ -40,7 +38,6 @@ WITH tile AS (
           AND d.period_start BETWEEN t.first_start AND t.last_start
     ) AS d
     GROUP BY d.key
-    HAVING sum(t.sign * d.orders) <> 0
 ), rows AS (
     -- Ties are broken by key: numerically for ids (label NULL), as text for labels.
     SELECT s.*, l.label
