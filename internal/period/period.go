@@ -202,10 +202,15 @@ func coverSums(from, to time.Time, grains []Grain, sign int) (int, []SignedTile)
 		cost  int
 		tiles []SignedTile
 	}
+	// tiled tiles [a, b] with the finer grains, its sums times s.
+	tiled := func(a, b time.Time, s int) part {
+		c, ts := coverSums(a, b, finer, s)
+		return part{c, ts}
+	}
 	// minus tiles the days of a whole period outside the range, subtracted.
 	minus := func(p time.Time, outFrom, outTo time.Time) part {
-		c, ts := coverSums(outFrom, outTo, finer, -sign)
-		return part{rowCost(g) + c, append([]SignedTile{whole(p)}, ts...)}
+		out := tiled(outFrom, outTo, -sign)
+		return part{rowCost(g) + out.cost, append([]SignedTile{whole(p)}, out.tiles...)}
 	}
 	try := func(parts ...part) {
 		c := 0
@@ -221,18 +226,11 @@ func coverSums(from, to time.Time, grains []Grain, sign int) (int, []SignedTile)
 		}
 	}
 	if first.Equal(last) { // both ends in one period
-		try(minus(first, first, from.AddDate(0, 0, -1)), func() part {
-			c, ts := coverSums(to.AddDate(0, 0, 1), end(last), finer, -sign)
-			return part{c, ts}
-		}())
+		try(minus(first, first, from.AddDate(0, 0, -1)), tiled(to.AddDate(0, 0, 1), end(last), -sign))
 		return cost, tiles
 	}
-	inside := func(a, b time.Time) part {
-		c, ts := coverSums(a, b, finer, sign)
-		return part{c, ts}
-	}
-	lefts := []part{inside(from, end(first)), minus(first, first, from.AddDate(0, 0, -1))}
-	rights := []part{inside(last, to), minus(last, to.AddDate(0, 0, 1), end(last))}
+	lefts := []part{tiled(from, end(first), sign), minus(first, first, from.AddDate(0, 0, -1))}
+	rights := []part{tiled(last, to, sign), minus(last, to.AddDate(0, 0, 1), end(last))}
 	var middle part
 	if a, b := Step(g, first, 1), Step(g, last, -1); !a.After(b) {
 		n := 0
