@@ -69,11 +69,13 @@ type Options struct {
 
 // Result is one run, as saved in results/orders-N.json.
 type Result struct {
-	Date      time.Time `json:"date"`
-	Machine   string    `json:"machine"`
-	Orders    int       `json:"orders"`
-	Merchants int       `json:"merchants"`
-	Largest   Merchant  `json:"largest_merchant"`
+	Date    time.Time `json:"date"`
+	Machine string    `json:"machine"`
+	// Server is the PostgreSQL version and memory settings of the run (results before had none).
+	Server    string   `json:"server,omitempty"`
+	Orders    int      `json:"orders"`
+	Merchants int      `json:"merchants"`
+	Largest   Merchant `json:"largest_merchant"`
 
 	SeedSeconds       float64 `json:"seed_seconds,omitempty"`
 	GroupBySeconds    float64 `json:"groupby_seconds"`
@@ -151,6 +153,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return r, errors.New("the source has no orders")
 	}
 	r.Largest = Merchant{ID: merchants[0], Orders: largestOrders}
+	if err := src.QueryRow(ctx, query("server.sql")).Scan(&r.Server); err != nil {
+		return r, fmt.Errorf("read the server's settings: %w", err)
+	}
 	r.Merchants = len(merchants)
 
 	env := append(os.Environ(), "SOURCE_DATABASE_URL="+srcURL, "ANALYTICS_DATABASE_URL="+anURL,

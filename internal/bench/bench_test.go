@@ -39,6 +39,7 @@ func TestSmoke(t *testing.T) {
 
 	require.Equal(t, 6, r.Merchants)
 	require.Positive(t, r.Largest.Orders)
+	require.Contains(t, r.Server, "shared_buffers")
 	require.Positive(t, r.GroupBySeconds)
 	require.Positive(t, r.BackfillRatio)
 	require.Positive(t, r.RefreshPeakRSSMiB)
@@ -69,6 +70,7 @@ func TestSmoke(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(o.OutDir, "BENCHMARKS.md"))
 	require.NoError(t, err)
 	require.Contains(t, string(md), "### 4k orders")
+	require.Contains(t, string(md), "Server: PostgreSQL 15")
 	require.Contains(t, string(md), "| mix | 50/s |")
 	require.Contains(t, string(md), "median of 2 runs")
 	require.Contains(t, string(md), "| `/v1/abc` (2× each) |")

@@ -159,6 +159,10 @@ var tables = template.Must(template.New("t").Funcs(template.FuncMap{
 	"date":  func(r Result) string { return r.Date.Format("2006-01-02 15:04 UTC") },
 }).Parse(`{{range .}}
 ### {{human .Orders}} orders — {{.Merchants}} merchants, largest {{.Largest.Orders}} orders (run {{date .}}, {{.Machine}})
+{{- if .Server}}
+
+Server: {{.Server}}.
+{{- end}}
 
 | measure | merchantagg | baseline, same run | ratio |
 |---|---|---|---|
