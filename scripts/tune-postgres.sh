@@ -19,11 +19,12 @@ shared=$((ram_mb / 4))
 cache=$((ram_mb * 3 / 4))
 maint=$((ram_mb / 16 < 1024 ? ram_mb / 16 : 1024))
 
-psql -qX -v ON_ERROR_STOP=1 -d postgres <<SQL
+psql -qX -o /dev/null -v ON_ERROR_STOP=1 -d postgres <<SQL
 ALTER SYSTEM SET shared_buffers = '${shared}MB';
 ALTER SYSTEM SET effective_cache_size = '${cache}MB';
 ALTER SYSTEM SET maintenance_work_mem = '${maint}MB';
 ALTER SYSTEM SET max_wal_size = '4GB';
+SELECT pg_reload_conf(); -- all but shared_buffers apply on reload
 SQL
 
 if [ "$(psql -qXAt -d postgres -c "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'")" = "$shared" ]; then
