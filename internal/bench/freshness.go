@@ -31,7 +31,7 @@ func freshnessPhase(ctx context.Context, o Options, env []string, src *pgxpool.P
 	// Its first scan runs at start; the change must come after, as in steady operation.
 	for {
 		var last time.Time
-		if err := an.QueryRow(ctx, "SELECT coalesce(last_scan_at, '-infinity') FROM refresh.settings").Scan(&last); err != nil {
+		if err := an.QueryRow(ctx, "SELECT coalesce(last_scan_at, '-infinity') FROM pipeline.settings").Scan(&last); err != nil {
 			return fmt.Errorf("last scan: %w", err)
 		}
 		if last.After(started) {

@@ -111,7 +111,7 @@ func AsMerchant(ctx context.Context, pool *pgxpool.Pool, merchantID int64, plans
 		strconv.FormatInt(merchantID, 10), string(plans))
 	if a, ok := ctx.Value(asOfKey{}).(*AsOf); ok && !a.read {
 		// Same snapshot as the figures, so the time matches what is shown.
-		b.Queue("SELECT covered_watermark FROM agg.merchant_freshness()").Query(func(rows pgx.Rows) error {
+		b.Queue("SELECT covered_watermark FROM api.merchant_freshness()").Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				if err := rows.Scan(&a.Time); err != nil {
 					return fmt.Errorf("read freshness: %w", err)

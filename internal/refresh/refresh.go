@@ -85,11 +85,6 @@ func (r *Refresher) MarkDays(ctx context.Context, merchantID int64, from, to tim
 	return nil
 }
 
-// DirtyMerchants lists the merchants with days waiting for a refresh.
-func (r *Refresher) DirtyMerchants(ctx context.Context) ([]int64, error) {
-	return r.ids(ctx, "SELECT * FROM refresh.dirty_merchants()", "list dirty merchants")
-}
-
 // MerchantsToEnqueue lists the merchants with dirty days whose latest refresh job was not
 // discarded: the periodic jobs' work (parked merchants wait for an operator).
 func (r *Refresher) MerchantsToEnqueue(ctx context.Context) ([]int64, error) {

@@ -63,13 +63,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, opts Options) error {
 		opts.Timezone, opts.ChangeLookback, opts.ChangeMaxTxnAge); err != nil {
 		return fmt.Errorf("configure refresh: %w", err)
 	}
-	// Aggregates built before migration 007 get their customer sets from the stored rows.
-	if _, err := conn.Exec(ctx, "CALL refresh.complete_customer_sets()"); err != nil {
-		return fmt.Errorf("complete customer sets: %w", err)
-	}
-	// And their order snapshot (migration 008) from the source, one merchant per transaction.
-	if _, err := conn.Exec(ctx, "CALL refresh.complete_order_snapshot()"); err != nil {
-		return fmt.Errorf("complete order snapshot: %w", err)
+	// Aggregates of version 12 are rebuilt from their snapshot (migration 013), one merchant
+	// per transaction, with no source read.
+	if _, err := conn.Exec(ctx, "CALL refresh.convert_v12()"); err != nil {
+		return fmt.Errorf("convert the aggregates of version 12: %w", err)
 	}
 
 	return nil
@@ -87,32 +84,11 @@ func migrateTables(ctx context.Context, conn *pgx.Conn) error {
 	if err := m.LoadMigrations(fsys); err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}
-	before, err := m.GetCurrentVersion(ctx)
-	if err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	// Outside the migrations' transactions, which VACUUM cannot run in.
-	for version, tables := range rewrittenTables {
-		if before >= version {
-			continue
-		}
-		for _, t := range tables {
-			if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+t); err != nil {
-				return fmt.Errorf("vacuum %s after migration %d: %w", t, version, err)
-			}
-		}
-	}
 	return nil
 }
-
-// rewrittenTables are the tables a migration rewrites, by its version: they are vacuumed and
-// analyzed after it. A column whose type changed has lost its statistics, and no page of a
-// rewritten table is marked all-visible, so without this the API's first reads after 011 set
-// the hint bits of 10 GB of breakdown rows at 10M orders and write them out again.
-var rewrittenTables = map[int32][]string{11: {"agg.dim_stats"}}
 
 func installCode(ctx context.Context, conn *pgx.Conn) error {
 	fsys, err := fs.Sub(sqlfiles.Code, "code")

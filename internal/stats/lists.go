@@ -13,25 +13,22 @@ import (
 
 	"github.com/merchantagg/merchantagg/gen"
 	"github.com/merchantagg/merchantagg/internal/db"
-	"github.com/merchantagg/merchantagg/internal/period"
 )
 
 // ErrUnknownSort is returned for a sort key outside the whitelist.
 var ErrUnknownSort = errors.New("unknown sort key")
 
-// Whitelists of sort keys: API name → fixed SQL expression. Request text never reaches SQL.
+// Whitelists of sort keys: API name → fixed SQL expression over the output columns of
+// api.metrics (sql/code/reads.sql), rounded as the response shows them, so ties fall to the
+// key as they appear. Request text never reaches SQL.
 var (
-	// Breakdown sorts are expressions over the integer sums of sql/queries/breakdown.sql,
-	// rounded as the response shows them, so ties fall to the key as they appear.
 	breakdownSorts = map[string]string{
 		"name": breakdownName, "key": breakdownKey, "orders": "orders", "accepted": "accepted",
 		"delivered": "delivered", "cancelled": "cancelled", "returned": "returned", "items": "items",
-		"gmv": "gmv_cents", "returned_amount": "returned_cents", "revenue": "(delivered_gmv_cents - returned_cents)",
-		"share":              "gmv_cents", // exact, not the rounded share
-		"aov":                "round(gmv_cents * 0.01 / nullif(orders, 0), 2)",
-		"cancel_rate":        "round(cancelled::numeric / nullif(orders, 0), 4)",
-		"return_rate":        "round(returned::numeric / nullif(orders, 0), 4)",
-		"avg_delivery_hours": "CASE WHEN $2 IN ('product', 'category') THEN NULL ELSE round(delivery_us * 0.000001 / nullif(delivered, 0) / 3600, 2) END",
+		"gmv": "gmv", "returned_amount": "returned_amount", "revenue": "revenue",
+		"share": "gmv", // exact, not the rounded share
+		"aov":   "aov", "cancel_rate": "cancel_rate", "return_rate": "return_rate",
+		"avg_delivery_hours": "avg_delivery_hours",
 	}
 	// A key in the order breakdown.sql breaks ties in (numerically for ids, as text for labels),
 	// as one expression, worked out only when sorting by it.
@@ -69,15 +66,6 @@ type List struct {
 	Limit, Offset int64
 }
 
-func tileArrays(tiles []period.Tile) (grain []string, first, last []time.Time) {
-	for _, t := range tiles {
-		grain = append(grain, string(t.Grain))
-		first = append(first, t.First)
-		last = append(last, t.Last)
-	}
-	return grain, first, last
-}
-
 // Breakdown returns one page of a dimension's rows and the number of rows over all pages.
 func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64, []gen.BreakdownRow, error) {
 	order, err := orderBy(l.Sort, breakdownSorts)
@@ -85,11 +73,11 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64
 		return 0, nil, err
 	}
 	q := strings.ReplaceAll(r.sql["breakdown.sql"], "/*ORDER*/", order)
-	grain, first, last := tileArrays(period.CoverRange(l.From, l.To))
+	sl := slots(l.Statuses)
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
-	b.Queue(q, l.MerchantID, dimension, grain, first, last, statusKeys(l.Statuses), l.Limit, l.Offset).Query(func(rows pgx.Rows) error {
+	b.Queue(q, l.MerchantID, dimension, l.From, l.To, sl.Slot, sl.Coef, sl.CCoef, l.Limit, l.Offset).Query(func(rows pgx.Rows) error {
 		var key, name *string
 		var row gen.BreakdownRow
 		m := &row.Metrics
@@ -139,16 +127,11 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 		return ABCResult{}, err
 	}
 	sql := strings.ReplaceAll(r.sql["abc.sql"], "/*ORDER*/", order)
-	var tiles []period.Tile
-	var sign []int32
-	for _, t := range period.CoverSums(q.From, q.To) {
-		tiles, sign = append(tiles, t.Tile), append(sign, int32(t.Sign))
-	}
-	grain, first, last := tileArrays(tiles)
+	sl := slots(q.Statuses)
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	b := &pgx.Batch{}
-	b.Queue(sql, q.MerchantID, grain, first, last, statusKeys(q.Statuses), q.Metric,
-		q.A, q.B, q.Class, q.Limit, q.Offset, sign).Query(func(rows pgx.Rows) error {
+	b.Queue(sql, q.MerchantID, q.From, q.To, sl.Slot, sl.Coef, q.Metric,
+		q.A, q.B, q.Class, q.Limit, q.Offset).Query(func(rows pgx.Rows) error {
 		var classes []byte
 		var id, rank *int64
 		var sku, name, value, class *string
@@ -195,12 +178,8 @@ func allClasses(have []gen.ABCClassTotal) []gen.ABCClassTotal {
 // Cohorts returns the retention matrix of the cohorts of the months from..to (first days).
 func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.OrderStatus, from, to time.Time) ([]gen.Cohort, error) {
 	out := []gen.Cohort{}
-	q, args := r.sql["cohorts.sql"], []any{merchantID, from, to}
-	if !everyStatus(statuses) {
-		q, args = r.sql["cohorts_filtered.sql"], append(args, statusNames(statuses))
-	}
 	b := &pgx.Batch{}
-	b.Queue(q, args...).Query(func(rows pgx.Rows) error {
+	b.Queue(r.sql["cohorts.sql"], merchantID, from, to, filterBits(statuses)).Query(func(rows pgx.Rows) error {
 		var cohort time.Time
 		var size int64
 		var k *int32

@@ -32,8 +32,8 @@ type Reader struct {
 // NewReader loads the read queries; pool must be an API pool (db.OpenAPI).
 func NewReader(pool *pgxpool.Pool) (*Reader, error) {
 	r := &Reader{pool: pool, sql: map[string]string{}}
-	for _, name := range []string{"order_metrics.sql", "customer_metrics.sql", "customer_metrics_filtered.sql",
-		"breakdown.sql", "abc.sql", "cohorts.sql", "cohorts_filtered.sql", "freshness.sql"} {
+	for _, name := range []string{"order_metrics.sql", "customer_metrics.sql", "breakdown.sql", "abc.sql",
+		"cohorts.sql", "freshness.sql"} {
 		q, err := sqlfiles.Query(name)
 		if err != nil {
 			return nil, fmt.Errorf("load query %s: %w", name, err)
@@ -43,7 +43,8 @@ func NewReader(pool *pgxpool.Pool) (*Reader, error) {
 	return r, nil
 }
 
-// Group is one set of figures wanted: a range of days and the stored periods that tile it.
+// Group is one set of figures wanted: a range of days and the stored periods that tile it
+// (the customer figures count events per stored period).
 type Group struct {
 	From, To time.Time
 	Tiles    []period.Tile
@@ -61,33 +62,58 @@ type Query struct {
 	Groups     []Group
 }
 
-// statusKeys is the status column values that sum to a filter's figures: the stored 'all'
-// rows (migration 005) for every status, else the statuses listed.
-func statusKeys(statuses []gen.OrderStatus) []string {
-	if everyStatus(statuses) {
-		return []string{"all"}
-	}
-	return statusNames(statuses)
+// Slots is a status filter as the slots of agg.key_months it reads: each slot's sums are
+// added with Coef (1, or -1 when subtracted) and counted in the cancelled figure with CCoef.
+// Slot 0 sums every status; 1 created, 2 accepted, 3 cancelled, 4 returned; delivered is slot
+// 0 less the others (migration 013).
+type Slots struct {
+	Slot, Coef, CCoef []int32
 }
 
-// statusNames is a status filter as query parameters take it.
-func statusNames(statuses []gen.OrderStatus) []string {
-	out := make([]string, len(statuses))
-	for i, s := range statuses {
-		out[i] = string(s)
+// slotOf maps the statuses with a slot of their own; delivered has none.
+var slotOf = map[gen.OrderStatus]int32{gen.OrderStatusCreated: 1, gen.OrderStatusAccepted: 2,
+	gen.OrderStatusCancelled: 3, gen.OrderStatusReturned: 4}
+
+// slots returns the slots that sum to a filter's figures: the filter's own statuses, or, when
+// it keeps delivered, slot 0 less the statuses it leaves out.
+func slots(statuses []gen.OrderStatus) Slots {
+	var s Slots
+	add := func(slot, coef, ccoef int32) {
+		s.Slot, s.Coef, s.CCoef = append(s.Slot, slot), append(s.Coef, coef), append(s.CCoef, ccoef)
 	}
-	return out
+	kept := func(st gen.OrderStatus) bool { return slices.Contains(statuses, st) }
+	if kept(gen.OrderStatusDelivered) {
+		add(0, 1, 0)
+		for _, st := range AllStatuses {
+			if slot, ok := slotOf[st]; ok && !kept(st) {
+				add(slot, -1, 0)
+			}
+		}
+		if kept(gen.OrderStatusCancelled) {
+			add(slotOf[gen.OrderStatusCancelled], 0, 1)
+		}
+		return s
+	}
+	for _, st := range statuses {
+		c := int32(0)
+		if st == gen.OrderStatusCancelled {
+			c = 1
+		}
+		add(slotOf[st], 1, c)
+	}
+	return s
 }
 
-// everyStatus reports whether a filter keeps every status: the stored customer steps and
-// cohort cells count all orders; any narrower filter unites the customer sets of its statuses.
-func everyStatus(statuses []gen.OrderStatus) bool {
-	for _, want := range AllStatuses {
-		if !slices.Contains(statuses, want) {
-			return false
+// filterBits is a status filter as the bit set of agg.customer_tiles and agg.cohort_counts:
+// bit i for the i-th status of AllStatuses.
+func filterBits(statuses []gen.OrderStatus) int32 {
+	var bits int32
+	for i, st := range AllStatuses {
+		if slices.Contains(statuses, st) {
+			bits |= 1 << i
 		}
 	}
-	return true
+	return bits
 }
 
 // Zero is the metrics of no orders.
@@ -99,27 +125,27 @@ func Zero() gen.Metrics {
 // transaction so both come from the same refresh.
 func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.CustomerMetrics, error) {
 	var grp []int32
+	var from, to []time.Time
+	var tgrp []int32
 	var grain []string
 	var first, last []time.Time
-	var cgrp []int32
-	var lo []time.Time
 	for i, g := range q.Groups {
+		grp, from, to = append(grp, int32(i)), append(from, g.From), append(to, g.To)
 		for _, t := range g.Tiles {
-			grp = append(grp, int32(i))
-			grain = append(grain, string(t.Grain))
+			tgrp = append(tgrp, int32(i))
+			grain = append(grain, string(t.Grain)[:1])
 			first = append(first, t.First)
 			last = append(last, t.Last)
 		}
-		cgrp = append(cgrp, int32(i))
-		lo = append(lo, g.From)
 	}
 	orders := make([]gen.Metrics, len(q.Groups))
 	customers := make([]gen.CustomerMetrics, len(q.Groups))
 	for i := range orders {
 		orders[i] = Zero()
 	}
+	sl := slots(q.Statuses)
 	b := &pgx.Batch{}
-	b.Queue(r.sql["order_metrics.sql"], q.MerchantID, grp, grain, first, last, statusKeys(q.Statuses)).Query(func(rows pgx.Rows) error {
+	b.Queue(r.sql["order_metrics.sql"], q.MerchantID, grp, from, to, sl.Slot, sl.Coef, sl.CCoef).Query(func(rows pgx.Rows) error {
 		var i int32
 		var m gen.Metrics
 		_, err := pgx.ForEachRow(rows, []any{&i, &m.Orders, &m.Accepted, &m.Delivered, &m.Cancelled,
@@ -133,11 +159,8 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 		}
 		return nil
 	})
-	cq, args := "customer_metrics.sql", []any{q.MerchantID, grp, grain, first, last, cgrp, lo}
-	if !everyStatus(q.Statuses) {
-		cq, args = "customer_metrics_filtered.sql", []any{q.MerchantID, grp, grain, first, last, statusNames(q.Statuses)}
-	}
-	b.Queue(r.sql[cq], args...).Query(func(rows pgx.Rows) error {
+	b.Queue(r.sql["customer_metrics.sql"], q.MerchantID, tgrp, grain, first, last, grp, from,
+		filterBits(q.Statuses)).Query(func(rows pgx.Rows) error {
 		var i int32
 		var c gen.CustomerMetrics
 		_, err := pgx.ForEachRow(rows, []any{&i, &c.Customers, &c.NewCustomers, &c.RepeatRate}, func() error {

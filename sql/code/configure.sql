@@ -1,6 +1,5 @@
 -- Settings that come from the environment, applied by `merchantagg migrate`.
 
-DROP PROCEDURE IF EXISTS refresh.configure_source(text, text, text, text, text);
 -- Points the fdw server at the source database and maps the current user to its credentials.
 CREATE PROCEDURE refresh.configure_source(p_host text, p_port text, p_dbname text, p_user text, p_password text)
 LANGUAGE plpgsql AS $$
@@ -24,8 +23,6 @@ BEGIN
     END IF;
 END $$;
 
-DROP PROCEDURE IF EXISTS refresh.configure(text, interval); -- version 1
-DROP PROCEDURE IF EXISTS refresh.configure(text, interval, interval);
 -- Sets the business time zone and the change scan's margins (sql/code/scan.sql). Aggregates
 -- are keyed by business day, so a new time zone invalidates all of them: they are dropped and
 -- the next refresh rebuilds everything.
@@ -37,13 +34,13 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_timezone_names WHERE name = p_timezone) THEN
         RAISE EXCEPTION 'unknown time zone %', p_timezone USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT timezone INTO v_old FROM refresh.settings FOR UPDATE;
+    SELECT timezone INTO v_old FROM pipeline.settings FOR UPDATE;
     IF v_old IS DISTINCT FROM p_timezone THEN
-        TRUNCATE agg.order_stats, agg.dim_stats, agg.customer_days, agg.customer_first,
-            agg.customer_chain, agg.customer_steps, agg.cohort_cells, agg.customer_sets, agg.freshness,
-            refresh.dirty_days, refresh.dirty_orders, refresh.order_snapshot, refresh.line_snapshot;
-        UPDATE refresh.settings SET source_watermark = NULL;
+        TRUNCATE agg.key_months, agg.customer_tiles, agg.cohort_counts, agg.freshness,
+            pipeline.dirty_days, pipeline.dirty_orders, pipeline.orders;
+        DROP TABLE IF EXISTS pipeline.v12_order_snapshot, pipeline.v12_line_snapshot;
+        UPDATE pipeline.settings SET source_watermark = NULL;
         RAISE NOTICE 'time zone changed from % to %: aggregates cleared, run a full refresh', v_old, p_timezone;
     END IF;
-    UPDATE refresh.settings SET timezone = p_timezone, lookback = p_lookback, max_txn_age = p_max_txn_age;
+    UPDATE pipeline.settings SET timezone = p_timezone, lookback = p_lookback, max_txn_age = p_max_txn_age;
 END $$;

@@ -1,143 +1,243 @@
-DROP FUNCTION IF EXISTS refresh.customer_grains();
--- The periods agg.customer_steps keeps (every grain a range or a series point is tiled with).
-CREATE FUNCTION refresh.customer_grains() RETURNS SETOF text
-LANGUAGE sql IMMUTABLE AS $$ VALUES ('day'), ('week'), ('month'), ('quarter') $$;
+-- Customers: exact distinct, new and repeat customers under every status filter, and cohorts,
+-- from counts of per-order events (migration 013, agg.customer_tiles and agg.cohort_counts).
+--
+-- Number a customer's orders in time (day, then id). For a status filter S and a range
+-- [lo, hi], count over the orders i of S in the range:
+--   customers = orders whose latest earlier S-order is before lo (its first S-order in the
+--               range), or that have no earlier S-order;
+--   repeaters = orders whose second-latest earlier S-order is before lo (or missing), less
+--               the customers: exactly the second S-order of a customer in the range;
+--   new       = orders with no earlier S-order whose customer's first order (any status) is
+--               not before lo.
+-- Each count is a sum over stored periods tiling the range of "events of the period with a
+-- value below lo", so a period costs a few binary searches, whatever the number of customers.
+-- An order's events do not depend on S directly: its event of kind 1 with value x belongs to
+-- every filter whose latest earlier order is on day x, so one order has one event per distinct
+-- day among the latest earlier orders of each status, and each event carries the bit set of
+-- the filters it belongs to (refresh.filter_masks). Every filter that keeps the order's status
+-- falls in exactly one kind-1-or-3 event and one kind-2 event of it.
 
-DROP FUNCTION IF EXISTS refresh.customer_periods(bigint[], date[]);
--- The customer_steps periods that contain any of the (merchant, day) pairs given.
-CREATE FUNCTION refresh.customer_periods(p_merchants bigint[], p_days date[])
-RETURNS TABLE (merchant_id bigint, grain text, period_start date)
-LANGUAGE sql STABLE AS $$
-    SELECT DISTINCT m, g, date_trunc(g, d::timestamp)::date
-    FROM unnest(p_merchants, p_days) AS x (m, d) CROSS JOIN refresh.customer_grains() AS g
+-- The bit sets of filters (bit f - 1 for filter f, f = 1..31 a set of status bits 0..4) that
+-- an event of kind 1, 2, 3 or 4 (4: kind 2 with no second-latest S-order) belongs to, for an
+-- order of status sigma whose earlier orders are described by t (the status of the earlier
+-- order, kinds 1 and 2), a and b (kind 1: statuses seen among more recent earlier orders;
+-- kind 2: statuses seen once, and twice, among them; kind 3: statuses of all earlier orders;
+-- kind 4: statuses seen once, and twice or more, among all of them).
+CREATE FUNCTION refresh.filter_mask(p_kind int, p_sigma int, p_t int, p_a int, p_b int) RETURNS int
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(bit_or(1 << (f - 1)), 0)
+    FROM generate_series(1, 31) AS f
+    WHERE f & (1 << p_sigma) <> 0
+      AND CASE p_kind
+          WHEN 1 THEN f & (1 << p_t) <> 0 AND f & p_a = 0
+          WHEN 2 THEN f & (1 << p_t) <> 0 AND f & p_b = 0 AND bit_count((f & p_a)::bit(5)) = 1
+          WHEN 3 THEN f & p_a = 0
+          WHEN 4 THEN f & p_b = 0 AND bit_count((f & p_a)::bit(5)) <= 1
+          END
 $$;
 
-DROP PROCEDURE IF EXISTS refresh.customer_chains(bigint[]);
--- Brings agg.customer_chain, agg.customer_steps and agg.cohort_cells (migration 004) in step
--- with agg.customer_days for the customers whose days changed (the session's changed_customers of
--- the merchants p_merchants). Their chains are recomputed
--- whole and compared with the stored ones; only the rows that differ move the step counts and
--- cohort cells (old rows retracted, new ones added), so the cost follows the changed customers.
-CREATE PROCEDURE refresh.customer_chains(p_merchants bigint[])
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_merchants bigint[];
-    v_days      date[];
-    -- Nothing stored yet for these merchants (a backfill): the new steps are every step of
-    -- their periods, so their running totals are computed as they are inserted, instead of
-    -- inserted and then updated (a second version of every row: 12M dead rows at 10M).
-    v_fresh     boolean := NOT EXISTS (SELECT FROM agg.customer_steps WHERE merchant_id = ANY (p_merchants));
+-- filter_mask tabulated for every argument that occurs, looked up by hash join.
+CREATE TABLE refresh.filter_masks AS
+SELECT k AS kind, s AS sigma, t, a, b, refresh.filter_mask(k, s, t, a, b) AS mask
+FROM generate_series(1, 4) AS k, generate_series(0, 4) AS s, generate_series(0, 4) AS t,
+     generate_series(0, 31) AS a, generate_series(0, 31) AS b
+WHERE (k = 1 AND b = 0) OR (k = 2 AND a & b = 0) OR (k = 3 AND t = 0 AND b = 0) OR (k = 4 AND t = 0 AND a & b = 0);
+ALTER TABLE refresh.filter_masks ADD PRIMARY KEY (kind, sigma, t, a, b);
+ANALYZE refresh.filter_masks;
+
+-- A day as an event value: days since 1899-12-31 (0 is "none").
+CREATE FUNCTION refresh.day_value(p_day date) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (p_day - date '1899-12-31')::bigint $$;
+
+-- Adds the events and cohort memberships of the customers in changed_customers, as the
+-- snapshot has their orders now, to tile_deltas and cohort_deltas, with p_sign (-1 before the
+-- snapshot takes the new orders, +1 after).
+CREATE PROCEDURE refresh.add_customer_events(p_sign int)
+LANGUAGE plpgsql
+SET enable_sort = off
+SET work_mem = '256MB'
+AS $$
 BEGIN
-    WITH c AS (
-        SELECT merchant_id, customer_id FROM pg_temp.changed_customers WHERE merchant_id = ANY (p_merchants)
-    ), days AS (
-        SELECT cd.merchant_id, cd.customer_id, cd.day, sum(cd.orders)::int AS orders
-        FROM agg.customer_days AS cd JOIN c USING (merchant_id, customer_id)
-        GROUP BY cd.merchant_id, cd.customer_id, cd.day
-    ), new AS (
-        SELECT merchant_id, customer_id, day, orders, lag(day) OVER w AS prev1,
-               CASE WHEN lag(orders) OVER w >= 2 THEN lag(day) OVER w ELSE lag(day, 2) OVER w END AS prev2
-        FROM days
-        WINDOW w AS (PARTITION BY merchant_id, customer_id ORDER BY day)
-    ), old AS (
-        SELECT ch.merchant_id, ch.customer_id, ch.day, ch.orders, ch.prev1, ch.prev2
-        FROM agg.customer_chain AS ch JOIN c USING (merchant_id, customer_id)
-    ), gone AS (
-        SELECT * FROM old EXCEPT ALL SELECT * FROM new
-    ), came AS (
-        SELECT * FROM new EXCEPT ALL SELECT * FROM old
-    ), del AS (
-        DELETE FROM agg.customer_chain AS ch
-        USING gone AS g
-        WHERE ch.merchant_id = g.merchant_id AND ch.customer_id = g.customer_id AND ch.day = g.day
-          AND NOT EXISTS (SELECT FROM came AS n
-                          WHERE n.merchant_id = g.merchant_id AND n.customer_id = g.customer_id AND n.day = g.day)
-    ), ins AS (
-        INSERT INTO agg.customer_chain AS ch (merchant_id, customer_id, day, orders, prev1, prev2)
-        SELECT merchant_id, customer_id, day, orders, prev1, prev2 FROM came
-        ON CONFLICT (merchant_id, customer_id, day) DO UPDATE
-            SET orders = EXCLUDED.orders, prev1 = EXCLUDED.prev1, prev2 = EXCLUDED.prev2
-    ), changed AS (
-        SELECT 1 AS sign, * FROM came UNION ALL SELECT -1, * FROM gone
-    ), events AS (
-        -- A day's first order: prev = prev1, prev2 = prev2; its second: prev2 = prev1. Later
-        -- orders of the day have prev = prev2 = the day itself and never fall below a lo.
-        SELECT merchant_id, day, coalesce(prev1, '-infinity') AS prev_day, sign AS n1, 0 AS n2 FROM changed
-        UNION ALL
-        SELECT merchant_id, day, coalesce(prev2, '-infinity'), 0, sign FROM changed
-        UNION ALL
-        SELECT merchant_id, day, coalesce(prev1, '-infinity'), 0, sign FROM changed WHERE orders >= 2
-    ), tiled AS (
-        SELECT e.merchant_id, g.grain, date_trunc(g.grain, e.day::timestamp)::date AS period_start, e.prev_day,
-               sum(e.n1)::int AS n1, sum(e.n2)::int AS n2
-        FROM events AS e
-        CROSS JOIN refresh.customer_grains() AS g (grain)
-        WHERE e.prev_day < date_trunc(g.grain, e.day::timestamp)::date
-        GROUP BY 1, 2, 3, 4
-        HAVING sum(e.n1) <> 0 OR sum(e.n2) <> 0
-    ), steps AS (
-        INSERT INTO agg.customer_steps AS s (merchant_id, grain, period_start, prev_day, n1, n2, cum1, cum2, firsts)
-        SELECT merchant_id, grain, period_start, prev_day, n1, n2,
-               CASE WHEN v_fresh THEN sum(n1) OVER w ELSE 0 END,
-               CASE WHEN v_fresh THEN sum(n2) OVER w ELSE 0 END,
-               CASE WHEN v_fresh THEN coalesce(sum(n1) FILTER (WHERE prev_day = '-infinity') OVER p, 0) ELSE 0 END
-        FROM tiled
-        WINDOW p AS (PARTITION BY merchant_id, grain, period_start), w AS (p ORDER BY prev_day)
-        ORDER BY 1, 2, 3, 4
-        ON CONFLICT (merchant_id, grain, period_start, prev_day) DO UPDATE
-            SET n1 = s.n1 + EXCLUDED.n1, n2 = s.n2 + EXCLUDED.n2
-    ), cohort_old AS (
-        SELECT merchant_id, customer_id, date_trunc('month', min(day)::timestamp)::date AS cohort,
-               array_agg(DISTINCT date_trunc('month', day::timestamp)::date) AS months
-        FROM old GROUP BY merchant_id, customer_id
-    ), cohort_new AS (
-        SELECT merchant_id, customer_id, date_trunc('month', min(day)::timestamp)::date AS cohort,
-               array_agg(DISTINCT date_trunc('month', day::timestamp)::date) AS months
-        FROM new GROUP BY merchant_id, customer_id
-    ), cells AS (
-        SELECT merchant_id, cohort, month, sum(sign)::int AS customers
-        FROM (SELECT -1 AS sign, o.merchant_id, o.cohort, m.month
-              FROM cohort_old AS o LEFT JOIN cohort_new AS n USING (merchant_id, customer_id), unnest(o.months) AS m (month)
-              WHERE n IS DISTINCT FROM o
-              UNION ALL
-              SELECT 1, n.merchant_id, n.cohort, m.month
-              FROM cohort_new AS n LEFT JOIN cohort_old AS o USING (merchant_id, customer_id), unnest(n.months) AS m (month)
-              WHERE o IS DISTINCT FROM n) AS x
-        GROUP BY merchant_id, cohort, month
-        HAVING sum(sign) <> 0
-    ), cohorts AS (
-        INSERT INTO agg.cohort_cells AS cc (merchant_id, cohort, month, customers)
-        SELECT merchant_id, cohort, month, customers FROM cells
-        ORDER BY 1, 2, 3
-        ON CONFLICT (merchant_id, cohort, month) DO UPDATE SET customers = cc.customers + EXCLUDED.customers
-    )
-    SELECT array_agg(merchant_id), array_agg(day) INTO v_merchants, v_days
-    FROM (SELECT DISTINCT merchant_id, day FROM changed) AS d;
+    -- q: the orders in sequence, with how many earlier orders of each status they have.
+    CREATE TEMP TABLE IF NOT EXISTS customer_seq (
+        merchant_id bigint, customer_id bigint, order_id bigint, day date, st int, n bigint, nt bigint,
+        first_day date, c0 bigint, c1 bigint, c2 bigint, c3 bigint, c4 bigint
+    ) ON COMMIT DELETE ROWS;
+    DELETE FROM pg_temp.customer_seq;
+    INSERT INTO pg_temp.customer_seq
+    SELECT o.merchant_id, o.customer_id, o.order_id, o.day, o.status,
+           row_number() OVER w, row_number() OVER (PARTITION BY o.merchant_id, o.customer_id, o.status ORDER BY o.day, o.order_id),
+           min(o.day) OVER (PARTITION BY o.merchant_id, o.customer_id),
+           count(*) FILTER (WHERE o.status = 0) OVER e, count(*) FILTER (WHERE o.status = 1) OVER e,
+           count(*) FILTER (WHERE o.status = 2) OVER e, count(*) FILTER (WHERE o.status = 3) OVER e,
+           count(*) FILTER (WHERE o.status = 4) OVER e
+    FROM pg_temp.changed_customers c
+    -- A lookup per customer (OFFSET 0: not a join that scans every order).
+    CROSS JOIN LATERAL (SELECT * FROM pipeline.orders o
+                        WHERE o.merchant_id = c.merchant_id AND o.customer_id = c.customer_id OFFSET 0) AS o
+    WINDOW w AS (PARTITION BY o.merchant_id, o.customer_id ORDER BY o.day, o.order_id),
+           e AS (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING);
+    ANALYZE pg_temp.customer_seq;
 
-    IF v_days IS NULL THEN
-        RETURN;
-    END IF;
-    DELETE FROM agg.cohort_cells WHERE merchant_id = ANY (v_merchants) AND customers = 0;
-    IF v_fresh THEN
-        RETURN;
-    END IF;
-
-    -- Running totals of every period the changed days fall in; values whose events cancelled
-    -- out are dropped first.
-    DELETE FROM agg.customer_steps AS s USING refresh.customer_periods(v_merchants, v_days) AS t
-    WHERE s.merchant_id = t.merchant_id AND s.grain = t.grain AND s.period_start = t.period_start
-      AND s.n1 = 0 AND s.n2 = 0;
-    WITH run AS (
-        SELECT s.merchant_id, s.grain, s.period_start, s.prev_day,
-               sum(s.n1) OVER w AS cum1, sum(s.n2) OVER w AS cum2,
-               sum(s.n1) FILTER (WHERE s.prev_day = '-infinity') OVER (PARTITION BY s.merchant_id, s.grain, s.period_start) AS firsts
-        FROM agg.customer_steps AS s JOIN refresh.customer_periods(v_merchants, v_days) USING (merchant_id, grain, period_start)
-        WINDOW w AS (PARTITION BY s.merchant_id, s.grain, s.period_start ORDER BY s.prev_day)
+    WITH pair AS (
+        -- Each order with the earlier orders that are among the last two of their status.
+        SELECT i.merchant_id, i.order_id, i.day, i.st, j.st AS t, j.day AS jday, j.n AS jn
+        FROM pg_temp.customer_seq i
+        CROSS JOIN LATERAL (VALUES (0, i.c0), (0, i.c0 - 1), (1, i.c1), (1, i.c1 - 1), (2, i.c2), (2, i.c2 - 1),
+                                   (3, i.c3), (3, i.c3 - 1), (4, i.c4), (4, i.c4 - 1)) AS c (t, nt)
+        JOIN pg_temp.customer_seq j
+          ON j.merchant_id = i.merchant_id AND j.customer_id = i.customer_id AND j.st = c.t AND j.nt = c.nt
+    ), seen AS (
+        -- For each of them, most recent first, the statuses seen once and twice before it.
+        SELECT p.*, (CASE WHEN s0 = 1 THEN 1 ELSE 0 END | CASE WHEN s1 = 1 THEN 2 ELSE 0 END | CASE WHEN s2 = 1 THEN 4 ELSE 0 END
+                     | CASE WHEN s3 = 1 THEN 8 ELSE 0 END | CASE WHEN s4 = 1 THEN 16 ELSE 0 END) AS once,
+                    (CASE WHEN s0 = 2 THEN 1 ELSE 0 END | CASE WHEN s1 = 2 THEN 2 ELSE 0 END | CASE WHEN s2 = 2 THEN 4 ELSE 0 END
+                     | CASE WHEN s3 = 2 THEN 8 ELSE 0 END | CASE WHEN s4 = 2 THEN 16 ELSE 0 END) AS twice
+        FROM (SELECT p.*,
+                     count(*) FILTER (WHERE p.t = 0) OVER w AS s0, count(*) FILTER (WHERE p.t = 1) OVER w AS s1,
+                     count(*) FILTER (WHERE p.t = 2) OVER w AS s2, count(*) FILTER (WHERE p.t = 3) OVER w AS s3,
+                     count(*) FILTER (WHERE p.t = 4) OVER w AS s4
+              FROM pair p
+              WINDOW w AS (PARTITION BY p.order_id ORDER BY p.jn DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) AS p
+    ), ev AS (
+        SELECT s.merchant_id, s.order_id, s.day, 1 AS kind, refresh.day_value(s.jday) AS value, m.mask
+        FROM seen s JOIN refresh.filter_masks m ON m.kind = 1 AND m.sigma = s.st AND m.t = s.t AND m.a = (s.once | s.twice) AND m.b = 0
+        WHERE (s.once | s.twice) & (1 << s.t) = 0
+        UNION ALL
+        SELECT s.merchant_id, s.order_id, s.day, 2, refresh.day_value(s.jday), m.mask
+        FROM seen s JOIN refresh.filter_masks m ON m.kind = 2 AND m.sigma = s.st AND m.t = s.t AND m.a = s.once AND m.b = s.twice
+        UNION ALL
+        -- No earlier order of the filter's statuses: kind 3, valued by the first order's day.
+        SELECT i.merchant_id, i.order_id, i.day, 3, refresh.day_value(i.first_day), m.mask
+        FROM pg_temp.customer_seq i
+        JOIN refresh.filter_masks m
+          ON m.kind = 3 AND m.sigma = i.st AND m.t = 0 AND m.b = 0
+         AND m.a = ((i.c0 > 0)::int | ((i.c1 > 0)::int << 1) | ((i.c2 > 0)::int << 2) | ((i.c3 > 0)::int << 3) | ((i.c4 > 0)::int << 4))
+        UNION ALL
+        -- Fewer than two earlier orders of the filter's statuses: kind 2 with no value.
+        SELECT i.merchant_id, i.order_id, i.day, 2, 0, m.mask
+        FROM pg_temp.customer_seq i
+        JOIN refresh.filter_masks m
+          ON m.kind = 4 AND m.sigma = i.st AND m.t = 0
+         AND m.a = ((i.c0 = 1)::int | ((i.c1 = 1)::int << 1) | ((i.c2 = 1)::int << 2) | ((i.c3 = 1)::int << 3) | ((i.c4 = 1)::int << 4))
+         AND m.b = ((i.c0 > 1)::int | ((i.c1 > 1)::int << 1) | ((i.c2 > 1)::int << 2) | ((i.c3 > 1)::int << 3) | ((i.c4 > 1)::int << 4))
+    ), merged AS (
+        -- One event per order, kind and value (their filter sets are disjoint).
+        SELECT merchant_id, day, (kind::bigint << 52) | (bit_or(mask)::bigint << 20) | value AS ck
+        FROM ev WHERE mask <> 0
+        GROUP BY merchant_id, order_id, day, kind, value
     )
-    UPDATE agg.customer_steps AS s
-    SET cum1 = run.cum1, cum2 = run.cum2, firsts = coalesce(run.firsts, 0)
+    INSERT INTO pg_temp.tile_deltas
+    SELECT merchant_id, g.grain, g.period, ck, p_sign * count(*)
+    FROM merged
+    CROSS JOIN LATERAL (VALUES ('d'::"char", day), ('w', date_trunc('week', day)::date), ('m', date_trunc('month', day)::date),
+                               ('q', date_trunc('quarter', day)::date)) AS g (grain, period)
+    GROUP BY merchant_id, g.grain, g.period, ck;
+
+    INSERT INTO pg_temp.cohort_deltas
+    SELECT merchant_id, date_trunc('month', first_day)::date, date_trunc('month', day)::date, statuses, p_sign * count(*)
+    FROM (SELECT merchant_id, customer_id, first_day, date_trunc('month', day) AS day, bit_or(1 << st)::smallint AS statuses
+          FROM pg_temp.customer_seq GROUP BY 1, 2, 3, 4) AS m
+    GROUP BY 1, 2, 3, 4;
+END $$;
+
+-- Applies tile_deltas and cohort_deltas: each period's counts read back from its row, the
+-- changes added, and the row written again sorted with its running counts (a period whose
+-- events all went is deleted).
+CREATE PROCEDURE refresh.apply_customer_deltas()
+LANGUAGE plpgsql
+SET enable_sort = off
+SET work_mem = '256MB'
+AS $$
+DECLARE
+    v_fresh boolean := NOT EXISTS (SELECT FROM agg.customer_tiles c
+                                   WHERE c.merchant_id = ANY (ARRAY(SELECT DISTINCT merchant_id FROM pg_temp.tile_deltas)));
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS tile_rows (
+        merchant_id bigint, grain "char", period date, segs bigint[], ck bigint[], cum int[]
+    ) ON COMMIT DELETE ROWS;
+    DELETE FROM pg_temp.tile_rows;
+    WITH d AS (
+        SELECT merchant_id, grain, period, ck, sum(n)::int AS n FROM pg_temp.tile_deltas
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
+    ), t AS (
+        SELECT DISTINCT merchant_id, grain, period FROM d
+    ), stored AS (
+        -- A period's counts from its running counts (one primary key lookup per period).
+        SELECT t.merchant_id, t.grain, t.period, x.ck, (x.cum - coalesce(lag(x.cum) OVER w, 0))::int AS n
+        FROM t
+        CROSS JOIN LATERAL (SELECT c.ck, c.cum FROM agg.customer_tiles c
+                            WHERE c.merchant_id = t.merchant_id AND c.grain = t.grain AND c.period = t.period OFFSET 0) AS c
+        CROSS JOIN LATERAL unnest(c.ck, c.cum) WITH ORDINALITY AS x (ck, cum, i)
+        WHERE NOT v_fresh
+        WINDOW w AS (PARTITION BY t.merchant_id, t.grain, t.period ORDER BY x.i)
+    ), counts AS (
+        SELECT merchant_id, grain, period, ck, sum(n) AS n
+        FROM (SELECT * FROM stored UNION ALL SELECT * FROM d) AS x
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
+    ), run AS (
+        SELECT merchant_id, grain, period, ck, (sum(n) OVER (PARTITION BY merchant_id, grain, period ORDER BY ck))::int AS cum
+        FROM counts
+    )
+    INSERT INTO pg_temp.tile_rows
+    SELECT merchant_id, grain, period,
+           ARRAY(SELECT DISTINCT (s >> 20) << 20 FROM unnest(array_agg(ck)) AS s ORDER BY 1),
+           array_agg(ck ORDER BY ck), array_agg(cum ORDER BY ck)
     FROM run
-    WHERE s.merchant_id = run.merchant_id AND s.grain = run.grain AND s.period_start = run.period_start
-      AND s.prev_day = run.prev_day
-      AND (s.cum1, s.cum2, s.firsts) IS DISTINCT FROM (run.cum1, run.cum2, coalesce(run.firsts, 0));
+    GROUP BY merchant_id, grain, period;
+    -- Periods left with no event: deleted.
+    INSERT INTO pg_temp.tile_rows
+    SELECT DISTINCT t.merchant_id, t.grain, t.period, NULL::bigint[], NULL::bigint[], NULL::int[]
+    FROM pg_temp.tile_deltas t
+    WHERE NOT EXISTS (SELECT FROM pg_temp.tile_rows r WHERE (r.merchant_id, r.grain, r.period) = (t.merchant_id, t.grain, t.period));
+
+    IF v_fresh THEN
+        CALL refresh.insert_customer_tiles();
+    ELSE
+        CALL refresh.merge_customer_tiles();
+    END IF;
+    CALL refresh.merge_cohort_counts();
+END $$;
+
+-- Writes tile_rows of merchants that had no tile yet (a backfill).
+CREATE PROCEDURE refresh.insert_customer_tiles()
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO agg.customer_tiles (merchant_id, period, grain, segs, ck, cum)
+    SELECT merchant_id, period, grain, segs, ck, cum FROM pg_temp.tile_rows WHERE ck IS NOT NULL
+    ORDER BY merchant_id, grain, period;
+END $$;
+
+-- Writes tile_rows over the stored tiles, each found by its primary key (nested loops: a hash
+-- join would read every stored row); a row without events deletes its period.
+CREATE PROCEDURE refresh.merge_customer_tiles()
+LANGUAGE plpgsql
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+BEGIN
+    MERGE INTO agg.customer_tiles c
+    USING pg_temp.tile_rows r
+    ON c.merchant_id = r.merchant_id AND c.grain = r.grain AND c.period = r.period
+    WHEN MATCHED AND r.ck IS NULL THEN DELETE
+    WHEN MATCHED AND (c.ck, c.cum) IS DISTINCT FROM (r.ck, r.cum) THEN UPDATE SET segs = r.segs, ck = r.ck, cum = r.cum
+    WHEN NOT MATCHED AND r.ck IS NOT NULL THEN
+        INSERT (merchant_id, period, grain, segs, ck, cum) VALUES (r.merchant_id, r.period, r.grain, r.segs, r.ck, r.cum);
+END $$;
+
+-- Adds the netted cohort_deltas to agg.cohort_counts (by primary key, as above).
+CREATE PROCEDURE refresh.merge_cohort_counts()
+LANGUAGE plpgsql
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+BEGIN
+    MERGE INTO agg.cohort_counts c
+    USING (SELECT merchant_id, cohort, month, statuses, sum(n)::int AS n FROM pg_temp.cohort_deltas
+           GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0) AS d
+    ON c.merchant_id = d.merchant_id AND c.cohort = d.cohort AND c.month = d.month AND c.statuses = d.statuses
+    WHEN MATCHED AND c.customers + d.n = 0 THEN DELETE
+    WHEN MATCHED THEN UPDATE SET customers = c.customers + d.n
+    WHEN NOT MATCHED THEN INSERT (merchant_id, cohort, month, statuses, customers)
+        VALUES (d.merchant_id, d.cohort, d.month, d.statuses, d.n);
 END $$;

@@ -1,4 +1,4 @@
--- Change capture, version 2: a watermark on orders.updated_at that only advances to the
+-- Change capture: a watermark on orders.updated_at that only advances to the
 -- source's horizon. Every change to an order, its items or its returns must bump
 -- orders.updated_at with the writing transaction's clock (now(), or anything later: SPEC §2).
 --
@@ -16,7 +16,12 @@
 -- horizon back (reconciliation repairs what it changed); settings.lookback adds a margin for
 -- writers that stamp updated_at with their own clock.
 
-DROP PROCEDURE IF EXISTS refresh.load_reference();
+-- The merchant days waiting for a refresh: dirty days, and the days of changed orders.
+CREATE VIEW refresh.pending AS
+    SELECT merchant_id, day FROM pipeline.dirty_days
+    UNION
+    SELECT merchant_id, day FROM pipeline.dirty_orders;
+
 -- Copies the shared reference data (cities with their regions, categories). Region
 -- breakdowns are computed from it, so refreshes run it before loading days.
 CREATE PROCEDURE refresh.load_reference()
@@ -30,15 +35,12 @@ LANGUAGE sql AS $$
     SELECT id, parent_id, name FROM src.categories
     ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, name = EXCLUDED.name
     WHERE (ref.categories.parent_id, ref.categories.name) IS DISTINCT FROM (EXCLUDED.parent_id, EXCLUDED.name);
-    -- Keys of the text dimensions (agg.dim_stats): every region, and SPEC §2's delivery types
-    -- and payment methods. Added here, in a short transaction of their own, so that parallel
+    -- Keys of the delivery and payment breakdowns: the vocabulary of docs/metrics.md. Added here, in a short transaction of their own, so that parallel
     -- refreshes do not wait on each other's first insert of a label (they add any other value
     -- they meet themselves).
     INSERT INTO ref.labels (dimension, label)
     SELECT x.dimension, x.label
-    FROM (SELECT DISTINCT 'region' AS dimension, region AS label FROM ref.cities
-          UNION ALL
-          SELECT 'delivery_type', unnest(ARRAY['courier', 'pickup_point', 'post', 'express'])
+    FROM (SELECT 'delivery_type' AS dimension, unnest(ARRAY['courier', 'pickup_point', 'post', 'express']) AS label
           UNION ALL
           SELECT 'payment_method', unnest(ARRAY['card', 'sbp', 'cash_on_delivery', 'installments', 'wallet'])) AS x
     WHERE NOT EXISTS (SELECT FROM ref.labels AS l WHERE l.dimension = x.dimension AND l.label = x.label)
@@ -46,7 +48,6 @@ LANGUAGE sql AS $$
     ON CONFLICT DO NOTHING;
 $$;
 
-DROP FUNCTION IF EXISTS refresh.source_horizon();
 -- The start of the oldest client transaction open on the source database, bounded below by
 -- now() - max_txn_age. Call it in its own transaction, before refresh.scan_changes().
 CREATE FUNCTION refresh.source_horizon() RETURNS timestamptz
@@ -60,7 +61,7 @@ BEGIN
     SELECT o.option_value INTO v_db
     FROM pg_foreign_server s, pg_options_to_table(s.srvoptions) o
     WHERE s.srvname = 'merchantagg_source' AND o.option_name = 'dbname';
-    SELECT max_txn_age INTO v_age FROM refresh.settings;
+    SELECT max_txn_age INTO v_age FROM pipeline.settings;
     -- This query's own remote transaction is open too, so the minimum is never NULL.
     SELECT min(a.xact_start), count(*) FILTER (WHERE a.query = '<insufficient privilege>')
     INTO v_oldest, v_hidden
@@ -73,15 +74,13 @@ BEGIN
     RETURN greatest(coalesce(v_oldest, now()), now() - v_age);
 END $$;
 
-DROP FUNCTION IF EXISTS refresh.scan_changes(); -- version 1
-DROP FUNCTION IF EXISTS refresh.scan_changes(timestamptz);
 -- Marks what changed since the watermark (the first time every merchant day, then the changed
 -- orders) and moves the watermark to p_horizon, which refresh.source_horizon() returned in an
 -- earlier transaction. Returns how many days and orders it marked.
 CREATE FUNCTION refresh.scan_changes(p_horizon timestamptz) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_set    refresh.settings;
+    v_set    pipeline.settings;
     v_since  timestamptz;
     v_origin timestamptz;
     v_marked bigint;
@@ -90,7 +89,7 @@ BEGIN
         RAISE EXCEPTION 'scan_changes needs the horizon from refresh.source_horizon()' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- Row lock: concurrent scans run one after another.
-    SELECT * INTO v_set FROM refresh.settings FOR UPDATE;
+    SELECT * INTO v_set FROM pipeline.settings FOR UPDATE;
     CALL refresh.load_reference();
     v_since := coalesce(v_set.source_watermark - v_set.lookback, '-infinity');
     v_origin := '2000-01-01'::timestamp AT TIME ZONE v_set.timezone;
@@ -106,7 +105,7 @@ BEGIN
             UNION
             SELECT c.merchant_id, ((c.bucket + interval '1 day' - interval '1 microsecond') AT TIME ZONE v_set.timezone)::date FROM c
         ), ins AS (
-            INSERT INTO refresh.dirty_days (merchant_id, day)
+            INSERT INTO pipeline.dirty_days (merchant_id, day)
             SELECT merchant_id, day FROM d
             ORDER BY 1, 2 -- key order, like reconciliation, so the two never deadlock
             ON CONFLICT DO NOTHING
@@ -114,41 +113,23 @@ BEGIN
         )
         SELECT count(*) INTO v_marked FROM ins;
     ELSE
-        -- Later scans mark the changed orders (migration 008). A merchant day where a quarter of
-        -- the orders or more changed (and at least 20) is marked whole instead: recomputing
-        -- the day is then cheaper than netting each order.
-        WITH c AS MATERIALIZED (
-            SELECT c.merchant_id, c.order_id, (c.created_at AT TIME ZONE v_set.timezone)::date AS day
+        -- Later scans mark the changed orders: each is read again by id and netted against
+        -- its snapshot, so the cost follows the changed orders, not their days.
+        WITH orders AS (
+            INSERT INTO pipeline.dirty_orders AS d (merchant_id, order_id, day)
+            SELECT c.merchant_id, c.order_id, (c.created_at AT TIME ZONE v_set.timezone)::date
             FROM refresh.source_changed_orders(v_since) AS c
-        ), whole AS MATERIALIZED (
-            SELECT b.merchant_id, b.day
-            FROM (SELECT merchant_id, day, count(*) AS n FROM c GROUP BY 1, 2) AS b
-            LEFT JOIN agg.order_stats AS s
-              ON s.merchant_id = b.merchant_id AND s.grain = 'day' AND s.period_start = b.day AND s.status = 'all'
-            WHERE b.n >= greatest(20, coalesce(s.orders, 0) / 4)
-        ), days AS (
-            INSERT INTO refresh.dirty_days (merchant_id, day)
-            SELECT merchant_id, day FROM whole
-            ORDER BY 1, 2 -- key order, like reconciliation, so the two never deadlock
-            ON CONFLICT DO NOTHING
-            RETURNING 1
-        ), orders AS (
-            INSERT INTO refresh.dirty_orders AS d (merchant_id, order_id, day)
-            SELECT c.merchant_id, c.order_id, c.day FROM c
-            WHERE NOT EXISTS (SELECT FROM whole AS w WHERE w.merchant_id = c.merchant_id AND w.day = c.day)
             ORDER BY 1, 2
             ON CONFLICT (merchant_id, order_id) DO UPDATE SET day = EXCLUDED.day
             RETURNING 1
         )
-        SELECT (SELECT count(*) FROM days) + (SELECT count(*) FROM orders) INTO v_marked;
+        SELECT count(*) INTO v_marked FROM orders;
     END IF;
 
-    UPDATE refresh.settings SET source_watermark = p_horizon, last_scan_at = now();
+    UPDATE pipeline.settings SET source_watermark = p_horizon, last_scan_at = now();
     RETURN v_marked;
 END $$;
 
-DROP FUNCTION IF EXISTS refresh.merchants_to_enqueue();
-DROP FUNCTION IF EXISTS refresh.parked_merchants();
 -- Merchants whose latest refresh job is discarded (see refresh.merchants_to_enqueue).
 CREATE FUNCTION refresh.parked_merchants() RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $$
@@ -161,13 +142,6 @@ LANGUAGE sql STABLE AS $$
     WHERE state = 'discarded'
 $$;
 
-DROP FUNCTION IF EXISTS refresh.dirty_merchants();
-CREATE FUNCTION refresh.dirty_merchants() RETURNS SETOF bigint
-LANGUAGE sql STABLE AS $$
-    SELECT DISTINCT merchant_id FROM refresh.pending ORDER BY 1
-$$;
-
-DROP FUNCTION IF EXISTS refresh.merchants_to_enqueue();
 -- The dirty merchants the periodic jobs should enqueue: all but the parked ones, whose latest
 -- refresh job was discarded (it failed every attempt). Enqueueing those again would fail the
 -- same way in a loop; they wait for an operator (River UI retry, POST /v1/admin/refresh) or
@@ -181,21 +155,18 @@ LANGUAGE sql STABLE AS $$
     ORDER BY 1
 $$;
 
-DROP FUNCTION IF EXISTS refresh.merchant_days(bigint);
 -- The business days spanned by one merchant's orders in the source; NULLs when it has none.
 CREATE FUNCTION refresh.merchant_days(p_merchant bigint, OUT first_day date, OUT last_day date)
 LANGUAGE sql STABLE AS $$
     SELECT (s.first_at AT TIME ZONE t.timezone)::date, (s.last_at AT TIME ZONE t.timezone)::date
-    FROM refresh.source_merchant_span(p_merchant) AS s, refresh.settings AS t
+    FROM refresh.source_merchant_span(p_merchant) AS s, pipeline.settings AS t
 $$;
 
-DROP FUNCTION IF EXISTS refresh.source_merchants();
 CREATE FUNCTION refresh.source_merchants() RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $$
     SELECT id FROM src.merchants ORDER BY id
 $$;
 
-DROP FUNCTION IF EXISTS refresh.dirty_sets(int);
 -- The dirty merchants grouped for `merchantagg refresh`: merchants whose dirty days lie within
 -- a month of each other are dealt round-robin (largest first) into p_sets sets, each refreshed
 -- in one transaction with shared remote queries (refresh.refresh_dirty_set); a merchant with

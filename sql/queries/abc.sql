@@ -1,35 +1,20 @@
--- ABC analysis (SPEC §3) of a merchant's products over the tiles of a range, from the product
--- rows of agg.dim_stats. Classes are decided on exact integers (cents or items): class A when
--- the cumulative value before the product is < a × total (no rounded share is compared).
--- The ORDER marker in page is a fixed fragment from the whitelist in internal/stats. Names
--- and shares are worked out for the page only (a large merchant has 5000 products).
+-- ABC analysis (docs/metrics.md) of a merchant's products over a range, from the product rows
+-- of agg.key_months (api.key_values: one figure, two entries per product). Classes are decided
+-- on exact integers (cents or items): class A when the cumulative value before the product is
+-- < a × total (no rounded share is compared). The ORDER marker in page is a fixed fragment
+-- from the whitelist in internal/stats. Names and shares are worked out for the page only.
 --
--- $1 merchant id; $2..$4 tiles: grain, first and last period start; $12 each tile's sign (1
--- added, -1 subtracted: period.CoverSums); $5 status keys read ('all' for every status);
--- $6 metric ('gmv' or 'items'); $7 a; $8 b; $9 class filter (NULL = all); $10 limit; $11 offset.
--- Every row carries the totals; a page past the end is one row with NULL product.
-WITH tile AS (
-    SELECT * FROM unnest($2::text[], $3::date[], $4::date[], $12::int[]) AS t (grain, first_start, last_start, sign)
-), v AS (
-    -- One index range per tile and status (the key's order; names turned into codes, migration
-    -- 011); gmv is stored in cents. Values, running sums and totals are bigint (agg.isum,
-    -- migration 009), not numeric. A product sold only in a subtracted part nets to 0 and is
-    -- left out below with the others of no value.
-    SELECT d.key AS product_id,
-           agg.isum(t.sign * CASE WHEN $6 = 'items' THEN d.items ELSE d.gmv_cents END) AS value
-    FROM tile AS t
-    CROSS JOIN unnest($5::text[]) AS st (status)
-    CROSS JOIN LATERAL (
-        SELECT d.key, d.items, d.gmv_cents FROM agg.dim_stats AS d
-        WHERE d.merchant_id = $1 AND d.dimension = agg.dimension_code('product') AND d.grain = agg.grain_code(t.grain)
-          AND d.status = agg.status_code(st.status)
-          AND d.period_start BETWEEN t.first_start AND t.last_start
-    ) AS d
-    GROUP BY d.key
+-- $1 merchant id; $2 first and $3 last day; $4 slots and $5 their coefficients (the status
+-- filter); $6 metric ('gmv' or 'items'); $7 a; $8 b; $9 class filter (NULL = all); $10 limit;
+-- $11 offset. Every row carries the totals; a page past the end is one row with NULL product.
+WITH v AS (
+    SELECT key AS product_id, value
+    FROM api.key_values($1, 'p', $2::date, $3::date, $4::int[], $5::int[], CASE WHEN $6 = 'items' THEN 3 ELSE 4 END)
+    WHERE value > 0
 ), total AS (
     -- Class bounds as integers: for an integer c, c < a × total exactly when c < ceil(a × total).
     SELECT t.total, ceil($7::numeric * t.total)::bigint AS a_below, ceil($8::numeric * t.total)::bigint AS b_below
-    FROM (SELECT agg.isum(value) AS total FROM v WHERE value > 0) AS t
+    FROM (SELECT agg.isum(value) AS total FROM v) AS t
 ), classed AS (
     -- Rank and running total share one window, so the products are sorted once (the order is
     -- unique: a ROWS frame is the running total up to and including the product).
@@ -41,7 +26,6 @@ WITH tile AS (
                  row_number() OVER w AS rank,
                  agg.isum(value) OVER w AS cumulative
           FROM v
-          WHERE value > 0
           WINDOW w AS (ORDER BY value DESC, product_id ROWS UNBOUNDED PRECEDING)) AS r
     CROSS JOIN total AS t
 ), page AS (

@@ -1,72 +1,49 @@
--- One row per key of a dimension (agg.dim_stats), summed over the tiles of a range, with its
--- name, the SPEC §3 figures and its share of gmv; sorted and paged. The ORDER marker in page
--- is replaced by a fixed expression over the sums (integers: money in cents, delivery in
--- microseconds, migration 006) from the whitelist in internal/stats, never by request text.
--- Names are looked up and figures formatted for the page only (a sort by name looks its names
--- up itself: breakdownName in internal/stats): a year of a large merchant's products has 5000
--- keys, and joining their names took a tenth of the request. For the same reason every step
--- after the sums passes over the keys once: the page is a bounded sort, not a ranking of every
--- key, and the totals are one aggregate.
+-- One row per key of a dimension over a range, with its name, the metrics of
+-- docs/metrics.md (api.metrics) and its share of gmv; sorted and paged. The ORDER marker in
+-- page is replaced by a fixed expression over the metrics' columns from the whitelist in
+-- internal/stats, never by request text. Regions sum their cities' rows, by the region each
+-- city has now. Names are looked up for the page only (a sort by name looks its names up
+-- itself: internal/stats).
 --
--- $1 merchant id; $2 dimension; $3..$5 tiles: grain, first and last period start; $6 the
--- status keys read ('all' for every status); $7 limit; $8 offset. The first column is the
--- total number of keys; a page past the end is one row with the total and NULL key.
-WITH tile AS (
-    SELECT * FROM unnest($3::text[], $4::date[], $5::date[]) AS t (grain, first_start, last_start)
+-- $1 merchant id; $2 dimension (API name); $3 first and $4 last day; $5 slots, $6 their
+-- coefficients, $7 their coefficients in the cancelled count (the status filter); $8 limit;
+-- $9 offset. The first column is the total number of keys; a page past the end is one row
+-- with the total and NULL key.
+WITH k AS (
+    SELECT * FROM api.key_sums($1, api.dim_code($2), '{0}', ARRAY[$3::date], ARRAY[$4::date], $5::int[], $6::int[], $7::int[])
+    WHERE w1 >= 4294967296 -- an order or more in the range
 ), sums AS (
-    -- One index range per tile and status (the key's order; names turned into agg.dim_stats's
-    -- codes, migration 011), summed by key; money in bigint (agg.isum, migration 009), not numeric.
-    SELECT d.key,
-           sum(d.orders) AS orders,
-           sum(d.accepted) AS accepted,
-           sum(d.delivered) AS delivered,
-           sum(d.cancelled) AS cancelled,
-           sum(d.returned) AS returned,
-           sum(d.items) AS items,
-           agg.isum(d.gmv_cents) AS gmv_cents,
-           agg.isum(d.delivered_gmv_cents) AS delivered_gmv_cents,
-           agg.isum(d.returned_cents) AS returned_cents,
-           -- numeric: 53M deliveries of 2 days pass 2^63 µs; products and categories have no
-           -- delivery time of their own, and the numeric sum is a fifth of their sums' cost.
-           CASE WHEN $2 IN ('product', 'category') THEN NULL ELSE sum(d.delivery_us) END AS delivery_us
-    FROM tile AS t
-    CROSS JOIN unnest($6::text[]) AS st (status)
-    CROSS JOIN LATERAL (
-        SELECT * FROM agg.dim_stats AS d
-        WHERE d.merchant_id = $1 AND d.dimension = agg.dimension_code($2) AND d.grain = agg.grain_code(t.grain)
-          AND d.status = agg.status_code(st.status)
-          AND d.period_start BETWEEN t.first_start AND t.last_start
-    ) AS d
-    GROUP BY d.key
-), rows AS (
     -- Ties are broken by key: numerically for ids (label NULL), as text for labels.
-    SELECT s.*, l.label
-    FROM sums AS s
-    LEFT JOIN ref.labels AS l ON l.dimension = $2 AND l.id = s.key
+    SELECT k.key, l.label, k.w1, k.w2, k.w3, k.w4, k.w5, k.w6, k.w7, k.cancelled
+    FROM k LEFT JOIN ref.labels l ON $2 IN ('delivery_type', 'payment_method') AND l.id = k.key
+    WHERE $2 <> 'region'
+    UNION ALL
+    SELECT NULL, c.region, agg.isum(k.w1), agg.isum(k.w2), agg.isum(k.w3), agg.isum(k.w4), agg.isum(k.w5),
+           agg.isum(k.w6), agg.isum(k.w7), agg.isum(k.cancelled)
+    FROM k JOIN ref.cities c ON c.id = k.key
+    WHERE $2 = 'region'
+    GROUP BY c.region
+), rows AS (
+    SELECT s.key, s.label, m.* FROM sums s
+    CROSS JOIN LATERAL api.metrics(s.w1, s.w2, s.w3, s.w4, s.w5, s.w6, s.w7, s.cancelled) AS m
 ), page AS (
     SELECT *, row_number() OVER () AS pos -- numbered in the order of the bounded sort below
-    FROM (SELECT * FROM rows ORDER BY /*ORDER*/, label, key LIMIT $7 OFFSET $8) AS sorted
+    FROM (SELECT * FROM rows ORDER BY /*ORDER*/, label, key LIMIT $8 OFFSET $9) AS sorted
 ), fig AS (
-    -- Cents and microseconds back to numeric(…,2) and seconds by exact multiplication.
     SELECT page.*, coalesce(page.label, page.key::text) AS key_text,
-           coalesce(p.name, c.name, ci.name, page.label, page.key::text) AS name,
-           gmv_cents * 0.01 AS gmv, delivered_gmv_cents * 0.01 AS delivered_gmv,
-           returned_cents * 0.01 AS returned_amount, delivery_us * 0.000001 AS delivery_seconds
+           coalesce(p.name, c.name, ci.name, page.label, page.key::text) AS name
     FROM page
     LEFT JOIN agg.products AS p ON $2 = 'product' AND p.merchant_id = $1 AND p.id = page.key
     LEFT JOIN ref.categories AS c ON $2 = 'category' AND c.id = page.key
     LEFT JOIN ref.cities AS ci ON $2 = 'city' AND ci.id = page.key
 ), total AS (
-    SELECT count(*) AS keys, agg.isum(gmv_cents) * 0.01 AS gmv FROM rows
+    SELECT count(*) AS keys, sum(gmv) AS gmv FROM rows
 )
 SELECT total.keys,
        fig.key_text, fig.name, round(fig.gmv / nullif(total.gmv, 0), 6)::float8,
        fig.orders, fig.accepted, fig.delivered, fig.cancelled, fig.returned, fig.items,
-       fig.gmv::text, fig.returned_amount::text, (fig.delivered_gmv - fig.returned_amount)::text,
-       round(fig.gmv / nullif(fig.orders, 0), 2)::text,
-       round(fig.cancelled::numeric / nullif(fig.orders, 0), 4)::float8,
-       round(fig.returned::numeric / nullif(fig.orders, 0), 4)::float8,
-       round(fig.delivery_seconds / nullif(fig.delivered, 0) / 3600, 2)::float8 -- NULL for products, categories
+       fig.gmv::text, fig.returned_amount::text, fig.revenue::text, fig.aov::text,
+       fig.cancel_rate, fig.return_rate, fig.avg_delivery_hours
 FROM total
 LEFT JOIN fig ON true
 ORDER BY fig.pos

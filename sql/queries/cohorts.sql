@@ -1,13 +1,25 @@
--- Monthly cohort retention (SPEC §3) of every status, from agg.cohort_cells (migration 004):
--- the cell of the cohort's own month is its size. A status filter uses cohorts_filtered.sql.
+-- Monthly cohort retention (docs/metrics.md) from agg.cohort_counts: a cohort's size is its
+-- customers (any status) in its own month; its cell for a month counts those whose orders of
+-- that month include a status of the filter.
 --
--- $1 merchant id; $2 first cohort month; $3 last cohort month (both first days).
--- One row per cohort × k with active customers, with the cohort's size.
-SELECT c.cohort, s.customers,
-       ((extract(year FROM c.month) - extract(year FROM c.cohort)) * 12
-        + extract(month FROM c.month) - extract(month FROM c.cohort))::int AS k,
-       round(c.customers::numeric / s.customers, 4)::float8 AS share
-FROM agg.cohort_cells AS c
-JOIN agg.cohort_cells AS s ON s.merchant_id = c.merchant_id AND s.cohort = c.cohort AND s.month = c.cohort
-WHERE c.merchant_id = $1 AND c.cohort BETWEEN $2::date AND $3::date AND c.month <= $3::date
+-- $1 merchant id; $2 first and $3 last cohort month (first days); $4 the status filter as bits
+-- (0 created .. 4 returned). One row per cohort × month with active customers (k NULL for a
+-- cohort with none), with the cohort's size.
+WITH sizes AS (
+    SELECT cohort, sum(customers) AS size
+    FROM agg.cohort_counts
+    WHERE merchant_id = $1 AND cohort BETWEEN $2::date AND $3::date AND month = cohort
+    GROUP BY cohort
+), cells AS (
+    SELECT cohort, month, sum(customers) AS n
+    FROM agg.cohort_counts
+    WHERE merchant_id = $1 AND cohort BETWEEN $2::date AND $3::date AND month <= $3::date AND statuses & $4::int <> 0
+    GROUP BY cohort, month
+)
+SELECT s.cohort, s.size AS customers,
+       ((extract(year FROM c.month) - extract(year FROM s.cohort)) * 12
+        + extract(month FROM c.month) - extract(month FROM s.cohort))::int AS k,
+       round(c.n::numeric / s.size, 4)::float8 AS share
+FROM sizes s
+LEFT JOIN cells c USING (cohort)
 ORDER BY 1, 3

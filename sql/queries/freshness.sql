@@ -1,4 +1,4 @@
 -- The freshness of the merchant set in app.merchant_id (sql/code/freshness.sql).
 SELECT refreshed_at, covered_watermark, last_scan_at, pending_days,
        extract(epoch FROM clock_timestamp() - covered_watermark)::float8 AS lag_seconds
-FROM agg.merchant_freshness()
+FROM api.merchant_freshness()

@@ -1,0 +1,126 @@
+-- What the API's queries (sql/queries) call: schema api, readable by the API role. Every read
+-- runs as that role, under row-level security, in a transaction scoped to one merchant.
+--
+-- A range's figures per key are the running sums at its last day less those at the day before
+-- its first (agg.key_months, migration 013): two entries per key, found by a binary search
+-- (width_bucket) in the key's row of each edge's month. A status filter adds and subtracts
+-- slots: slot 0 counts every status, so "delivered and returned" is slot 0 less the created,
+-- accepted and cancelled slots.
+
+-- The agg.key_months code of an API dimension (region reads the city rows).
+CREATE FUNCTION api.dim_code(p_dimension text) RETURNS "char"
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE p_dimension WHEN 'total' THEN 't' WHEN 'product' THEN 'p' WHEN 'category' THEN 'c'
+                            WHEN 'category_tree' THEN 'g' WHEN 'city' THEN 'y' WHEN 'region' THEN 'y'
+                            WHEN 'delivery_type' THEN 'd' WHEN 'payment_method' THEN 'm' END::"char"
+$$;
+
+-- The entries to read for groups of ranges [p_from, p_to] (group p_grp): the running sums at
+-- each range's last day (sign 1) and at the day before its first (sign -1), as a month row
+-- and a day of it. Days after the merchant's last month read the end of that month (every key
+-- has a row up to it); a day before a key's first month finds no row, which counts as zero.
+CREATE FUNCTION api.edges(p_merchant bigint, p_grp int[], p_from date[], p_to date[])
+RETURNS TABLE (grp int, sign int, month date, dom int)
+LANGUAGE sql STABLE AS $$
+    SELECT g.grp, x.sign, least(date_trunc('month', x.day)::date, l.m),
+           CASE WHEN date_trunc('month', x.day)::date > l.m THEN 31 ELSE extract(day FROM x.day)::int END
+    FROM (SELECT max(b.month) AS m FROM agg.key_months b WHERE b.merchant_id = p_merchant AND b.dim = 't') AS l,
+         unnest(p_grp, p_from, p_to) AS g (grp, lo, hi),
+         LATERAL (VALUES (1, g.hi), (-1, g.lo - 1)) AS x (sign, day)
+    WHERE l.m IS NOT NULL
+$$;
+
+-- Per group and key of dimension p_dim, the figures of the ranges (packed as in
+-- agg.key_months: unpack with api.metrics) under the slots p_slot, each counted with p_coef
+-- (1 added, -1 subtracted, 0 not at all) and with p_ccoef in the cancelled count. Keys with no
+-- order in a range come out with orders 0.
+CREATE FUNCTION api.key_sums(p_merchant bigint, p_dim "char", p_grp int[], p_from date[], p_to date[],
+                             p_slot int[], p_coef int[], p_ccoef int[])
+RETURNS TABLE (grp int, key bigint, w1 bigint, w2 bigint, w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint,
+               cancelled bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT h.grp, h.key, agg.isum(h.c * h.v[h.p][1]), agg.isum(h.c * h.v[h.p][2]), agg.isum(h.c * h.v[h.p][3]),
+           agg.isum(h.c * h.v[h.p][4]), agg.isum(h.c * h.v[h.p][5]), agg.isum(h.c * h.v[h.p][6]),
+           agg.isum(h.c * h.v[h.p][7]), agg.isum(h.cc * (h.v[h.p][1] >> 32))
+    FROM (SELECT e.grp, b.key, e.sign * s.coef AS c, e.sign * s.ccoef AS cc, b.v, b.ek, s.slot,
+                 width_bucket((s.slot * 32 + e.dom)::smallint, b.ek) AS p
+          FROM api.edges(p_merchant, p_grp, p_from, p_to) AS e
+          JOIN agg.key_months b ON b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
+          CROSS JOIN unnest(p_slot, p_coef, p_ccoef) AS s (slot, coef, ccoef)) AS h
+    WHERE h.p > 0 AND h.ek[h.p] >= h.slot * 32
+    GROUP BY h.grp, h.key
+$$;
+
+-- One figure per key (p_figure: 3 items, 4 gmv in cents) for one range, as key_sums: ABC
+-- reads nothing else.
+CREATE FUNCTION api.key_values(p_merchant bigint, p_dim "char", p_from date, p_to date, p_slot int[], p_coef int[],
+                               p_figure int)
+RETURNS TABLE (key bigint, value bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT h.key, agg.isum(h.c * h.v[h.p][p_figure])
+    FROM (SELECT b.key, e.sign * s.coef AS c, b.v, b.ek, s.slot, width_bucket((s.slot * 32 + e.dom)::smallint, b.ek) AS p
+          FROM api.edges(p_merchant, '{0}', ARRAY[p_from], ARRAY[p_to]) AS e
+          JOIN agg.key_months b ON b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
+          CROSS JOIN unnest(p_slot, p_coef) AS s (slot, coef)
+          WHERE s.coef <> 0) AS h
+    WHERE h.p > 0 AND h.ek[h.p] >= h.slot * 32
+    GROUP BY h.key
+$$;
+
+-- The metrics of docs/metrics.md from a key's or a range's packed sums: the one definition of
+-- every derived figure (rates, averages, revenue), used by every query and by the sort keys.
+-- Money and delivery time are exact (cents and microseconds); rates and averages are rounded
+-- as the API shows them. avg_delivery_hours is NULL for product and category rows, which
+-- carry no delivery time.
+CREATE FUNCTION api.metrics(p_w1 bigint, p_w2 bigint, p_w3 bigint, p_w4 bigint, p_w5 bigint, p_w6 bigint,
+                            p_w7 bigint, p_cancelled bigint)
+RETURNS TABLE (orders bigint, accepted bigint, delivered bigint, cancelled bigint, returned bigint, items bigint,
+               gmv numeric, returned_amount numeric, revenue numeric, aov numeric, cancel_rate float8,
+               return_rate float8, avg_delivery_hours float8)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_w1 >> 32, p_w1 & 4294967295, p_w2 >> 32, coalesce(p_cancelled, 0), p_w2 & 4294967295, coalesce(p_w3, 0),
+           coalesce(p_w4, 0) * 0.01, coalesce(p_w6, 0) * 0.01, (coalesce(p_w5, 0) - coalesce(p_w6, 0)) * 0.01,
+           round(coalesce(p_w4, 0) * 0.01 / nullif(p_w1 >> 32, 0), 2),
+           round(coalesce(p_cancelled, 0)::numeric / nullif(p_w1 >> 32, 0), 4)::float8,
+           round((p_w2 & 4294967295)::numeric / nullif(p_w1 >> 32, 0), 4)::float8,
+           round(p_w7 * 0.000001 / nullif(p_w2 >> 32, 0) / 3600, 2)::float8
+$$;
+
+-- Customer figures (customers.sql) for groups of ranges, each tiled with stored periods
+-- (p_grp, p_grain d/w/m/q, first and last period start: every period of the grain in
+-- between), under the status filter p_filter (bits 0 created .. 4 returned). p_lo_grp and
+-- p_lo give each group's first day. One row per group that has events.
+CREATE FUNCTION api.customer_counts(p_merchant bigint, p_grp int[], p_grain "char"[], p_first date[], p_last date[],
+                                    p_lo_grp int[], p_lo date[], p_filter int)
+RETURNS TABLE (grp int, customers bigint, new_customers bigint, repeaters bigint)
+LANGUAGE sql STABLE AS $$
+    WITH period AS MATERIALIZED (
+        SELECT t.grp, t.grain, p::date AS period, (g.lo - date '1899-12-31')::bigint AS lo
+        FROM unnest(p_grp, p_grain, p_first, p_last) AS t (grp, grain, first, last)
+        JOIN unnest(p_lo_grp, p_lo) AS g (grp, lo) USING (grp),
+             generate_series(t.first, t.last,
+                             CASE t.grain WHEN 'd' THEN interval '1 day' WHEN 'w' THEN interval '7 days'
+                                          WHEN 'm' THEN interval '1 month' ELSE interval '3 months' END) AS p
+    ), tile AS (
+        -- A tile's arrays are copied out of storage once here (|| '{}'), not again at every
+        -- binary search below (a large tile is stored compressed).
+        SELECT p.grp, p.lo, c.segs, c.ck, c.cum
+        FROM period p
+        CROSS JOIN LATERAL (SELECT c.segs, c.ck || '{}'::bigint[] AS ck, c.cum || '{}'::int[] AS cum
+                            FROM agg.customer_tiles c
+                            WHERE c.merchant_id = p_merchant AND c.grain = p.grain AND c.period = p.period
+                            OFFSET 0) AS c
+    ), seg AS (
+        SELECT t.grp, s >> 52 AS kind,
+               coalesce(t.cum[width_bucket(s + t.lo - 1, t.ck)], 0) - coalesce(t.cum[width_bucket(s - 1, t.ck)], 0) AS below,
+               coalesce(t.cum[width_bucket(s + 1048575, t.ck)], 0) - coalesce(t.cum[width_bucket(s - 1, t.ck)], 0) AS total
+        FROM tile t CROSS JOIN LATERAL unnest(t.segs) AS s
+        WHERE (s >> 20) & (1::bigint << (p_filter - 1)) <> 0
+    )
+    SELECT grp, c1 + c3, c3 - b3, c2 - c1 - c3
+    FROM (SELECT grp, coalesce(sum(below) FILTER (WHERE kind = 1), 0) AS c1,
+                 coalesce(sum(below) FILTER (WHERE kind = 2), 0) AS c2,
+                 coalesce(sum(total) FILTER (WHERE kind = 3), 0) AS c3,
+                 coalesce(sum(below) FILTER (WHERE kind = 3), 0) AS b3
+          FROM seg GROUP BY grp) AS c
+$$;
