@@ -18,7 +18,7 @@ import (
 func watermark(t *testing.T, an *pgxpool.Pool) time.Time {
 	t.Helper()
 	var w time.Time
-	require.NoError(t, an.QueryRow(context.Background(), "SELECT source_watermark FROM refresh.settings").Scan(&w))
+	require.NoError(t, an.QueryRow(context.Background(), "SELECT source_watermark FROM pipeline.settings").Scan(&w))
 	return w
 }
 
@@ -98,7 +98,7 @@ func TestReconciliationRepairsDrift(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, drifted, "freshly refreshed aggregates match the source")
 	var dirty int
-	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM refresh.dirty_days").Scan(&dirty))
+	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM pipeline.dirty_days").Scan(&dirty))
 	require.Zero(t, dirty)
 
 	before := summaryOf(t, a, m, "2023-12-01", "2026-10-31")
@@ -119,7 +119,7 @@ func TestReconciliationRepairsDrift(t *testing.T) {
 		requireExact(t, a, src, m, rg[0], rg[1])
 	}
 	var logged int
-	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM refresh.drift_log WHERE merchant_id = $1", m).Scan(&logged))
+	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM pipeline.drift_log WHERE merchant_id = $1", m).Scan(&logged))
 	require.GreaterOrEqual(t, logged, 1)
 	drifted, err = r.Reconcile(ctx)
 	require.NoError(t, err)
@@ -142,7 +142,7 @@ func TestChunkedRefreshEqualsWhole(t *testing.T) {
 	require.Equal(t, 2177, days) // every day of the range, 31 at a time
 	require.Equal(t, before, snapshot(t, an))
 	var dirty int
-	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM refresh.dirty_days").Scan(&dirty))
+	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM pipeline.dirty_days").Scan(&dirty))
 	require.Zero(t, dirty)
 }
 

@@ -167,7 +167,7 @@ func TestReconcileJobMaintains(t *testing.T) {
 	ctx := context.Background()
 	var before time.Time
 	require.NoError(t, an.QueryRow(ctx,
-		"DELETE FROM refresh.index_builds WHERE index_name = 'agg.dim_stats_pkey' RETURNING built_at").Scan(&before))
+		"DELETE FROM pipeline.index_builds WHERE index_name = 'agg.key_months_pkey' RETURNING built_at").Scan(&before))
 
 	c := riverClient(t, p, time.Hour)
 	events, cancel := c.Subscribe(river.EventKindJobCompleted)
@@ -180,6 +180,6 @@ func TestReconcileJobMaintains(t *testing.T) {
 
 	var after time.Time
 	require.NoError(t, an.QueryRow(ctx,
-		"SELECT built_at FROM refresh.index_builds WHERE index_name = 'agg.dim_stats_pkey'").Scan(&after))
+		"SELECT built_at FROM pipeline.index_builds WHERE index_name = 'agg.key_months_pkey'").Scan(&after))
 	require.True(t, after.After(before), "rebuilt by the reconcile job")
 }

@@ -2,63 +2,87 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strconv"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/tern/v2/migrate"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 	"github.com/stretchr/testify/require"
 
-	"github.com/merchantagg/merchantagg/gen"
-	"github.com/merchantagg/merchantagg/internal/auth"
 	"github.com/merchantagg/merchantagg/internal/dbtest"
+	"github.com/merchantagg/merchantagg/internal/schema"
 )
 
-// TestDimCodesMigration brings a version-10 database (agg.dim_stats's dimension, grain and
-// status as names) to migration 011 (one-byte codes): every breakdown row comes back with the
-// codes the refresh writes, the table is vacuumed and analyzed afterwards (the rewrite drops the
-// changed columns' statistics), and the API reads the same breakdown as before.
-func TestDimCodesMigration(t *testing.T) {
+// buildVersion12 turns p's analytics database into one of the previous release: a new
+// database with that release's migrations and code package (testdata/v12, copied from the
+// commit it was built from) and a full refresh by its own procedures.
+func buildVersion12(t *testing.T, p dbtest.Pair) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, dbtest.DropDatabase(ctx, p.Analytics))
+	require.NoError(t, dbtest.CreateDatabase(ctx, p.Analytics, ""))
+	an := dbtest.Pool(t, p.AnalyticsURL())
+	conn, err := an.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), schema.VersionTable)
+	require.NoError(t, err)
+	require.NoError(t, m.LoadMigrations(os.DirFS("testdata/v12/migrations")))
+	require.NoError(t, m.Migrate(ctx))
+	rm, err := rivermigrate.New(riverpgxv5.New(an), nil)
+	require.NoError(t, err)
+	_, err = rm.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	require.NoError(t, err)
+	pkg, err := migrate.LoadCodePackage(os.DirFS("testdata/v12/code"))
+	require.NoError(t, err)
+	require.NoError(t, migrate.InstallCodePackage(ctx, conn.Conn(), nil, pkg))
+	src, err := pgx.ParseConfig(p.SourceURL())
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "CALL refresh.configure_source($1, $2, $3, $4, $5)",
+		src.Host, strconv.Itoa(int(src.Port)), src.Database, src.User, src.Password)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "CALL refresh.configure($1, '0', '1 hour')", dbtest.Timezone)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "SELECT refresh.scan_changes(refresh.source_horizon())")
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `DO $$ DECLARE m bigint; d int; l int; BEGIN
+		FOR m IN SELECT DISTINCT merchant_id FROM refresh.dirty_days ORDER BY 1 LOOP
+			CALL refresh.refresh_dirty(m, NULL, d, l);
+		END LOOP; END $$`)
+	require.NoError(t, err)
+	var version int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT max(version) FROM "+schema.VersionTable).Scan(&version))
+	require.Equal(t, 12, version)
+}
+
+// TestUpgradeFromVersion12: `migrate` converts the previous release's aggregates from their
+// order snapshot, without reading the source (its orders are out of reach meanwhile), and the
+// API then answers every kind of request exactly.
+func TestUpgradeFromVersion12(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := dbtest.Clone(t, template)
-	an := dbtest.Pool(t, p.AnalyticsURL())
-	rows := func() (n int64, digest string) {
-		t.Helper()
-		require.NoError(t, an.QueryRow(ctx, `
-			SELECT count(*), md5(string_agg(format('%s %s %s %s %s %s %s %s %s', merchant_id, dimension, grain, status,
-			                                      period_start, key, orders, gmv_cents, delivery_us), ',' ORDER BY
-			                                merchant_id, dimension, grain, status, period_start, key))
-			FROM agg.dim_stats`).Scan(&n, &digest))
-		return n, digest
-	}
-	wantRows, want := rows()
-	require.Greater(t, wantRows, int64(10000))
-	api := newAPI(t, p)
-	breakdown := func() string {
-		t.Helper()
-		res, err := api.client.GetBreakdownWithResponse(ctx, "product",
-			&gen.GetBreakdownParams{From: day("2025-01-01"), To: day("2025-12-31")}, bearer(token(t, 1, auth.RoleMerchant)))
-		require.NoError(t, err)
-		require.Equal(t, 200, res.StatusCode(), string(res.Body))
-		return string(res.Body)
-	}
-	before := breakdown()
-
-	v10, err := os.ReadFile("testdata/dim_stats_v10.sql")
+	buildVersion12(t, p)
+	src := dbtest.Pool(t, p.SourceURL())
+	_, err := src.Exec(ctx, `ALTER TABLE orders RENAME TO orders_away`)
 	require.NoError(t, err)
-	_, err = an.Exec(ctx, string(v10))
-	require.NoError(t, err)
-	var text int
-	require.NoError(t, an.QueryRow(ctx, `SELECT count(*) FROM agg.dim_stats WHERE dimension = 'product' AND grain = 'quarter' AND status = 'all'`).Scan(&text))
-	require.Positive(t, text, "the fixture stored names")
-
 	require.NoError(t, dbtest.Migrate(ctx, p))
-	gotRows, got := rows()
-	require.Equal(t, wantRows, gotRows)
-	require.Equal(t, want, got, "the same rows, with the codes the refresh writes")
-	var stats int
-	require.NoError(t, an.QueryRow(ctx, `
-		SELECT count(*) FROM pg_stats
-		WHERE schemaname = 'agg' AND tablename = 'dim_stats' AND attname IN ('dimension', 'grain', 'status')`).Scan(&stats))
-	require.Equal(t, 3, stats, "the rewritten columns analyzed")
-	require.Equal(t, before, breakdown())
+	_, err = src.Exec(ctx, `ALTER TABLE orders_away RENAME TO orders`)
+	require.NoError(t, err)
+
+	an := dbtest.Pool(t, p.AnalyticsURL())
+	var left *string
+	require.NoError(t, an.QueryRow(ctx, "SELECT to_regclass('pipeline.v12_order_snapshot')::text").Scan(&left))
+	require.Nil(t, left, "the old snapshot is dropped once converted")
+	a := newAPI(t, p)
+	merchants := testMerchants(t, p)
+	for i := range 70 {
+		c := drawCase(uint64(1000+i), i, merchants)
+		t.Run(fmt.Sprintf("%d/%s", i, c), func(t *testing.T) { c.check(t, a, src) })
+	}
+	require.NoError(t, dbtest.Migrate(ctx, p), "migrate again: nothing left to convert")
 }

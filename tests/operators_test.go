@@ -265,7 +265,7 @@ func TestSlowReadIs503(t *testing.T) {
 	tx, err := an.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
-	_, err = tx.Exec(ctx, "LOCK TABLE agg.order_stats IN ACCESS EXCLUSIVE MODE")
+	_, err = tx.Exec(ctx, "LOCK TABLE agg.key_months IN ACCESS EXCLUSIVE MODE")
 	require.NoError(t, err)
 
 	res, err := a.client.GetSummaryWithResponse(ctx, &gen.GetSummaryParams{From: day("2025-05-01"), To: day("2025-05-31")},

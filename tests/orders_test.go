@@ -12,15 +12,25 @@ import (
 	"github.com/merchantagg/merchantagg/internal/refresh"
 )
 
-// orderSnapshot fingerprints the refresh's order snapshot (migration 008).
+// orderSnapshot fingerprints the refresh's order snapshot (pipeline.orders).
 func orderSnapshot(t *testing.T, an *pgxpool.Pool) string {
 	t.Helper()
-	var orders, lines string
-	require.NoError(t, an.QueryRow(context.Background(), `
-		SELECT (SELECT md5(string_agg(s::text, ',' ORDER BY s.order_id)) FROM refresh.order_snapshot s),
-		       (SELECT md5(string_agg(l::text, ',' ORDER BY l.order_id, l.product_id)) FROM refresh.line_snapshot l)`).
-		Scan(&orders, &lines))
-	return orders + " " + lines
+	var orders string
+	require.NoError(t, an.QueryRow(context.Background(),
+		`SELECT md5(string_agg(s::text, ',' ORDER BY s.order_id)) FROM pipeline.orders s`).Scan(&orders))
+	return orders
+}
+
+// rebuild drops everything stored of the merchants (aggregates and snapshot) and refreshes
+// them from scratch, as a backfill does: what netting changes leaves behind must equal it.
+func rebuild(t *testing.T, an *pgxpool.Pool, merchants []int64) {
+	t.Helper()
+	ctx := context.Background()
+	for _, table := range []string{"agg.key_months", "agg.customer_tiles", "agg.cohort_counts", "pipeline.orders"} {
+		_, err := an.Exec(ctx, "DELETE FROM "+table+" WHERE merchant_id = ANY ($1)", merchants)
+		require.NoError(t, err)
+	}
+	require.NoError(t, refresh.New(an).Merchants(ctx, merchants, time.Time{}, time.Time{}, nil))
 }
 
 // changeOrders makes, for merchant m, every kind of change an order can go through besides
@@ -90,7 +100,7 @@ func TestChangedOrdersEqualWholeDays(t *testing.T) {
 	_, err := r.Scan(ctx)
 	require.NoError(t, err)
 	var orders, days int
-	require.NoError(t, an.QueryRow(ctx, `SELECT (SELECT count(*) FROM refresh.dirty_orders), (SELECT count(*) FROM refresh.dirty_days)`).
+	require.NoError(t, an.QueryRow(ctx, `SELECT (SELECT count(*) FROM pipeline.dirty_orders), (SELECT count(*) FROM pipeline.dirty_days)`).
 		Scan(&orders, &days))
 	require.GreaterOrEqual(t, orders, 3*6)
 	require.Zero(t, days, "a few changes a day are refreshed by order")
@@ -115,12 +125,11 @@ func TestChangedOrdersEqualWholeDays(t *testing.T) {
 	}
 	after, snap := snapshot(t, an), orderSnapshot(t, an)
 	require.NotEqual(t, before, after)
-	requireDaySets(t, an, merchants)
 
 	// The same orders read again (a scan's overlap): nothing moves.
 	_, err = an.Exec(ctx, `
-		INSERT INTO refresh.dirty_orders (merchant_id, order_id, day)
-		SELECT merchant_id, order_id, day FROM refresh.order_snapshot
+		INSERT INTO pipeline.dirty_orders (merchant_id, order_id, day)
+		SELECT merchant_id, order_id, day FROM pipeline.orders
 		WHERE merchant_id = ANY ($1) AND day BETWEEN '2025-04-01' AND '2025-05-31'`, merchants)
 	require.NoError(t, err)
 	_, err = r.Dirty(ctx, nil)
@@ -128,36 +137,19 @@ func TestChangedOrdersEqualWholeDays(t *testing.T) {
 	require.Equal(t, after, snapshot(t, an))
 	require.Equal(t, snap, orderSnapshot(t, an))
 
-	// Recomputing every day of the merchants from the source gives the same rows.
+	// Recomputing every day of the merchants from the source gives the same rows: netting
+	// them again against what is stored, and building them from nothing.
 	require.NoError(t, r.Merchants(ctx, merchants, time.Time{}, time.Time{}, nil))
 	require.Equal(t, after, snapshot(t, an), "netted changed orders = whole days recomputed")
 	require.Equal(t, snap, orderSnapshot(t, an))
+	rebuild(t, an, merchants)
+	require.Equal(t, after, snapshot(t, an), "netted changed orders = a backfill")
+	require.Equal(t, snap, orderSnapshot(t, an))
 }
 
-// requireDaySets checks the merchants' stored day customer sets against their definition from
-// the customer days (a recompute does not rebuild a set whose customer days it left as they
-// were, so comparing with one would not catch a wrongly patched set).
-func requireDaySets(t *testing.T, an *pgxpool.Pool, merchants []int64) {
-	t.Helper()
-	var wrong int
-	require.NoError(t, an.QueryRow(context.Background(), `
-		WITH def AS (
-			SELECT cd.merchant_id, cd.status, cd.day, public.sort(array_agg(n.n)) AS once,
-			       public.sort(coalesce(array_agg(n.n) FILTER (WHERE cd.orders >= 2), '{}')) AS twice
-			FROM agg.customer_days cd JOIN agg.customer_numbers n USING (merchant_id, customer_id)
-			WHERE cd.merchant_id = ANY ($1) GROUP BY 1, 2, 3
-		), stored AS (
-			SELECT * FROM agg.customer_sets WHERE merchant_id = ANY ($1) AND grain = 'day' AND status <> 'first'
-		)
-		SELECT count(*) FROM def FULL JOIN stored s
-		  ON s.merchant_id = def.merchant_id AND s.status = def.status AND s.period_start = def.day
-		WHERE (def.once, def.twice) IS DISTINCT FROM (s.once, s.twice)`, merchants).Scan(&wrong))
-	require.Zero(t, wrong, "day sets that differ from their customer days")
-}
-
-// TestBusyDayIsRefreshedWhole: when a quarter of a merchant day's orders changed, the scan
-// marks the day instead of its orders, and the whole-day refresh is exact.
-func TestBusyDayIsRefreshedWhole(t *testing.T) {
+// TestBusyDayIsRefreshedExactly: every order of a busy merchant day changed, and an order moved
+// into that day from another: the scan marks the orders, and the refresh is exact on both days.
+func TestBusyDayIsRefreshedExactly(t *testing.T) {
 	t.Parallel()
 	p := dbtest.Clone(t, template)
 	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
@@ -183,51 +175,17 @@ func TestBusyDayIsRefreshedWhole(t *testing.T) {
 
 	_, err = r.Scan(ctx)
 	require.NoError(t, err)
-	var whole bool
 	var orders int
-	require.NoError(t, an.QueryRow(ctx, `
-		SELECT EXISTS (SELECT FROM refresh.dirty_days WHERE merchant_id = $1 AND day = $2),
-		       (SELECT count(*) FROM refresh.dirty_orders WHERE merchant_id = $1)`, m, busy).Scan(&whole, &orders))
-	require.True(t, whole)
-	require.Zero(t, orders)
-	for range 2 { // the second run refreshes the day the moved order left
-		_, err = r.Dirty(ctx, nil)
-		require.NoError(t, err)
-	}
+	require.NoError(t, an.QueryRow(ctx, `SELECT count(*) FROM pipeline.dirty_orders WHERE merchant_id = $1`, m).Scan(&orders))
+	require.GreaterOrEqual(t, orders, 20)
+	_, err = r.Dirty(ctx, nil)
+	require.NoError(t, err)
 	require.Zero(t, dirtyDays(t, an, m))
 	for _, d := range []string{busy.Format(time.DateOnly), left.Format(time.DateOnly)} {
 		requireExact(t, a, src, m, d, d)
 	}
 	requireExact(t, a, src, m, "2023-11-01", "2026-10-31")
 	requireExact(t, a, src, m+1, "2025-05-01", "2025-05-31")
-}
-
-// TestMigrateCompletesOrderSnapshot: aggregates built before migration 008 have no order
-// snapshot; migrate reads it from the source, and a change the scan has not seen yet is
-// refreshed by its whole day (its order's snapshot already holds the new figures).
-func TestMigrateCompletesOrderSnapshot(t *testing.T) {
-	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	ctx := context.Background()
-	want := orderSnapshot(t, an)
-	_, err := an.Exec(ctx, `TRUNCATE refresh.order_snapshot, refresh.line_snapshot`)
-	require.NoError(t, err)
-	const m = 4
-	changeSource(t, src, m)
-
-	require.NoError(t, dbtest.Migrate(ctx, p))
-	require.Positive(t, dirtyDays(t, an, m), "the unscanned change's day is marked")
-	_, err = refresh.New(an).Changed(ctx, nil)
-	require.NoError(t, err)
-	requireExact(t, a, src, m, "2025-05-01", "2025-05-31")
-
-	require.NoError(t, refresh.New(an).Merchants(ctx, []int64{m}, time.Time{}, time.Time{}, nil))
-	got := orderSnapshot(t, an)
-	require.NoError(t, dbtest.Migrate(ctx, p)) // idempotent
-	require.Equal(t, got, orderSnapshot(t, an))
-	require.NotEqual(t, want, got, "merchant m's orders changed")
 }
 
 // TestProductListsFollowTheSource: a refreshed merchant's stored product list (names for

@@ -66,7 +66,7 @@ func TestRowReadsAreFilteredOnTheSource(t *testing.T) {
 		`SELECT * FROM refresh.source_orders_by_id('{1,2,3}')`:                                       `WHERE ((id = ANY (`,
 		`SELECT * FROM refresh.source_items_by_order('{1,2,3}')`:                                     `WHERE ((order_id = ANY (`,
 		`SELECT * FROM refresh.source_returns_by_order('{1,2,3}')`:                                   `WHERE ((order_id = ANY (`,
-		`SELECT * FROM refresh.source_product_categories('{1,2,3}')`:                                 `WHERE ((id = ANY (`,
+		`SELECT * FROM refresh.source_products_by_id('{1,2,3}')`:                                 `WHERE ((id = ANY (`,
 		`SELECT * FROM refresh.source_changed_orders('2025-06-01 00:00+03')`:                         `WHERE ((updated_at >= `,
 	} {
 		t.Run(q, func(t *testing.T) {
@@ -98,7 +98,7 @@ func snapshot(t *testing.T, an *pgxpool.Pool) string {
 	require.NoError(t, err)
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	require.Contains(t, tables, "customer_steps")
+	require.Contains(t, tables, "key_months")
 	s := ""
 	for _, name := range tables {
 		var sum *string
@@ -265,7 +265,8 @@ func TestFailedRefreshKeepsOldData(t *testing.T) {
 // TestBackfillLeavesTablesTidy: a backfill into an empty analytics database leaves what it
 // wrote vacuumed and analyzed (these machines run with autovacuum off; unvacuumed, the API's
 // first read of each page would write it out again), room for updates on the pages of the
-// rows refreshes update, and writes each customer step once.
+// rows refreshes update, and writes each row once (inserted with its running sums, never
+// updated afterwards).
 func TestBackfillLeavesTablesTidy(t *testing.T) {
 	t.Parallel()
 	p := dbtest.Clone(t, template)
@@ -277,7 +278,7 @@ func TestBackfillLeavesTablesTidy(t *testing.T) {
 	n, err := refresh.New(an).Changed(ctx, nil)
 	require.NoError(t, err)
 	require.Positive(t, n)
-	for _, table := range []string{"agg.dim_stats", "agg.order_stats", "agg.customer_days", "agg.customer_steps", "refresh.order_snapshot", "refresh.line_snapshot"} {
+	for _, table := range []string{"agg.key_months", "agg.customer_tiles", "agg.cohort_counts", "pipeline.orders"} {
 		var vacuumed, analyzed bool
 		var updated int64
 		require.NoError(t, an.QueryRow(ctx, `
@@ -285,13 +286,11 @@ func TestBackfillLeavesTablesTidy(t *testing.T) {
 			WHERE format('%I.%I', schemaname, relname) = $1`, table).Scan(&vacuumed, &analyzed, &updated))
 		require.True(t, vacuumed, "%s vacuumed", table)
 		require.True(t, analyzed, "%s analyzed", table)
-		if table == "agg.customer_steps" {
-			require.Zero(t, updated, "running totals computed as the steps are inserted")
-		}
+		require.Zero(t, updated, "%s: running sums computed as the rows are inserted", table)
 	}
 	// The rows that refreshes update keep room on their pages for the new versions (migration
-	// 012): a tenth of each page, against a copy packed full.
-	for _, table := range []string{"agg.dim_stats", "agg.order_stats"} {
+	// 013): a tenth of each page, against a copy packed full.
+	for _, table := range []string{"agg.key_months"} {
 		var size, packed int64
 		_, err = an.Exec(ctx, "CREATE TABLE packed AS SELECT * FROM "+table)
 		require.NoError(t, err)
@@ -300,32 +299,32 @@ func TestBackfillLeavesTablesTidy(t *testing.T) {
 		_, err = an.Exec(ctx, "DROP TABLE packed")
 		require.NoError(t, err)
 	}
-	// The breakdown rows' key is as compact as one built afresh (the backfill's inserts left it
-	// ~1.7× that, half empty), and its build is recorded.
+	// The running sums' key is as compact as one built afresh (the backfill's inserts leave it
+	// half empty), and its build is recorded.
 	var rebuilt, fresh int64
 	var rows *int64
-	_, err = an.Exec(ctx, "CREATE INDEX fresh ON agg.dim_stats (merchant_id, dimension, grain, status, period_start, key)")
+	_, err = an.Exec(ctx, "CREATE INDEX fresh ON agg.key_months (merchant_id, dim, month, key)")
 	require.NoError(t, err)
 	require.NoError(t, an.QueryRow(ctx, `
-		SELECT pg_relation_size('agg.dim_stats_pkey'), pg_relation_size('agg.fresh'),
-		       (SELECT table_rows FROM refresh.index_builds WHERE index_name = 'agg.dim_stats_pkey')`).Scan(&rebuilt, &fresh, &rows))
+		SELECT pg_relation_size('agg.key_months_pkey'), pg_relation_size('agg.fresh'),
+		       (SELECT table_rows FROM pipeline.index_builds WHERE index_name = 'agg.key_months_pkey')`).Scan(&rebuilt, &fresh, &rows))
 	require.LessOrEqual(t, float64(rebuilt), 1.1*float64(fresh), "the key %d bytes, built afresh %d", rebuilt, fresh)
 	require.NotNil(t, rows, "the rebuild is recorded")
-	require.Greater(t, *rows, int64(100_000))
+	require.Greater(t, *rows, int64(10_000))
 	_, err = an.Exec(ctx, "DROP INDEX agg.fresh")
 	require.NoError(t, err)
 
 	// A rebuild that failed midway leaves an invalid index that every insert still writes to:
 	// the next run drops it, and rebuilds nothing that has not doubled.
-	_, err = an.Exec(ctx, "CREATE UNIQUE INDEX CONCURRENTLY dim_stats_pkey_ccnew ON agg.dim_stats (merchant_id)")
+	_, err = an.Exec(ctx, "CREATE UNIQUE INDEX CONCURRENTLY key_months_pkey_ccnew ON agg.key_months (merchant_id)")
 	require.Error(t, err, "duplicate merchant ids: the build fails and leaves the index invalid")
 	_, err = refresh.New(an).Changed(ctx, nil)
 	require.NoError(t, err)
 	var left int
-	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM pg_class WHERE relname = 'dim_stats_pkey_ccnew'").Scan(&left))
+	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM pg_class WHERE relname = 'key_months_pkey_ccnew'").Scan(&left))
 	require.Zero(t, left, "the failed rebuild is dropped")
 	var after int64
-	require.NoError(t, an.QueryRow(ctx, "SELECT pg_relation_size('agg.dim_stats_pkey')").Scan(&after))
+	require.NoError(t, an.QueryRow(ctx, "SELECT pg_relation_size('agg.key_months_pkey')").Scan(&after))
 	require.Equal(t, rebuilt, after, "not rebuilt again")
 }
 
@@ -344,7 +343,7 @@ func TestRefreshVacuumsItsQueues(t *testing.T) {
 	require.NoError(t, err)
 	var vacuumed bool
 	require.NoError(t, an.QueryRow(ctx,
-		`SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE schemaname = 'refresh' AND relname = 'dirty_days'`).
+		`SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE schemaname = 'pipeline' AND relname = 'dirty_days'`).
 		Scan(&vacuumed))
 	require.True(t, vacuumed, "2000 deleted dirty days are vacuumed")
 }

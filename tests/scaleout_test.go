@@ -72,7 +72,7 @@ func TestTwoWorkersTwoServers(t *testing.T) {
 		require.Less(t, time.Since(begin), 120*time.Second, "did not settle:\n%s\n%s", logs1.String(), logs2.String())
 		var settled bool
 		require.NoError(t, an.QueryRow(ctx, `
-			SELECT (SELECT source_watermark > $1 FROM refresh.settings)
+			SELECT (SELECT source_watermark > $1 FROM pipeline.settings)
 			   AND NOT EXISTS (SELECT FROM refresh.pending)
 			   AND NOT EXISTS (SELECT FROM river_job WHERE kind = 'refresh_merchant' AND state NOT IN ('completed', 'discarded', 'cancelled'))`,
 			changedAt).Scan(&settled))

@@ -170,12 +170,12 @@ func TestRowLevelSecurity(t *testing.T) {
 	}
 
 	// The API role reads neither pipeline state nor the source.
-	for _, q := range []string{"SELECT count(*) FROM refresh.dirty_days", "SELECT count(*) FROM src.orders", "SELECT count(*) FROM refresh.settings"} {
+	for _, q := range []string{"SELECT count(*) FROM pipeline.dirty_days", "SELECT count(*) FROM src.orders", "SELECT count(*) FROM pipeline.settings"} {
 		_, err := apiPool.Exec(ctx, q)
 		require.ErrorContains(t, err, "permission denied", q)
 	}
 	// Nor can it write aggregates.
-	_, err = apiPool.Exec(ctx, "DELETE FROM agg.order_stats")
+	_, err = apiPool.Exec(ctx, "DELETE FROM agg.key_months")
 	require.ErrorContains(t, err, "permission denied")
 }
 
@@ -196,7 +196,7 @@ func TestBadInput(t *testing.T) {
 		{"from after to", "/v1/summary?from=2025-02-01&to=2025-01-31", "from"},
 		{"over three years", "/v1/summary?from=2020-01-01&to=2023-01-01", "to"},
 		{"unknown status", "/v1/summary?from=2025-01-01&to=2025-01-31&status=lost", "status"},
-		{"SQL in status", "/v1/summary?from=2025-01-01&to=2025-01-31&status=" + url.QueryEscape("delivered');DROP TABLE agg.order_stats;--"), "status"},
+		{"SQL in status", "/v1/summary?from=2025-01-01&to=2025-01-31&status=" + url.QueryEscape("delivered');DROP TABLE agg.key_months;--"), "status"},
 		{"empty status", "/v1/summary?from=2025-01-01&to=2025-01-31&status=", "status"},
 		{"unknown grain", "/v1/timeseries?from=2025-01-01&to=2025-01-31&grain=year", "grain"},
 		{"SQL in grain", "/v1/timeseries?from=2025-01-01&to=2025-01-31&grain=" + url.QueryEscape("day' OR 1=1"), "grain"},
@@ -205,7 +205,7 @@ func TestBadInput(t *testing.T) {
 		{"merchant_id overflow", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=99999999999999999999", "merchant_id"},
 		{"unknown dimension", "/v1/breakdown/planet?from=2025-01-01&to=2025-01-31", "dimension"},
 		{"unknown sort key", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&sort=population", "sort"},
-		{"SQL in sort key", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&sort=" + url.QueryEscape("gmv; DROP TABLE agg.dim_stats"), "sort"},
+		{"SQL in sort key", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&sort=" + url.QueryEscape("gmv; DROP TABLE agg.key_months"), "sort"},
 		{"sort by a column not offered", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&sort=merchant_id", "sort"},
 		{"page_size over the max", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&page_size=501", "page_size"},
 		{"absurd page_size", "/v1/abc?from=2025-01-01&to=2025-01-31&page_size=1000000000000", "page_size"},

@@ -179,17 +179,14 @@ BEGIN
         SELECT merchant_id, grain, period, ck, (sum(n) OVER (PARTITION BY merchant_id, grain, period ORDER BY ck))::int AS cum
         FROM counts
     )
+    -- A period left with no event gets NULL arrays: it is deleted.
     INSERT INTO pg_temp.tile_rows
-    SELECT merchant_id, grain, period,
-           ARRAY(SELECT DISTINCT (s >> 20) << 20 FROM unnest(array_agg(ck)) AS s ORDER BY 1),
-           array_agg(ck ORDER BY ck), array_agg(cum ORDER BY ck)
-    FROM run
-    GROUP BY merchant_id, grain, period;
-    -- Periods left with no event: deleted.
-    INSERT INTO pg_temp.tile_rows
-    SELECT DISTINCT t.merchant_id, t.grain, t.period, NULL::bigint[], NULL::bigint[], NULL::int[]
-    FROM pg_temp.tile_deltas t
-    WHERE NOT EXISTS (SELECT FROM pg_temp.tile_rows r WHERE (r.merchant_id, r.grain, r.period) = (t.merchant_id, t.grain, t.period));
+    SELECT t.merchant_id, t.grain, t.period, r.segs, r.ck, r.cum
+    FROM t
+    LEFT JOIN (SELECT merchant_id, grain, period,
+                      ARRAY(SELECT DISTINCT (s >> 20) << 20 FROM unnest(array_agg(ck)) AS s ORDER BY 1) AS segs,
+                      array_agg(ck ORDER BY ck) AS ck, array_agg(cum ORDER BY ck) AS cum
+               FROM run GROUP BY merchant_id, grain, period) AS r USING (merchant_id, grain, period);
 
     IF v_fresh THEN
         CALL refresh.insert_customer_tiles();

@@ -44,7 +44,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The refresh's indexes due for a rebuild (REINDEX CONCURRENTLY, by the caller at the end of
--- a refresh run): those of a table that holds 100k rows or more and has more than doubled
+-- a refresh run): those of a table that holds 10k rows or more and has more than doubled
 -- since the index was last built (pipeline.index_builds; never, for an index built by a
 -- migration on an empty table). An index filled by inserting in the middle of its key space is
 -- about half empty after a backfill. Also listed, as invalid: what a rebuild that failed left
@@ -63,7 +63,7 @@ LANGUAGE sql STABLE AS $$
     JOIN pg_namespace AS n ON n.oid = ic.relnamespace
     LEFT JOIN pipeline.index_builds AS b ON b.index_name = format('%I.%I', n.nspname, ic.relname)
     WHERE NOT m.queue
-      AND CASE WHEN i.indisvalid THEN tc.reltuples >= 100000 AND tc.reltuples > 2 * coalesce(b.table_rows, 0)
+      AND CASE WHEN i.indisvalid THEN tc.reltuples >= 10000 AND tc.reltuples > 2 * coalesce(b.table_rows, 0)
                ELSE ic.relname ~ '_cc(new|old)[0-9]*$' END
     ORDER BY 1
 $$;

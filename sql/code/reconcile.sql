@@ -4,15 +4,17 @@
 
 -- The snapshot's side of refresh.source_month_*_checks, per merchant × business month.
 CREATE FUNCTION refresh.snapshot_checks()
-RETURNS TABLE (merchant_id bigint, month date, orders bigint, hashes numeric, items numeric, gmv numeric,
-               returned bigint, amounts numeric)
+RETURNS TABLE (merchant_id bigint, month date, orders bigint, hashes numeric, cities numeric, deliveries numeric,
+               payments numeric, times numeric, items numeric, gmv numeric, returned bigint, amounts numeric)
 LANGUAGE sql STABLE AS $$
     WITH o AS (
         SELECT o.merchant_id, date_trunc('month', o.day)::date AS month, count(*) AS orders,
-               sum(hashtextextended(concat_ws('|', o.customer_id, o.city_id, d.label, p.label,
-                                              (ARRAY['created', 'accepted', 'delivered', 'cancelled', 'returned'])[o.status + 1],
-                                              o.gmv_cents, o.accepted::int, CASE WHEN o.delivered THEN o.delivery_us END),
-                                    o.order_id)) AS hashes
+               sum(hashint8extended(o.customer_id, o.order_id)::numeric
+                   + hashtextextended((ARRAY['created', 'accepted', 'delivered', 'cancelled', 'returned'])[o.status + 1], o.order_id + 1)
+                   + hashint8extended(o.gmv_cents, o.order_id + 2) + hashint4extended(o.accepted::int, o.order_id + 3)) AS hashes,
+               sum(hashint8extended(o.city_id, o.order_id + 4)) AS cities, sum(hashtextextended(d.label, o.order_id + 5)) AS deliveries,
+               sum(hashtextextended(p.label, o.order_id + 6)) AS payments,
+               sum(interval_hash_extended(CASE WHEN o.delivered THEN o.delivery_us * interval '1 microsecond' END, o.order_id + 7)) AS times
         FROM pipeline.orders o
         LEFT JOIN ref.labels d ON d.id = o.delivery
         LEFT JOIN ref.labels p ON p.id = o.payment
@@ -27,7 +29,8 @@ LANGUAGE sql STABLE AS $$
         FROM pipeline.orders o CROSS JOIN LATERAL generate_subscripts(o.lines, 1) AS i
         GROUP BY 1, 2
     )
-    SELECT o.merchant_id, o.month, o.orders, o.hashes, l.items, l.gmv, nullif(l.returned, 0), l.amounts
+    SELECT o.merchant_id, o.month, o.orders, o.hashes, o.cities, o.deliveries, o.payments, o.times, l.items, l.gmv,
+           nullif(l.returned, 0), l.amounts
     FROM o LEFT JOIN l USING (merchant_id, month)
 $$;
 
@@ -56,7 +59,7 @@ BEGIN
     s AS (
         -- Bucket k covers [v_bounds[k], v_bounds[k+1]); 0 and the last are outside the months.
         SELECT o.merchant_id, (v_first + make_interval(months => o.bucket - 1))::date AS month, o.orders, o.hashes,
-               i.items, i.gmv, r.returned, r.amounts
+               o.cities, o.deliveries, o.payments, o.times, i.items, i.gmv, r.returned, r.amounts
         FROM o
         LEFT JOIN i USING (merchant_id, bucket)
         LEFT JOIN r USING (merchant_id, bucket)
@@ -66,8 +69,8 @@ BEGIN
     ), drift AS MATERIALIZED (
         SELECT coalesce(s.merchant_id, a.merchant_id) AS merchant_id, coalesce(s.month, a.month) AS month
         FROM s FULL JOIN a ON a.merchant_id = s.merchant_id AND a.month = s.month
-        WHERE (s.orders, s.hashes, s.items, s.gmv, s.returned, s.amounts)
-              IS DISTINCT FROM (a.orders, a.hashes, a.items, a.gmv, a.returned, a.amounts)
+        WHERE (s.orders, s.hashes, s.cities, s.deliveries, s.payments, s.times, s.items, s.gmv, s.returned, s.amounts)
+              IS DISTINCT FROM (a.orders, a.hashes, a.cities, a.deliveries, a.payments, a.times, a.items, a.gmv, a.returned, a.amounts)
     ), fresh_drift AS MATERIALIZED (
         -- A month with days already waiting for a refresh differs for a known reason: that
         -- refresh repairs it, and a drift report would be a false alarm.

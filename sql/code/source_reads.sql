@@ -127,19 +127,22 @@ $$;
 -- Reconciliation checksums (reconcile.sql): per merchant × month over the orders created in
 -- [p_bounds[1], p_bounds[last]), months being the business months whose local-midnight
 -- starts p_bounds lists (width_bucket() is immutable and ships, so the GROUP BY runs on the
--- source). They sum hashes of what the snapshot keeps of each order (refresh.snapshot_checks
+-- source; so do the hash functions below, where casts to text would not). They sum hashes of what the snapshot keeps of each order (refresh.snapshot_checks
 -- computes the same from pipeline.orders): its own columns; its lines, each product's hash
 -- weighted by the line's quantity and amount (a sum over items equals the sum over the
 -- snapshot's lines per product); and its returns. So a change that keeps every total but moves
 -- an order to another customer, city, method or product differs.
 CREATE FUNCTION refresh.source_month_checks(p_bounds timestamptz[])
-RETURNS TABLE (merchant_id bigint, bucket int, orders bigint, hashes numeric)
+RETURNS TABLE (merchant_id bigint, bucket int, orders bigint, hashes numeric, cities numeric, deliveries numeric,
+               payments numeric, times numeric)
 LANGUAGE sql STABLE AS $$
+    -- Nullable columns have sums of their own (coalesce does not ship; sum skips NULLs).
     SELECT o.merchant_id, width_bucket(o.created_at, p_bounds), count(*),
-           sum(hashtextextended(concat_ws('|', o.customer_id, o.city_id, o.delivery_type, o.payment_method, o.status,
-                                          (o.total_amount * 100)::bigint, (o.accepted_at IS NOT NULL)::int,
-                                          (extract(epoch FROM o.delivered_at - o.created_at) * 1000000)::bigint),
-                                o.id))
+           sum(hashint8extended(o.customer_id, o.id)::numeric + hashtextextended(o.status, o.id + 1)
+               + hashint8extended((o.total_amount * 100)::bigint, o.id + 2) + hashint4extended((o.accepted_at IS NOT NULL)::int, o.id + 3)),
+           sum(hashint8extended(o.city_id, o.id + 4)), sum(hashtextextended(o.delivery_type, o.id + 5)),
+           sum(hashtextextended(o.payment_method, o.id + 6)),
+           sum(interval_hash_extended(o.delivered_at - o.created_at, o.id + 7))
     FROM src.orders o
     WHERE o.created_at >= p_bounds[1] AND o.created_at < p_bounds[cardinality(p_bounds)]
     GROUP BY 1, 2

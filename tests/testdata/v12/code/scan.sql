@@ -1,0 +1,217 @@
+-- Change capture, version 2: a watermark on orders.updated_at that only advances to the
+-- source's horizon. Every change to an order, its items or its returns must bump
+-- orders.updated_at with the writing transaction's clock (now(), or anything later: SPEC §2).
+--
+-- Why a horizon: updated_at = now() is the writing transaction's start, and it becomes
+-- visible only at commit. A scan that advanced the watermark to the highest updated_at it saw
+-- would skip forever a transaction that started earlier and commits later. So each scan first
+-- reads, in its own transaction, the start of the oldest transaction open on the source (the
+-- horizon), then, in a later transaction (a later snapshot), marks every change with
+-- updated_at >= the previous watermark and sets the watermark to the horizon. A change with
+-- updated_at < horizon came from a transaction that started before the horizon and was not
+-- open when it was read, so it had committed and this scan saw it. Changes between the horizon
+-- and the scan are seen again by the next scan: harmless, refreshes rewrite whole days.
+--
+-- Limits (README): a transaction open longer than settings.max_txn_age stops holding the
+-- horizon back (reconciliation repairs what it changed); settings.lookback adds a margin for
+-- writers that stamp updated_at with their own clock.
+
+DROP PROCEDURE IF EXISTS refresh.load_reference();
+-- Copies the shared reference data (cities with their regions, categories). Region
+-- breakdowns are computed from it, so refreshes run it before loading days.
+CREATE PROCEDURE refresh.load_reference()
+LANGUAGE sql AS $$
+    INSERT INTO ref.cities (id, name, region, lat, lon)
+    SELECT id, name, region, lat, lon FROM src.cities
+    ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region, lat = EXCLUDED.lat, lon = EXCLUDED.lon
+    WHERE (ref.cities.name, ref.cities.region, ref.cities.lat, ref.cities.lon)
+          IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.region, EXCLUDED.lat, EXCLUDED.lon);
+    INSERT INTO ref.categories (id, parent_id, name)
+    SELECT id, parent_id, name FROM src.categories
+    ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, name = EXCLUDED.name
+    WHERE (ref.categories.parent_id, ref.categories.name) IS DISTINCT FROM (EXCLUDED.parent_id, EXCLUDED.name);
+    -- Keys of the text dimensions (agg.dim_stats): every region, and SPEC §2's delivery types
+    -- and payment methods. Added here, in a short transaction of their own, so that parallel
+    -- refreshes do not wait on each other's first insert of a label (they add any other value
+    -- they meet themselves).
+    INSERT INTO ref.labels (dimension, label)
+    SELECT x.dimension, x.label
+    FROM (SELECT DISTINCT 'region' AS dimension, region AS label FROM ref.cities
+          UNION ALL
+          SELECT 'delivery_type', unnest(ARRAY['courier', 'pickup_point', 'post', 'express'])
+          UNION ALL
+          SELECT 'payment_method', unnest(ARRAY['card', 'sbp', 'cash_on_delivery', 'installments', 'wallet'])) AS x
+    WHERE NOT EXISTS (SELECT FROM ref.labels AS l WHERE l.dimension = x.dimension AND l.label = x.label)
+    ORDER BY 1, 2
+    ON CONFLICT DO NOTHING;
+$$;
+
+DROP FUNCTION IF EXISTS refresh.source_horizon();
+-- The start of the oldest client transaction open on the source database, bounded below by
+-- now() - max_txn_age. Call it in its own transaction, before refresh.scan_changes().
+CREATE FUNCTION refresh.source_horizon() RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_db     name;
+    v_oldest timestamptz;
+    v_hidden bigint;
+    v_age    interval;
+BEGIN
+    SELECT o.option_value INTO v_db
+    FROM pg_foreign_server s, pg_options_to_table(s.srvoptions) o
+    WHERE s.srvname = 'merchantagg_source' AND o.option_name = 'dbname';
+    SELECT max_txn_age INTO v_age FROM refresh.settings;
+    -- This query's own remote transaction is open too, so the minimum is never NULL.
+    SELECT min(a.xact_start), count(*) FILTER (WHERE a.query = '<insufficient privilege>')
+    INTO v_oldest, v_hidden
+    FROM src.activity a
+    WHERE a.datname = v_db AND a.backend_type = 'client backend';
+    IF v_hidden > 0 THEN
+        RAISE WARNING 'source user cannot see % sessions (grant it pg_read_all_stats): change scan looks back %', v_hidden, v_age;
+        RETURN now() - v_age;
+    END IF;
+    RETURN greatest(coalesce(v_oldest, now()), now() - v_age);
+END $$;
+
+DROP FUNCTION IF EXISTS refresh.scan_changes(); -- version 1
+DROP FUNCTION IF EXISTS refresh.scan_changes(timestamptz);
+-- Marks what changed since the watermark (the first time every merchant day, then the changed
+-- orders) and moves the watermark to p_horizon, which refresh.source_horizon() returned in an
+-- earlier transaction. Returns how many days and orders it marked.
+CREATE FUNCTION refresh.scan_changes(p_horizon timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_set    refresh.settings;
+    v_since  timestamptz;
+    v_origin timestamptz;
+    v_marked bigint;
+BEGIN
+    IF p_horizon IS NULL THEN
+        RAISE EXCEPTION 'scan_changes needs the horizon from refresh.source_horizon()' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Row lock: concurrent scans run one after another.
+    SELECT * INTO v_set FROM refresh.settings FOR UPDATE;
+    CALL refresh.load_reference();
+    v_since := coalesce(v_set.source_watermark - v_set.lookback, '-infinity');
+    v_origin := '2000-01-01'::timestamp AT TIME ZONE v_set.timezone;
+
+    IF v_set.source_watermark IS NULL THEN
+        -- First scan (nothing refreshed yet): every merchant day with orders, whole.
+        -- A bucket is 24 h from a local midnight; around a DST change it may straddle two local
+        -- days, so both ends' days are marked.
+        WITH c AS MATERIALIZED (
+            SELECT * FROM refresh.source_changes(v_since, v_origin)
+        ), d AS (
+            SELECT c.merchant_id, (c.bucket AT TIME ZONE v_set.timezone)::date AS day FROM c
+            UNION
+            SELECT c.merchant_id, ((c.bucket + interval '1 day' - interval '1 microsecond') AT TIME ZONE v_set.timezone)::date FROM c
+        ), ins AS (
+            INSERT INTO refresh.dirty_days (merchant_id, day)
+            SELECT merchant_id, day FROM d
+            ORDER BY 1, 2 -- key order, like reconciliation, so the two never deadlock
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*) INTO v_marked FROM ins;
+    ELSE
+        -- Later scans mark the changed orders (migration 008). A merchant day where a quarter of
+        -- the orders or more changed (and at least 20) is marked whole instead: recomputing
+        -- the day is then cheaper than netting each order.
+        WITH c AS MATERIALIZED (
+            SELECT c.merchant_id, c.order_id, (c.created_at AT TIME ZONE v_set.timezone)::date AS day
+            FROM refresh.source_changed_orders(v_since) AS c
+        ), whole AS MATERIALIZED (
+            SELECT b.merchant_id, b.day
+            FROM (SELECT merchant_id, day, count(*) AS n FROM c GROUP BY 1, 2) AS b
+            LEFT JOIN agg.order_stats AS s
+              ON s.merchant_id = b.merchant_id AND s.grain = 'day' AND s.period_start = b.day AND s.status = 'all'
+            WHERE b.n >= greatest(20, coalesce(s.orders, 0) / 4)
+        ), days AS (
+            INSERT INTO refresh.dirty_days (merchant_id, day)
+            SELECT merchant_id, day FROM whole
+            ORDER BY 1, 2 -- key order, like reconciliation, so the two never deadlock
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+        ), orders AS (
+            INSERT INTO refresh.dirty_orders AS d (merchant_id, order_id, day)
+            SELECT c.merchant_id, c.order_id, c.day FROM c
+            WHERE NOT EXISTS (SELECT FROM whole AS w WHERE w.merchant_id = c.merchant_id AND w.day = c.day)
+            ORDER BY 1, 2
+            ON CONFLICT (merchant_id, order_id) DO UPDATE SET day = EXCLUDED.day
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM days) + (SELECT count(*) FROM orders) INTO v_marked;
+    END IF;
+
+    UPDATE refresh.settings SET source_watermark = p_horizon, last_scan_at = now();
+    RETURN v_marked;
+END $$;
+
+DROP FUNCTION IF EXISTS refresh.merchants_to_enqueue();
+DROP FUNCTION IF EXISTS refresh.parked_merchants();
+-- Merchants whose latest refresh job is discarded (see refresh.merchants_to_enqueue).
+CREATE FUNCTION refresh.parked_merchants() RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+    SELECT m FROM (
+        SELECT DISTINCT ON ((args->>'merchant_id')::bigint) (args->>'merchant_id')::bigint AS m, state
+        FROM river_job
+        WHERE kind = 'refresh_merchant'
+        ORDER BY (args->>'merchant_id')::bigint, id DESC
+    ) latest
+    WHERE state = 'discarded'
+$$;
+
+DROP FUNCTION IF EXISTS refresh.dirty_merchants();
+CREATE FUNCTION refresh.dirty_merchants() RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+    SELECT DISTINCT merchant_id FROM refresh.pending ORDER BY 1
+$$;
+
+DROP FUNCTION IF EXISTS refresh.merchants_to_enqueue();
+-- The dirty merchants the periodic jobs should enqueue: all but the parked ones, whose latest
+-- refresh job was discarded (it failed every attempt). Enqueueing those again would fail the
+-- same way in a loop; they wait for an operator (River UI retry, POST /v1/admin/refresh) or
+-- for River's cleaner to remove the discarded job (7 days). River's tables must exist: migrate
+-- creates them before this package.
+CREATE FUNCTION refresh.merchants_to_enqueue() RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+    SELECT d.merchant_id
+    FROM (SELECT DISTINCT merchant_id FROM refresh.pending) d
+    WHERE NOT EXISTS (SELECT FROM refresh.parked_merchants() p WHERE p = d.merchant_id)
+    ORDER BY 1
+$$;
+
+DROP FUNCTION IF EXISTS refresh.merchant_days(bigint);
+-- The business days spanned by one merchant's orders in the source; NULLs when it has none.
+CREATE FUNCTION refresh.merchant_days(p_merchant bigint, OUT first_day date, OUT last_day date)
+LANGUAGE sql STABLE AS $$
+    SELECT (s.first_at AT TIME ZONE t.timezone)::date, (s.last_at AT TIME ZONE t.timezone)::date
+    FROM refresh.source_merchant_span(p_merchant) AS s, refresh.settings AS t
+$$;
+
+DROP FUNCTION IF EXISTS refresh.source_merchants();
+CREATE FUNCTION refresh.source_merchants() RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+    SELECT id FROM src.merchants ORDER BY id
+$$;
+
+DROP FUNCTION IF EXISTS refresh.dirty_sets(int);
+-- The dirty merchants grouped for `merchantagg refresh`: merchants whose dirty days lie within
+-- a month of each other are dealt round-robin (largest first) into p_sets sets, each refreshed
+-- in one transaction with shared remote queries (refresh.refresh_dirty_set); a merchant with
+-- a longer span (a backfill) is a set of its own, so its long rollups do not widen the others'.
+CREATE FUNCTION refresh.dirty_sets(p_sets int) RETURNS TABLE (merchants bigint[])
+LANGUAGE sql STABLE AS $$
+    WITH m AS (
+        SELECT merchant_id, max(day) - min(day) <= 31 AS narrow, count(*) AS days
+        FROM refresh.pending GROUP BY merchant_id
+    ), s AS (
+        SELECT merchant_id, narrow, days,
+               CASE WHEN narrow THEN (row_number() OVER (PARTITION BY narrow ORDER BY days DESC, merchant_id) - 1) % greatest(p_sets, 1)
+                    ELSE merchant_id END AS set_no
+        FROM m
+    )
+    SELECT array_agg(merchant_id ORDER BY merchant_id) FROM s
+    GROUP BY narrow, set_no
+    ORDER BY narrow, sum(days) DESC
+$$;
