@@ -131,4 +131,3 @@ func TestCustomerFiguresFollowChanges(t *testing.T) {
 		}
 	}
 }
-

@@ -66,7 +66,7 @@ func TestRowReadsAreFilteredOnTheSource(t *testing.T) {
 		`SELECT * FROM refresh.source_orders_by_id('{1,2,3}')`:                                       `WHERE ((id = ANY (`,
 		`SELECT * FROM refresh.source_items_by_order('{1,2,3}')`:                                     `WHERE ((order_id = ANY (`,
 		`SELECT * FROM refresh.source_returns_by_order('{1,2,3}')`:                                   `WHERE ((order_id = ANY (`,
-		`SELECT * FROM refresh.source_products_by_id('{1,2,3}')`:                                 `WHERE ((id = ANY (`,
+		`SELECT * FROM refresh.source_products_by_id('{1,2,3}')`:                                     `WHERE ((id = ANY (`,
 		`SELECT * FROM refresh.source_changed_orders('2025-06-01 00:00+03')`:                         `WHERE ((updated_at >= `,
 	} {
 		t.Run(q, func(t *testing.T) {
