@@ -18,17 +18,25 @@ import (
 // ErrUnknownSort is returned for a sort key outside the whitelist.
 var ErrUnknownSort = errors.New("unknown sort key")
 
-// Whitelists of sort keys: API name → fixed SQL expression over the output columns of
-// api.metrics (sql/code/reads.sql), rounded as the response shows them, so ties fall to the
-// key as they appear. Request text never reaches SQL.
+// A sort key of a list: a fixed SQL expression (a column of api.metrics, sql/code/reads.sql,
+// for breakdowns) and the packed figures it needs (api.key_sums's p_need: 1..7 the sums, 8
+// the cancelled count). Request text never reaches SQL.
+type sortKey struct {
+	expr  string
+	needs []int
+}
+
 var (
-	breakdownSorts = map[string]string{
-		"name": breakdownName, "key": breakdownKey, "orders": "orders", "accepted": "accepted",
-		"delivered": "delivered", "cancelled": "cancelled", "returned": "returned", "items": "items",
-		"gmv": "gmv", "returned_amount": "returned_amount", "revenue": "revenue",
-		"share": "gmv", // exact, not the rounded share
-		"aov":   "aov", "cancel_rate": "cancel_rate", "return_rate": "return_rate",
-		"avg_delivery_hours": "avg_delivery_hours",
+	// Breakdown sorts: columns of api.metrics, rounded as the response shows them, so ties fall
+	// to the key as they appear.
+	breakdownSorts = map[string]sortKey{
+		"name": {breakdownName, nil}, "key": {breakdownKey, nil},
+		"orders": {"orders", nil}, "accepted": {"accepted", nil}, "delivered": {"delivered", []int{2}},
+		"cancelled": {"cancelled", []int{8}}, "returned": {"returned", []int{2}}, "items": {"items", []int{3}},
+		"gmv": {"gmv", nil}, "share": {"gmv", nil}, // exact, not the rounded share
+		"returned_amount": {"returned_amount", []int{6}}, "revenue": {"revenue", []int{5, 6}},
+		"aov": {"aov", nil}, "cancel_rate": {"cancel_rate", []int{8}}, "return_rate": {"return_rate", []int{2}},
+		"avg_delivery_hours": {"avg_delivery_hours", []int{2, 7}},
 	}
 	// A key in the order breakdown.sql breaks ties in (numerically for ids, as text for labels),
 	// as one expression, worked out only when sorting by it.
@@ -38,23 +46,34 @@ var (
 		(SELECT c.name FROM ref.categories AS c WHERE $2 = 'category' AND c.id = key),
 		(SELECT ci.name FROM ref.cities AS ci WHERE $2 = 'city' AND ci.id = key), label, key::text) COLLATE "C"`
 	// ABC sorts: columns of sql/queries/abc.sql; a name is looked up only when sorting by it.
-	abcSorts = map[string]string{
-		"rank": "rank", "value": "value", "share": "value", "product_id": "product_id",
-		"name": `(SELECT coalesce(p.name, product_id::text) FROM agg.products AS p WHERE p.merchant_id = $1 AND p.id = product_id) COLLATE "C"`,
+	abcSorts = map[string]sortKey{
+		"rank": {"rank", nil}, "value": {"value", nil}, "share": {"value", nil}, "product_id": {"product_id", nil},
+		"name": {`(SELECT coalesce(p.name, product_id::text) FROM agg.products AS p WHERE p.merchant_id = $1 AND p.id = product_id) COLLATE "C"`, nil},
 	}
 )
 
-// orderBy turns a sort key ("gmv", "-gmv") into a whitelisted ORDER BY fragment.
-func orderBy(sort string, whitelist map[string]string) (string, error) {
+// needs returns api.key_sums's p_need for a sort key: the orders and gmv every list reads
+// (its rows, its total), and the sort's own figures.
+func needs(k sortKey) []bool {
+	n := make([]bool, 8)
+	n[0], n[3] = true, true
+	for _, f := range k.needs {
+		n[f-1] = true
+	}
+	return n
+}
+
+// orderBy turns a sort key ("gmv", "-gmv") into a whitelisted ORDER BY fragment and the key.
+func orderBy(sort string, whitelist map[string]sortKey) (string, sortKey, error) {
 	key, desc := strings.CutPrefix(sort, "-")
-	expr, ok := whitelist[key]
+	k, ok := whitelist[key]
 	if !ok {
-		return "", fmt.Errorf("%w %q", ErrUnknownSort, sort)
+		return "", k, fmt.Errorf("%w %q", ErrUnknownSort, sort)
 	}
 	if desc {
-		return expr + " DESC NULLS LAST", nil
+		return k.expr + " DESC NULLS LAST", k, nil
 	}
-	return expr + " ASC NULLS LAST", nil
+	return k.expr + " ASC NULLS LAST", k, nil
 }
 
 // List asks for a page of a list over a range.
@@ -68,7 +87,7 @@ type List struct {
 
 // Breakdown returns one page of a dimension's rows and the number of rows over all pages.
 func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64, []gen.BreakdownRow, error) {
-	order, err := orderBy(l.Sort, breakdownSorts)
+	order, key, err := orderBy(l.Sort, breakdownSorts)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -77,7 +96,7 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
-	b.Queue(q, l.MerchantID, dimension, l.From, l.To, sl.Slot, sl.Coef, sl.CCoef, l.Limit, l.Offset).Query(func(rows pgx.Rows) error {
+	b.Queue(q, l.MerchantID, dimension, l.From, l.To, sl.Slot, sl.Coef, sl.CCoef, l.Limit, l.Offset, needs(key)).Query(func(rows pgx.Rows) error {
 		var key, name *string
 		var row gen.BreakdownRow
 		m := &row.Metrics
@@ -122,7 +141,7 @@ type ABCResult struct {
 
 // ABC classifies the merchant's products over the range.
 func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
-	order, err := orderBy(q.Sort, abcSorts)
+	order, _, err := orderBy(q.Sort, abcSorts)
 	if err != nil {
 		return ABCResult{}, err
 	}

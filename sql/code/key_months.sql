@@ -75,9 +75,15 @@ BEGIN
     -- key_net: key_deltas netted (changes that cancel out are dropped); key_rows: the rows
     -- to write. Both private to this procedure.
     CREATE TEMP TABLE IF NOT EXISTS key_net (LIKE pg_temp.key_deltas) ON COMMIT DELETE ROWS;
-    CREATE TEMP TABLE IF NOT EXISTS key_rows (
-        merchant_id bigint, key bigint, month date, dim "char", ek smallint[], v bigint[]
-    ) ON COMMIT DELETE ROWS;
+    -- key_rows keeps its arrays as agg.key_months does (uncompressed below 8160 bytes): a
+    -- value compressed here would be written compressed there, and read back by decompressing
+    -- it at every subscript.
+    IF to_regclass('pg_temp.key_rows') IS NULL THEN
+        CREATE TEMP TABLE key_rows (
+            merchant_id bigint, key bigint, month date, dim "char", ek smallint[], v bigint[]
+        ) WITH (toast_tuple_target = 8160) ON COMMIT DELETE ROWS;
+        ALTER TABLE pg_temp.key_rows ALTER COLUMN ek SET STORAGE MAIN, ALTER COLUMN v SET STORAGE MAIN;
+    END IF;
     DELETE FROM pg_temp.key_net;
     DELETE FROM pg_temp.key_rows;
     INSERT INTO pg_temp.key_net

@@ -32,39 +32,48 @@ $$;
 
 -- Per group and key of dimension p_dim, the figures of the ranges (packed as in
 -- agg.key_months: unpack with api.metrics) under the slots p_slot, each counted with p_coef
--- (1 added, -1 subtracted, 0 not at all) and with p_ccoef in the cancelled count. Keys with no
--- order in a range come out with orders 0.
+-- (1 added, -1 subtracted, 0 not at all) and with p_ccoef in the cancelled count. Only the
+-- figures p_need asks for are summed (1..7: w1..w7, 8: cancelled; the others come out NULL),
+-- and only for the keys p_keys (NULL: every key). Keys with no order in a range come out with
+-- orders 0.
 CREATE FUNCTION api.key_sums(p_merchant bigint, p_dim "char", p_grp int[], p_from date[], p_to date[],
-                             p_slot int[], p_coef int[], p_ccoef int[])
+                             p_slot int[], p_coef int[], p_ccoef int[], p_need boolean[], p_keys bigint[] DEFAULT NULL)
 RETURNS TABLE (grp int, key bigint, w1 bigint, w2 bigint, w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint,
                cancelled bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT h.grp, h.key, agg.isum(h.c * h.v[h.p][1]), agg.isum(h.c * h.v[h.p][2]), agg.isum(h.c * h.v[h.p][3]),
-           agg.isum(h.c * h.v[h.p][4]), agg.isum(h.c * h.v[h.p][5]), agg.isum(h.c * h.v[h.p][6]),
-           agg.isum(h.c * h.v[h.p][7]), agg.isum(h.cc * (h.v[h.p][1] >> 32))
-    FROM (SELECT e.grp, b.key, e.sign * s.coef AS c, e.sign * s.ccoef AS cc, b.v, b.ek, s.slot,
-                 width_bucket((s.slot * 32 + e.dom)::smallint, b.ek) AS p
-          FROM api.edges(p_merchant, p_grp, p_from, p_to) AS e
-          JOIN agg.key_months b ON b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
-          CROSS JOIN unnest(p_slot, p_coef, p_ccoef) AS s (slot, coef, ccoef)) AS h
-    WHERE h.p > 0 AND h.ek[h.p] >= h.slot * 32
-    GROUP BY h.grp, h.key
-$$;
-
--- One figure per key (p_figure: 3 items, 4 gmv in cents) for one range, as key_sums: ABC
--- reads nothing else.
-CREATE FUNCTION api.key_values(p_merchant bigint, p_dim "char", p_from date, p_to date, p_slot int[], p_coef int[],
-                               p_figure int)
-RETURNS TABLE (key bigint, value bigint)
-LANGUAGE sql STABLE AS $$
-    SELECT h.key, agg.isum(h.c * h.v[h.p][p_figure])
-    FROM (SELECT b.key, e.sign * s.coef AS c, b.v, b.ek, s.slot, width_bucket((s.slot * 32 + e.dom)::smallint, b.ek) AS p
-          FROM api.edges(p_merchant, '{0}', ARRAY[p_from], ARRAY[p_to]) AS e
-          JOIN agg.key_months b ON b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
-          CROSS JOIN unnest(p_slot, p_coef) AS s (slot, coef)
-          WHERE s.coef <> 0) AS h
-    WHERE h.p > 0 AND h.ek[h.p] >= h.slot * 32
-    GROUP BY h.key
+    SELECT grp, key, agg.isum(x1), agg.isum(x2), agg.isum(x3), agg.isum(x4), agg.isum(x5), agg.isum(x6), agg.isum(x7),
+           agg.isum(x8)
+    FROM (
+        -- The figures picked out of the entries (OFFSET 0) before they are summed, so that
+        -- hashing or sorting them carries a few numbers per entry, not the rows' arrays.
+        SELECT grp, key, CASE WHEN p_need[1] THEN c * v[p][1] END AS x1, CASE WHEN p_need[2] THEN c * v[p][2] END AS x2,
+               CASE WHEN p_need[3] THEN c * v[p][3] END AS x3, CASE WHEN p_need[4] THEN c * v[p][4] END AS x4,
+               CASE WHEN p_need[5] THEN c * v[p][5] END AS x5, CASE WHEN p_need[6] THEN c * v[p][6] END AS x6,
+               CASE WHEN p_need[7] THEN c * v[p][7] END AS x7, CASE WHEN p_need[8] THEN cc * (v[p][1] >> 32) END AS x8
+        FROM (
+            -- Each slot's entry is searched once here (OFFSET 0), not again for every figure.
+            SELECT e.grp, b.key, e.sign * e.coef AS c, e.sign * e.ccoef AS cc, b.v, b.ek, e.slot,
+                   width_bucket((e.slot * 32 + e.dom)::smallint, b.ek) AS p
+            -- Each edge with each slot, computed apart (OFFSET 0): the month an edge reads is
+            -- then a plain value, which row-level security lets reach the index (an expression
+            -- of functions that are not leakproof stays a filter above it, and every row of the
+            -- merchant was read).
+            FROM (SELECT e.*, s.* FROM api.edges(p_merchant, p_grp, p_from, p_to) AS e,
+                                       unnest(p_slot, p_coef, p_ccoef) AS s (slot, coef, ccoef)
+                  WHERE s.coef <> 0 OR p_need[8] AND s.ccoef <> 0
+                  OFFSET 0) AS e
+            -- An index range per edge and slot (OFFSET 0: the rows are read where they are,
+            -- never copied aside to be joined with the slots, nor hashed against every month).
+            CROSS JOIN LATERAL (SELECT b.key, b.ek, b.v FROM agg.key_months b
+                                WHERE b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
+                                  AND (p_keys IS NULL OR b.key = ANY (p_keys))
+                                OFFSET 0) AS b
+            OFFSET 0
+        ) AS x
+        WHERE p > 0 AND ek[p] >= slot * 32
+        OFFSET 0
+    ) AS y
+    GROUP BY grp, key
 $$;
 
 -- The metrics of docs/metrics.md from a key's or a range's packed sums: the one definition of

@@ -1,5 +1,5 @@
 -- ABC analysis (docs/metrics.md) of a merchant's products over a range, from the product rows
--- of agg.key_months (api.key_values: one figure, two entries per product). Classes are decided
+-- of agg.key_months (api.key_sums, one figure: two entries per product). Classes are decided
 -- on exact integers (cents or items): class A when the cumulative value before the product is
 -- < a × total (no rounded share is compared). The ORDER marker in page is a fixed fragment
 -- from the whitelist in internal/stats. Names and shares are worked out for the page only.
@@ -8,8 +8,10 @@
 -- filter); $6 metric ('gmv' or 'items'); $7 a; $8 b; $9 class filter (NULL = all); $10 limit;
 -- $11 offset. Every row carries the totals; a page past the end is one row with NULL product.
 WITH v AS (
-    SELECT key AS product_id, value
-    FROM api.key_values($1, 'p', $2::date, $3::date, $4::int[], $5::int[], CASE WHEN $6 = 'items' THEN 3 ELSE 4 END)
+    SELECT product_id, value
+    FROM (SELECT key AS product_id, CASE WHEN $6 = 'items' THEN w3 ELSE w4 END AS value
+          FROM api.key_sums($1, 'p', '{0}', ARRAY[$2::date], ARRAY[$3::date], $4::int[], $5::int[], $5::int[],
+                            CASE WHEN $6 = 'items' THEN '{f,f,t,f,f,f,f,f}'::boolean[] ELSE '{f,f,f,t,f,f,f,f}' END)) AS k
     WHERE value > 0
 ), total AS (
     -- Class bounds as integers: for an integer c, c < a × total exactly when c < ceil(a × total).
