@@ -46,6 +46,8 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.RefreshInterval, "refresh-interval", time.Minute, "REFRESH_INTERVAL of the freshness probe")
 	fs.StringVar(&o.OutDir, "out", ".", "where BENCHMARKS.md and bench/ are written")
 	fs.BoolVar(&o.SkipBackfill, "skip-backfill", false, "reuse the analytics database a previous run refreshed")
+	fs.IntVar(&o.RollupYears, "rollup-years", 30, "random years of the ABC analysis timed on the afternoon rollup and on merchantagg")
+	fs.IntVar(&o.LargeSellerOrders, "large-seller", 0, "orders of the large seller (one merchant, 50k products, databases of its own); 0: skip it")
 	redraw := fs.Bool("redraw", false, "only redraw BENCHMARKS.md and the chart from bench/results")
 	if err := fs.Parse(args); err != nil {
 		return err

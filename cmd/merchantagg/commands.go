@@ -78,6 +78,7 @@ func seedCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		fs.Uint64Var(&seedVal, "seed", 1, "random seed; the same seed loads the same data")
 		fs.Var(&from, "from", "first day of orders (YYYY-MM-DD)")
 		fs.Var(&to, "to", "last day of orders (YYYY-MM-DD)")
+		fs.IntVar(&opts.MaxProducts, "max-products", 5000, "cap of one merchant's catalog (a large seller: 50000)")
 	})
 	if err != nil {
 		return err
@@ -117,7 +118,7 @@ func migrateCmd(ctx context.Context, args []string) error {
 	defer pool.Close()
 	return schema.Migrate(ctx, pool, schema.Options{
 		SourceDatabaseURL: cfg.SourceDatabaseURL, Timezone: cfg.Timezone,
-		ChangeLookback: cfg.ChangeLookback, ChangeMaxTxnAge: cfg.ChangeMaxTxnAge,
+		ChangeLookback: cfg.ChangeLookback, ChangeMaxTxnAge: cfg.ChangeMaxTxnAge, Log: os.Stderr,
 	})
 }
 

@@ -65,6 +65,14 @@ type Options struct {
 	// SkipBackfill reuses an analytics database a previous run refreshed (the 10M backfill
 	// takes ~20 minutes); the result then has no backfill figures.
 	SkipBackfill bool
+	// MaxProducts caps a seeded merchant's catalog (seed.Options.MaxProducts).
+	MaxProducts int
+	// LargeSellerOrders, when set, adds the large-seller phase: one merchant of that many
+	// orders and 50k products in databases of its own.
+	LargeSellerOrders int
+	// RollupYears is how many random years of the largest merchant time the ABC analysis on
+	// the afternoon rollup and on merchantagg.
+	RollupYears int
 }
 
 // Result is one run, as saved in results/orders-N.json.
@@ -85,6 +93,16 @@ type Result struct {
 	RefreshPeakRSSMiB float64 `json:"refresh_peak_rss_mib"`
 
 	Incremental []Incremental `json:"incremental"`
+	// IncrementalYear is 1k changes spread over the last year of data (each moves its keys'
+	// later months too), refreshed like Incremental.
+	IncrementalYear *Incremental `json:"incremental_year,omitempty"`
+	// Store is the analytics database's size, table by table, against the source's.
+	Store *Store `json:"store,omitempty"`
+	// Rollup is the afternoon rollup's size and ABC time against merchantagg's.
+	Rollup *Rollup `json:"rollup,omitempty"`
+	// LargestProducts is the largest merchant's number of products.
+	LargestProducts int64        `json:"largest_products,omitempty"`
+	LargeSeller     *LargeSeller `json:"large_seller,omitempty"`
 	Load        []Load        `json:"load"`
 	Baseline    Baseline      `json:"baseline"`
 	Endpoints   []Endpoint    `json:"endpoints,omitempty"`
@@ -158,8 +176,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	r.Merchants = len(merchants)
 
-	env := append(os.Environ(), "SOURCE_DATABASE_URL="+srcURL, "ANALYTICS_DATABASE_URL="+anURL,
-		"AGG_TIMEZONE="+o.Timezone, "JWT_SECRET="+benchSecret)
+	if err := src.QueryRow(ctx, "SELECT count(*) FROM products WHERE merchant_id = $1", r.Largest.ID).Scan(&r.LargestProducts); err != nil {
+		return r, fmt.Errorf("count the largest merchant's products: %w", err)
+	}
+	env := benchEnv(o, srcURL, anURL)
 	if o.SkipBackfill {
 		st.say("reusing the refreshed analytics database %s (-skip-backfill)", o.AnalyticsDB)
 		if _, err := runBin(ctx, o.Bin, env, "refresh"); err != nil { // catch up with the bench's own changes
@@ -186,15 +206,59 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		r.Incremental = append(r.Incremental, inc)
 	}
 
+	if n := 1000; len(o.Changes) > 0 {
+		inc, err := incrementalWith(ctx, o, src, env, n, "year", query("change_orders_year.sql"))
+		if err != nil {
+			return r, err
+		}
+		r.IncrementalYear = &inc
+		st.say("incremental: %d orders changed over a year (%d merchant days) refreshed in %.2f s", inc.Changed, inc.MerchantDays, inc.Seconds)
+	}
+
+	an, err := db.Open(ctx, anURL)
+	if err != nil {
+		return r, fmt.Errorf("analytics: %w", err)
+	}
+	defer an.Close()
+	store, err := storePhase(ctx, src, an, total)
+	if err != nil {
+		return r, err
+	}
+	r.Store = &store
+	st.say("store: analytics %.0f MB for a %.0f MB source (%.2f×)", store.AnalyticsMB, store.SourceMB, store.AnalyticsMB/store.SourceMB)
+
 	mix := newMix(merchants, first, last, o.Seed)
 	if err := loadPhase(ctx, o, env, mix, &r, st); err != nil {
 		return r, err
 	}
+	if o.RollupYears > 0 {
+		ru, err := rollupPhase(ctx, o, src, an, anURL, mix, o.RollupYears)
+		if err != nil {
+			return r, err
+		}
+		r.Rollup = &ru
+		st.say("rollup: %d rows, %.0f MB, built in %.1f s (merchantagg's breakdown rows %.0f MB); ABC p50 %.1f ms against %.1f ms",
+			ru.Rows, ru.MB, ru.BuildSeconds, ru.KeyMonthsMB, ru.RollupABCms, ru.ABCms)
+	}
 	if err := freshnessPhase(ctx, o, env, src, mix, &r, st); err != nil {
 		return r, err
 	}
+	if o.LargeSellerOrders > 0 {
+		if r.LargeSeller, err = largeSellerPhase(ctx, o, &r, st); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
 }
+
+// benchEnv is the environment of the merchantagg processes for a pair of databases.
+func benchEnv(o Options, srcURL, anURL string) []string {
+	return append(os.Environ(), "SOURCE_DATABASE_URL="+srcURL, "ANALYTICS_DATABASE_URL="+anURL,
+		"AGG_TIMEZONE="+o.Timezone, "JWT_SECRET="+benchSecret)
+}
+
+// dbtestURL is a database's URL on the bench's server.
+func dbtestURL(name string) string { return dbtest.URL(name) }
 
 // backfill rebuilds the analytics database and times its full refresh against the GROUP BY.
 func backfill(ctx context.Context, o Options, src *pgxpool.Pool, env []string, total int64, r *Result, st *stage) error {
@@ -266,7 +330,7 @@ func prepareSource(ctx context.Context, o Options, url string, loc *time.Locatio
 		return 0, err
 	}
 	start := time.Now()
-	so := seed.Options{Merchants: o.Merchants, Orders: o.Orders, Seed: o.Seed, Location: loc,
+	so := seed.Options{Merchants: o.Merchants, Orders: o.Orders, Seed: o.Seed, Location: loc, MaxProducts: o.MaxProducts,
 		From: time.Date(2024, 11, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)}
 	if err := seed.Run(ctx, pool, so); err != nil {
 		return 0, err
@@ -304,11 +368,17 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// incremental changes n orders (a new sample for each sample name) and times one refresh.
+// incremental changes n recent orders (a new sample for each sample name) and times one refresh.
 func incremental(ctx context.Context, o Options, src *pgxpool.Pool, env []string, n int, sample string) (Incremental, error) {
+	return incrementalWith(ctx, o, src, env, n, sample, query("change_orders.sql"))
+}
+
+// incrementalWith changes n orders with change (change_orders.sql's parameters) and times one
+// refresh.
+func incrementalWith(ctx context.Context, o Options, src *pgxpool.Pool, env []string, n int, sample, change string) (Incremental, error) {
 	inc := Incremental{}
 	salt := fmt.Sprintf("%d-%s-%d", o.Seed, sample, time.Now().UnixNano())
-	if err := src.QueryRow(ctx, query("change_orders.sql"), n, salt, o.Timezone).Scan(&inc.Changed, &inc.Merchants, &inc.MerchantDays); err != nil {
+	if err := src.QueryRow(ctx, change, n, salt, o.Timezone).Scan(&inc.Changed, &inc.Merchants, &inc.MerchantDays); err != nil {
 		return inc, fmt.Errorf("change %d orders: %w", n, err)
 	}
 	run, err := runBin(ctx, o.Bin, env, "refresh")

@@ -28,11 +28,12 @@ func TestSmoke(t *testing.T) {
 		BaselineRequests: 12, BaselineConcurrency: 2, BaselineBudget: 20 * time.Second, EndpointRequests: 2,
 		Changes: []int{20, 100}, IncrementalRuns: 2, RefreshInterval: time.Second, Timezone: "Europe/Moscow",
 		SourceDB: dbtest.UniqueName("bench_src"), AnalyticsDB: dbtest.UniqueName("bench_agg"),
-		OutDir: t.TempDir(), Log: &bytes.Buffer{},
+		OutDir: t.TempDir(), Log: &bytes.Buffer{}, RollupYears: 3, LargeSellerOrders: 3000,
 	}
 	t.Cleanup(func() {
-		_ = dbtest.DropDatabase(context.Background(), o.AnalyticsDB)
-		_ = dbtest.DropDatabase(context.Background(), o.SourceDB)
+		for _, name := range []string{o.AnalyticsDB, o.SourceDB, o.AnalyticsDB + "_large", o.SourceDB + "_large"} {
+			_ = dbtest.DropDatabase(context.Background(), name)
+		}
 	})
 	r, err := Run(ctx, o)
 	require.NoError(t, err, o.Log.(*bytes.Buffer).String())
@@ -65,6 +66,18 @@ func TestSmoke(t *testing.T) {
 	require.Positive(t, r.Baseline.RatioP50)
 	require.Positive(t, r.ServeRSSMiB)
 	require.Positive(t, r.FreshnessSeconds)
+	require.NotNil(t, r.IncrementalYear)
+	require.Positive(t, r.IncrementalYear.Changed)
+	require.NotNil(t, r.Store)
+	require.Positive(t, r.Store.SourceMB)
+	require.Equal(t, "agg.key_months", r.Store.Tables[0].Table, "the running sums are the largest table")
+	require.NotNil(t, r.Rollup)
+	require.Positive(t, r.Rollup.Rows)
+	require.Positive(t, r.Rollup.ABCms)
+	require.Positive(t, r.Rollup.RollupABCms)
+	require.NotNil(t, r.LargeSeller)
+	require.Equal(t, int64(3000), r.LargeSeller.Orders)
+	require.Positive(t, r.LargeSeller.ABCms)
 
 	require.NoError(t, Report(o.OutDir, r))
 	md, err := os.ReadFile(filepath.Join(o.OutDir, "BENCHMARKS.md"))
@@ -74,6 +87,9 @@ func TestSmoke(t *testing.T) {
 	require.Contains(t, string(md), "| mix | 50/s |")
 	require.Contains(t, string(md), "median of 2 runs")
 	require.Contains(t, string(md), "| `/v1/abc` (2× each) |")
+	require.Contains(t, string(md), "| `agg.key_months` |")
+	require.Contains(t, string(md), "afternoon rollup")
+	require.Contains(t, string(md), "large seller")
 	png, err := os.ReadFile(filepath.Join(o.OutDir, "bench", "latency.png"))
 	require.NoError(t, err)
 	require.True(t, bytes.HasPrefix(png, []byte("\x89PNG")))

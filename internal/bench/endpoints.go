@@ -41,7 +41,7 @@ var endpointRequests = []string{
 
 // endpointCosts times each request n times over the last year and n times over random years,
 // after one warm-up, sequentially.
-func endpointCosts(ctx context.Context, base string, m *mix, n int) ([]Endpoint, error) {
+func endpointCosts(ctx context.Context, base string, m *mix, n int, paths []string) ([]Endpoint, error) {
 	largest := m.merchants[0]
 	tok, err := m.token(largest)
 	if err != nil {
@@ -57,7 +57,7 @@ func endpointCosts(ctx context.Context, base string, m *mix, n int) ([]Endpoint,
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	var out []Endpoint
-	for _, path := range endpointRequests {
+	for _, path := range paths {
 		e := Endpoint{Request: path, Count: n}
 		// get times one request; an answer other than 200 counts in e.Errors.
 		get := func(r [2]time.Time) (float64, error) {

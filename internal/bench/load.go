@@ -191,7 +191,7 @@ func loadPhase(ctx context.Context, o Options, env []string, m *mix, r *Result, 
 		return err
 	}
 	defer func() { _, _ = fresh.stop() }()
-	if r.Endpoints, err = endpointCosts(ctx, fresh.url, m, o.EndpointRequests); err != nil {
+	if r.Endpoints, err = endpointCosts(ctx, fresh.url, m, o.EndpointRequests, endpointRequests); err != nil {
 		return err
 	}
 	if r.Baseline, err = baseline(ctx, o, fresh.url, m); err != nil {

@@ -157,6 +157,12 @@ var tables = template.Must(template.New("t").Funcs(template.FuncMap{
 	"f2":    func(v float64) string { return fmt.Sprintf("%.2f", v) },
 	"f0":    func(v float64) string { return fmt.Sprintf("%.0f", v) },
 	"date":  func(r Result) string { return r.Date.Format("2006-01-02 15:04 UTC") },
+	"div": func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	},
 }).Parse(`{{range .}}
 ### {{human .Orders}} orders — {{.Merchants}} merchants, largest {{.Largest.Orders}} orders (run {{date .}}, {{.Machine}})
 {{- if .Server}}
@@ -174,10 +180,33 @@ Server: {{.Server}}.
 {{- range .Incremental}}
 | incremental refresh, {{.Changed}} orders changed ({{.MerchantDays}} merchant days, {{.Merchants}} merchants){{if gt (len .Runs) 1}}, median of {{len .Runs}} runs{{end}} | {{f2 .Seconds}} s{{if gt (len .Runs) 1}} (runs: {{range $i, $s := .Runs}}{{if $i}}, {{end}}{{f2 $s}}{{end}}){{end}} | | |
 {{- end}}
+{{- with .IncrementalYear}}
+| incremental refresh, {{.Changed}} orders changed over the last year ({{.MerchantDays}} merchant days, {{.Merchants}} merchants) | {{f2 .Seconds}} s | | |
+{{- end}}
+{{- with .Store}}
+| analytics database / source database | {{f0 .AnalyticsMB}} MB | {{f0 .SourceMB}} MB | {{f2 (div .AnalyticsMB .SourceMB)}}× |
+{{- end}}
+{{- with .Rollup}}
+| breakdown and ABC rows (` + "`agg.key_months`" + ` but the totals; products alone {{f0 .KeyMonthsProductsMB}} MB) | {{f0 .KeyMonthsMB}} MB | afternoon rollup (products only): {{f0 .MB}} MB, {{.Rows}} rows, built in {{f1 .BuildSeconds}} s | {{f2 (div .KeyMonthsMB .MB)}}× its size |
+| ABC of the largest merchant, {{.Years}} random years, server time p50 | {{f1 .ABCms}} ms | on the rollup: {{f1 .RollupABCms}} ms | {{f1 (div .RollupABCms .ABCms)}}× faster |
+{{- end}}
+{{- with .LargeSeller}}
+| large seller ({{.Orders}} orders, {{.Products}} products, {{.Customers}} customers; backfill {{f0 .BackfillSeconds}} s): ABC, random years p50 | {{f1 .ABCms}} ms | largest merchant above ({{.BaseProducts}} products): {{f1 .BaseABCms}} ms | {{f1 (div .ABCms .BaseABCms)}}× |
+| same: product breakdown | {{f1 .ProductMs}} ms | {{f1 .BaseProductMs}} ms | {{f1 (div .ProductMs .BaseProductMs)}}× |
+{{- end}}
 | summary, {{.Baseline.Requests}} requests, {{.Baseline.Concurrency}} at a time (API: {{.Baseline.APIErrors}} of {{.Baseline.APIRequests}} answered 503): p50 | {{f2 .Baseline.APIP50ms}} ms | SPEC §3 SQL on the source: {{f1 .Baseline.SourceP50ms}} ms | {{f0 .Baseline.RatioP50}}× faster |
 | same: p99 | {{f2 .Baseline.APIP99ms}} ms | {{f1 .Baseline.SourceP99ms}} ms | {{f0 .Baseline.RatioP99}}× faster |
 | end-to-end freshness (` + "`serve --with-worker`" + `, REFRESH_INTERVAL={{.RefreshInterval}}) | {{f1 .FreshnessSeconds}} s | | |
 | peak RSS: serve under load / refresh during backfill | {{f0 .ServeRSSMiB}} MiB / {{if .RefreshPeakRSSMiB}}{{f0 .RefreshPeakRSSMiB}} MiB{{else}}—{{end}} | | |
+
+{{- with .Store}}
+
+| table (with its indexes) | MB | bytes per source order |
+|---|---|---|
+{{- range .Tables}}
+| ` + "`{{.Table}}`" + ` | {{f1 .MB}} | {{f0 .BytesPerOrder}} |
+{{- end}}
+{{- end}}
 
 {{- if .Endpoints}}
 

@@ -121,7 +121,7 @@ func newWorld(opts Options, cities []city) *world {
 			name:         merchantName(i),
 			createdAt:    opts.From.AddDate(0, 0, -30-w.rng.IntN(700)),
 			firstProduct: nextProduct,
-			nProd:        int64(min(max(expected/40, 5), 5000)),
+			nProd:        int64(min(max(expected/40, 5), float64(maxProducts(opts)))),
 			// Each merchant's customers are a window of the global customers, so customers are
 			// shared between merchants and each merchant has its own regulars.
 			customerOff: w.rng.Int64N(w.customers),
@@ -250,6 +250,14 @@ func (w *world) next(id int64, t time.Time, itemID, returnID *int64) order {
 	}
 	o.updatedAt = &last
 	return o
+}
+
+// maxProducts is the cap of a merchant's catalog (Options.MaxProducts).
+func maxProducts(o Options) int {
+	if o.MaxProducts > 0 {
+		return o.MaxProducts
+	}
+	return 5000
 }
 
 // pick draws an index with probability proportional to its weight (cw is cumulative).

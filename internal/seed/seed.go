@@ -28,6 +28,9 @@ type Options struct {
 	Seed      uint64
 	From, To  time.Time
 	Location  *time.Location
+	// MaxProducts caps a merchant's catalog (0: 5000). A merchant has about one product per
+	// 40 of its orders; a raised cap makes a large seller (50k products).
+	MaxProducts int
 	// Progress, when set, is called with the number of orders loaded so far.
 	Progress func(done int)
 }
@@ -46,6 +49,8 @@ func (o Options) Validate() error {
 		return errors.New("no time zone")
 	case o.To.Before(o.From):
 		return errors.New("--to is before --from")
+	case o.MaxProducts < 0 || o.MaxProducts > 10_000_000:
+		return errors.New("--max-products must be between 1 and 10000000")
 	}
 	return nil
 }
