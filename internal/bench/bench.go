@@ -103,10 +103,10 @@ type Result struct {
 	// LargestProducts is the largest merchant's number of products.
 	LargestProducts int64        `json:"largest_products,omitempty"`
 	LargeSeller     *LargeSeller `json:"large_seller,omitempty"`
-	Load        []Load        `json:"load"`
-	Baseline    Baseline      `json:"baseline"`
-	Endpoints   []Endpoint    `json:"endpoints,omitempty"`
-	ServeRSSMiB float64       `json:"serve_peak_rss_mib"`
+	Load            []Load       `json:"load"`
+	Baseline        Baseline     `json:"baseline"`
+	Endpoints       []Endpoint   `json:"endpoints,omitempty"`
+	ServeRSSMiB     float64      `json:"serve_peak_rss_mib"`
 
 	FreshnessSeconds float64 `json:"freshness_seconds"`
 	RefreshInterval  string  `json:"refresh_interval"`
