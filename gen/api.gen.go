@@ -378,10 +378,13 @@ type Breakdown struct {
 	MerchantId int64              `json:"merchant_id"`
 	Page       int64              `json:"page"`
 	PageSize   int64              `json:"page_size"`
-	Rows       []BreakdownRow     `json:"rows"`
-	Sort       string             `json:"sort"`
-	Status     []OrderStatus      `json:"status"`
-	To         openapi_types.Date `json:"to"`
+
+	// ParentId The parent_id asked for (category only).
+	ParentId *int64             `json:"parent_id,omitempty"`
+	Rows     []BreakdownRow     `json:"rows"`
+	Sort     string             `json:"sort"`
+	Status   []OrderStatus      `json:"status"`
+	To       openapi_types.Date `json:"to"`
 
 	// Total Rows over all pages.
 	Total int64 `json:"total"`
@@ -389,12 +392,18 @@ type Breakdown struct {
 
 // BreakdownRow defines model for BreakdownRow.
 type BreakdownRow struct {
+	// HasChildren category rows only; whether the category has children in the catalog.
+	HasChildren *bool `json:"has_children,omitempty"`
+
 	// Key The id (product, category, city) or the value (region, delivery_type, payment_method).
 	Key string `json:"key"`
 
 	// Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
 	Metrics Metrics `json:"metrics"`
 	Name    string  `json:"name"`
+
+	// ParentId category rows only; the category's parent (null at the top).
+	ParentId *int64 `json:"parent_id,omitempty"`
 
 	// Share The key's share of the range's gmv, 6 places.
 	Share *float64 `json:"share"`
@@ -731,6 +740,9 @@ type GetBreakdownParams struct {
 	Page     *Page     `form:"page,omitempty" json:"page,omitempty"`
 	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
 
+	// ParentId category only; 0 for the top-level categories, N for the children of category N.
+	ParentId *int64 `form:"parent_id,omitempty" json:"parent_id,omitempty"`
+
 	// Sort A metric or name (key = the id), `-` for descending; ties are broken by key ascending.
 	Sort *GetBreakdownParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
 }
@@ -927,7 +939,15 @@ type ClientInterface interface {
 	// figures are those of SPEC §3. For product and category they come from order lines:
 	// items and gmv of the key's lines, orders = distinct orders containing it, returned =
 	// orders with a return of its lines (returned_amount their amount); avg_delivery_hours
-	// does not apply (null). share is the key's share of the range's gmv.
+	// does not apply (null). share is the key's share of the range's gmv. Figures follow the
+	// current catalog: a product moved to another category, or a city to another region,
+	// takes its history with it.
+	//
+	// Categories form a tree. Without parent_id, each category with lines of its own products
+	// is a row. With parent_id=0 the rows are the top-level categories, with parent_id=N the
+	// direct children of N, each with the figures of its whole subtree (an order with lines
+	// in two children counts once in their parent's orders); N itself is a row too when
+	// products sit directly on it, with those products' figures.
 	//
 	// Corresponds with GET /v1/breakdown/{dimension} (the `GetBreakdown` operationId).
 	GetBreakdown(ctx context.Context, dimension GetBreakdownParamsDimension, params *GetBreakdownParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1030,7 +1050,15 @@ func (c *Client) PostAdminRefresh(ctx context.Context, body PostAdminRefreshJSON
 // figures are those of SPEC §3. For product and category they come from order lines:
 // items and gmv of the key's lines, orders = distinct orders containing it, returned =
 // orders with a return of its lines (returned_amount their amount); avg_delivery_hours
-// does not apply (null). share is the key's share of the range's gmv.
+// does not apply (null). share is the key's share of the range's gmv. Figures follow the
+// current catalog: a product moved to another category, or a city to another region,
+// takes its history with it.
+//
+// Categories form a tree. Without parent_id, each category with lines of its own products
+// is a row. With parent_id=0 the rows are the top-level categories, with parent_id=N the
+// direct children of N, each with the figures of its whole subtree (an order with lines
+// in two children counts once in their parent's orders); N itself is a row too when
+// products sit directly on it, with those products' figures.
 //
 // Corresponds with GET /v1/breakdown/{dimension} (the `GetBreakdown` operationId).
 func (c *Client) GetBreakdown(ctx context.Context, dimension GetBreakdownParamsDimension, params *GetBreakdownParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1421,6 +1449,18 @@ func NewGetBreakdownRequest(server string, dimension GetBreakdownParamsDimension
 		if params.PageSize != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ParentId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "parent_id", *params.ParentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1933,7 +1973,15 @@ type ClientWithResponsesInterface interface {
 	// figures are those of SPEC §3. For product and category they come from order lines:
 	// items and gmv of the key's lines, orders = distinct orders containing it, returned =
 	// orders with a return of its lines (returned_amount their amount); avg_delivery_hours
-	// does not apply (null). share is the key's share of the range's gmv.
+	// does not apply (null). share is the key's share of the range's gmv. Figures follow the
+	// current catalog: a product moved to another category, or a city to another region,
+	// takes its history with it.
+	//
+	// Categories form a tree. Without parent_id, each category with lines of its own products
+	// is a row. With parent_id=0 the rows are the top-level categories, with parent_id=N the
+	// direct children of N, each with the figures of its whole subtree (an order with lines
+	// in two children counts once in their parent's orders); N itself is a row too when
+	// products sit directly on it, with those products' figures.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2646,7 +2694,15 @@ func (c *ClientWithResponses) PostAdminRefreshWithResponse(ctx context.Context, 
 // figures are those of SPEC §3. For product and category they come from order lines:
 // items and gmv of the key's lines, orders = distinct orders containing it, returned =
 // orders with a return of its lines (returned_amount their amount); avg_delivery_hours
-// does not apply (null). share is the key's share of the range's gmv.
+// does not apply (null). share is the key's share of the range's gmv. Figures follow the
+// current catalog: a product moved to another category, or a city to another region,
+// takes its history with it.
+//
+// Categories form a tree. Without parent_id, each category with lines of its own products
+// is a row. With parent_id=0 the rows are the top-level categories, with parent_id=N the
+// direct children of N, each with the figures of its whole subtree (an order with lines
+// in two children counts once in their parent's orders); N itself is a row too when
+// products sit directly on it, with those products' figures.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3623,6 +3679,19 @@ func (siw *ServerInterfaceWrapper) GetBreakdown(w http.ResponseWriter, r *http.R
 			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page_size"})
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page_size", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "parent_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "parent_id", r.URL.Query(), &params.ParentId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "parent_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "parent_id", Err: err})
 		}
 		return
 	}
@@ -5140,86 +5209,92 @@ func (sh *strictHandler) GetTimeseries(w http.ResponseWriter, r *http.Request, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7DzbchtHdr9yarJVAmoHICXK3jVZrhRJWYmSMFIkuTYuUyEbMwdAizPdo+4eQLDDqjzu8+Yj9j/2U/wl",
-	"qb7NDT3gCJTltWK9iCD6cu63Poc/RgnPC86QKRkd/xgVRJAcFQrz6anguf4/RZkIWijKWXQcPaVCKpiV",
-	"kjKUElKyAT4HtUQQhC0QRt999913k4uLyZMn42kUR1Rvelei2ERxxEiO0XE01yfHkcB3JRWYRsdKlBhH",
-	"MlliTvSVcy5yoqLjKCUKozhSm0Lvk0pQtohub+PoAkWyJEw9e7IN4uslQu6+B8VBYMGFAs6m8NJdCWuq",
-	"lkAYkDSnDBS/QXYCpLntBhnkGjuWbUADDlRJ4GvWh5Xfe0XTKIgMZerLx1Ec5ZTRvMyj44cVZpQpXKAw",
-	"qL0gC9xGSv8WWJnPUMSgCQgPp3AKhf51QaQyLECWApWAeaE2J3CtuCLZNUhFswwSXjIlAVcoNiD4ug8N",
-	"fWIL/hTnpMyUAXcbF/Le4XJo/g3C7hX9wWDYd/2V1AuCMHxxuAuILwYA8EoRVcptAv8rYmGZzUWKQsJ6",
-	"ySVCUgqBTIE02zR1MyoVpjBKeJ6TiUStNQrT8RSeWCgdje0OTWZ8X2Q8xeh4TjKJYbLb1S2kqcLcAPo7",
-	"gfPoOPqHg1pdD+wyefBcA+twujXIP7PbauyJEGSjv5Rqkxn94yLXn1/zbTL8Gxms3jEQBTmXCo5gg0RI",
-	"IHOFAq61eF73yZfi91L9W71ZFpxJNLQ5I6lWapRKf0o4U8jMj6QoMpoQjdZBIfgsw/z3b6XG8cfGdbtI",
-	"+8Luspe2qaQVz9lKLRI5lZKyBXABlK1IRtMTuDYrro3pkEDVVFP8KRczmqbIPiWw2h7W9oxxBQJJCmqp",
-	"IXdGy0D3LSOlWnJBf9Cc+XQA/jsHQzSYIREoLLAeohWhGZll+KkpNqeLUqAExfkNZJwtNGBLwowynL54",
-	"9kAaDcdcWwdFc+SlghFfocg4SWMtCwSMIVgiWW2s/oxPQKASG68pL/WHyan+cA0SE85SYzGWSFLnhhtL",
-	"2rht2TaDiMNOLzg9OzdeXfAChaJWXzpKxktN2krNrIPRlJ8NXJdkRDpV7KhIDGdAWArnYPyQtMQBkmVQ",
-	"CJ6WiZIxrJdEaXNpqGrOgjnNFAobPAyxgKdn5+d642t9iwapa/bmLpC5w7TELQ8ectxdiusdStCkwY36",
-	"sMK58QGn1D5v4HpHvsFO4vTs/IXdE6KP5EIFUZCVq9zHFXWvUXwQE4ywBOIfhzPUQkQWKGFkNSkoPgNI",
-	"aW67WpGsxAAJbpue6vtOhOeiWOPPKu/tBCKOSKR1yBE39lFVM7qxiLZBqPWpweU3FeB89hYtD73Qa6CR",
-	"6Wjn++g0iqOzKI7OGztqurbVZMsuJP60IarWFcIBhJZLIjBsU1iZOQtvg4EtGzOQPRaFBmR+p7+9h5Be",
-	"Ne5Pk6TMy4wousKrCt+2GD9jSVamOlYw7teBGsOXUGQkQdkS236ra2OpkNWxBw63YIKwm4C2cUn1j0Cd",
-	"vzs7t2FxlXsMU68eKhi2wIF1DGA+fTAJ5E0ZpEAlLO0rF/kKRopbQ4FMjU2wps1aDEQCgRQTmpMM7EnT",
-	"YNbZlLYGpS0wjitdoQtIRVyJqqF+SCzPBJKblK/ZtlSmNEcmqQ11ttD/GZ3dz+jRBF8P9zMVbV7y9a/W",
-	"n73k664vG6RTO11SLRo97ulub2Q4sVMiNdW3hPIGN+FCDE1hVFm5hChccLGJIaFqY1RQ66M1ByOBC8pZ",
-	"DClmVAfOVxqGGAqy0TH2VY5qydPxNCzM2u3eydELt2yXBe0xWRqXG9zoqF8vaGXFDyQs8tVdFuwON9dh",
-	"rCZoZVG82fBohvhzvtSgBAQNre2BZGkzeF/R+OnPf4FC4IryUo7hoPpZo4YkWYK9LYbHDq0T0CjAeokC",
-	"DfLVDstAKuEHFFxzVS+cWlfczD2SBAuF6Z5hAOGrfXeuFleVVC15KeSeByWEJZhdCa3r9zkh25sISSkV",
-	"z3FvDBwZ9r5/ke/LhMrm7rGX4frqvpjbst6emwUWSNR9GC9QlYLd/4S9Oee3X5Gcl7aIsvcplC3uzQ+B",
-	"K2TlfsToGEvH2ri2ME1Bbypdg4peIq1Mb9OnhtCanrb2txkaNDFNZe2KcJiQbTkLWnm+dNFNJ1Wpfh96",
-	"rmmUce3CBxJyztSy7al6IpgWo9vHn/uvXLV8bq4z7IA5ZpnNH0yZuHvbjmAQFTLlAtz2fd9ktt52o52N",
-	"Rsc645F3UeM2mtUzj4WIMguH+/b3N60a04Ccox0CdtNPy4I212tc+rkp+9g5PFR1YvFpi1+/QDj94QUZ",
-	"T8kg+R2jLurosS1ur158cw5/++sReJZWVWHua5busegGCwWzTeOlhLDUSqh9OLJlqe2YaIdyPaFSUZao",
-	"6nY5UIEW+eqqQFEZlnA2fFCfG0MjM572m99aWrYc8nC7YMq9RjFV86F2RJh/MxtDRlH62oMh50DMLTfu",
-	"QN6xrIX/o/uE7lvhQS8xjDlSkCGRCh554Wki2gbr8X3B2u2sByaZ93NjYa4EpHSXioZsZPOrncaxo+a/",
-	"WcUG7UJEfypQLhnKANEzsrhy71QBc2m/gBmqNSIDyUuR4NWaKBQ5ETfGJjLberCHNGdEqiuZEHZFApHO",
-	"n5Zo1cjluXoh6C1ar7binImiOQ4xdHuUyZClWh9SsgnQ6KzxtC59tFIZQU0lTB0KqaOXgg0qEDjXbMF0",
-	"cBTl1u+mlr/6gQSyWAhcEIUS1jrFt8TDtaBKIYORyf5nOOcu/bdG3d0z3p/EXTEJhH22ocKs8/ytAKHa",
-	"gEqlyUcrW+r99EiSHIFI+M/JE6LI5FROns/3hnWnorX4HlKru8MM6yBdlefjxRjNukv75ueu1cX4Jbfq",
-	"iiiQqAaKmSvKhMILB7bgJUsxbYYYvpJE1ZKXLi6Qg+KOcCWnffsF6oh/DlUGqDH66c9/gUQgcQga2lYL",
-	"HASxlh5z6L0Dgk6hqA1glY5WRLq3p2+VlcI8NoFY3cZU7RjI6FbhqF+KWkQfLkaurLSzeMsZblqFpI4W",
-	"lbnmuv4W3pWEKarl/4MCx6GvFe1SThsMX0b4eLxt1n12qK8PKzlDsFuG59vdwtAgPjQKOAPW/ypKNkGz",
-	"beDfzs7ce6G92iU0a95gNb4neWEa7h4+Onr8xfTLQ/PmohQKfcB/Tf7x+8PJV29+f3k5NT/8+Oj2d6EY",
-	"tBkiNp77nTX7QBKGWgNecMrUzxNg31GNKlBQnmr/TVPsyfb6Q/MPffOxtw0GaxAUqq+H8qNg2X1ztgi0",
-	"g3pPh7uiet/vtv1C9PQc/vDHwz+A66ODFBWhmQwUK0wX65bhVdp8QU6SJWU4EUhS8wu9GkYzkl5VzZIx",
-	"lI0ewxjmvh8y1nHu1VyHCrHvptPuWOsKycKPfhbMnuYrQfLwIx6fz22gBg2o5lxAC9DghcI2mrpUYMfz",
-	"cqDPiKos/N5of7HVPQffvnymY2sUyBIERnLbNIIVl/TGu9sUzLf+/grGkHy81DLZG6Ne+KB0DoRxtUTh",
-	"O4JbL4H2d3wO+K4kGWTIFsrmBr9I8v6hFmKfdHsfXXxpk6b/KLG0fr3T4hFMHZ/ojNFliFpgXeY1DTr1",
-	"wUR6y2dOoLd15aX2JfCWz2wR36eUpvSew4gq01E8QxNzkExr/gbeGaSGNuB9eH79cUsihtQVFXbwqtFl",
-	"TtLUdEeR7EWDba65v83J+dAhGjOnUvHz3nWpXUMQO5xWD0h1p/+jw55W/4/DjxD9X5V5TsQmEJ9UHQ87",
-	"DYhd1X3H+vspGO4Rxzhre9eWlkVvOahtVbffoa0yDO69/mWqlyEr26BK7CUjJE2vaY4ShROhsLLeyeSF",
-	"IJQ1Y/GUbKI4WiPeaPA4U8sojt6VRKhWXfteZUUdpA+vK9uYPtQd93dcn7Z0bXDaIb3NSI0IJqWgavNK",
-	"Q2oZaOdHTku1rD899bD9y59eR91Bj/OM0FweQwMkGDmij2MQPEMYVdXZ/7bjguMY8H0x9bNaGix7VY35",
-	"UqnCDpZQNuehbnacVOVWV34Cwki2UTrImpvhEePqlcknH9STOhJGvl740//879/++ng8vWS2QGqLnqa4",
-	"w/Oi1Cebbl1TIjTF0weyKkoQpQSdmUWuMheY+rpkZvkDCdd18ezaF1klihU1h+qIHX7gDE9sBCiBmkZn",
-	"hBlXS9BiIaeXzKTSGr5uu203fYYRvieJatYMx/pohRKIQJgLkmhS6kM99ilRBPxsGCREaCWH62bh9/q4",
-	"QYuqajzSCdDR0dFXYygLfeV6SZOlneK7ZK7cvF1apgrkkq9lbMepPE1IjiAZKeSSKyCyXY0mM4lMQckU",
-	"zS5Zp/7eqafD9cHq4cHcv8Vcg8Isk/Ul1ROq2/FAVonbJatC/noulSwWURytUNje4ehw+nB6aGpfBTJS",
-	"0Og4OpoeTo9skWJpFEpDQGZmwGWBasdUhiBMh6WzjW/mNA2RvsXawmrN9tfmN2PQB9lETCd8KPVe1yh6",
-	"yWh6AsR/NAJtZjtOYV298lRN1a4HxL0HULP8sjw8PEqAxHBmt7hfzGLATCKcTy9ZBbsBznQuWtj1aRnO",
-	"FfBSWVJqJ2FGzZ6l0XH0T6hOz86juDUv/X3YjNZLDsw89W1857rXfMiqyiTfubIxKj1gtZk+HrjOzPHq",
-	"teFxaDcJE5jideU77z3tJ+uO3gS8R1fqvi0KFDDjJUu1nXKy8UBuC8UI3ydZKekKe4fRSRjEw+kf46ja",
-	"feHDaVui3S7i1nPQjdj7MNC3NgiXsztwOamrvaQPr1kfXl998UkQe86ySqHdQ6fX4z6Q/VTEsPnNevBm",
-	"+3JtjmxloppcGcd+0MSQM7Yz/VxAPchxAteTa+N8a+N0UhknfWYf5K6vPiTqZsSjlnX3ceL+97Mik+7Q",
-	"yMT/4FrAJ+7/1tjJpPEpoDhvOrPSjw4Pd0zRftj0rLaAPYPRtgBUtMyrWiIV4IbbYvNwWaCYWHG386Fm",
-	"4PexBTF0c4XKQWPm22x5ePeW1miz2XR096Z6Wvs2jr4YsqM5r2xiVJ+7RloOTYAn6daz/wPZUBQzEmKj",
-	"KHOEccE67Dxwft7kLVwGvPEFETc2QDDNBSkVamNIjcwUZWT3VncivOWzE/MdYXKNQoePWuarp/5L5leK",
-	"kkkYrYlKlsbVMlcj+vaZVqVWwDKewrMtPN/ymYn/bK3okomSMRsCeKjXhCqjg1RJYPhemT1Gl82nZntH",
-	"hRdV45CnfsGlOtW0czWcqKrhnvF089F0oVMhum0nPNqy3m5p4qOPfburJfZMs3v+Uenqc5+5tpk/68JZ",
-	"tjmuUCdNOZy12nA6WRKMZiS5mdMsG1cqOPPjTwc/VlNWt71x8VMuzIiTzg0CQ03W/rXmmtwfDbGZ4JJI",
-	"U1K9wY3v8bhkPokgRie5NFbWp4JTeFq7MrPHz1rpzRuj0RZNe0OmsT++ZDY81+sX+crbJTvnZJbEvovj",
-	"a0h9O6r7jRZeQrX2AlUxVO/eX7uk0b9Lu2/s27w7Fkadp1vnIOwHHd9svc1espSjNO1QWlc2th9pPHXR",
-	"kesH3z2i1RPN18OWWzG9cfY6Hap9fXPIrv/vmHh/71hinmMtQ/SPVG3M7oU9piUcBoimaPTExP9/041u",
-	"yGFTDTN3pmO6kVabrw3vaTqO+4M6kzYK85dRZhurbH7FHoHepJ3UdOI2O883sf9VzQ+TUBvEpOc9f9L3",
-	"uD/paZaYBBonJu0OiklfI8VkV2/FpP5xK161fReTUPvFZFc3xmTAPM1kZ8vGJ4l7a1uxM/oVfP2ZB7TP",
-	"GWosdRgPPQO+297PPFqbpMtaOHAWznvZ1hON86xb5vq8WfT/1ZVgfk7hrCkTEM7zzgzL5y2e51sTO/Ot",
-	"tKqStoPGvFUwnnODWi72QjtGZs50L6DTa8VNXdzWjquTbT07deFNcwxGB0ftEnBrBGYK55hlcGPhduNs",
-	"raE3F08l3emSS1b3AdqrRs3O4Vav8NiXrW8maumG4+zLrg7p+EyiWGFqy+IOWLNGI674dU885cfaflPP",
-	"0JSe7M/R3Kwg5EQJ+v7zVtALLUjZxot2PSjptXPenELp8wX1qMqHCtunYnoNYYDt1ZeBklA9jvF5C8I/",
-	"8zXYDH3rPaxKeCuhkHUzSJ9I+H6R36xPWxA9XQJi2Gjuaw+X+AbWVnvf5y2O3zTqMKaO4gMJl2Xat3lD",
-	"iBju7n2sZnRcT4oXZNXqQ+mT5Ua3yq/0ubHzXmw7of1fmDHtHVMwvSo2uMrIzE7GVK/btue5eh5PiS2J",
-	"JRktirp3oWqoDiXtVVtJIGu3nTt79vH8rPra4H1PwGC//fzTTCMmJtFMySaGZ6+eg2ZR7INRAY5FLQMW",
-	"mzf9yZyawshts2XI6E+zWej7N5qVJtp12lWKLDqODqLbN7f/FwAA//8=",
+	"7DzbchtHdr9yarJVBMoDkLrYuybLlSIpK1ESSookl+MyFLIxc4BpcaYb6u4BBDusyuM+bz5i/2M/xV+S",
+	"6ttcgB5wBEryWmu9iCD6cu63Poc/RwkvFpwhUzI6/jlaEEEKVCjMp8eCF/r/FGUi6EJRzqLj6DEVUsG0",
+	"lJShlJCSNfAZqAxBEDZHGPzwww8/jC4uRo8eDcdRHFG96W2JYh3FESMFRsfRTJ8cRwLfllRgGh0rUWIc",
+	"ySTDgugrZ1wUREXHUUoURnGk1gu9TypB2Ty6uYmjCxRJRph68mgbxFcZQuG+B8VB4IILBZyN4YW7ElZU",
+	"ZUAYkLSgDBS/RnYCpLntGhkUGjuWr0EDDlRJ4CvWhZXfe0nTKIgMZeqrh1EcFZTRoiyi43sVZpQpnKMw",
+	"qD0nc9xGSv8WWFlMUcSgCQj3xnAKC/3rBZHKsABZClQCFgu1PoErxRXJr0AqmueQ8JIpCbhEsQbBV11o",
+	"6BNb8Kc4I2WuDLjbuJB3Dpcj868Xdi/pTwbDrusvpV4QhOHLo11AfNkDgJeKqFJuE/jfEReW2VykKCSs",
+	"Mi4RklIIZAqk2aapm1OpMIVBwouCjCRqrVGYDsfwyELpaGx3aDLju0XOU4yOZySXGCa7Xd1CmiosDKB/",
+	"EDiLjqN/OqzV9dAuk4fPNLAOpxuD/BO7rcaeCEHW+kup1rnRPy4K/fkV3ybDf5De6h0DUVBwqeABrJEI",
+	"CWSmUMCVFs+rLvlS/E6qf6M3ywVnEg1tzkiqlRql0p8SzhQy8yNZLHKaEI3W4ULwaY7FF2+kxvHnxnW7",
+	"SPvc7rKXtqmkFc/ZSi0SBZWSsjlwAZQtSU7TE7gyK66M6ZBA1VhT/DEXU5qmyD4lsNoe1vaMcQUCSQoq",
+	"05A7o2Wg+46RUmVc0J80Zz4dgE85GKLBFIlAYYH1EC0Jzck0x09NsRmdlwIlKM6vIedsrgHLCDPKcPr8",
+	"yYE0Go6Ftg6KFshLBQO+RJFzksZaFggYQ5AhWa6t/gxPQKASa68pL/SH0an+cAUSE85SYzEyJKlzw40l",
+	"bdy2bJtBxGGnF5yenRuvLvgChaJWXzaUjJeatJWaWQejKT/tuS7JiXSquKEiMZwBYSmcg/FD0hIHSJ7D",
+	"QvC0TJSMYZURpc2loao5C2Y0Vyhs8NDHAp6enZ/rja/0LRqkTbM3c4HMLaYlbnnwkOPepLjeoQRNGtyo",
+	"D1s4N97jlNrn9VzvyNfbSZyenT+3e0L0kVyoIAqycpX7uKLNaxTvxQQjLIH4x+EMtRCROUoYWE0Kik8P",
+	"UprbLpckLzFAgpump/pxI8JzUazxZ5X3dgIRRyTSOuSIG/uoqhndWETbINT61ODy6wpwPn2Dlode6DXQ",
+	"yHS082N0GsXRWRRH540dNV3barJlFxJ/Wh9V2xTCHoSWGREYtimszJ2Ft8HAlo3pyR6LQgMyv9Pf3kFI",
+	"rxp3p0lSFmVOFF3iZYVvW4yfsCQvUx0rGPfrQI3hK1jkJEHZEttuq2tjqZDVsQf2t2CCsOuAtnFJ9Y9A",
+	"nb87O7dhcZV79FOvDioYtsChdQxgPr03CeR1GaRAJSztK+fFEgaKW0OBTA1NsKbNWgxEAoEUE1qQHOxJ",
+	"42DW2ZS2BqUtMI4rm0IXkIq4ElVD/ZBYngkk1ylfsW2pTGmBTFIb6myh/xGd3cf0aEQnWQ6U7Vis+hqI",
+	"vMYUZlzAICEK51zYDL2vvRd81d+hVUx4wVe/Wcf5gq82nWYvWu30fbUMdvjB292e4cRO0ddU35L+jMjL",
+	"JKN5KmwS1Ua2kglhsGb5+gRWGarMhwj++4xI8Md4I5cQRXLeVP0p5zkSpqG6xnVYNmkKg8qM+/NjSKha",
+	"GxujT7b2biBwTjmLIcWc6szgUl8Tw4KsdRJxWaDKeDoch7VVxxW3StKFW7bTRXTrWoh8TbIdSKeKMNBO",
+	"W+f/yiSXi7D+dXj22x2EJuw16vvMglYN4kDCvFje5i9uCSo2pFtzt7Lf3kh7moeE9DzToAS0Da2lhySz",
+	"9RJfP/rlz3+BhcAl5aUcwmH1s0YNSZKBvS2Ghw6tEzAkXmUo0CBf7bDSRCX8hIJrEdMLxzbwaWZ6SYIL",
+	"hemeQRfhy313LueXlYhnvBRyz4MSwhLML4U2eHc5Id+bCEkpFS9wbwwcGfa+f17sy4TK8eyxl+Hq8q6Y",
+	"2yLqnpsFLpCouzBeoCoFu/sJe3POb78kBS9tyWrvUyib35kfApfIyv2IsWEsHWvj2sI0Bb2pdA0qeom0",
+	"Mr1NnxpCa3ra2t9maNDENJV1U4TDhGzLWdDK88yFeBuJYfX70ONYo2huFx5IKDhTWdtTdYRxLUa3jz/3",
+	"X7m3iZm5zrADZpjnNpAxRfnN23ZExKiQKZdOtO/7NrfVzWvtbDQ61hkPvIsattGsHtUsRJRZONy3X1y3",
+	"Kno9Mrx2HLyZ7FsWtLle49LNTdnFzv7xuhOLT1tq/BVyivcvf3lKBsnvGHVRh7JtcXv5/Ntz+NtfH4Bn",
+	"aVWD575C7J7mrnGhYLpuvEsRlloJtc90tgi4HRPtUK5HVCrKElXdLnsq0LxYXi5QVIYlXHs4rM+NoVGH",
+	"GHeb31pathxyf7tgiutGMVXzWXxAmH+hHEJOUfokyJCzJ+aWG7cg71jWwv/+XUL3rfCgkxjGHCnIkUgF",
+	"973wNBFtg/XwrmDtdtY9M+27ubEwVwJSuktFQzay+dVO47ih5r9bxQbtQkR/LFBmDGWA6DmZX7pXwYC5",
+	"tF/AFNUKkYHkpUjwckUUioKIa2MTmW302EOacyLVpUwIuySBSOf7DF3RxOa5eiHoLVqvtuKckaIF9jF0",
+	"exQlkaVaH1KyDtDorNHIIH20UhlBTSVMHQqpo5eCNSoQONNswbR3FOXW76aWv/pAApnPBc6JQgkrneJb",
+	"4uFKUKWQuQLLFGfcpf/WqLt7hvuTeFNMAmGfbV8x6zx/K0CoNqBSafLRypZ6Pz2QpEAgEv5r9IgoMjqV",
+	"o2ezvWHdqWgtvofU6vYwwzpIV+X5cDFGs+7SvvmZaywyfsmtuiQKJKqeYuaKMqHwwoEteMlSTJshhq8k",
+	"UZXx0sUFslfcEa7ktG+/QB3xz6DKADVGv/z5L5AIJA5BQ9tqgYMg1tJjDr1zQLBRKNosarp0tCLSnT19",
+	"q6wU5rEJxOqmsWpHT0a3CkfdUtQien8xcmWlnZVkznDdKiRtaFFZaK7rb+FtSZiiWv7fK3Ds+0LZLuW0",
+	"wfBlhA/H22bdZ4f6+rCSMwS7pX++vVkY6sWHRgGnx/rfRMkmaLYN/NvZmXudtVe7hGbFG6zGd6RYmPbG",
+	"e/cfPPxy/NWReXhSCoU+4L9H//zj0ejr119MJmPzw8/3b/4QikGbIWKjucJZs/ckYagR4zmnTH2cAPuW",
+	"atQCBeWp9t80xY5srzs0f98HKHtbb7B6QaG6OlY/CJabL/wWgXZQ7+lwW1Tvuwu3X4gen8Mf/3T0R3Bd",
+	"i5CiIjSXgWKF6RneMrxKmy8oSJJRhiOBJDW/0KthMCXpZdWaGkPZ6OiMYea7T2Md517OdKgQ+95F7Y61",
+	"rpA8/AJpwex6USRF+BGPz2Y2UIMGVDMuoAVo8EJh23pdKrDjjT3Q1UVVHn78tL/Y6lWE71480bE1CmQJ",
+	"AiOFbdHBikt64+1NIeZbf38FY0g+XmiZ7IxRL3xQOgPCuHm+dv3XrZdA+zs+A3xbkhxyZHNlc4NfJXl/",
+	"XwuxT7q9jy6+sEnTf5ZYWr++0VATTB0f6YzRZYhaYF3mNQ469d5EesOnnV0uL7QvgTd8aov4PqU0pfcC",
+	"BlSZ/u0pmpiD5Frz1/DWINW3/eX98+sPWxIxpK6osINXjZ5+kqamF43kzxtsc6MUbU7O+o4smamgip93",
+	"rkvtGjnZ4bQ6QKrnKu4fdQxWfBh+hOj/siwKItaB+KTqeNhpQOyqzXesv5+C4R5xjLO2t21pWfSWg9pW",
+	"dfsd2ipD7073X6d6GbKyDarEXjJC0vSKFihROBEKK+utTJ4LQlkzFk/JOoqjFeK1Bo8zlUVx9LYkQrXq",
+	"2ncqK+ogvX9d2cb0oRbBv+P6tKVrg9MO6W1GakQwKQVV65caUstAO61zWqqs/vTYw/Zv37+KNsdqznNC",
+	"C3kMDZBg4Ig+jEHwHGFQVWf/xw5nDmPAd4uxn4wzbXnmqhrzTKmFHeOhbMZDswM4qsqtrvwEhJF8rXSQ",
+	"NTOjOsbVK5NPHtRzURIGvl74y//+39/++nA4njBbILVFT1Pc4cWi1Ceb3mhTIjTF0wNZFSWIUoJOzSJX",
+	"mQvM2E2YWX4g4aounl35IqtEsaTmUB2xw0+c4YmNACVQ01aOMOUqAy0WcjxhJpXW8G02N2+mzzDAdyRR",
+	"zZrhUB+tUAIRCDNBEk1KfajHPiWKgJ/Eg4QIreRw1Sz8Xh03aFFVjQc6AXrw4MHXQygX+spVRpPMzkxO",
+	"mCs3b5eWqQKZ8ZWM7fCapwkpECQjC5lxBUS2q9FkKpEpKJmi+YRt1N836ulwdbi8dzjzbzFXoDDPZX1J",
+	"9YTqdhzIKnGbsCrkr6eAyXwexdEShe3Ujo7G98ZHpva1QEYWNDqOHoyPxg9skSIzCqUhIFMzTjRHtWMG",
+	"RhCmw9Lp2neWmoZI39BuYbVm+xvzmyHog2wiphM+lHqv61qdMJqeAPEfjUCbSZpTWFWvPFULu+sBce8B",
+	"1CyflEdHDxIgMZzZLe4X0xgwlwjn4wmrYDfAmc5FC7s+LceZAl4qS0rtJMxg35M0Oo7+BdXp2XkUt6bT",
+	"fwyb0XrJoZlev4lvXfeK91lVmeRbVzYG03usNrPePdeZqWm9Njx87uaOAjPTrnznvaf9ZN3R64D32JS6",
+	"7xYLFDDlJUu1nXKycSC3hWKA75K8lHSJnaP/JAzi0fhPcVTtvvDhtC3Rbhdx66nzRux9FOhb64XL2S24",
+	"nNTVXtKF17QLr6+//CSIPWN5pdDuodPrcRfIfgal37RsPea0fbk2R7YyUc0JDWM/1mPIGdu/oMAF1GMz",
+	"J3A1ujLOtzZOJ5Vx0md2Qe6GC0KibgZqall3H0fufz+ZM9oc0Rn5H1wL+Mj93xryGTU+BRTn9cZk+v2j",
+	"ox0zy+83q6wtYMcYui0ALVrmVWVIBbhRwtg8XC5QjKy422lcM1790IIYurlC5bAxYW+23Lt9S2uQ3Gx6",
+	"cPumejb+Jo6+7LOjOR1uYlSfu0ZaDk2AJ+nWs/+BbCiKmYuxUZQ5wrhgHXYeOj9v8hYuA974gohrGyCY",
+	"5oKUCrU2pEZmijJy81Z3IrzhUztWQZhcodDho5b56ql/wvxKUTIJgxVRSWZcLXM1ou+eaFVqBSzDMTzZ",
+	"wvMNn5r4z9aKJkyUjNkQwEO9IlQZHaRKAsN3yuwxumw+Nds7KryoGoY89XMu1ammnavhRFUN94yn6w+m",
+	"CxsVopt2wqMt682WJt7/0Le7WmLH3w7w/KPS1ec+c20zf0SHs3x9XKFOmnI4bbXhbGRJMJiS5HpG83xY",
+	"qeDUz4Ad/lyNmt10xsWPuTDzVjo3CExYWfvXGrJyf6LFZoIZkaakeo1r3+MxYT6JIEYnuTRW1qeCY3hc",
+	"uzKzp5qcUhmujUZbNO0Nucb+eMJseK7Xz4ult0t2zsksiX0XxzeQ+nZU9xstvIRq7QWqYqjevb9xSaN/",
+	"l3bf2Ld5dywMNp5unYOwH3R8s/U2O2EpR2naobSurG0/0nDsoiPXD757RGsMjx0RZzzP+coS1g9EuWm7",
+	"40bmUfClzY/9m0c9TmdSdM3j5teO2xOmyLUxSxIyKpVmgyEGVSZhPbenUAOIKICAEohj+N41xFQDcbGd",
+	"xKp4aQ6xFHTk5CtWOY8JM6m14Ct7VH3ON0eWFHzl5cfMyI1yXGLuj6ea3av2vqeWRCkVmKh6PpHP4KmD",
+	"rUpDq9ZoC9gq4zmCLKcaNRhUTfg1ChOmc+YVr491fxGKM5OdO5mwwFSVi+EJPNUXYD4Djy4ozk2eN2GV",
+	"I5VUgQU7XwNnRkYdrFp3/LoDD3dHplePPW/leyYQ1KlyHQc2p1C7/6KQjwUdDOap3jJY/0jV2uye22Na",
+	"hsMA0TQbHfnSP24q2jE+aidHj0xg0S38T6vvm5JeHfK0+y+U+QHWfn9m7SjUcr39BGxTaDNPqXOVgXYH",
+	"3xjwaDqMu5MVUw4R5u8rTdfWifgVeyQwo3ayvpGP2DnVkf2vauoZhdp7Rh19KqOuppVRRxPQKNAQNGp3",
+	"Bo26GoRGu3qGRvWPW3mY7ScahdqKRru6jEY95sRGO1uRPkk+V9u5nVmd9iCfd+j4jBk/qdNT6Jii347q",
+	"TDOGKSZY6wzOOvvosfX06CLGLVdz3nzM+s2VFj+mcNaUCQjn+cZs1uctnudbk2izrXJBJW2HjTnCYJ7i",
+	"BhCrmNA8XZoz3cv++Epx895j30Sqk+07TepCtOZ4l46x2k8brdGuMZxjnsO1hduNabaGOV38mGxOTU1Y",
+	"3d9qrxo0O+JbPfBD/xxzPVKZG/q0HQs6DORTiUIH9ua5xwFr1mjEFb/qiAX9uObv6hmaPpXdtQc3AwsF",
+	"UYK++7wV9EILUr72ol0PAHvtnDWnq7p8QT2C9b7C9qmYXkMYYHv1ZaDUWY8Zfd6C8K98BbbytPXOWxVy",
+	"KqGQdZNTl0j4PqjfrU9bED1dAmLYaFptD035xuxW2+rnLY7fNuqLpj7oAwmXZdqeE0OIGG7v6a1mz1yv",
+	"lRdk1eqv6pLlRhfWb/QZfaMPwnb4+7+cZNqWxmB6sGxwlZOpnfiqymW2l79q+0iJLfUmOV0s6p6calAg",
+	"lLRX7VKBrN12pO3Zn/ZR9bXB+46AwX77+aeZRkxMopmSdQxPXj4DzaLYB6MCHItaBiw2vSqjGTWFkZtm",
+	"K5zRn2YT3I+vNStNtOu0qxR5dBwdRjevb/4/AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

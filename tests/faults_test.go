@@ -197,7 +197,8 @@ func TestTimeoutIsBoundedThenRequeuedFromRiverUI(t *testing.T) {
 	requireExact(t, a, src, m, "2025-05-01", "2025-05-31")
 }
 
-// TestKilledWorkerIsRescued SIGKILLs a worker process in the middle of a refresh job. The job
+// TestKilledWorkerIsRescued SIGKILLs a worker process while its refresh job runs (inside
+// the job's transaction, waiting for the merchant's refresh lock). The job
 // stays `running` with no one working it; another worker's rescuer hands it back after the
 // job timeout, runs it, and the figures are exact: the killed attempt's transaction was
 // rolled back by the server, so nothing is counted twice.
@@ -209,7 +210,17 @@ func TestKilledWorkerIsRescued(t *testing.T) {
 	ctx := context.Background()
 	const m = 12
 	changeSource(t, src, m)
-	release := lockSource(t, src, "products")
+	// The merchant's refresh lock (the worker's start-up scan reads the source's catalog, so a
+	// source lock would stop the scan rather than the refresh).
+	lock, err := an.Acquire(ctx)
+	require.NoError(t, err)
+	defer lock.Release()
+	_, err = lock.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended('merchantagg.refresh', $1))", int64(m))
+	require.NoError(t, err)
+	release := func() {
+		_, err := lock.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+		require.NoError(t, err)
+	}
 
 	bin := binary(t)
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "AGG_TIMEZONE=" + dbtest.Timezone,
@@ -225,11 +236,17 @@ func TestKilledWorkerIsRescued(t *testing.T) {
 		return cmd, &logs
 	}
 	first, logs := start() // its change scan at start enqueues the merchant's job
-	waitingFdwBackend(t, src, p.Source)
 	var id int64
 	var by []string
-	require.NoError(t, an.QueryRow(ctx, `SELECT id, attempted_by FROM river_job
-		WHERE kind = 'refresh_merchant' AND state = 'running'`).Scan(&id, &by), logs.String())
+	for begin := time.Now(); id == 0; time.Sleep(50 * time.Millisecond) {
+		require.Less(t, time.Since(begin), 60*time.Second, "no refresh waiting: %s", logs.String())
+		err := an.QueryRow(ctx, `SELECT id, attempted_by FROM river_job
+			WHERE kind = 'refresh_merchant' AND state = 'running'
+			  AND EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory')`).Scan(&id, &by)
+		if err != nil {
+			require.ErrorIs(t, err, pgx.ErrNoRows)
+		}
+	}
 	require.NoError(t, first.Process.Kill())
 	_, _ = first.Process.Wait()
 	release()

@@ -79,6 +79,7 @@ type randomCase struct {
 	statuses []gen.OrderStatus
 	grain    string // timeseries
 	dim      string // breakdown
+	parent   *int64 // breakdown of categories: a level of the tree
 	sort     string // breakdown, abc
 	page     int64
 	pageSize int64
@@ -88,8 +89,12 @@ type randomCase struct {
 }
 
 func (c randomCase) String() string {
-	return fmt.Sprintf("%s/m%d/%s..%s/%v/%s%s%s/p%d×%d", c.endpoint, c.merchant, c.from.Format(time.DateOnly),
-		c.to.Format(time.DateOnly), c.statuses, c.grain, c.dim, c.sort, c.page, c.pageSize)
+	parent := ""
+	if c.parent != nil {
+		parent = fmt.Sprintf("<%d", *c.parent)
+	}
+	return fmt.Sprintf("%s/m%d/%s..%s/%v/%s%s%s%s/p%d×%d", c.endpoint, c.merchant, c.from.Format(time.DateOnly),
+		c.to.Format(time.DateOnly), c.statuses, c.grain, c.dim, parent, c.sort, c.page, c.pageSize)
 }
 
 var (
@@ -154,6 +159,10 @@ func drawCase(seed uint64, i int, merchants []int64) randomCase {
 		if r.IntN(2) == 0 {
 			c.sort = "-" + c.sort
 		}
+		if c.dim == "category" && r.IntN(3) > 0 {
+			// A level of the tree: the top, a category with children (1..8), a leaf (11..50).
+			c.parent = []*int64{ptr(int64(0)), ptr(1 + r.Int64N(8)), ptr(11 + r.Int64N(40))}[r.IntN(3)]
+		}
 	case "abc":
 		c.metric = []string{"gmv", "items"}[r.IntN(2)]
 		c.a, c.b = []float64{0.8, 0.5, 0.7}[r.IntN(3)], []float64{0.95, 0.9, 0.99}[r.IntN(3)]
@@ -209,10 +218,10 @@ func (c randomCase) check(t *testing.T, a *api, src *pgxpool.Pool) {
 	case "breakdown":
 		sort := gen.GetBreakdownParamsSort(c.sort)
 		res, err := a.client.GetBreakdownWithResponse(ctx, gen.GetBreakdownParamsDimension(c.dim), &gen.GetBreakdownParams{
-			From: from, To: to, Status: st, Sort: &sort, Page: &c.page, PageSize: &c.pageSize}, tok)
+			From: from, To: to, Status: st, Sort: &sort, Page: &c.page, PageSize: &c.pageSize, ParentId: c.parent}, tok)
 		require.NoError(t, err)
 		require.Equal(t, 200, res.StatusCode(), string(res.Body))
-		want := referenceBreakdown(t, src, c.merchant, c.from, c.to, kept, c.dim, c.sort)
+		want := referenceBreakdown(t, src, c.merchant, c.from, c.to, kept, c.dim, c.sort, c.parent)
 		require.EqualValues(t, len(want), res.JSON200.Total)
 		require.Equal(t, pageOf(want, c.page, c.pageSize), res.JSON200.Rows)
 	case "abc":
@@ -283,16 +292,16 @@ func referenceCohorts(t *testing.T, src *pgxpool.Pool, m int64, from, to time.Ti
 
 // referenceBreakdown returns every row of a dimension, sorted as the API promises: by the sort
 // key (nulls last in both directions), ties by key ascending (numerically for ids).
-func referenceBreakdown(t *testing.T, src *pgxpool.Pool, m int64, from, to time.Time, kept []gen.OrderStatus, dim, sort string) []gen.BreakdownRow {
+func referenceBreakdown(t *testing.T, src *pgxpool.Pool, m int64, from, to time.Time, kept []gen.OrderStatus, dim, sort string, parent *int64) []gen.BreakdownRow {
 	t.Helper()
-	rows, err := src.Query(context.Background(), referenceBreakdownSQL, m, from, to, statusStrings(kept), dbtest.Timezone, dim)
+	rows, err := src.Query(context.Background(), referenceBreakdownSQL, m, from, to, statusStrings(kept), dbtest.Timezone, dim, parent)
 	require.NoError(t, err)
 	out := []gen.BreakdownRow{}
 	var b gen.BreakdownRow
 	x := &b.Metrics
 	_, err = pgx.ForEachRow(rows, []any{&b.Key, &b.Name, &b.Share, &x.Orders, &x.Accepted, &x.Delivered, &x.Cancelled,
 		&x.Returned, &x.Items, &x.Gmv, &x.ReturnedAmount, &x.Revenue, &x.Aov, &x.CancelRate, &x.ReturnRate,
-		&x.AvgDeliveryHours}, func() error {
+		&x.AvgDeliveryHours, &b.ParentId, &b.HasChildren}, func() error {
 		out = append(out, b)
 		return nil
 	})

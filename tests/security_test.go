@@ -220,6 +220,13 @@ func TestBadInput(t *testing.T) {
 		{"b below a", "/v1/abc?from=2025-01-01&to=2025-01-31&a=0.9&b=0.5", "b"},
 		{"cohorts from after to", "/v1/customers/cohorts?from=2025-03-01&to=2025-01-31", "from"},
 		{"customers without to", "/v1/customers?from=2025-01-01", "to"},
+		{"parent_id on products", "/v1/breakdown/product?from=2025-01-01&to=2025-01-31&parent_id=1", "parent_id"},
+		{"parent_id on cities", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&parent_id=0", "parent_id"},
+		{"unknown parent_id", "/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=999999", "parent_id"},
+		{"negative parent_id", "/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=-1", "parent_id"},
+		{"parent_id not a number", "/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=abc", "parent_id"},
+		{"SQL in parent_id", "/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=" + url.QueryEscape("1 OR 1=1"), "parent_id"},
+		{"parent_id overflow", "/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=99999999999999999999", "parent_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body, h := get(t, a, tc.query, tok)
@@ -238,6 +245,8 @@ func TestBadInput(t *testing.T) {
 		"/v1/timeseries?from=2022-01-01&to=2024-12-31&grain=day",               // the longest daily series
 		"/v1/summary?from=1900-01-01&to=1900-01-02",
 		"/v1/breakdown/product?from=2025-01-01&to=2025-01-31&page=1000000&page_size=500", // past the end
+		"/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=0",               // the top level
+		"/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=50",              // a leaf: no rows
 		"/v1/abc?from=2025-01-01&to=2025-01-31&a=0.5&b=0.5",
 	} {
 		status, body, _ := get(t, a, q, tok)

@@ -218,6 +218,20 @@ func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequest
 	if !req.Dimension.Valid() {
 		return bad(badParam("dimension", fmt.Sprintf("unknown dimension %q", req.Dimension))), nil
 	}
+	if p.ParentId != nil {
+		if req.Dimension != gen.Category {
+			return bad(badParam("parent_id", "parent_id applies to the category dimension only")), nil
+		}
+		if *p.ParentId != 0 {
+			known, err := h.reader.CategoryKnown(ctx, *p.ParentId)
+			if err != nil {
+				return nil, err
+			}
+			if !known {
+				return bad(badParam("parent_id", fmt.Sprintf("unknown category %d", *p.ParentId))), nil
+			}
+		}
+	}
 	sort := "-gmv"
 	if p.Sort != nil {
 		sort = string(*p.Sort)
@@ -226,7 +240,7 @@ func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequest
 	total, rows, err := h.reader.Breakdown(ctx, string(req.Dimension), stats.List{
 		MerchantID: sc.merchantID, Statuses: sc.statuses, From: sc.from, To: sc.to,
 		Sort: sort, Limit: size, Offset: offset,
-	})
+	}, p.ParentId)
 	if errors.Is(err, stats.ErrUnknownSort) {
 		return bad(badParam("sort", err.Error())), nil
 	}
@@ -235,7 +249,7 @@ func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequest
 	}
 	return gen.GetBreakdown200JSONResponse{MerchantId: sc.merchantID, Dimension: string(req.Dimension),
 		From: date(sc.from), To: date(sc.to), Status: sc.statuses, Sort: sort, Page: pg, PageSize: size,
-		Total: total, Rows: rows}, nil
+		Total: total, Rows: rows, ParentId: p.ParentId}, nil
 }
 
 // GetABC implements GET /v1/abc.

@@ -74,6 +74,13 @@ func (r *Refresher) Reconcile(ctx context.Context) (int64, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("reconcile: %w", err)
 	}
+	// Categories moved under another parent take their subtrees' history along.
+	if err := r.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "CALL refresh.move_categories(NULL)")
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("move categories: %w", err)
+	}
 	return n, nil
 }
 

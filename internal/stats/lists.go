@@ -85,8 +85,9 @@ type List struct {
 	Limit, Offset int64
 }
 
-// Breakdown returns one page of a dimension's rows and the number of rows over all pages.
-func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64, []gen.BreakdownRow, error) {
+// Breakdown returns one page of a dimension's rows and the number of rows over all pages. A
+// category breakdown with parent set lists that level of the category tree (0: the top).
+func (r *Reader) Breakdown(ctx context.Context, dimension string, l List, parent *int64) (int64, []gen.BreakdownRow, error) {
 	order, key, err := orderBy(l.Sort, breakdownSorts)
 	if err != nil {
 		return 0, nil, err
@@ -96,19 +97,20 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List) (int64
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
-	b.Queue(q, l.MerchantID, dimension, l.From, l.To, sl.Slot, sl.Coef, sl.CCoef, l.Limit, l.Offset, needs(key)).Query(func(rows pgx.Rows) error {
+	b.Queue(q, l.MerchantID, dimension, l.From, l.To, sl.Slot, sl.Coef, sl.CCoef, l.Limit, l.Offset, needs(key), parent).Query(func(rows pgx.Rows) error {
 		var key, name *string
 		var row gen.BreakdownRow
 		m := &row.Metrics
 		var gmv, returnedAmount, revenue *string
-		var orders, accepted, delivered, cancelled, returned, items *int64
+		var orders, accepted, delivered, cancelled, returned, items, parentID *int64
+		var children *bool
 		_, err := pgx.ForEachRow(rows, []any{&total, &key, &name, &row.Share, &orders, &accepted, &delivered,
 			&cancelled, &returned, &items, &gmv, &returnedAmount, &revenue, &m.Aov, &m.CancelRate,
-			&m.ReturnRate, &m.AvgDeliveryHours}, func() error {
+			&m.ReturnRate, &m.AvgDeliveryHours, &parentID, &children}, func() error {
 			if key == nil { // a page past the end
 				return nil
 			}
-			row.Key, row.Name = *key, *name
+			row.Key, row.Name, row.ParentId, row.HasChildren = *key, *name, parentID, children
 			m.Orders, m.Accepted, m.Delivered, m.Cancelled, m.Returned, m.Items = *orders, *accepted, *delivered, *cancelled, *returned, *items
 			m.Gmv, m.ReturnedAmount, m.Revenue = *gmv, *returnedAmount, *revenue
 			out = append(out, row)
@@ -192,6 +194,15 @@ func allClasses(have []gen.ABCClassTotal) []gen.ABCClassTotal {
 		out = append(out, t)
 	}
 	return out
+}
+
+// CategoryKnown reports whether the catalog copy has category id.
+func (r *Reader) CategoryKnown(ctx context.Context, id int64) (bool, error) {
+	var ok bool
+	if err := r.pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM ref.categories WHERE id = $1)", id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look category %d up: %w", id, err)
+	}
+	return ok, nil
 }
 
 // Cohorts returns the retention matrix of the cohorts of the months from..to (first days).

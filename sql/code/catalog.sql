@@ -3,24 +3,46 @@
 -- the orders holding it are netted again with the old category out and the new one in, so its
 -- whole history moves.
 
--- Fills catalog_changes with the products of p_merchants that differ from the copy (found by
--- sums of hashes computed on the source: only the lists that differ are read) and with the
--- products of new_orders's lines missing from the copy (new, or another merchant's).
+-- The merchants among p_merchants whose product list differs from the copy's, by sums of
+-- hashes of their products' ids, skus, names and categories computed on the source (a rename
+-- or a move bumps no updated_at).
+CREATE FUNCTION refresh.stale_catalogs(p_merchants bigint[]) RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+    SELECT merchant_id
+    FROM refresh.source_product_sums(p_merchants) AS s
+    FULL JOIN (SELECT a.merchant_id, count(*) AS products, count(a.category_id) AS categorized,
+                      sum(hashtextextended(a.sku, a.id)) AS skus, sum(hashtextextended(a.name, a.id)) AS names,
+                      sum(hashint8extended(a.category_id, a.id)) AS categories
+               FROM agg.products AS a WHERE a.merchant_id = ANY (p_merchants) GROUP BY 1) AS a USING (merchant_id)
+    WHERE (s.products, s.categorized, s.skus, s.names, s.categories)
+          IS DISTINCT FROM (a.products, a.categorized, a.skus, a.names, a.categories)
+$$;
+
+-- Marks dirty the merchants whose product list differs from the copy, for the change scan:
+-- every merchant the aggregates know, with or without changed orders. Returns how many.
+CREATE FUNCTION refresh.mark_stale_catalogs() RETURNS bigint
+LANGUAGE sql AS $$
+    WITH m AS (
+        INSERT INTO pipeline.dirty_catalogs (merchant_id)
+        SELECT * FROM refresh.stale_catalogs(ARRAY(SELECT merchant_id FROM agg.freshness
+                                                   UNION SELECT DISTINCT merchant_id FROM agg.products))
+        ORDER BY 1
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    SELECT count(*) FROM m
+$$;
+
+-- Fills catalog_changes with the products of p_merchants that differ from the copy (only the
+-- lists whose sums differ are read) and with the products of new_orders's lines missing from
+-- the copy (new, or another merchant's).
 CREATE PROCEDURE refresh.read_catalog(p_merchants bigint[])
 LANGUAGE plpgsql AS $$
 DECLARE
     v_stale   bigint[];
     v_missing bigint[];
 BEGIN
-    v_stale := ARRAY(
-        SELECT merchant_id
-        FROM refresh.source_product_sums(p_merchants) AS s
-        FULL JOIN (SELECT a.merchant_id, count(*) AS products, count(a.category_id) AS categorized,
-                          sum(hashtextextended(a.sku, a.id)) AS skus, sum(hashtextextended(a.name, a.id)) AS names,
-                          sum(hashint8extended(a.category_id, a.id)) AS categories
-                   FROM agg.products AS a WHERE a.merchant_id = ANY (p_merchants) GROUP BY 1) AS a USING (merchant_id)
-        WHERE (s.products, s.categorized, s.skus, s.names, s.categories)
-              IS DISTINCT FROM (a.products, a.categorized, a.skus, a.names, a.categories));
+    v_stale := ARRAY(SELECT * FROM refresh.stale_catalogs(p_merchants));
     IF cardinality(v_stale) > 0 THEN
         WITH p AS MATERIALIZED (SELECT * FROM refresh.source_products(v_stale))
         INSERT INTO pg_temp.catalog_changes
@@ -84,4 +106,54 @@ BEGIN
     SELECT merchant_id, id, sku, name, category_id FROM pg_temp.catalog_changes WHERE NOT gone
     ORDER BY merchant_id, id
     ON CONFLICT (merchant_id, id) DO UPDATE SET sku = EXCLUDED.sku, name = EXCLUDED.name, category_id = EXCLUDED.category_id;
+END $$;
+
+-- Moves the history of every category whose parent changed in the source (the change scan
+-- copies names only): every order holding a product of a category whose ancestors change is
+-- netted again, its category-subtree facts (g) taken out by the old tree and put in by the new
+-- one, for all merchants in one transaction (each locked, in id order). The reconciliation job
+-- runs it. Returns how many categories moved.
+CREATE PROCEDURE refresh.move_categories(INOUT p_moved int DEFAULT 0)
+LANGUAGE plpgsql
+SET work_mem = '256MB'
+AS $$
+DECLARE
+    v_moved     bigint[];
+    v_affected  bigint[];
+    v_products  bigint[];
+    v_merchant  bigint;
+BEGIN
+    SELECT array_agg(s.id) INTO v_moved
+    FROM src.categories s JOIN ref.categories c ON c.id = s.id
+    WHERE s.parent_id IS DISTINCT FROM c.parent_id;
+    p_moved := coalesce(cardinality(v_moved), 0);
+    IF p_moved = 0 THEN
+        RETURN;
+    END IF;
+    -- The moved categories and everything below them, in the old tree and in the new one.
+    WITH RECURSIVE below (id) AS (
+        SELECT unnest(v_moved)
+        UNION
+        SELECT c.id FROM below b
+        JOIN (SELECT id, parent_id FROM ref.categories UNION SELECT id, parent_id FROM src.categories) AS c ON c.parent_id = b.id
+    )
+    SELECT array_agg(id) INTO v_affected FROM below;
+    v_products := ARRAY(SELECT id FROM agg.products WHERE category_id = ANY (v_affected));
+    CALL refresh.scratch();
+    FOR v_merchant IN SELECT DISTINCT merchant_id FROM agg.products WHERE id = ANY (v_products) ORDER BY 1 LOOP
+        CALL refresh.lock_merchant(v_merchant);
+    END LOOP;
+    WITH o AS MATERIALIZED (
+        SELECT o.* FROM pipeline.orders o
+        WHERE o.lines && v_products
+          AND EXISTS (SELECT FROM generate_subscripts(o.lines, 1) AS i WHERE o.lines[i][1] = ANY (v_products))
+    ), old AS (
+        INSERT INTO pg_temp.old_orders SELECT * FROM o
+    )
+    INSERT INTO pg_temp.new_orders SELECT * FROM o;
+    CALL refresh.add_facts('old');
+    UPDATE ref.categories c SET parent_id = s.parent_id FROM src.categories s
+    WHERE s.id = c.id AND s.id = ANY (v_moved);
+    CALL refresh.add_facts('new');
+    CALL refresh.apply_key_deltas();
 END $$;

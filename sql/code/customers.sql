@@ -141,52 +141,87 @@ BEGIN
     GROUP BY 1, 2, 3, 4;
 END $$;
 
--- Applies tile_deltas and cohort_deltas: each period's counts read back from its row, the
--- changes added, and the row written again sorted with its running counts (a period whose
--- events all went is deleted).
+-- Applies tile_deltas and cohort_deltas. A period's changes go to its delta arrays (dck, dcum:
+-- read back, the changes added, written again), so a refresh rewrites a few entries per
+-- period, not the period's whole tile; once the delta outgrows an eighth of the tile (at least
+-- 64 entries) both are folded into ck and cum. A period whose events all went is deleted when
+-- folded. Merchants with no tile yet (a backfill) get their tiles whole.
 CREATE PROCEDURE refresh.apply_customer_deltas()
 LANGUAGE plpgsql
 SET enable_sort = off
 SET work_mem = '256MB'
 AS $$
 DECLARE
-    v_fresh boolean := NOT EXISTS (SELECT FROM agg.customer_tiles c
-                                   WHERE c.merchant_id = ANY (ARRAY(SELECT DISTINCT merchant_id FROM pg_temp.tile_deltas)));
+    v_fresh boolean := NOT EXISTS (SELECT FROM (SELECT DISTINCT merchant_id FROM pg_temp.tile_deltas) AS m
+                                   WHERE EXISTS (SELECT FROM agg.customer_tiles c
+                                                 WHERE c.merchant_id = m.merchant_id AND c.grain = 'q'));
 BEGIN
+    -- tile_rows: the periods to write, private to this procedure. fold: ck and cum are new
+    -- (dck and dcum empty); else only segs, dck and dcum are.
     CREATE TEMP TABLE IF NOT EXISTS tile_rows (
-        merchant_id bigint, grain "char", period date, segs bigint[], ck bigint[], cum int[]
+        merchant_id bigint, grain "char", period date, fold boolean, segs bigint[], ck bigint[], cum int[],
+        dck bigint[], dcum int[]
     ) ON COMMIT DELETE ROWS;
     DELETE FROM pg_temp.tile_rows;
     WITH d AS (
         SELECT merchant_id, grain, period, ck, sum(n)::int AS n FROM pg_temp.tile_deltas
         GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
-    ), t AS (
-        SELECT DISTINCT merchant_id, grain, period FROM d
-    ), stored AS (
-        -- A period's counts from its running counts (one primary key lookup per period).
-        SELECT t.merchant_id, t.grain, t.period, x.ck, (x.cum - coalesce(lag(x.cum) OVER w, 0))::int AS n
-        FROM t
-        CROSS JOIN LATERAL (SELECT c.ck, c.cum FROM agg.customer_tiles c
-                            WHERE c.merchant_id = t.merchant_id AND c.grain = t.grain AND c.period = t.period OFFSET 0) AS c
-        CROSS JOIN LATERAL unnest(c.ck, c.cum) WITH ORDINALITY AS x (ck, cum, i)
-        WHERE NOT v_fresh
-        WINDOW w AS (PARTITION BY t.merchant_id, t.grain, t.period ORDER BY x.i)
-    ), counts AS (
+    ), t AS MATERIALIZED (
+        -- The periods touched, with their stored tiles (one primary key lookup each).
+        SELECT t.merchant_id, t.grain, t.period, c.segs, c.dck, c.dcum, coalesce(cardinality(c.ck), 0) AS main
+        FROM (SELECT DISTINCT merchant_id, grain, period FROM d) AS t
+        LEFT JOIN LATERAL (SELECT c.segs, c.ck, c.dck, c.dcum FROM agg.customer_tiles c
+                           WHERE NOT v_fresh AND c.merchant_id = t.merchant_id AND c.grain = t.grain
+                             AND c.period = t.period OFFSET 0) AS c ON true
+    ), delta AS (
+        -- Each period's changes so far, and the new ones.
         SELECT merchant_id, grain, period, ck, sum(n) AS n
-        FROM (SELECT * FROM stored UNION ALL SELECT * FROM d) AS x
+        FROM (SELECT t.merchant_id, t.grain, t.period, x.ck, x.cum - coalesce(lag(x.cum) OVER w, 0) AS n
+              FROM t CROSS JOIN LATERAL unnest(t.dck, t.dcum) WITH ORDINALITY AS x (ck, cum, i)
+              WINDOW w AS (PARTITION BY t.merchant_id, t.grain, t.period ORDER BY x.i)
+              UNION ALL
+              SELECT * FROM d) AS x
         GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
-    ), run AS (
+    ), sized AS (
+        SELECT t.*, coalesce(n.entries, 0) AS entries,
+               t.main = 0 OR coalesce(n.entries, 0) > greatest(64, t.main / 8) AS fold
+        FROM t LEFT JOIN (SELECT merchant_id, grain, period, count(*) AS entries FROM delta GROUP BY 1, 2, 3) AS n
+             USING (merchant_id, grain, period)
+    ), folded AS (
+        -- The periods folded: the stored tile's counts and the delta's, summed again.
+        SELECT merchant_id, grain, period, ck, (sum(sum(n)) OVER (PARTITION BY merchant_id, grain, period ORDER BY ck))::int AS cum
+        FROM (SELECT s.merchant_id, s.grain, s.period, x.ck, x.cum - coalesce(lag(x.cum) OVER w, 0) AS n
+              FROM sized s
+              CROSS JOIN LATERAL (SELECT c.ck, c.cum FROM agg.customer_tiles c
+                                  WHERE s.main > 0 AND c.merchant_id = s.merchant_id AND c.grain = s.grain
+                                    AND c.period = s.period OFFSET 0) AS c
+              CROSS JOIN LATERAL unnest(c.ck, c.cum) WITH ORDINALITY AS x (ck, cum, i)
+              WHERE s.fold
+              WINDOW w AS (PARTITION BY s.merchant_id, s.grain, s.period ORDER BY x.i)
+              UNION ALL
+              SELECT d.* FROM delta d JOIN sized s USING (merchant_id, grain, period) WHERE s.fold) AS x
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
+    ), kept AS (
         SELECT merchant_id, grain, period, ck, (sum(n) OVER (PARTITION BY merchant_id, grain, period ORDER BY ck))::int AS cum
-        FROM counts
+        FROM delta d JOIN sized s USING (merchant_id, grain, period) WHERE NOT s.fold
     )
-    -- A period left with no event gets NULL arrays: it is deleted.
     INSERT INTO pg_temp.tile_rows
-    SELECT t.merchant_id, t.grain, t.period, r.segs, r.ck, r.cum
-    FROM t
+    -- Folded: a period left with no event gets NULL arrays, and is deleted.
+    SELECT s.merchant_id, s.grain, s.period, true, f.segs, f.ck, f.cum, '{}', '{}'
+    FROM sized s
     LEFT JOIN (SELECT merchant_id, grain, period,
-                      ARRAY(SELECT DISTINCT (s >> 20) << 20 FROM unnest(array_agg(ck)) AS s ORDER BY 1) AS segs,
+                      ARRAY(SELECT DISTINCT (x >> 20) << 20 FROM unnest(array_agg(ck)) AS x ORDER BY 1) AS segs,
                       array_agg(ck ORDER BY ck) AS ck, array_agg(cum ORDER BY ck) AS cum
-               FROM run GROUP BY merchant_id, grain, period) AS r USING (merchant_id, grain, period);
+               FROM folded GROUP BY 1, 2, 3) AS f USING (merchant_id, grain, period)
+    WHERE s.fold
+    UNION ALL
+    SELECT s.merchant_id, s.grain, s.period, false,
+           ARRAY(SELECT DISTINCT x FROM (SELECT unnest(s.segs) AS x UNION SELECT (y >> 20) << 20 FROM unnest(k.dck) AS y) AS u ORDER BY 1),
+           NULL, NULL, coalesce(k.dck, '{}'), coalesce(k.dcum, '{}')
+    FROM sized s
+    LEFT JOIN (SELECT merchant_id, grain, period, array_agg(ck ORDER BY ck) AS dck, array_agg(cum ORDER BY ck) AS dcum
+               FROM kept GROUP BY 1, 2, 3) AS k USING (merchant_id, grain, period)
+    WHERE NOT s.fold;
 
     IF v_fresh THEN
         CALL refresh.insert_customer_tiles();
@@ -206,7 +241,8 @@ BEGIN
 END $$;
 
 -- Writes tile_rows over the stored tiles, each found by its primary key (nested loops: a hash
--- join would read every stored row); a row without events deletes its period.
+-- join would read every stored row): a folded period's tile whole (none: deleted), another's
+-- segments and delta.
 CREATE PROCEDURE refresh.merge_customer_tiles()
 LANGUAGE plpgsql
 SET enable_hashjoin = off
@@ -216,8 +252,9 @@ BEGIN
     MERGE INTO agg.customer_tiles c
     USING pg_temp.tile_rows r
     ON c.merchant_id = r.merchant_id AND c.grain = r.grain AND c.period = r.period
-    WHEN MATCHED AND r.ck IS NULL THEN DELETE
-    WHEN MATCHED AND (c.ck, c.cum) IS DISTINCT FROM (r.ck, r.cum) THEN UPDATE SET segs = r.segs, ck = r.ck, cum = r.cum
+    WHEN MATCHED AND r.fold AND r.ck IS NULL THEN DELETE
+    WHEN MATCHED AND r.fold THEN UPDATE SET segs = r.segs, ck = r.ck, cum = r.cum, dck = '{}', dcum = '{}'
+    WHEN MATCHED THEN UPDATE SET segs = r.segs, dck = r.dck, dcum = r.dcum
     WHEN NOT MATCHED AND r.ck IS NOT NULL THEN
         INSERT (merchant_id, period, grain, segs, ck, cum) VALUES (r.merchant_id, r.period, r.grain, r.segs, r.ck, r.cum);
 END $$;

@@ -36,7 +36,7 @@ CREATE PROCEDURE refresh.mark_fresh(p_merchants bigint[])
 LANGUAGE sql AS $$
     INSERT INTO agg.freshness (merchant_id, refreshed_at, source_watermark)
     SELECT m.id, now(),
-           CASE WHEN EXISTS (SELECT FROM refresh.pending AS d WHERE d.merchant_id = m.id)
+           CASE WHEN EXISTS (SELECT FROM refresh.pending_merchants AS d WHERE d.merchant_id = m.id)
                 THEN (SELECT f.source_watermark FROM agg.freshness f WHERE f.merchant_id = m.id)
                 ELSE s.source_watermark END
     FROM pipeline.settings s, (SELECT DISTINCT id FROM unnest(p_merchants) AS id ORDER BY 1) AS m
@@ -143,8 +143,8 @@ BEGIN
 END $$;
 
 -- The work of refresh_dirty and refresh_dirty_set, for locked merchants: takes their dirty days
--- (within p_max_days of the oldest, when set) and changed orders off the queues, reads them and
--- nets them. Returns how many merchant days it refreshed.
+-- (within p_max_days of the oldest, when set), changed orders and product lists off the queues,
+-- reads them and nets them. Returns how many merchant days it refreshed.
 CREATE PROCEDURE refresh.refresh_pending(p_merchants bigint[], p_max_days int, INOUT p_days int)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -153,8 +153,11 @@ DECLARE
     v_order bigint[];
     v_range record;
     v_run   bigint[];
+    v_list  boolean;
 BEGIN
     CALL refresh.scratch();
+    WITH d AS (DELETE FROM pipeline.dirty_catalogs WHERE merchant_id = ANY (p_merchants) RETURNING 1)
+    SELECT count(*) > 0 INTO v_list FROM d;
     WITH d AS (
         DELETE FROM pipeline.dirty_days x
         WHERE x.merchant_id = ANY (p_merchants)
@@ -172,7 +175,7 @@ BEGIN
         CALL refresh.read_days(v_run, v_range.first_day, v_range.last_day);
     END LOOP;
     CALL refresh.read_orders(coalesce(v_order, '{}'));
-    IF p_days > 0 THEN
+    IF p_days > 0 OR v_list THEN -- a product list alone: its moved products' orders are netted again
         CALL refresh.net_staged(p_merchants);
     END IF;
 END $$;

@@ -8,7 +8,23 @@
 -- delivered gmv, returned amount, delivery time. Order keys (t, y, d, m) take the order's
 -- own figures; a product (p) its lines' (returned: a return of its lines), a category (c) the
 -- lines of its products (the catalog copy's category, agg.products: history follows the
--- current catalog) counted once per order.
+-- current catalog) counted once per order, and a category's subtree (g) the lines of every
+-- product in it (ref.categories; the category's own products too), counted once per order.
+
+-- Each category itself and its ancestors in ref.categories, the tree the g facts are kept by
+-- (itself: a category's subtree holds the products sitting directly on it).
+CREATE FUNCTION refresh.category_ancestors()
+RETURNS TABLE (category_id bigint, ancestor_id bigint)
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE up (category_id, ancestor_id, depth) AS (
+        SELECT c.id, c.id, 0 FROM ref.categories c
+        UNION ALL
+        SELECT up.category_id, c.parent_id, up.depth + 1
+        FROM up JOIN ref.categories c ON c.id = up.ancestor_id
+        WHERE c.parent_id IS NOT NULL AND up.depth < 64 -- a cycle in the source stops here
+    )
+    SELECT DISTINCT category_id, ancestor_id FROM up
+$$;
 
 -- The slot of a pipeline.orders status besides slot 0; NULL for delivered.
 CREATE FUNCTION refresh.status_slot(p_status smallint) RETURNS int
@@ -17,55 +33,72 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- Adds the facts of new_orders ('new') or, negated, of old_orders ('old') to key_deltas,
--- netted by key, slot and day. The category of a line is the catalog copy's at the time of
--- the call: the old side is added before the copy takes the source's changes, the new side
--- after (refresh.apply_catalog).
+-- netted by key, slot and day. The category of a line, and its ancestors, are the catalog
+-- copy's at the time of the call: the old side is added before the copy takes the source's
+-- changes, the new side after (refresh.apply_catalog, refresh.move_categories).
 CREATE PROCEDURE refresh.add_facts(p_side text)
 LANGUAGE plpgsql
-SET enable_nestloop = off
-SET enable_sort = off -- temp tables have no statistics: group by hashing
+SET enable_sort = off -- group by hashing
 SET work_mem = '256MB'
 AS $$
 BEGIN
     IF p_side NOT IN ('new', 'old') THEN
         RAISE EXCEPTION 'add_facts: side % is neither new nor old', p_side USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    WITH o AS (
-        SELECT CASE p_side WHEN 'new' THEN 1 ELSE -1 END AS sign, o.*
-        FROM pg_temp.new_orders o WHERE p_side = 'new'
-        UNION ALL
-        SELECT -1, o.* FROM pg_temp.old_orders o WHERE p_side = 'old'
-    ), s AS (
-        SELECT o.*, sl.slot
-        FROM o CROSS JOIN LATERAL (VALUES (0), (refresh.status_slot(o.status))) AS sl (slot)
-        WHERE sl.slot IS NOT NULL
-    ), lines AS (
-        SELECT s.merchant_id, s.day, s.slot, s.sign, s.order_id, s.accepted, s.delivered,
-               s.lines[i][1] AS product_id, s.lines[i][2] AS items, s.lines[i][3] AS gmv, s.lines[i][4] AS ret
-        FROM s CROSS JOIN LATERAL generate_subscripts(s.lines, 1) AS i
-    ), facts AS (
+    -- The orders with their slots, and their lines, set apart and analyzed first: planned on
+    -- guesses (a thousand lines an order), the joins below hashed every product of the catalog
+    -- and sized their hash tables for millions of rows.
+    CREATE TEMP TABLE IF NOT EXISTS fact_orders (LIKE pipeline.orders, sign int, slot int) ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS fact_lines (
+        merchant_id bigint, day date, slot int, sign int, order_id bigint, accepted boolean, delivered boolean,
+        product_id bigint, items bigint, gmv bigint, ret bigint
+    ) ON COMMIT DELETE ROWS;
+    DELETE FROM pg_temp.fact_orders;
+    DELETE FROM pg_temp.fact_lines;
+    INSERT INTO pg_temp.fact_orders
+    SELECT o.*, CASE p_side WHEN 'new' THEN 1 ELSE -1 END, sl.slot
+    FROM (SELECT * FROM pg_temp.new_orders WHERE p_side = 'new' UNION ALL SELECT * FROM pg_temp.old_orders WHERE p_side = 'old') AS o
+    CROSS JOIN LATERAL (VALUES (0), (refresh.status_slot(o.status))) AS sl (slot)
+    WHERE sl.slot IS NOT NULL;
+    INSERT INTO pg_temp.fact_lines
+    SELECT s.merchant_id, s.day, s.slot, s.sign, s.order_id, s.accepted, s.delivered,
+           s.lines[i][1], s.lines[i][2], s.lines[i][3], s.lines[i][4]
+    FROM pg_temp.fact_orders s CROSS JOIN LATERAL generate_subscripts(s.lines, 1) AS i;
+    ANALYZE pg_temp.fact_orders;
+    ANALYZE pg_temp.fact_lines;
+
+    WITH facts AS (
         SELECT s.merchant_id, k.dim, k.key, s.slot, s.day,
                s.sign * (4294967296 + s.accepted::int) AS w1,
                s.sign * (s.delivered::int * 4294967296 + s.returned::int) AS w2,
                s.sign * s.items AS w3, s.sign * s.gmv_cents AS w4,
                s.sign * CASE WHEN s.delivered THEN s.gmv_cents ELSE 0 END AS w5,
                s.sign * s.returned_cents AS w6, s.sign * s.delivery_us AS w7
-        FROM s CROSS JOIN LATERAL (VALUES ('t'::"char", 0::bigint), ('y', s.city_id), ('d', s.delivery::bigint),
-                                          ('m', s.payment::bigint)) AS k (dim, key)
+        FROM pg_temp.fact_orders s
+        CROSS JOIN LATERAL (VALUES ('t'::"char", 0::bigint), ('y', s.city_id), ('d', s.delivery::bigint),
+                                   ('m', s.payment::bigint)) AS k (dim, key)
         WHERE k.key IS NOT NULL
         UNION ALL
         SELECT merchant_id, 'p', product_id, slot, day,
                sign * (4294967296 + accepted::int), sign * (delivered::int * 4294967296 + (ret >= 0)::int),
                sign * items, sign * gmv, sign * CASE WHEN delivered THEN gmv ELSE 0 END, sign * greatest(ret, 0), 0
-        FROM lines
+        FROM pg_temp.fact_lines
         UNION ALL
         SELECT l.merchant_id, 'c', p.category_id, l.slot, l.day,
                l.sign * (4294967296 + l.accepted::int), l.sign * (l.delivered::int * 4294967296 + bool_or(l.ret >= 0)::int),
                l.sign * agg.isum(l.items), l.sign * agg.isum(l.gmv), l.sign * CASE WHEN l.delivered THEN agg.isum(l.gmv) ELSE 0 END,
                l.sign * agg.isum(greatest(l.ret, 0)), 0
-        FROM lines l JOIN agg.products p ON p.id = l.product_id
+        FROM pg_temp.fact_lines l JOIN agg.products p ON p.id = l.product_id
         WHERE p.category_id IS NOT NULL
         GROUP BY l.merchant_id, l.order_id, p.category_id, l.slot, l.day, l.sign, l.accepted, l.delivered
+        UNION ALL
+        SELECT l.merchant_id, 'g', a.ancestor_id, l.slot, l.day,
+               l.sign * (4294967296 + l.accepted::int), l.sign * (l.delivered::int * 4294967296 + bool_or(l.ret >= 0)::int),
+               l.sign * agg.isum(l.items), l.sign * agg.isum(l.gmv), l.sign * CASE WHEN l.delivered THEN agg.isum(l.gmv) ELSE 0 END,
+               l.sign * agg.isum(greatest(l.ret, 0)), 0
+        FROM pg_temp.fact_lines l JOIN agg.products p ON p.id = l.product_id
+        JOIN refresh.category_ancestors() a ON a.category_id = p.category_id
+        GROUP BY l.merchant_id, l.order_id, a.ancestor_id, l.slot, l.day, l.sign, l.accepted, l.delivered
     )
     INSERT INTO pg_temp.key_deltas
     SELECT merchant_id, dim, key, slot, day, agg.isum(w1), agg.isum(w2), agg.isum(w3), agg.isum(w4), agg.isum(w5),

@@ -5,7 +5,8 @@
 -- API role learns nothing about other merchants. SECURITY DEFINER: it reads the pipeline's
 -- state (schema pipeline), which the API role cannot. covered_watermark is the source instant
 -- up to which every change is in the merchant's aggregates: the global watermark when none of
--- its days waits for a refresh (refresh.pending), else what its last complete refresh covered.
+-- its days (refresh.pending) nor its product list waits for a refresh, else what its last
+-- complete refresh covered.
 -- PL/pgSQL, not SQL: every API request calls it, and a SQL function that cannot be inlined
 -- (SECURITY DEFINER) has its body parsed and planned again at every call. PL/pgSQL keeps the
 -- plan for the session (the query has no parameters, so the plan cache reuses one plan).
@@ -18,11 +19,14 @@ BEGIN
     -- The merchant as an expression, not a join with m: the filter then reaches both tables of
     -- refresh.pending and their indexes (joined, every request read all of dirty_days, which a
     -- backfill leaves hundreds of thousands of dead rows long).
-    p AS (SELECT count(*) AS n FROM refresh.pending d
+    p AS (SELECT count(*) AS n,
+                 EXISTS (SELECT FROM pipeline.dirty_catalogs c
+                         WHERE c.merchant_id = NULLIF(current_setting('app.merchant_id', true), '')::bigint) AS list
+          FROM refresh.pending d
           WHERE d.merchant_id = NULLIF(current_setting('app.merchant_id', true), '')::bigint)
     SELECT f.refreshed_at,
            CASE WHEN f.merchant_id IS NULL THEN NULL
-                WHEN p.n = 0 THEN greatest(s.source_watermark, f.source_watermark)
+                WHEN p.n = 0 AND NOT p.list THEN greatest(s.source_watermark, f.source_watermark)
                 ELSE f.source_watermark END,
            s.last_scan_at, p.n
     FROM m CROSS JOIN p CROSS JOIN pipeline.settings s

@@ -95,8 +95,8 @@ BEGIN
            <> (0, 0, 0, 0, 0, 0, 0);
     DELETE FROM pg_temp.key_deltas;
     -- Nothing stored yet for these merchants (a backfill): no rows to read back or compare.
-    v_fresh := NOT EXISTS (SELECT FROM agg.key_months b
-                           WHERE b.merchant_id = ANY (ARRAY(SELECT DISTINCT merchant_id FROM pg_temp.key_net)));
+    v_fresh := NOT EXISTS (SELECT FROM (SELECT DISTINCT merchant_id FROM pg_temp.key_net) AS m
+                           WHERE EXISTS (SELECT FROM agg.key_months b WHERE b.merchant_id = m.merchant_id AND b.dim = 't'));
     WITH d AS (
         SELECT * FROM pg_temp.key_net
     ), m AS (

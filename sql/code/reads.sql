@@ -113,16 +113,19 @@ LANGUAGE sql STABLE AS $$
     ), tile AS (
         -- A tile's arrays are copied out of storage once here (|| '{}'), not again at every
         -- binary search below (a large tile is stored compressed).
-        SELECT p.grp, p.lo, c.segs, c.ck, c.cum
+        SELECT p.grp, p.lo, c.segs, c.ck, c.cum, c.dck, c.dcum
         FROM period p
-        CROSS JOIN LATERAL (SELECT c.segs, c.ck || '{}'::bigint[] AS ck, c.cum || '{}'::int[] AS cum
+        CROSS JOIN LATERAL (SELECT c.segs, c.ck || '{}'::bigint[] AS ck, c.cum || '{}'::int[] AS cum, c.dck, c.dcum
                             FROM agg.customer_tiles c
                             WHERE c.merchant_id = p_merchant AND c.grain = p.grain AND c.period = p.period
                             OFFSET 0) AS c
     ), seg AS (
+        -- The tile's counts and its delta's (changes not yet folded in).
         SELECT t.grp, s >> 52 AS kind,
-               coalesce(t.cum[width_bucket(s + t.lo - 1, t.ck)], 0) - coalesce(t.cum[width_bucket(s - 1, t.ck)], 0) AS below,
-               coalesce(t.cum[width_bucket(s + 1048575, t.ck)], 0) - coalesce(t.cum[width_bucket(s - 1, t.ck)], 0) AS total
+               coalesce(t.cum[width_bucket(s + t.lo - 1, t.ck)], 0) - coalesce(t.cum[width_bucket(s - 1, t.ck)], 0)
+               + coalesce(t.dcum[width_bucket(s + t.lo - 1, t.dck)], 0) - coalesce(t.dcum[width_bucket(s - 1, t.dck)], 0) AS below,
+               coalesce(t.cum[width_bucket(s + 1048575, t.ck)], 0) - coalesce(t.cum[width_bucket(s - 1, t.ck)], 0)
+               + coalesce(t.dcum[width_bucket(s + 1048575, t.dck)], 0) - coalesce(t.dcum[width_bucket(s - 1, t.dck)], 0) AS total
         FROM tile t CROSS JOIN LATERAL unnest(t.segs) AS s
         WHERE (s >> 20) & (1::bigint << (p_filter - 1)) <> 0
     )

@@ -22,6 +22,12 @@ CREATE VIEW refresh.pending AS
     UNION
     SELECT merchant_id, day FROM pipeline.dirty_orders;
 
+-- The merchants waiting for a refresh: pending days, or a product list to read again.
+CREATE VIEW refresh.pending_merchants AS
+    SELECT merchant_id FROM refresh.pending
+    UNION
+    SELECT merchant_id FROM pipeline.dirty_catalogs;
+
 -- Copies the shared reference data (cities with their regions, categories). Region
 -- breakdowns are computed from it, so refreshes run it before loading days.
 CREATE PROCEDURE refresh.load_reference()
@@ -31,10 +37,12 @@ LANGUAGE sql AS $$
     ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region, lat = EXCLUDED.lat, lon = EXCLUDED.lon
     WHERE (ref.cities.name, ref.cities.region, ref.cities.lat, ref.cities.lon)
           IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.region, EXCLUDED.lat, EXCLUDED.lon);
+    -- A category's parent is kept as the facts were built with it: a move re-attributes the
+    -- subtree's history (refresh.move_categories, by the reconciliation job).
     INSERT INTO ref.categories (id, parent_id, name)
     SELECT id, parent_id, name FROM src.categories
-    ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, name = EXCLUDED.name
-    WHERE (ref.categories.parent_id, ref.categories.name) IS DISTINCT FROM (EXCLUDED.parent_id, EXCLUDED.name);
+    ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name
+    WHERE ref.categories.name IS DISTINCT FROM EXCLUDED.name;
     -- Keys of the delivery and payment breakdowns: the vocabulary of docs/metrics.md. Added here, in a short transaction of their own, so that parallel
     -- refreshes do not wait on each other's first insert of a label (they add any other value
     -- they meet themselves).
@@ -124,6 +132,7 @@ BEGIN
             RETURNING 1
         )
         SELECT count(*) INTO v_marked FROM orders;
+        v_marked := v_marked + refresh.mark_stale_catalogs();
     END IF;
 
     UPDATE pipeline.settings SET source_watermark = p_horizon, last_scan_at = now();
@@ -150,7 +159,7 @@ $$;
 CREATE FUNCTION refresh.merchants_to_enqueue() RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $$
     SELECT d.merchant_id
-    FROM (SELECT DISTINCT merchant_id FROM refresh.pending) d
+    FROM refresh.pending_merchants d
     WHERE NOT EXISTS (SELECT FROM refresh.parked_merchants() p WHERE p = d.merchant_id)
     ORDER BY 1
 $$;
@@ -174,8 +183,9 @@ $$;
 CREATE FUNCTION refresh.dirty_sets(p_sets int) RETURNS TABLE (merchants bigint[])
 LANGUAGE sql STABLE AS $$
     WITH m AS (
-        SELECT merchant_id, max(day) - min(day) <= 31 AS narrow, count(*) AS days
-        FROM refresh.pending GROUP BY merchant_id
+        SELECT p.merchant_id, coalesce(max(d.day) - min(d.day) <= 31, true) AS narrow, count(d.day) AS days
+        FROM refresh.pending_merchants p LEFT JOIN refresh.pending d USING (merchant_id)
+        GROUP BY p.merchant_id
     ), s AS (
         SELECT merchant_id, narrow, days,
                CASE WHEN narrow THEN (row_number() OVER (PARTITION BY narrow ORDER BY days DESC, merchant_id) - 1) % greatest(p_sets, 1)

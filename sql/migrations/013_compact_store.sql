@@ -61,9 +61,20 @@ CREATE TABLE pipeline.orders (
 -- A changed customer's whole order sequence (customer figures), and a merchant's orders.
 CREATE INDEX orders_customer_idx ON pipeline.orders (merchant_id, customer_id);
 
+-- Merchants whose product list differs from the catalog copy (found by the change scan for
+-- every merchant, with or without changed orders): their next refresh reads it again and
+-- moves the history of every product whose category changed.
+CREATE TABLE pipeline.dirty_catalogs (
+    merchant_id bigint PRIMARY KEY,
+    marked_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- The catalog copy is looked up by product id (a line's category, whatever merchant sells it).
+CREATE UNIQUE INDEX products_id_idx ON agg.products (id);
+
 -- Additive figures per merchant × dimension × key × month, as running sums since the key's
 -- first order. dim: t total (key 0), p product, c category (its own products), g category
--- subtree (categories with children), y city, d delivery type, m payment method (keys: ids of
+-- subtree (its own products and its descendants'), y city, d delivery type, m payment method (keys: ids of
 -- ref.labels). A key has a row for every month from its first order's to the merchant's last
 -- (so a range's edges find every key in two index ranges). ek lists the row's entries, sorted:
 -- slot × 32 + day of month, where day 0 is the total before the month and slot 0 sums every
@@ -90,7 +101,9 @@ ALTER TABLE agg.key_months ALTER COLUMN ek SET STORAGE MAIN, ALTER COLUMN v SET 
 -- order of the filter's statuses, the customer's first order was on day value"; filters is
 -- the bit set of the status filters (1..31, bit f - 1) an event belongs to; value counts days
 -- from 1900-01-01 (1), 0 meaning none. cum is the running count over ck, segs the distinct
--- kind × 2^52 + filters × 2^20 of ck.
+-- kind × 2^52 + filters × 2^20 of ck and dck. dck and dcum are the same for the changes since
+-- ck and cum were last written (counts may be negative): a refresh rewrites them alone, small,
+-- until they grow to an eighth of the tile and are folded in.
 CREATE TABLE agg.customer_tiles (
     merchant_id bigint NOT NULL,
     period      date NOT NULL,
@@ -98,6 +111,8 @@ CREATE TABLE agg.customer_tiles (
     segs        bigint[] NOT NULL,
     ck          bigint[] NOT NULL,
     cum         int[] NOT NULL,
+    dck         bigint[] NOT NULL DEFAULT '{}',
+    dcum        int[] NOT NULL DEFAULT '{}',
     PRIMARY KEY (merchant_id, grain, period)
 ) WITH (fillfactor = 90);
 

@@ -2,8 +2,20 @@
 -- Order-level dimensions: each kept order has one key. Product and category: from the kept
 -- orders' lines; orders = distinct orders containing the key; returned = orders with a return
 -- of its lines, returned_amount the amount of those returns.
--- $1 merchant, $2 from, $3 to, $4 statuses, $5 time zone, $6 dimension.
-WITH kept AS (
+-- A level of the category tree ($7: 0 the top, N the children of N; NULL none) keys each line
+-- by the listed category whose subtree holds its product's category, or by N itself for N's
+-- own products.
+-- $1 merchant, $2 from, $3 to, $4 statuses, $5 time zone, $6 dimension, $7 tree level.
+WITH RECURSIVE level AS (
+    SELECT id AS key, id AS category_id FROM categories
+    WHERE $7::bigint IS NOT NULL AND parent_id IS NOT DISTINCT FROM nullif($7::bigint, 0)
+    UNION ALL
+    SELECT l.key, c.id FROM level l JOIN categories c ON c.parent_id = l.category_id
+), tree_map AS (
+    SELECT key, category_id FROM level
+    UNION ALL
+    SELECT $7::bigint, $7::bigint WHERE $7::bigint > 0
+), kept AS (
     SELECT o.* FROM orders o
     WHERE o.merchant_id = $1 AND o.status = ANY ($4::text[])
       AND (o.created_at AT TIME ZONE $5)::date BETWEEN $2::date AND $3::date
@@ -24,10 +36,11 @@ WITH kept AS (
     WHERE $6::text IN ('city', 'region', 'delivery_type', 'payment_method')
     GROUP BY 1
 ), lines AS (
-    SELECT CASE $6::text WHEN 'product' THEN i.product_id ELSE p.category_id END::text AS key, o.*, i.id AS item_id,
-           i.quantity, i.unit_price
+    SELECT CASE WHEN $7::bigint IS NOT NULL THEN tm.key WHEN $6::text = 'product' THEN i.product_id ELSE p.category_id END::text
+               AS key, o.*, i.id AS item_id, i.quantity, i.unit_price
     FROM kept o JOIN order_items i ON i.order_id = o.id JOIN products p ON p.id = i.product_id
-    WHERE $6::text IN ('product', 'category')
+    LEFT JOIN tree_map tm ON $7::bigint IS NOT NULL AND tm.category_id = p.category_id
+    WHERE $6::text IN ('product', 'category') AND ($7::bigint IS NULL OR tm.key IS NOT NULL)
 ), line_returns AS (
     SELECT l.key, count(DISTINCT l.id) AS returned, sum(r.amount) AS returned_amount
     FROM lines l JOIN returns r ON r.order_item_id = l.item_id
@@ -60,5 +73,7 @@ SELECT r.key,
        round(r.gmv / r.orders, 2)::text AS aov,
        round(r.cancelled::numeric / r.orders, 4)::float8,
        round(r.returned::numeric / r.orders, 4)::float8,
-       r.avg_delivery_hours::float8
+       r.avg_delivery_hours::float8,
+       CASE WHEN $6::text = 'category' THEN (SELECT parent_id FROM categories WHERE id::text = r.key) END,
+       CASE WHEN $6::text = 'category' THEN EXISTS (SELECT FROM categories WHERE parent_id::text = r.key) END
 FROM rows r
