@@ -96,6 +96,8 @@ type Result struct {
 	// IncrementalYear is 1k changes spread over the last year of data (each moves its keys'
 	// later months too), refreshed like Incremental.
 	IncrementalYear *Incremental `json:"incremental_year,omitempty"`
+	// Catalog is the cost of catalog changes.
+	Catalog *Catalog `json:"catalog,omitempty"`
 	// Store is the analytics database's size, table by table, against the source's.
 	Store *Store `json:"store,omitempty"`
 	// Rollup is the afternoon rollup's size and ABC time against merchantagg's.
@@ -213,6 +215,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		r.IncrementalYear = &inc
 		st.say("incremental: %d orders changed over a year (%d merchant days) refreshed in %.2f s", inc.Changed, inc.MerchantDays, inc.Seconds)
+	}
+
+	if len(o.Changes) > 0 {
+		cat, err := catalogPhase(ctx, o, src, env, r.Largest.ID, st)
+		if err != nil {
+			return r, err
+		}
+		r.Catalog = &cat
 	}
 
 	an, err := db.Open(ctx, anURL)

@@ -183,6 +183,12 @@ Server: {{.Server}}.
 {{- with .IncrementalYear}}
 | incremental refresh, {{.Changed}} orders changed over the last year ({{.MerchantDays}} merchant days, {{.Merchants}} merchants) | {{f2 .Seconds}} s | | |
 {{- end}}
+{{- with .Catalog}}
+| one product's category move ({{.ProductLines}} lines): ` + "`merchantagg refresh`" + ` | {{f2 .ProductSeconds}} s | refresh with nothing changed: {{f2 .RefreshIdleSeconds}} s | {{f1 (div .ProductSeconds .RefreshIdleSeconds)}}× |
+| one city's region move ({{.CityOrders}} orders): ` + "`merchantagg refresh`" + ` | {{f2 .CitySeconds}} s | {{f2 .RefreshIdleSeconds}} s | {{f1 (div .CitySeconds .RefreshIdleSeconds)}}× |
+| ` + "`merchantagg reconcile`" + `, nothing drifted (dimension checksums included) | {{f2 .ReconcileSeconds}} s | month totals by status alone, on the source: {{f2 .TotalsSeconds}} s | {{f1 (div .ReconcileSeconds .TotalsSeconds)}}× |
+| a subcategory moved under another parent ({{.ParentProducts}} products): ` + "`merchantagg reconcile`" + ` | {{f2 .ParentSeconds}} s | reconcile with nothing moved: {{f2 .ReconcileSeconds}} s | {{f1 (div .ParentSeconds .ReconcileSeconds)}}× |
+{{- end}}
 {{- with .Store}}
 | analytics database / source database | {{f0 .AnalyticsMB}} MB | {{f0 .SourceMB}} MB | {{f2 (div .AnalyticsMB .SourceMB)}}× |
 {{- end}}
