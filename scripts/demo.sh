@@ -33,14 +33,16 @@ token=$(bin/merchantagg token --merchant 1 --ttl 720h)
 port=${HTTP_ADDR##*:}
 cat <<EOT
 
-merchantagg demo: $(psql "$SOURCE_DATABASE_URL" -tAc 'SELECT count(*) FROM orders') orders of $(psql "$SOURCE_DATABASE_URL" -tAc 'SELECT count(*) FROM merchants') merchants.
-  Swagger UI:  http://localhost:$port/docs/
-  Token of merchant 1 (30 days):
-    $token
-  Try:
-    curl -s -H "Authorization: Bearer $token" 'http://localhost:$port/v1/summary?from=2026-01-01&to=2026-03-31'
+merchantagg demo: $(psql "$SOURCE_DATABASE_URL" -tAc 'SELECT count(*) FROM orders') orders of $(psql "$SOURCE_DATABASE_URL" -tAc 'SELECT count(*) FROM merchants') merchants, serving on port $port.
+  Swagger UI: http://localhost:$port/docs/
+  In another shell, paste the token of merchant 1 (valid 30 days), then try the API:
+
+export TOKEN=$token
+curl -s -H "Authorization: Bearer \$TOKEN" 'http://localhost:$port/v1/summary?from=2026-01-01&to=2026-03-31'
+curl -s -H "Authorization: Bearer \$TOKEN" 'http://localhost:$port/v1/breakdown/category?from=2026-01-01&to=2026-03-31&parent_id=0'
+
   Other merchants: JWT_SECRET=\$(cat .demo/jwt_secret) bin/merchantagg token --merchant 7
-  Stop with Ctrl-C.
+  Stop with Ctrl-C; make demo-clean drops the demo's databases and .demo/.
 
 EOT
 exec bin/merchantagg serve --with-worker

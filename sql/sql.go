@@ -4,7 +4,7 @@ package sql
 
 import "embed"
 
-// Source holds the source (marketplace) schema of SPEC §2, for `merchantagg source init`.
+// Source holds the source (marketplace) schema of docs/metrics.md, for `merchantagg source init`.
 //
 //go:embed source/*.sql
 var Source embed.FS
@@ -19,7 +19,7 @@ var Migrations embed.FS
 //go:embed code/*.sql
 var Code embed.FS
 
-// Reference holds SPEC §3 written straight against the source tables, independently of the
+// Reference holds the definitions of docs/metrics.md written straight against the source tables, independently of the
 // aggregates: the tests' oracle and the benchmark's baseline.
 //
 //go:embed reference/*.sql

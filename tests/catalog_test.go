@@ -139,7 +139,7 @@ func TestCatalogMovesAndRenames(t *testing.T) {
 	ms := []int64{1, 7, 12}
 	refreshChanged := func() {
 		t.Helper()
-		_, err := r.Changed(ctx, nil)
+		_, err := r.RefreshChanged(ctx, nil)
 		require.NoError(t, err)
 	}
 
@@ -202,7 +202,7 @@ func TestOrderSpanningTwoChildren(t *testing.T) {
 		       CASE k WHEN 1 THEN (SELECT min(id) FROM products WHERE merchant_id = $1)
 		              ELSE (SELECT max(id) FROM products WHERE merchant_id = $1) END, 1, 10.00 * k
 		FROM o, generate_series(1, 2) AS k`, m)
-	_, err := refresh.New(an).Changed(context.Background(), nil)
+	_, err := refresh.New(an).RefreshChanged(context.Background(), nil)
 	require.NoError(t, err)
 	requireTree(t, a, src, m)
 
@@ -245,7 +245,7 @@ func TestSilentCityChangeIsReconciled(t *testing.T) {
 	require.EqualValues(t, 1, mustExec(t, src, `
 		UPDATE orders SET city_id = (SELECT max(id) FROM cities WHERE id <> city_id)
 		WHERE id = (SELECT max(id) FROM orders WHERE merchant_id = $1)`, m))
-	_, err := r.Changed(ctx, nil)
+	_, err := r.RefreshChanged(ctx, nil)
 	require.NoError(t, err)
 	want := referenceBreakdown(t, src, m, day(catalogRanges[0][0]).Time, day(catalogRanges[0][1]).Time, allIfNil(nil), "city", "gmv", nil)
 	require.NotEqual(t, want, breakdownAll(t, a, m, "city", nil, catalogRanges[0][0], catalogRanges[0][1]), "the scan cannot see it")
@@ -253,7 +253,7 @@ func TestSilentCityChangeIsReconciled(t *testing.T) {
 	drifted, err := r.Reconcile(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, drifted)
-	_, err = r.Dirty(ctx, nil)
+	_, err = r.RefreshAllDirty(ctx, nil)
 	require.NoError(t, err)
 	requireBreakdown(t, a, src, m, "city", nil)
 	requireBreakdown(t, a, src, m, "region", nil)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/merchantagg/merchantagg/internal/auth"
 	"github.com/merchantagg/merchantagg/internal/dbtest"
+	"github.com/merchantagg/merchantagg/internal/schema"
 )
 
 // binary builds cmd/merchantagg once for the test.
@@ -98,6 +100,8 @@ func TestCLI(t *testing.T) {
 			{cli{c.bin, append(base, "CHANGE_LOOKBACK=-1m")}, []string{"migrate"}, "CHANGE_LOOKBACK"},
 			{cli{c.bin, append(base, "REFRESH_MAX_ATTEMPTS=0")}, []string{"worker"}, "REFRESH_MAX_ATTEMPTS"},
 			{cli{c.bin, append(base, "WORKER_CONCURRENCY=lots")}, []string{"worker"}, "WORKER_CONCURRENCY"},
+			{c, []string{"serve"}, "run `merchantagg migrate` first"}, // never migrated
+			{c, []string{"worker"}, "run `merchantagg migrate` first"},
 			{c, []string{"reconcile", "--now"}, "flag provided but not defined"},
 		} {
 			_, stderr, code := tc.c.run(t, tc.args...)
@@ -105,9 +109,15 @@ func TestCLI(t *testing.T) {
 			require.Equal(t, 1, strings.Count(stderr, "\n"), "one line: %q", stderr)
 			require.Contains(t, stderr, tc.want)
 		}
+		// A connection error says each reason once (pgconn reports every attempt).
+		_, stderr, _ := cli{c.bin, append(base, "ANALYTICS_DATABASE_URL=postgres://nobody@127.0.0.1:1/x")}.run(t, "refresh")
+		require.Equal(t, 1, strings.Count(stderr, "connection refused"), stderr)
 		out, _, code := c.run(t, "help")
 		require.Zero(t, code)
 		require.Contains(t, out, "usage: merchantagg")
+		for _, flag := range []string{"--jobs N", "--max-products N", "--with-worker", "--ttl D"} {
+			require.Contains(t, out, flag, "every flag is in the usage")
+		}
 	})
 
 	t.Run("the whole pipeline", func(t *testing.T) {
@@ -134,6 +144,43 @@ func TestCLI(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(2), claims.MerchantID)
 		require.Equal(t, auth.RoleMerchant, claims.Role)
+	})
+
+	t.Run("serve and worker refuse another schema version", func(t *testing.T) {
+		an := dbtest.Pool(t, p.AnalyticsURL())
+		want, err := schema.Version()
+		require.NoError(t, err)
+		setVersion := func(v int32) {
+			_, err := an.Exec(ctx, "UPDATE "+schema.VersionTable+" SET version = $1", v)
+			require.NoError(t, err)
+		}
+		defer setVersion(want)
+		for _, v := range []int32{want - 1, want + 1} {
+			setVersion(v)
+			for _, cmd := range []string{"serve", "worker"} {
+				_, stderr, code := c.run(t, cmd)
+				require.Equal(t, 1, code, stderr)
+				require.Equal(t, 1, strings.Count(stderr, "\n"), "one line: %q", stderr)
+				require.Contains(t, stderr, fmt.Sprintf("version %d", v))
+				require.Contains(t, stderr, fmt.Sprint(want))
+				if v < want {
+					require.Contains(t, stderr, "run `merchantagg migrate`")
+				}
+				require.NotContains(t, stderr, "serving")
+			}
+		}
+	})
+
+	t.Run("a busy port fails before serving", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		busy := cli{c.bin, append(slices.Clone(c.env), "HTTP_ADDR="+ln.Addr().String())}
+		_, stderr, code := busy.run(t, "serve", "--with-worker")
+		require.Equal(t, 1, code, stderr)
+		require.Contains(t, stderr, "address already in use")
+		require.NotContains(t, stderr, "serving")
+		require.NotContains(t, stderr, "River client started")
 	})
 
 	for _, tc := range []struct {

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/merchantagg/merchantagg/internal/dbtest"
-	"github.com/merchantagg/merchantagg/internal/jobs"
 	"github.com/merchantagg/merchantagg/internal/refresh"
 )
 
@@ -47,14 +46,14 @@ func TestLongTransactionIsNotMissed(t *testing.T) {
 
 	time.Sleep(50 * time.Millisecond)
 	changeSource(t, src, fast) // commits, with updated_at later than the open transaction's
-	_, err = r.Changed(ctx, nil)
+	_, err = r.RefreshChanged(ctx, nil)
 	require.NoError(t, err)
 	requireExact(t, a, src, fast, "2020-12-01", "2023-11-30")
 	requireExact(t, a, src, fast, "2023-12-01", "2026-10-31")
 	require.False(t, watermark(t, an).After(started), "the watermark waits for the open transaction")
 
 	require.NoError(t, long.Commit(ctx))
-	_, err = r.Changed(ctx, nil)
+	_, err = r.RefreshChanged(ctx, nil)
 	require.NoError(t, err)
 	for _, rg := range [][2]string{{"2020-12-01", "2023-11-30"}, {"2023-12-01", "2026-10-31"}} {
 		requireExact(t, a, src, slow, rg[0], rg[1])
@@ -103,7 +102,7 @@ func TestReconciliationRepairsDrift(t *testing.T) {
 
 	before := summaryOf(t, a, m, "2023-12-01", "2026-10-31")
 	driftSource(t, src, m)
-	_, err = r.Changed(ctx, nil)
+	_, err = r.RefreshChanged(ctx, nil)
 	require.NoError(t, err)
 	require.Equal(t, before, summaryOf(t, a, m, "2023-12-01", "2026-10-31"), "the change scan cannot see it")
 
@@ -144,14 +143,6 @@ func TestChunkedRefreshEqualsWhole(t *testing.T) {
 	var dirty int
 	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM pipeline.dirty_days").Scan(&dirty))
 	require.Zero(t, dirty)
-}
-
-func TestChunkDaysShrinkPerAttempt(t *testing.T) {
-	for _, tc := range []struct{ attempt, want int }{
-		{1, 0}, {2, 1024}, {3, 512}, {4, 256}, {11, 2}, {12, 1}, {13, 1}, {25, 1}, {1000, 1},
-	} {
-		require.Equal(t, tc.want, jobs.ChunkDays(tc.attempt), "attempt %d", tc.attempt)
-	}
 }
 
 // dirtyDays counts a merchant's days waiting for a refresh.

@@ -18,7 +18,7 @@ import (
 // orders, a second order on a day, a new customer, an order deleted — plus a status change
 // that must move none, and a first order deleted so that its customer's first day moves past
 // the refreshed day (the customer sets of migration 007), refreshes incrementally, and
-// compares customer figures and cohorts, with and without a status filter, with SPEC §3
+// compares customer figures and cohorts, with and without a status filter, with docs/metrics.md's definitions
 // computed on the source.
 func TestCustomerFiguresFollowChanges(t *testing.T) {
 	t.Parallel()
@@ -95,7 +95,7 @@ func TestCustomerFiguresFollowChanges(t *testing.T) {
 		   r AS (DELETE FROM returns WHERE order_id IN (SELECT id FROM o))
 		SELECT (created_at AT TIME ZONE 'Europe/Moscow')::date FROM o`, m, deleted).Scan(&moved))
 
-	_, err = r.Changed(ctx, nil)
+	_, err = r.RefreshChanged(ctx, nil)
 	require.NoError(t, err)
 	require.NoError(t, r.RefreshRange(ctx, m, deleted, deleted))
 	require.NoError(t, r.RefreshRange(ctx, m, moved, moved))

@@ -82,7 +82,7 @@ func day(s string) openapi_types.Date {
 	return openapi_types.Date{Time: t}
 }
 
-// reference computes SPEC §3 on the source for a range, by period of grain ("" = the range).
+// reference computes the order metrics of docs/metrics.md on the source for a range, by period of grain ("" = the range).
 func reference(t *testing.T, src *pgxpool.Pool, merchant int64, from, to time.Time, statuses []gen.OrderStatus, grain string) map[time.Time]gen.Metrics {
 	t.Helper()
 	var g *string

@@ -86,3 +86,33 @@ func TestUpgradeFromVersion12(t *testing.T) {
 	}
 	require.NoError(t, dbtest.Migrate(ctx, p), "migrate again: nothing left to convert")
 }
+
+// TestCodePackageOwnsItsSchemas: no state object (a table, a default, a policy, a view
+// elsewhere) depends on the code package's schemas, so installing it is dropping them whole and
+// creating them again; and migrate does exactly that, any number of times.
+func TestCodePackageOwnsItsSchemas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	an := dbtest.Pool(t, shared.AnalyticsURL())
+	rows, err := an.Query(ctx, `
+		WITH code AS (
+			SELECT 'pg_proc'::regclass AS classid, oid AS objid FROM pg_proc WHERE pronamespace::regnamespace::text IN ('refresh', 'api')
+			UNION ALL SELECT 'pg_class'::regclass, oid FROM pg_class WHERE relnamespace::regnamespace::text IN ('refresh', 'api')
+			UNION ALL SELECT 'pg_type'::regclass, oid FROM pg_type WHERE typnamespace::regnamespace::text IN ('refresh', 'api')
+		)
+		SELECT o.type || ' ' || o.identity
+		FROM pg_depend d
+		JOIN code c ON d.refclassid = c.classid AND d.refobjid = c.objid
+		CROSS JOIN LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) AS o
+		LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+		WHERE coalesce(o.schema, (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = r.ev_class))
+		      NOT IN ('refresh', 'api')`)
+	require.NoError(t, err)
+	dependents, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Empty(t, dependents)
+
+	p := dbtest.Clone(t, template)
+	require.NoError(t, dbtest.Migrate(ctx, p))
+	require.NoError(t, dbtest.Migrate(ctx, p))
+}

@@ -75,7 +75,7 @@ func TestFreshnessFollowsTheRefresh(t *testing.T) {
 	require.True(t, asOf(t, a, m).Equal(covered))
 	require.True(t, freshness(t, a, other).SourceWatermark.After(covered), "a merchant without changes is current")
 
-	_, err = r.Changed(ctx, nil)
+	_, err = r.RefreshChanged(ctx, nil)
 	require.NoError(t, err)
 	done := freshness(t, a, m)
 	require.Zero(t, done.PendingDays)

@@ -30,11 +30,11 @@ func rebuild(t *testing.T, an *pgxpool.Pool, merchants []int64) {
 		_, err := an.Exec(ctx, "DELETE FROM "+table+" WHERE merchant_id = ANY ($1)", merchants)
 		require.NoError(t, err)
 	}
-	require.NoError(t, refresh.New(an).Merchants(ctx, merchants, time.Time{}, time.Time{}, nil))
+	require.NoError(t, refresh.New(an).RefreshMerchants(ctx, merchants, time.Time{}, time.Time{}, nil))
 }
 
 // changeOrders makes, for merchant m, every kind of change an order can go through besides
-// changeSource's (SPEC §2: each bumps updated_at): more items on a line, a move to another day
+// changeSource's (each bumps updated_at, as docs/metrics.md requires): more items on a line, a move to another day
 // and month, another customer (new to the merchant), city, delivery type and payment method,
 // a second order on a customer's day.
 // It returns an order whose change the caller deletes after the scan has seen it.
@@ -111,13 +111,13 @@ func TestChangedOrdersEqualWholeDays(t *testing.T) {
 	before := snapshot(t, an)
 	_, err = src.Exec(ctx, `ALTER TABLE returns RENAME TO returns_gone`)
 	require.NoError(t, err)
-	_, err = r.Dirty(ctx, nil)
+	_, err = r.RefreshAllDirty(ctx, nil)
 	require.Error(t, err)
 	require.Equal(t, before, snapshot(t, an), "a failed refresh leaves the aggregates as they were")
 	_, err = src.Exec(ctx, `ALTER TABLE returns_gone RENAME TO returns`)
 	require.NoError(t, err)
 
-	_, err = r.Dirty(ctx, nil)
+	_, err = r.RefreshAllDirty(ctx, nil)
 	require.NoError(t, err)
 	for _, m := range merchants {
 		requireExact(t, a, src, m, "2023-11-01", "2026-10-31")
@@ -132,14 +132,14 @@ func TestChangedOrdersEqualWholeDays(t *testing.T) {
 		SELECT merchant_id, order_id, day FROM pipeline.orders
 		WHERE merchant_id = ANY ($1) AND day BETWEEN '2025-04-01' AND '2025-05-31'`, merchants)
 	require.NoError(t, err)
-	_, err = r.Dirty(ctx, nil)
+	_, err = r.RefreshAllDirty(ctx, nil)
 	require.NoError(t, err)
 	require.Equal(t, after, snapshot(t, an))
 	require.Equal(t, snap, orderSnapshot(t, an))
 
 	// Recomputing every day of the merchants from the source gives the same rows: netting
 	// them again against what is stored, and building them from nothing.
-	require.NoError(t, r.Merchants(ctx, merchants, time.Time{}, time.Time{}, nil))
+	require.NoError(t, r.RefreshMerchants(ctx, merchants, time.Time{}, time.Time{}, nil))
 	require.Equal(t, after, snapshot(t, an), "netted changed orders = whole days recomputed")
 	require.Equal(t, snap, orderSnapshot(t, an))
 	rebuild(t, an, merchants)
@@ -178,7 +178,7 @@ func TestBusyDayIsRefreshedExactly(t *testing.T) {
 	var orders int
 	require.NoError(t, an.QueryRow(ctx, `SELECT count(*) FROM pipeline.dirty_orders WHERE merchant_id = $1`, m).Scan(&orders))
 	require.GreaterOrEqual(t, orders, 20)
-	_, err = r.Dirty(ctx, nil)
+	_, err = r.RefreshAllDirty(ctx, nil)
 	require.NoError(t, err)
 	require.Zero(t, dirtyDays(t, an, m))
 	for _, d := range []string{busy.Format(time.DateOnly), left.Format(time.DateOnly)} {
@@ -211,7 +211,7 @@ func TestProductListsFollowTheSource(t *testing.T) {
 		changeSource(t, src, quiet)
 		_, err := r.Scan(ctx)
 		require.NoError(t, err)
-		_, err = r.Dirty(ctx, nil)
+		_, err = r.RefreshAllDirty(ctx, nil)
 		require.NoError(t, err)
 		require.Equal(t, list(src, "products"), list(an, "agg.products"))
 	}

@@ -148,7 +148,7 @@ func requireExact(t *testing.T, a *api, src *pgxpool.Pool, m int64, from, to str
 	require.Equal(t, orZero(reference(t, src, m, f, e, allIfNil(nil), ""), f), summaryOf(t, a, m, from, to))
 }
 
-// changeSource makes the three kinds of change SPEC §2 names for merchant m on 2025-05-14
+// changeSource makes the three kinds of change docs/metrics.md names for merchant m on 2025-05-14
 // (Moscow): a new order with items, a status change, and a return. Each bumps updated_at.
 func changeSource(t *testing.T, src *pgxpool.Pool, m int64) {
 	t.Helper()
@@ -190,7 +190,7 @@ func TestChangeThenRefreshShowsIt(t *testing.T) {
 	// Not refreshed yet: the API still shows the old figures.
 	require.Equal(t, before, summaryOf(t, a, m, "2023-11-01", "2026-10-31"))
 
-	_, err := refresh.New(an).Changed(context.Background(), nil)
+	_, err := refresh.New(an).RefreshChanged(context.Background(), nil)
 	require.NoError(t, err)
 	after := summaryOf(t, a, m, "2023-11-01", "2026-10-31")
 	require.Equal(t, before.Orders+1, after.Orders)
@@ -210,15 +210,15 @@ func TestRefreshIsIdempotent(t *testing.T) {
 	before := snapshot(t, an)
 
 	// Nothing changed: a scan may look again at changes since the last horizon, but changes nothing.
-	_, err := r.Changed(ctx, nil)
+	_, err := r.RefreshChanged(ctx, nil)
 	require.NoError(t, err)
 	require.Equal(t, before, snapshot(t, an))
 
 	// Full refreshes of every merchant, twice, rewrite the same rows.
-	ids, err := r.SourceMerchants(ctx)
+	ids, err := r.ListSourceMerchants(ctx)
 	require.NoError(t, err)
 	for range 2 {
-		require.NoError(t, r.Merchants(ctx, ids, time.Time{}, time.Time{}, nil))
+		require.NoError(t, r.RefreshMerchants(ctx, ids, time.Time{}, time.Time{}, nil))
 		require.Equal(t, before, snapshot(t, an))
 	}
 	// And a range refresh cutting through weeks, months and quarters.
@@ -295,7 +295,7 @@ func TestBackfillLeavesTablesTidy(t *testing.T) {
 	require.NoError(t, dbtest.CreateDatabase(ctx, p.Analytics, ""))
 	require.NoError(t, dbtest.Migrate(ctx, p))
 	an := dbtest.Pool(t, p.AnalyticsURL())
-	n, err := refresh.New(an).Changed(ctx, nil)
+	n, err := refresh.New(an).RefreshChanged(ctx, nil)
 	require.NoError(t, err)
 	require.Positive(t, n)
 	for _, table := range []string{"agg.key_months", "agg.customer_tiles", "agg.cohort_counts", "pipeline.orders"} {
@@ -338,7 +338,7 @@ func TestBackfillLeavesTablesTidy(t *testing.T) {
 	// the next run drops it, and rebuilds nothing that has not doubled.
 	_, err = an.Exec(ctx, "CREATE UNIQUE INDEX CONCURRENTLY key_months_pkey_ccnew ON agg.key_months (merchant_id)")
 	require.Error(t, err, "duplicate merchant ids: the build fails and leaves the index invalid")
-	_, err = refresh.New(an).Changed(ctx, nil)
+	_, err = refresh.New(an).RefreshChanged(ctx, nil)
 	require.NoError(t, err)
 	var left int
 	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM pg_class WHERE relname = 'key_months_pkey_ccnew'").Scan(&left))
@@ -359,7 +359,7 @@ func TestRefreshVacuumsItsQueues(t *testing.T) {
 	for _, m := range []int64{1, 2} {
 		require.NoError(t, r.MarkDays(ctx, m, day("2023-11-01").Time, day("2026-10-31").Time))
 	}
-	_, err := r.Dirty(ctx, nil)
+	_, err := r.RefreshAllDirty(ctx, nil)
 	require.NoError(t, err)
 	var vacuumed bool
 	require.NoError(t, an.QueryRow(ctx,

@@ -164,7 +164,7 @@ func refreshCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	start := time.Now()
 
 	if merchant == 0 && from.t.IsZero() {
-		n, err := r.Changed(ctx, bar(stderr))
+		n, err := r.RefreshChanged(ctx, bar(stderr))
 		if err != nil {
 			return err
 		}
@@ -173,12 +173,12 @@ func refreshCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ids := []int64{merchant}
 	if merchant == 0 {
-		if ids, err = r.SourceMerchants(ctx); err != nil {
+		if ids, err = r.ListSourceMerchants(ctx); err != nil {
 			return err
 		}
 	}
 	bar := progress(stderr, len(ids), "refreshing merchants")
-	if err := r.Merchants(ctx, ids, from.t, to.t, func(done, _ int) {
+	if err := r.RefreshMerchants(ctx, ids, from.t, to.t, func(done, _ int) {
 		if bar != nil {
 			_ = bar.Set(done)
 		}
@@ -208,7 +208,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	n, err := r.Dirty(ctx, bar(stderr))
+	n, err := r.RefreshAllDirty(ctx, bar(stderr))
 	if err != nil {
 		return err
 	}

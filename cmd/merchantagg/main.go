@@ -1,4 +1,4 @@
-// Command merchantagg is the single binary of SPEC §5: source init, seed, migrate, refresh,
+// Command merchantagg is the single binary of the README's command table: source init, seed, migrate, refresh,
 // reconcile, serve, worker and token. It only wires packages together; configuration comes from the
 // environment (internal/config).
 package main
@@ -19,11 +19,12 @@ const usage = `usage: merchantagg <command> [flags]
 
 commands:
   source init                      create the source schema (demo, tests, benchmarks)
-  seed --merchants N --orders N --seed S [--from D --to D]
+  seed --merchants N --orders N --seed S [--from D --to D] [--max-products N]
                                    fill the source with synthetic data
   migrate                          bring the analytics database to the latest schema
-  refresh [--merchant ID] [--from D --to D]
-                                   refresh synchronously (no flags: everything changed)
+  refresh [--merchant ID] [--from D --to D] [--jobs N]
+                                   refresh synchronously (no flags: everything changed;
+                                   --jobs: sets of merchants refreshed at once, default CPUs)
   reconcile                        compare the aggregates with the source, refresh what drifted
   serve [--with-worker]            the HTTP API (and the River worker with the flag)
   worker                           River workers and the periodic change scan

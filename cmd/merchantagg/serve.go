@@ -24,6 +24,7 @@ import (
 	"github.com/merchantagg/merchantagg/internal/jobs"
 	"github.com/merchantagg/merchantagg/internal/metrics"
 	"github.com/merchantagg/merchantagg/internal/refresh"
+	"github.com/merchantagg/merchantagg/internal/schema"
 	"github.com/merchantagg/merchantagg/internal/stats"
 )
 
@@ -43,6 +44,19 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The port first: a busy one fails before anything starts.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	defer ln.Close()
+
+	// The primary, as the pipeline's role: River (jobs, River UI), backfills, pipeline gauges.
+	p, err := openPipeline(ctx, cfg, log, withWorker)
+	if err != nil {
+		return err
+	}
+	defer p.close()
 	readURL := cfg.AnalyticsDatabaseURL
 	if cfg.ReadDatabaseURL != "" {
 		readURL = cfg.ReadDatabaseURL
@@ -56,13 +70,6 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-
-	// The primary, as the pipeline's role: River (jobs, River UI), backfills, pipeline gauges.
-	p, err := openPipeline(ctx, cfg, log, withWorker)
-	if err != nil {
-		return err
-	}
-	defer p.close()
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints: riverui.NewEndpoints(p.client, nil), Logger: log, Prefix: "/riverui",
 	})
@@ -80,8 +87,8 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "addr", cfg.HTTPAddr, "with_worker", withWorker, "read_replica", cfg.ReadDatabaseURL != "")
-	return listen(ctx, cfg.HTTPAddr, router, log)
+	log.Info("serving", "addr", ln.Addr().String(), "with_worker", withWorker, "read_replica", cfg.ReadDatabaseURL != "")
+	return serveOn(ctx, ln, router, log)
 }
 
 func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
@@ -93,6 +100,13 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	var ln net.Listener
+	if cfg.MetricsAddr != "" {
+		if ln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.MetricsAddr, err)
+		}
+		defer ln.Close()
+	}
 	p, err := openPipeline(ctx, cfg, log, true)
 	if err != nil {
 		return err
@@ -100,14 +114,14 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	defer p.close()
 	log.Info("worker started", "refresh_interval", cfg.RefreshInterval.String(),
 		"reconcile_interval", cfg.ReconcileInterval.String(), "concurrency", cfg.WorkerConcurrency)
-	if cfg.MetricsAddr == "" {
+	if ln == nil {
 		<-ctx.Done()
 		log.Info("shutting down")
 		return nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", p.metrics.Handler())
-	return listen(ctx, cfg.MetricsAddr, mux, log)
+	return serveOn(ctx, ln, mux, log)
 }
 
 // pipeline is a process's connection to the analytics primary as the pipeline's role: the
@@ -126,6 +140,10 @@ func openPipeline(ctx context.Context, cfg config.Config, log *slog.Logger, work
 	pool, err := db.Open(ctx, cfg.AnalyticsDatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("analytics database: %w", err)
+	}
+	if err := schema.Check(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
 	}
 	p := &pipeline{pool: pool, refresher: refresh.New(pool), metrics: metrics.New(), stop: func() {}}
 	p.refresher.StatementTimeout = cfg.RefreshStatementTimeout
@@ -163,12 +181,8 @@ func (p *pipeline) close() {
 	p.pool.Close()
 }
 
-// listen serves h on addr until ctx ends, then shuts down gracefully.
-func listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
-	}
+// serveOn serves h on ln until ctx ends, then shuts down gracefully.
+func serveOn(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -33,7 +33,7 @@ type Load struct {
 	Errors   uint64  `json:"errors"`
 }
 
-// Baseline compares the same summaries computed by the API and on the source (SPEC §3 SQL),
+// Baseline compares the same summaries computed by the API and on the source (the definition in plain SQL, sql/reference),
 // with the same concurrency.
 type Baseline struct {
 	Requests    int     `json:"requests"`
@@ -205,7 +205,7 @@ func loadPhase(ctx context.Context, o Options, env []string, m *mix, r *Result, 
 }
 
 // baseline times the same summaries (a range and its previous range: order and customer
-// figures) through the API and with SPEC §3's SQL on the source.
+// figures) through the API and with the definition's plain SQL on the source.
 func baseline(ctx context.Context, o Options, base string, m *mix) (Baseline, error) {
 	b := Baseline{Concurrency: o.BaselineConcurrency}
 	reqs := make([]request, o.BaselineRequests)

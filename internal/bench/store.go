@@ -134,7 +134,9 @@ func rollupPhase(ctx context.Context, o Options, src, an *pgxpool.Pool, anURL st
 			return ru, fmt.Errorf("rollup abc: %w", err)
 		}
 		theirs = append(theirs, t)
-		err = db.AsMerchant(ctx, api, largest, db.CustomPlans, explainBatch(abc, &t, largest, from, to, []int32{0}, []int32{1}, "gmv", 0.8, 0.95, nil, int64(50), int64(0)))
+		err = db.AsMerchant(ctx, api, largest, db.CustomPlans, explainBatch(abc, &t, pgx.NamedArgs{
+			"merchant_id": largest, "from_day": from, "to_day": to, "slots": []int32{0}, "coefs": []int32{1},
+			"metric": "gmv", "a": 0.8, "b": 0.95, "class": nil, "page_limit": int64(50), "page_offset": int64(0)}))
 		if err != nil {
 			return ru, fmt.Errorf("abc: %w", err)
 		}

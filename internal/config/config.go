@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Config is everything the commands read from the environment (SPEC §5).
+// Config is everything the commands read from the environment (the README's configuration table).
 type Config struct {
 	SourceDatabaseURL    string
 	AnalyticsDatabaseURL string

@@ -4,12 +4,16 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -73,14 +77,54 @@ func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
 func connect(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
+		return nil, connectError(cfg.ConnConfig, err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
+		return nil, connectError(cfg.ConnConfig, err)
 	}
 	return pool, nil
 }
+
+// ErrTimeout is a statement the server cancelled: it ran out of its statement_timeout.
+var ErrTimeout = errors.New("statement timeout")
+
+// classify names the server errors callers act on (errors.Is(err, ErrTimeout)), keeping the
+// server's error in the chain.
+func classify(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.QueryCanceled {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
+}
+
+// connectError says in one line where the connection went and why. pgconn reports every
+// attempt (each address, with TLS and without), which mostly fail alike: each distinct reason
+// is kept once.
+func connectError(cfg *pgx.ConnConfig, err error) error {
+	detail := err.Error()
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && errors.Unwrap(ce) != nil {
+		var reasons []string
+		for _, line := range strings.Split(errors.Unwrap(ce).Error(), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !slices.Contains(reasons, line) {
+				reasons = append(reasons, line)
+			}
+		}
+		detail = strings.Join(reasons, "; ")
+	}
+	return &wrapped{msg: fmt.Sprintf("connect to %s:%d/%s as %s: %s", cfg.Host, cfg.Port, cfg.Database, cfg.User, detail), err: err}
+}
+
+// wrapped is an error with its own text that keeps the cause in the chain.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
 
 // Plans is how the server plans a transaction's reads (its plan_cache_mode).
 type Plans string
@@ -135,7 +179,7 @@ func AsMerchant(ctx context.Context, pool *pgxpool.Pool, merchantID int64, plans
 				_ = conn.Conn().Close(context.WithoutCancel(ctx)) // the pool drops a closed connection
 			}
 		}
-		return err
+		return classify(err)
 	}
 	return nil
 }

@@ -147,7 +147,7 @@ func NewTemplate(ctx context.Context, prefix string, opts seed.Options) (Pair, e
 			return err
 		}
 		defer an.Close()
-		if _, err := refresh.New(an).Changed(ctx, nil); err != nil {
+		if _, err := refresh.New(an).RefreshChanged(ctx, nil); err != nil {
 			return fmt.Errorf("full refresh: %w", err)
 		}
 		return nil

@@ -18,7 +18,7 @@ import (
 	"github.com/merchantagg/merchantagg/internal/stats"
 )
 
-// maxRangeYears bounds a range (SPEC §4).
+// maxRangeYears bounds a range (docs/metrics.md, Days and ranges).
 const maxRangeYears = 3
 
 // maxBackfillYears bounds an admin refresh: a longer one is a typo, not a backfill.
@@ -45,24 +45,21 @@ type scope struct {
 }
 
 // resolve checks the parameters every range endpoint shares against the caller's token.
-func resolve(ctx context.Context, from, to openapi_types.Date, merchantID *int64, status *[]gen.OrderStatus) (scope, *gen.Problem) {
+func resolve(ctx context.Context, from, to openapi_types.Date, merchantID *int64, status *[]gen.OrderStatus) (scope, *Problem) {
 	c, ok := auth.FromContext(ctx)
 	if !ok { // the auth middleware runs first; this is a wiring error
-		p := problem(http.StatusUnauthorized, codeUnauthorized, "", "missing credentials")
-		return scope{}, &p
+		return scope{}, problem(http.StatusUnauthorized, codeUnauthorized, "", "missing credentials")
 	}
 	sc := scope{from: period.Date(from.Time), to: period.Date(to.Time), statuses: stats.AllStatuses}
-	var prob *gen.Problem
+	var prob *Problem
 	if sc.merchantID, prob = whom(c, merchantID); prob != nil {
 		return sc, prob
 	}
 	if sc.from.After(sc.to) {
-		p := badParam("from", "from is after to")
-		return sc, &p
+		return sc, badParam("from", "from is after to")
 	}
 	if sc.to.After(sc.from.AddDate(maxRangeYears, 0, -1)) {
-		p := badParam("to", fmt.Sprintf("the range may span at most %d years", maxRangeYears))
-		return sc, &p
+		return sc, badParam("to", fmt.Sprintf("the range may span at most %d years", maxRangeYears))
 	}
 	if status != nil {
 		// Canonical order, no duplicates: the response lists what was kept.
@@ -74,16 +71,14 @@ func resolve(ctx context.Context, from, to openapi_types.Date, merchantID *int64
 }
 
 // whom is the merchant a request reads: its token's, or for an admin the one it names.
-func whom(c *auth.Claims, merchantID *int64) (int64, *gen.Problem) {
+func whom(c *auth.Claims, merchantID *int64) (int64, *Problem) {
 	switch {
 	case c.Role == auth.RoleAdmin && merchantID == nil:
-		p := badParam("merchant_id", "merchant_id is required with an admin token")
-		return 0, &p
+		return 0, badParam("merchant_id", "merchant_id is required with an admin token")
 	case c.Role == auth.RoleAdmin:
 		return *merchantID, nil
 	case merchantID != nil && *merchantID != c.MerchantID:
-		p := problem(http.StatusForbidden, codeForbidden, "merchant_id", "this token may not read another merchant")
-		return 0, &p
+		return 0, problem(http.StatusForbidden, codeForbidden, "merchant_id", "this token may not read another merchant")
 	}
 	return c.MerchantID, nil
 }
@@ -95,10 +90,7 @@ func (h *handlers) GetSummary(ctx context.Context, req gen.GetSummaryRequestObje
 	p := req.Params
 	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
 	if prob != nil {
-		if prob.Status == http.StatusForbidden {
-			return gen.GetSummary403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*prob)}, nil
-		}
-		return gen.GetSummary400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
+		return prob, nil
 	}
 	prevFrom, prevTo := period.Previous(sc.from, sc.to)
 	ms, cs, err := h.reader.Figures(ctx, stats.Query{
@@ -121,16 +113,13 @@ func (h *handlers) GetTimeseries(ctx context.Context, req gen.GetTimeseriesReque
 	p := req.Params
 	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
 	if prob != nil {
-		if prob.Status == http.StatusForbidden {
-			return gen.GetTimeseries403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*prob)}, nil
-		}
-		return gen.GetTimeseries400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
+		return prob, nil
 	}
 	grain := period.Day
 	if p.Grain != nil {
 		g, err := period.ParseGrain(string(*p.Grain))
 		if err != nil {
-			return gen.GetTimeseries400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(badParam("grain", err.Error()))}, nil
+			return badParam("grain", err.Error()), nil
 		}
 		grain = g
 	}
@@ -158,10 +147,7 @@ func (h *handlers) GetCustomers(ctx context.Context, req gen.GetCustomersRequest
 	p := req.Params
 	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
 	if prob != nil {
-		if prob.Status == http.StatusForbidden {
-			return gen.GetCustomers403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*prob)}, nil
-		}
-		return gen.GetCustomers400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
+		return prob, nil
 	}
 	_, cs, err := h.reader.Figures(ctx, stats.Query{MerchantID: sc.merchantID, Statuses: sc.statuses,
 		Groups: []stats.Group{stats.NewGroup(sc.from, sc.to)}})
@@ -177,10 +163,7 @@ func (h *handlers) GetCohorts(ctx context.Context, req gen.GetCohortsRequestObje
 	p := req.Params
 	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
 	if prob != nil {
-		if prob.Status == http.StatusForbidden {
-			return gen.GetCohorts403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*prob)}, nil
-		}
-		return gen.GetCohorts400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
+		return prob, nil
 	}
 	cohorts, err := h.reader.Cohorts(ctx, sc.merchantID, sc.statuses, period.Start(period.Month, sc.from), period.Start(period.Month, sc.to))
 	if err != nil {
@@ -205,22 +188,16 @@ func page(pg, size *int64) (page, pageSize, offset int64) {
 // GetBreakdown implements GET /v1/breakdown/{dimension}.
 func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequestObject) (gen.GetBreakdownResponseObject, error) {
 	p := req.Params
-	bad := func(pr gen.Problem) gen.GetBreakdownResponseObject {
-		if pr.Status == http.StatusForbidden {
-			return gen.GetBreakdown403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(pr)}
-		}
-		return gen.GetBreakdown400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(pr)}
-	}
 	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
 	if prob != nil {
-		return bad(*prob), nil
+		return prob, nil
 	}
 	if !req.Dimension.Valid() {
-		return bad(badParam("dimension", fmt.Sprintf("unknown dimension %q", req.Dimension))), nil
+		return badParam("dimension", fmt.Sprintf("unknown dimension %q", req.Dimension)), nil
 	}
 	if p.ParentId != nil {
 		if req.Dimension != gen.Category {
-			return bad(badParam("parent_id", "parent_id applies to the category dimension only")), nil
+			return badParam("parent_id", "parent_id applies to the category dimension only"), nil
 		}
 		if *p.ParentId != 0 {
 			known, err := h.reader.CategoryKnown(ctx, *p.ParentId)
@@ -228,7 +205,7 @@ func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequest
 				return nil, err
 			}
 			if !known {
-				return bad(badParam("parent_id", fmt.Sprintf("unknown category %d", *p.ParentId))), nil
+				return badParam("parent_id", fmt.Sprintf("unknown category %d", *p.ParentId)), nil
 			}
 		}
 	}
@@ -242,7 +219,7 @@ func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequest
 		Sort: sort, Limit: size, Offset: offset,
 	}, p.ParentId)
 	if errors.Is(err, stats.ErrUnknownSort) {
-		return bad(badParam("sort", err.Error())), nil
+		return badParam("sort", err.Error()), nil
 	}
 	if err != nil {
 		return nil, err
@@ -255,15 +232,9 @@ func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequest
 // GetABC implements GET /v1/abc.
 func (h *handlers) GetABC(ctx context.Context, req gen.GetABCRequestObject) (gen.GetABCResponseObject, error) {
 	p := req.Params
-	bad := func(pr gen.Problem) gen.GetABCResponseObject {
-		if pr.Status == http.StatusForbidden {
-			return gen.GetABC403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(pr)}
-		}
-		return gen.GetABC400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(pr)}
-	}
 	sc, prob := resolve(ctx, p.From, p.To, p.MerchantId, p.Status)
 	if prob != nil {
-		return bad(*prob), nil
+		return prob, nil
 	}
 	q := stats.ABCQuery{Metric: "gmv", A: 0.8, B: 0.95, List: stats.List{
 		MerchantID: sc.merchantID, Statuses: sc.statuses, From: sc.from, To: sc.to, Sort: "rank"}}
@@ -277,7 +248,7 @@ func (h *handlers) GetABC(ctx context.Context, req gen.GetABCRequestObject) (gen
 		q.B = *p.B
 	}
 	if q.B < q.A {
-		return bad(badParam("b", "b must be at least a")), nil
+		return badParam("b", "b must be at least a"), nil
 	}
 	if p.Class != nil {
 		c := string(*p.Class)
@@ -290,7 +261,7 @@ func (h *handlers) GetABC(ctx context.Context, req gen.GetABCRequestObject) (gen
 	q.Limit, q.Offset = size, offset
 	res, err := h.reader.ABC(ctx, q)
 	if errors.Is(err, stats.ErrUnknownSort) {
-		return bad(badParam("sort", err.Error())), nil
+		return badParam("sort", err.Error()), nil
 	}
 	if err != nil {
 		return nil, err
@@ -347,10 +318,7 @@ func (h *handlers) GetFreshness(ctx context.Context, req gen.GetFreshnessRequest
 	}
 	id, prob := whom(c, req.Params.MerchantId)
 	if prob != nil {
-		if prob.Status == http.StatusForbidden {
-			return gen.GetFreshness403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*prob)}, nil
-		}
-		return gen.GetFreshness400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*prob)}, nil
+		return prob, nil
 	}
 	f, err := h.reader.Freshness(ctx, id)
 	if err != nil {
@@ -366,11 +334,10 @@ func (h *handlers) PostAdminRefresh(ctx context.Context, req gen.PostAdminRefres
 		return nil, errors.New("no claims in context")
 	}
 	if c.Role != auth.RoleAdmin {
-		return gen.PostAdminRefresh403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(
-			problem(http.StatusForbidden, codeForbidden, "", "an admin token is required"))}, nil
+		return problem(http.StatusForbidden, codeForbidden, "", "an admin token is required"), nil
 	}
 	bad := func(param, detail string) (gen.PostAdminRefreshResponseObject, error) {
-		return gen.PostAdminRefresh400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(badParam(param, detail))}, nil
+		return badParam(param, detail), nil
 	}
 	if req.Body == nil {
 		return bad("body", "a JSON body with merchant_id, from and to is required")

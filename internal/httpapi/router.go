@@ -12,13 +12,12 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
-	"github.com/jackc/pgerrcode"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/swaggest/swgui/v5emb"
 
 	"github.com/merchantagg/merchantagg"
 	"github.com/merchantagg/merchantagg/gen"
 	"github.com/merchantagg/merchantagg/internal/auth"
+	"github.com/merchantagg/merchantagg/internal/db"
 	"github.com/merchantagg/merchantagg/internal/metrics"
 	"github.com/merchantagg/merchantagg/internal/stats"
 )
@@ -39,7 +38,7 @@ type Options struct {
 
 // NewRouter builds the whole HTTP surface.
 func NewRouter(o Options) (http.Handler, error) {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
@@ -150,8 +149,7 @@ func internalError(log *slog.Logger) func(http.ResponseWriter, *http.Request, er
 			log.Info("request cancelled by client", "request_id", middleware.GetReqID(r.Context()))
 			return
 		}
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.QueryCanceled {
+		if errors.Is(err, db.ErrTimeout) {
 			// The read hit the API's statement timeout: the server is overloaded or the range is
 			// too heavy, not broken. 503 tells clients to retry later, as load balancers expect.
 			log.Warn("request timed out", "request_id", middleware.GetReqID(r.Context()), "path", r.URL.Path, "query", r.URL.RawQuery)

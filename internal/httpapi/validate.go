@@ -10,8 +10,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
-
-	"github.com/merchantagg/merchantagg/gen"
 )
 
 // validator checks every request against openapi.yaml before a handler sees it, and answers
@@ -44,7 +42,7 @@ func validator(spec *openapi3.T) (func(http.Handler) http.Handler, error) {
 	}, nil
 }
 
-func requestProblem(err error) gen.Problem {
+func requestProblem(err error) *Problem {
 	var re *openapi3filter.RequestError
 	if errors.As(err, &re) && re.Parameter != nil {
 		// The schema error's reason alone: its full text dumps the schema over many lines.

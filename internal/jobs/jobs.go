@@ -51,11 +51,11 @@ type RefreshMerchantWorker struct {
 	Logger    *slog.Logger
 }
 
-// ChunkDays is how many calendar days of a merchant a retry refreshes per transaction: the
+// chunkDays is how many calendar days of a merchant a retry refreshes per transaction: the
 // first attempt does everything in one, each retry after a failure halves the piece, down to
 // one day. A merchant too big for the statement timeout thus still converges, and one that
 // fails for another reason (source down) fails the same way and is retried with backoff.
-func ChunkDays(attempt int) int {
+func chunkDays(attempt int) int {
 	if attempt <= 1 {
 		return 0
 	}
@@ -65,7 +65,7 @@ func ChunkDays(attempt int) int {
 // Work refreshes the merchant's dirty days.
 func (w *RefreshMerchantWorker) Work(ctx context.Context, job *river.Job[RefreshMerchantArgs]) error {
 	start := time.Now()
-	chunk := ChunkDays(job.Attempt)
+	chunk := chunkDays(job.Attempt)
 	days, err := w.Refresher.RefreshDirty(ctx, job.Args.MerchantID, chunk)
 	if err != nil {
 		return err
@@ -152,7 +152,7 @@ func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs
 // last job was discarded (duplicates of jobs in flight are refused by uniqueness), and
 // returns how many merchants it asked for.
 func enqueueDirty(ctx context.Context, r *refresh.Refresher) (int, error) {
-	ids, err := r.MerchantsToEnqueue(ctx)
+	ids, err := r.ListMerchantsToEnqueue(ctx)
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}

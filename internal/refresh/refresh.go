@@ -58,7 +58,7 @@ func (r *Refresher) Scan(ctx context.Context) (int64, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("scan changes: %w", err)
 	}
-	return n, r.tidy(ctx, queuesOnly) // the worker's refresh jobs leave dead rows behind
+	return n, r.tidy(ctx, tidyQueues) // the worker's refresh jobs leave dead rows behind
 }
 
 // Reconcile compares per merchant × month checksums of the source and the aggregates, marks
@@ -92,14 +92,14 @@ func (r *Refresher) MarkDays(ctx context.Context, merchantID int64, from, to tim
 	return nil
 }
 
-// MerchantsToEnqueue lists the merchants with dirty days whose latest refresh job was not
+// ListMerchantsToEnqueue lists the merchants with dirty days whose latest refresh job was not
 // discarded: the periodic jobs' work (parked merchants wait for an operator).
-func (r *Refresher) MerchantsToEnqueue(ctx context.Context) ([]int64, error) {
+func (r *Refresher) ListMerchantsToEnqueue(ctx context.Context) ([]int64, error) {
 	return r.ids(ctx, "SELECT * FROM refresh.merchants_to_enqueue()", "list merchants to enqueue")
 }
 
-// SourceMerchants lists every merchant of the source.
-func (r *Refresher) SourceMerchants(ctx context.Context) ([]int64, error) {
+// ListSourceMerchants lists every merchant of the source.
+func (r *Refresher) ListSourceMerchants(ctx context.Context) ([]int64, error) {
 	return r.ids(ctx, "SELECT * FROM refresh.source_merchants()", "list source merchants")
 }
 
@@ -132,7 +132,7 @@ func (r *Refresher) RefreshDirty(ctx context.Context, merchantID int64, maxDays 
 		total += days
 		// Days marked while an unlimited refresh ran are left to the next job.
 		if limit == nil || left == 0 || days == 0 {
-			return total, r.tidy(ctx, grown)
+			return total, r.tidy(ctx, tidyGrown)
 		}
 	}
 }
@@ -149,9 +149,9 @@ func (r *Refresher) RefreshRange(ctx context.Context, merchantID int64, from, to
 	return nil
 }
 
-// MerchantDays returns the business days spanned by a merchant's orders; ok is false when it
+// ReadMerchantDays returns the business days spanned by a merchant's orders; ok is false when it
 // has none.
-func (r *Refresher) MerchantDays(ctx context.Context, merchantID int64) (from, to time.Time, ok bool, err error) {
+func (r *Refresher) ReadMerchantDays(ctx context.Context, merchantID int64) (from, to time.Time, ok bool, err error) {
 	var f, t *time.Time
 	if err := r.pool.QueryRow(ctx, "SELECT * FROM refresh.merchant_days($1)", merchantID).Scan(&f, &t); err != nil {
 		return from, to, false, fmt.Errorf("span of merchant %d: %w", merchantID, err)
@@ -190,20 +190,20 @@ func (r *Refresher) each(ctx context.Context, ids []int64, progress Progress, fn
 	return g.Wait()
 }
 
-// Changed scans for changes and refreshes every merchant with dirty days, one transaction per
+// RefreshChanged scans for changes and refreshes every merchant with dirty days, one transaction per
 // merchant. It returns how many merchants it refreshed.
-func (r *Refresher) Changed(ctx context.Context, progress Progress) (int, error) {
+func (r *Refresher) RefreshChanged(ctx context.Context, progress Progress) (int, error) {
 	if _, err := r.Scan(ctx); err != nil {
 		return 0, err
 	}
-	return r.Dirty(ctx, progress)
+	return r.RefreshAllDirty(ctx, progress)
 }
 
-// Dirty refreshes every merchant with dirty days, without scanning first (reconciliation has
+// RefreshAllDirty refreshes every merchant with dirty days, without scanning first (reconciliation has
 // just scanned), and returns how many merchants it refreshed. Merchants with a few recent
 // days are refreshed in Concurrency sets, one transaction each, sharing remote queries
 // (refresh.dirty_sets); a merchant with a long span of dirty days is a set of its own.
-func (r *Refresher) Dirty(ctx context.Context, progress Progress) (int, error) {
+func (r *Refresher) RefreshAllDirty(ctx context.Context, progress Progress) (int, error) {
 	rows, _ := r.pool.Query(ctx, "SELECT * FROM refresh.dirty_sets($1)", max(r.Concurrency, 1))
 	sets, err := pgx.CollectRows(rows, pgx.RowTo[[]int64])
 	if err != nil {
@@ -234,27 +234,45 @@ func (r *Refresher) Dirty(ctx context.Context, progress Progress) (int, error) {
 	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	return total, r.tidy(ctx, changed)
+	return total, r.tidy(ctx, tidyChanged)
 }
 
-// Thresholds of tidy (refresh.tables_to_tidy): after each merchant or set, tables analyzed when
-// they doubled and vacuumed when they tripled (planned on the row counts of a tenth of the
-// tables, a 10M backfill's customer reads became scans of every merchant's rows); at the end of
-// a refresh run, autovacuum's rules (a tenth to analyze, a fifth to vacuum), for the API's next
-// reads. Analyzing at a tenth after every merchant made the 1M backfill 37% slower. After a
-// change scan, the change queues alone: the worker's periodic scan must stay quick, and a
-// vacuum of the breakdown rows at 10M takes minutes.
+// tidyMode is which tables tidy finds due (refresh.tables_to_tidy).
+type tidyMode int
+
 const (
-	grown      = 1.0
-	changed    = 0.1
-	queuesOnly = 0
+	// tidyGrown, after each merchant or set: tables analyzed when they doubled and vacuumed
+	// when they tripled. Planned on stale row counts, a backfill's reads of the next merchants
+	// turn into scans of every merchant's rows; analyzing more often slows the backfill.
+	tidyGrown tidyMode = iota
+	// tidyChanged, at the end of a run: autovacuum's rules (a tenth changed to analyze, a fifth
+	// to vacuum), for the API's next reads, and the index rebuilds.
+	tidyChanged
+	// tidyQueues, after a change scan: the change queues alone, so the worker's periodic scan
+	// stays quick.
+	tidyQueues
 )
+
+// fraction is refresh.tables_to_tidy's argument: the share of a table's rows that makes it
+// due to analyze (NULL: the queues only).
+func (m tidyMode) fraction() *float32 {
+	var f float32
+	switch m {
+	case tidyGrown:
+		f = 1
+	case tidyChanged:
+		f = 0.1
+	default:
+		return nil
+	}
+	return &f
+}
 
 // Maintain is the upkeep at the end of a refresh run (tidy at a tenth changed, index rebuilds)
 // for the worker, whose refresh jobs run one merchant each and never end a run: its hourly
 // reconciliation calls it.
 func (r *Refresher) Maintain(ctx context.Context) error {
-	return r.tidy(ctx, changed)
+	return r.tidy(ctx, tidyChanged)
 }
 
 // tidyLock keeps tidy to one session at a time: parallel sets call it after each merchant,
@@ -262,11 +280,11 @@ func (r *Refresher) Maintain(ctx context.Context) error {
 const tidyLock = "hashtextextended('merchantagg.tidy', 0)"
 
 // tidy vacuums and analyzes the aggregate tables, the order snapshot and the change queues
-// that refresh.tables_to_tidy finds due at fraction (see above), even where autovacuum is off
+// that refresh.tables_to_tidy finds due in mode, even where autovacuum is off
 // or behind; planned without statistics, a year's product breakdown was measured 5× slower.
 // At the end of a run it also rebuilds the indexes a backfill left half empty. It does nothing
 // when another session is tidying.
-func (r *Refresher) tidy(ctx context.Context, fraction float32) error {
+func (r *Refresher) tidy(ctx context.Context, mode tidyMode) error {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("tidy: %w", err)
@@ -289,11 +307,7 @@ func (r *Refresher) tidy(ctx context.Context, fraction float32) error {
 		Table           string
 		Vacuum, Analyze bool
 	}
-	var f *float32 // NULL: the queues only
-	if fraction != queuesOnly {
-		f = &fraction
-	}
-	rows, _ := conn.Query(ctx, "SELECT * FROM refresh.tables_to_tidy($1)", f)
+	rows, _ := conn.Query(ctx, "SELECT * FROM refresh.tables_to_tidy($1)", mode.fraction())
 	tables, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
 	if err != nil {
 		return fmt.Errorf("list tables to tidy: %w", err)
@@ -310,7 +324,7 @@ func (r *Refresher) tidy(ctx context.Context, fraction float32) error {
 			return fmt.Errorf("tidy %s: %w", t.Table, err)
 		}
 	}
-	if fraction == changed {
+	if mode == tidyChanged {
 		return rebuildIndexes(ctx, conn.Conn())
 	}
 	return nil
@@ -360,12 +374,12 @@ func (r *Refresher) refreshSet(ctx context.Context, ids []int64) error {
 	if err != nil {
 		return fmt.Errorf("refresh merchants %v: %w", ids, err)
 	}
-	return r.tidy(ctx, grown)
+	return r.tidy(ctx, tidyGrown)
 }
 
-// Merchants refreshes the given merchants over [from, to], or over all their days when from
+// RefreshMerchants refreshes the given merchants over [from, to], or over all their days when from
 // and to are zero. One transaction per merchant.
-func (r *Refresher) Merchants(ctx context.Context, ids []int64, from, to time.Time, progress Progress) error {
+func (r *Refresher) RefreshMerchants(ctx context.Context, ids []int64, from, to time.Time, progress Progress) error {
 	if _, err := r.pool.Exec(ctx, "CALL refresh.load_reference()"); err != nil {
 		return fmt.Errorf("load reference data: %w", err)
 	}
@@ -374,17 +388,17 @@ func (r *Refresher) Merchants(ctx context.Context, ids []int64, from, to time.Ti
 		if f.IsZero() {
 			var ok bool
 			var err error
-			if f, t, ok, err = r.MerchantDays(ctx, id); err != nil || !ok {
+			if f, t, ok, err = r.ReadMerchantDays(ctx, id); err != nil || !ok {
 				return err
 			}
 		}
 		if err := r.RefreshRange(ctx, id, f, t); err != nil {
 			return err
 		}
-		return r.tidy(ctx, grown)
+		return r.tidy(ctx, tidyGrown)
 	})
 	if err != nil {
 		return err
 	}
-	return r.tidy(ctx, changed)
+	return r.tidy(ctx, tidyChanged)
 }

@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -137,6 +141,47 @@ func installCode(ctx context.Context, conn *pgx.Conn) error {
 	}
 	if err := migrate.InstallCodePackage(ctx, conn, nil, pkg); err != nil {
 		return fmt.Errorf("install code package: %w", err)
+	}
+	return nil
+}
+
+// Version is the schema version this binary's migrations bring the analytics database to
+// (the number of the last one).
+func Version() (int32, error) {
+	names, err := fs.Glob(sqlfiles.Migrations, "migrations/*.sql")
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	var last int32
+	for _, n := range names {
+		v, err := strconv.Atoi(strings.SplitN(path.Base(n), "_", 2)[0])
+		if err != nil {
+			return 0, fmt.Errorf("migration %s: not numbered", n)
+		}
+		last = max(last, int32(v))
+	}
+	return last, nil
+}
+
+// Check refuses a database whose schema is not this binary's: never migrated, older (run
+// `merchantagg migrate`), or newer (a rolling upgrade migrated it for a newer binary).
+func Check(ctx context.Context, pool *pgxpool.Pool) error {
+	want, err := Version()
+	if err != nil {
+		return err
+	}
+	var have int32
+	err = pool.QueryRow(ctx, "SELECT version FROM "+VersionTable).Scan(&have)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedTable, errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("the analytics database has no merchantagg schema: run `merchantagg migrate` first")
+	case err != nil:
+		return fmt.Errorf("read the schema version: %w", err)
+	case have < want:
+		return fmt.Errorf("the analytics database is at schema version %d, this binary needs %d: run `merchantagg migrate`", have, want)
+	case have > want:
+		return fmt.Errorf("the analytics database is at schema version %d, newer than this binary's %d: run the release that migrated it", have, want)
 	}
 	return nil
 }

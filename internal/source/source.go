@@ -1,4 +1,4 @@
-// Package source creates the source (marketplace) schema of SPEC §2 for demos, tests and
+// Package source creates the source (marketplace) schema of docs/metrics.md (The source data) for demos, tests and
 // benchmarks. merchantagg never writes to a real source database.
 package source
 

@@ -42,13 +42,13 @@ var (
 	// as one expression, worked out only when sorting by it.
 	breakdownKey = "CASE WHEN label IS NULL THEN lpad(key::text, 20, '0') ELSE label END"
 	// A key's name as sql/queries/breakdown.sql shows it, looked up only when sorting by it.
-	breakdownName = `coalesce((SELECT p.name FROM agg.products AS p WHERE $2 = 'product' AND p.merchant_id = $1 AND p.id = key),
-		(SELECT c.name FROM ref.categories AS c WHERE $2 = 'category' AND c.id = key),
-		(SELECT ci.name FROM ref.cities AS ci WHERE $2 = 'city' AND ci.id = key), label, key::text) COLLATE "C"`
+	breakdownName = `coalesce((SELECT p.name FROM agg.products AS p WHERE @dimension = 'product' AND p.merchant_id = @merchant_id AND p.id = key),
+		(SELECT c.name FROM ref.categories AS c WHERE @dimension = 'category' AND c.id = key),
+		(SELECT ci.name FROM ref.cities AS ci WHERE @dimension = 'city' AND ci.id = key), label, key::text) COLLATE "C"`
 	// ABC sorts: columns of sql/queries/abc.sql; a name is looked up only when sorting by it.
 	abcSorts = map[string]sortKey{
 		"rank": {"rank", nil}, "value": {"value", nil}, "share": {"value", nil}, "product_id": {"product_id", nil},
-		"name": {`(SELECT coalesce(p.name, product_id::text) FROM agg.products AS p WHERE p.merchant_id = $1 AND p.id = product_id) COLLATE "C"`, nil},
+		"name": {`(SELECT coalesce(p.name, product_id::text) FROM agg.products AS p WHERE p.merchant_id = @merchant_id AND p.id = product_id) COLLATE "C"`, nil},
 	}
 )
 
@@ -85,6 +85,30 @@ type List struct {
 	Limit, Offset int64
 }
 
+// breakdownRow is a row of breakdown.sql: every column but the total is NULL on a page past
+// the end.
+type breakdownRow struct {
+	Total            int64    `db:"total"`
+	Key              *string  `db:"key"`
+	Name             *string  `db:"name"`
+	Share            *float64 `db:"share"`
+	Orders           *int64   `db:"orders"`
+	Accepted         *int64   `db:"accepted"`
+	Delivered        *int64   `db:"delivered"`
+	Cancelled        *int64   `db:"cancelled"`
+	Returned         *int64   `db:"returned"`
+	Items            *int64   `db:"items"`
+	Gmv              *string  `db:"gmv"`
+	ReturnedAmount   *string  `db:"returned_amount"`
+	Revenue          *string  `db:"revenue"`
+	Aov              *string  `db:"aov"`
+	CancelRate       *float64 `db:"cancel_rate"`
+	ReturnRate       *float64 `db:"return_rate"`
+	AvgDeliveryHours *float64 `db:"avg_delivery_hours"`
+	ParentID         *int64   `db:"parent_id"`
+	HasChildren      *bool    `db:"has_children"`
+}
+
 // Breakdown returns one page of a dimension's rows and the number of rows over all pages. A
 // category breakdown with parent set lists that level of the category tree (0: the top).
 func (r *Reader) Breakdown(ctx context.Context, dimension string, l List, parent *int64) (int64, []gen.BreakdownRow, error) {
@@ -97,25 +121,25 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List, parent
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
-	b.Queue(q, l.MerchantID, dimension, l.From, l.To, sl.Slot, sl.Coef, sl.CCoef, l.Limit, l.Offset, needs(key), parent).Query(func(rows pgx.Rows) error {
-		var key, name *string
-		var row gen.BreakdownRow
-		m := &row.Metrics
-		var gmv, returnedAmount, revenue *string
-		var orders, accepted, delivered, cancelled, returned, items, parentID *int64
-		var children *bool
-		_, err := pgx.ForEachRow(rows, []any{&total, &key, &name, &row.Share, &orders, &accepted, &delivered,
-			&cancelled, &returned, &items, &gmv, &returnedAmount, &revenue, &m.Aov, &m.CancelRate,
-			&m.ReturnRate, &m.AvgDeliveryHours, &parentID, &children}, func() error {
-			if key == nil { // a page past the end
-				return nil
+	b.Queue(q, pgx.NamedArgs{
+		"merchant_id": l.MerchantID, "dimension": dimension, "from_day": l.From, "to_day": l.To,
+		"slots": sl.Slot, "coefs": sl.Coef, "cancelled_coefs": sl.CCoef,
+		"page_limit": l.Limit, "page_offset": l.Offset, "need": needs(key), "parent_id": parent,
+	}).Query(func(rows pgx.Rows) error {
+		rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[breakdownRow])
+		for _, r := range rs {
+			total = r.Total
+			if r.Key == nil { // a page past the end
+				continue
 			}
-			row.Key, row.Name, row.ParentId, row.HasChildren = *key, *name, parentID, children
-			m.Orders, m.Accepted, m.Delivered, m.Cancelled, m.Returned, m.Items = *orders, *accepted, *delivered, *cancelled, *returned, *items
-			m.Gmv, m.ReturnedAmount, m.Revenue = *gmv, *returnedAmount, *revenue
-			out = append(out, row)
-			return nil
-		})
+			out = append(out, gen.BreakdownRow{Key: *r.Key, Name: *r.Name, Share: r.Share, ParentId: r.ParentID,
+				HasChildren: r.HasChildren, Metrics: gen.Metrics{
+					Orders: *r.Orders, Accepted: *r.Accepted, Delivered: *r.Delivered, Cancelled: *r.Cancelled,
+					Returned: *r.Returned, Items: *r.Items, Gmv: *r.Gmv, ReturnedAmount: *r.ReturnedAmount,
+					Revenue: *r.Revenue, Aov: r.Aov, CancelRate: r.CancelRate, ReturnRate: r.ReturnRate,
+					AvgDeliveryHours: r.AvgDeliveryHours,
+				}})
+		}
 		return err
 	})
 	err = db.AsMerchant(ctx, r.pool, l.MerchantID, db.CustomPlans, b)
@@ -141,6 +165,21 @@ type ABCResult struct {
 	Products   []gen.ABCProduct
 }
 
+// abcRow is a row of abc.sql: the product's columns are NULL on a page past the end.
+type abcRow struct {
+	Total           int64    `db:"total"`
+	TotalValue      string   `db:"total_value"`
+	Classes         []byte   `db:"classes"`
+	ProductID       *int64   `db:"product_id"`
+	Sku             *string  `db:"sku"`
+	Name            *string  `db:"name"`
+	Value           *string  `db:"value"`
+	Share           *float64 `db:"share"`
+	CumulativeShare *float64 `db:"cumulative_share"`
+	Class           *string  `db:"class"`
+	Rank            *int64   `db:"rank"`
+}
+
 // ABC classifies the merchant's products over the range.
 func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 	order, _, err := orderBy(q.Sort, abcSorts)
@@ -151,27 +190,28 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 	sl := slots(q.Statuses)
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	b := &pgx.Batch{}
-	b.Queue(sql, q.MerchantID, q.From, q.To, sl.Slot, sl.Coef, q.Metric,
-		q.A, q.B, q.Class, q.Limit, q.Offset).Query(func(rows pgx.Rows) error {
-		var classes []byte
-		var id, rank *int64
-		var sku, name, value, class *string
-		var share, cum *float64
-		_, err := pgx.ForEachRow(rows, []any{&res.Total, &res.TotalValue, &classes, &id, &sku, &name, &value,
-			&share, &cum, &class, &rank}, func() error {
+	b.Queue(sql, pgx.NamedArgs{
+		"merchant_id": q.MerchantID, "from_day": q.From, "to_day": q.To, "slots": sl.Slot, "coefs": sl.Coef,
+		"metric": q.Metric, "a": q.A, "b": q.B, "class": q.Class, "page_limit": q.Limit, "page_offset": q.Offset,
+	}).Query(func(rows pgx.Rows) error {
+		rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[abcRow])
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			res.Total, res.TotalValue = r.Total, r.TotalValue
 			if res.Classes == nil {
-				if err := json.Unmarshal(classes, &res.Classes); err != nil {
+				if err := json.Unmarshal(r.Classes, &res.Classes); err != nil {
 					return fmt.Errorf("class totals: %w", err)
 				}
 			}
-			if id == nil {
-				return nil
+			if r.ProductID == nil { // a page past the end
+				continue
 			}
-			res.Products = append(res.Products, gen.ABCProduct{ProductId: *id, Sku: *sku, Name: *name, Value: *value,
-				Share: *share, CumulativeShare: *cum, Class: gen.ABCClass(*class), Rank: *rank})
-			return nil
-		})
-		return err
+			res.Products = append(res.Products, gen.ABCProduct{ProductId: *r.ProductID, Sku: *r.Sku, Name: *r.Name,
+				Value: *r.Value, Share: *r.Share, CumulativeShare: *r.CumulativeShare, Class: gen.ABCClass(*r.Class), Rank: *r.Rank})
+		}
+		return nil
 	})
 	err = db.AsMerchant(ctx, r.pool, q.MerchantID, db.CustomPlans, b)
 	if err != nil {

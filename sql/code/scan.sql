@@ -1,6 +1,6 @@
 -- Change capture: a watermark on orders.updated_at that only advances to the
 -- source's horizon. Every change to an order, its items or its returns must bump
--- orders.updated_at with the writing transaction's clock (now(), or anything later: SPEC §2).
+-- orders.updated_at with the writing transaction's clock (now(), or anything later: docs/metrics.md, The source data).
 --
 -- Why a horizon: updated_at = now() is the writing transaction's start, and it becomes
 -- visible only at commit. A scan that advanced the watermark to the highest updated_at it saw

@@ -1,5 +1,5 @@
 -- The source contract: the only SQL that names source tables and columns. To run against a
--- source whose schema differs from SPEC §2, edit schema_name/table_name/column_name here
+-- source whose schema differs from docs/metrics.md (The source data), edit schema_name/table_name/column_name here
 -- (or point table_name at a view on the source) and run `merchantagg migrate`.
 DROP SCHEMA IF EXISTS src CASCADE;
 CREATE SCHEMA src;

@@ -4,18 +4,19 @@
 -- < a × total (no rounded share is compared). The ORDER marker in page is a fixed fragment
 -- from the whitelist in internal/stats. Names and shares are worked out for the page only.
 --
--- $1 merchant id; $2 first and $3 last day; $4 slots and $5 their coefficients (the status
--- filter); $6 metric ('gmv' or 'items'); $7 a; $8 b; $9 class filter (NULL = all); $10 limit;
--- $11 offset. Every row carries the totals; a page past the end is one row with NULL product.
+-- Parameters: @merchant_id; @from_day and @to_day; @slots and @coefs (the status filter);
+-- @metric ('gmv' or 'items'); @a and @b (the class bounds); @class (NULL: all);
+-- @page_limit and @page_offset. Every row carries the totals; a page past the end is one row
+-- with a NULL product.
 WITH v AS (
     SELECT product_id, value
-    FROM (SELECT key AS product_id, CASE WHEN $6 = 'items' THEN w3 ELSE w4 END AS value
-          FROM api.key_sums($1, 'p', '{0}', ARRAY[$2::date], ARRAY[$3::date], $4::int[], $5::int[], $5::int[],
-                            CASE WHEN $6 = 'items' THEN '{f,f,t,f,f,f,f,f}'::boolean[] ELSE '{f,f,f,t,f,f,f,f}' END)) AS k
+    FROM (SELECT key AS product_id, CASE WHEN @metric = 'items' THEN w3 ELSE w4 END AS value
+          FROM api.key_sums(@merchant_id, 'p', '{0}', ARRAY[@from_day::date], ARRAY[@to_day::date], @slots::int[], @coefs::int[], @coefs::int[],
+                            CASE WHEN @metric = 'items' THEN '{f,f,t,f,f,f,f,f}'::boolean[] ELSE '{f,f,f,t,f,f,f,f}' END)) AS k
     WHERE value > 0
 ), total AS (
     -- Class bounds as integers: for an integer c, c < a × total exactly when c < ceil(a × total).
-    SELECT t.total, ceil($7::numeric * t.total)::bigint AS a_below, ceil($8::numeric * t.total)::bigint AS b_below
+    SELECT t.total, ceil(@a::numeric * t.total)::bigint AS a_below, ceil(@b::numeric * t.total)::bigint AS b_below
     FROM (SELECT agg.isum(value) AS total FROM v) AS t
 ), classed AS (
     -- Rank and running total share one window, so the products are sorted once (the order is
@@ -33,26 +34,27 @@ WITH v AS (
 ), page AS (
     -- A bounded sort for the page, not a ranking of every product; numbered in its order.
     SELECT *, row_number() OVER () AS pos
-    FROM (SELECT * FROM classed WHERE $9::text IS NULL OR class = $9::text
-          ORDER BY /*ORDER*/, rank LIMIT $10 OFFSET $11) AS sorted
+    FROM (SELECT * FROM classed WHERE @class::text IS NULL OR class = @class::text
+          ORDER BY /*ORDER*/, rank LIMIT @page_limit OFFSET @page_offset) AS sorted
 ), per_class AS (
-    SELECT class, count(*) AS n, sum(value) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END AS value,
-           max(total) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END AS total
+    SELECT class, count(*) AS n, sum(value) * CASE WHEN @metric = 'items' THEN 1 ELSE 0.01 END AS value,
+           max(total) * CASE WHEN @metric = 'items' THEN 1 ELSE 0.01 END AS total
     FROM classed GROUP BY class
 ), classes AS (
     -- The class filter's product count is its classes' (no second pass over the products).
     SELECT coalesce(jsonb_agg(jsonb_build_object('class', class, 'products', n, 'value', value::text,
                                                  'share', round(value / total, 6)) ORDER BY class), '[]') AS j,
-           coalesce(sum(n) FILTER (WHERE $9::text IS NULL OR class = $9::text), 0) AS kept
+           coalesce(sum(n) FILTER (WHERE @class::text IS NULL OR class = @class::text), 0) AS kept
     FROM per_class
 )
 SELECT (SELECT kept FROM classes)::bigint AS total,
-       coalesce((SELECT total FROM total) * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END, 0)::text AS total_value,
+       coalesce((SELECT total FROM total) * CASE WHEN @metric = 'items' THEN 1 ELSE 0.01 END, 0)::text AS total_value,
        (SELECT j FROM classes) AS classes,
-       page.product_id, coalesce(p.sku, ''), coalesce(p.name, page.product_id::text),
-       (page.value * CASE WHEN $6 = 'items' THEN 1 ELSE 0.01 END)::text, round(page.value::numeric / page.total, 6)::float8,
-       round(page.cumulative::numeric / page.total, 6)::float8, page.class, page.rank
+       page.product_id, coalesce(p.sku, '') AS sku, coalesce(p.name, page.product_id::text) AS name,
+       (page.value * CASE WHEN @metric = 'items' THEN 1 ELSE 0.01 END)::text AS value,
+       round(page.value::numeric / page.total, 6)::float8 AS share,
+       round(page.cumulative::numeric / page.total, 6)::float8 AS cumulative_share, page.class, page.rank
 FROM (SELECT) AS one
 LEFT JOIN page ON true
-LEFT JOIN agg.products AS p ON p.merchant_id = $1 AND p.id = page.product_id
+LEFT JOIN agg.products AS p ON p.merchant_id = @merchant_id AND p.id = page.product_id
 ORDER BY page.pos

@@ -1,4 +1,4 @@
--- SPEC §3 breakdown straight from the source, unsorted (the test sorts and pages it itself).
+-- The breakdown of docs/metrics.md straight from the source, unsorted (the test sorts and pages it itself).
 -- Order-level dimensions: each kept order has one key. Product and category: from the kept
 -- orders' lines; orders = distinct orders containing the key; returned = orders with a return
 -- of its lines, returned_amount the amount of those returns.

@@ -1,4 +1,4 @@
--- SPEC §3 customer figures straight from the source. A customer is new when its first order
+-- The customer figures of docs/metrics.md straight from the source. A customer is new when its first order
 -- ever with the merchant, of any status, lies in the range.
 -- $1 merchant, $2 from, $3 to, $4 statuses, $5 time zone.
 WITH kept AS (

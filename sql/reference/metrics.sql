@@ -1,4 +1,4 @@
--- SPEC §3 computed straight from the source tables, independently of merchantagg: the business
+-- The order metrics of docs/metrics.md computed straight from the source tables, independently of merchantagg: the business
 -- day is (created_at AT TIME ZONE tz)::date, per-order items and returns by subquery.
 -- $1 merchant, $2 from, $3 to, $4 statuses, $5 time zone, $6 grain (NULL = the whole range).
 WITH o AS (

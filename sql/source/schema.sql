@@ -1,4 +1,4 @@
--- Source (marketplace OLTP) schema of SPEC §2. merchantagg only creates it for demos, tests and
+-- Source (marketplace OLTP) schema of docs/metrics.md (The source data). merchantagg only creates it for demos, tests and
 -- benchmarks; a real deployment points at its own database and adapts sql/code/source_contract.sql.
 CREATE TABLE IF NOT EXISTS merchants (
     id         bigint PRIMARY KEY,
