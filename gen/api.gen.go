@@ -72,12 +72,55 @@ func (e OrderStatus) Valid() bool {
 	}
 }
 
+// Defines values for SummaryCompare.
+const (
+	SummaryCompareCustom         SummaryCompare = "custom"
+	SummaryComparePreviousPeriod SummaryCompare = "previous_period"
+	SummaryComparePreviousYear   SummaryCompare = "previous_year"
+)
+
+// Valid indicates whether the value is a known member of the SummaryCompare enum.
+func (e SummaryCompare) Valid() bool {
+	switch e {
+	case SummaryCompareCustom:
+		return true
+	case SummaryComparePreviousPeriod:
+		return true
+	case SummaryComparePreviousYear:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TimeseriesCompare.
+const (
+	TimeseriesCompareCustom         TimeseriesCompare = "custom"
+	TimeseriesComparePreviousPeriod TimeseriesCompare = "previous_period"
+	TimeseriesComparePreviousYear   TimeseriesCompare = "previous_year"
+)
+
+// Valid indicates whether the value is a known member of the TimeseriesCompare enum.
+func (e TimeseriesCompare) Valid() bool {
+	switch e {
+	case TimeseriesCompareCustom:
+		return true
+	case TimeseriesComparePreviousPeriod:
+		return true
+	case TimeseriesComparePreviousYear:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TimeseriesGrain.
 const (
 	TimeseriesGrainDay     TimeseriesGrain = "day"
 	TimeseriesGrainMonth   TimeseriesGrain = "month"
 	TimeseriesGrainQuarter TimeseriesGrain = "quarter"
 	TimeseriesGrainWeek    TimeseriesGrain = "week"
+	TimeseriesGrainYear    TimeseriesGrain = "year"
 )
 
 // Valid indicates whether the value is a known member of the TimeseriesGrain enum.
@@ -90,6 +133,26 @@ func (e TimeseriesGrain) Valid() bool {
 	case TimeseriesGrainQuarter:
 		return true
 	case TimeseriesGrainWeek:
+		return true
+	case TimeseriesGrainYear:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Compare.
+const (
+	ComparePreviousPeriod Compare = "previous_period"
+	ComparePreviousYear   Compare = "previous_year"
+)
+
+// Valid indicates whether the value is a known member of the Compare enum.
+func (e Compare) Valid() bool {
+	switch e {
+	case ComparePreviousPeriod:
+		return true
+	case ComparePreviousYear:
 		return true
 	default:
 		return false
@@ -294,12 +357,49 @@ func (e GetBreakdownParamsDimension) Valid() bool {
 	}
 }
 
+// Defines values for GetSummaryParamsCompare.
+const (
+	GetSummaryParamsComparePreviousPeriod GetSummaryParamsCompare = "previous_period"
+	GetSummaryParamsComparePreviousYear   GetSummaryParamsCompare = "previous_year"
+)
+
+// Valid indicates whether the value is a known member of the GetSummaryParamsCompare enum.
+func (e GetSummaryParamsCompare) Valid() bool {
+	switch e {
+	case GetSummaryParamsComparePreviousPeriod:
+		return true
+	case GetSummaryParamsComparePreviousYear:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetTimeseriesParamsCompare.
+const (
+	GetTimeseriesParamsComparePreviousPeriod GetTimeseriesParamsCompare = "previous_period"
+	GetTimeseriesParamsComparePreviousYear   GetTimeseriesParamsCompare = "previous_year"
+)
+
+// Valid indicates whether the value is a known member of the GetTimeseriesParamsCompare enum.
+func (e GetTimeseriesParamsCompare) Valid() bool {
+	switch e {
+	case GetTimeseriesParamsComparePreviousPeriod:
+		return true
+	case GetTimeseriesParamsComparePreviousYear:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetTimeseriesParamsGrain.
 const (
 	GetTimeseriesParamsGrainDay     GetTimeseriesParamsGrain = "day"
 	GetTimeseriesParamsGrainMonth   GetTimeseriesParamsGrain = "month"
 	GetTimeseriesParamsGrainQuarter GetTimeseriesParamsGrain = "quarter"
 	GetTimeseriesParamsGrainWeek    GetTimeseriesParamsGrain = "week"
+	GetTimeseriesParamsGrainYear    GetTimeseriesParamsGrain = "year"
 )
 
 // Valid indicates whether the value is a known member of the GetTimeseriesParamsGrain enum.
@@ -312,6 +412,8 @@ func (e GetTimeseriesParamsGrain) Valid() bool {
 	case GetTimeseriesParamsGrainQuarter:
 		return true
 	case GetTimeseriesParamsGrainWeek:
+		return true
+	case GetTimeseriesParamsGrainYear:
 		return true
 	default:
 		return false
@@ -398,7 +500,7 @@ type BreakdownRow struct {
 	// Key The id (product, category, city) or the value (region, delivery_type, payment_method).
 	Key string `json:"key"`
 
-	// Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
+	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
 	Metrics Metrics `json:"metrics"`
 	Name    string  `json:"name"`
 
@@ -451,7 +553,7 @@ type Cohorts struct {
 	To         openapi_types.Date `json:"to"`
 }
 
-// CustomerMetrics SPEC §3 customer figures over the orders kept by the range and the status filter.
+// CustomerMetrics The customer figures of docs/metrics.md over the orders kept by the range and the status filter.
 type CustomerMetrics struct {
 	// Customers Distinct customers.
 	Customers int64 `json:"customers"`
@@ -472,7 +574,7 @@ type CustomerMetrics struct {
 
 // Customers defines model for Customers.
 type Customers struct {
-	// Customers SPEC §3 customer figures over the orders kept by the range and the status filter.
+	// Customers The customer figures of docs/metrics.md over the orders kept by the range and the status filter.
 	Customers  CustomerMetrics    `json:"customers"`
 	From       openapi_types.Date `json:"from"`
 	MerchantId int64              `json:"merchant_id"`
@@ -499,7 +601,7 @@ type Freshness struct {
 	SourceWatermark *time.Time `json:"source_watermark,omitempty"`
 }
 
-// Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
+// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
 type Metrics struct {
 	// Accepted Orders with accepted_at set.
 	Accepted int64 `json:"accepted"`
@@ -555,13 +657,19 @@ type OrderStatus string
 
 // Point defines model for Point.
 type Point struct {
-	// Customers SPEC §3 customer figures over the orders kept by the range and the status filter.
+	// Change Relative change (current − previous) / previous of each metric, 4 places; null where the previous value is zero or null.
+	Change *Change `json:"change,omitempty"`
+
+	// Compare Metrics of the compared range.
+	Compare *RangeMetrics `json:"compare,omitempty"`
+
+	// Customers The customer figures of docs/metrics.md over the orders kept by the range and the status filter.
 	Customers CustomerMetrics `json:"customers"`
 
 	// From First day of the period inside the range.
 	From openapi_types.Date `json:"from"`
 
-	// Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
+	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
 	Metrics Metrics `json:"metrics"`
 
 	// Period First day of the period.
@@ -587,13 +695,13 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
-// RangeMetrics Metrics of another range (the previous range of equal length).
+// RangeMetrics Metrics of the compared range.
 type RangeMetrics struct {
-	// Customers SPEC §3 customer figures over the orders kept by the range and the status filter.
+	// Customers The customer figures of docs/metrics.md over the orders kept by the range and the status filter.
 	Customers CustomerMetrics    `json:"customers"`
 	From      openapi_types.Date `json:"from"`
 
-	// Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
+	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
 	Metrics Metrics            `json:"metrics"`
 	To      openapi_types.Date `json:"to"`
 }
@@ -625,15 +733,18 @@ type Summary struct {
 	// Change Relative change (current − previous) / previous of each metric, 4 places; null where the previous value is zero or null.
 	Change Change `json:"change"`
 
-	// Customers SPEC §3 customer figures over the orders kept by the range and the status filter.
+	// Compare How the compared range was chosen.
+	Compare *SummaryCompare `json:"compare,omitempty"`
+
+	// Customers The customer figures of docs/metrics.md over the orders kept by the range and the status filter.
 	Customers  CustomerMetrics    `json:"customers"`
 	From       openapi_types.Date `json:"from"`
 	MerchantId int64              `json:"merchant_id"`
 
-	// Metrics SPEC §3 order metrics over the orders kept by the range and the status filter.
+	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
 	Metrics Metrics `json:"metrics"`
 
-	// Previous Metrics of another range (the previous range of equal length).
+	// Previous Metrics of the compared range.
 	Previous RangeMetrics `json:"previous"`
 
 	// Status The statuses kept.
@@ -641,8 +752,13 @@ type Summary struct {
 	To     openapi_types.Date `json:"to"`
 }
 
+// SummaryCompare How the compared range was chosen.
+type SummaryCompare string
+
 // Timeseries defines model for Timeseries.
 type Timeseries struct {
+	// Compare The comparison asked for, if any.
+	Compare    *TimeseriesCompare `json:"compare,omitempty"`
 	From       openapi_types.Date `json:"from"`
 	Grain      TimeseriesGrain    `json:"grain"`
 	MerchantId int64              `json:"merchant_id"`
@@ -651,8 +767,20 @@ type Timeseries struct {
 	To         openapi_types.Date `json:"to"`
 }
 
+// TimeseriesCompare The comparison asked for, if any.
+type TimeseriesCompare string
+
 // TimeseriesGrain defines model for Timeseries.Grain.
 type TimeseriesGrain string
+
+// Compare defines model for Compare.
+type Compare string
+
+// CompareFrom defines model for CompareFrom.
+type CompareFrom = openapi_types.Date
+
+// CompareTo defines model for CompareTo.
+type CompareTo = openapi_types.Date
 
 // From defines model for From.
 type From = openapi_types.Date
@@ -802,7 +930,19 @@ type GetSummaryParams struct {
 
 	// MerchantId The merchant to report on. Required with an admin token; a merchant token may only name its own.
 	MerchantId *MerchantID `form:"merchant_id,omitempty" json:"merchant_id,omitempty"`
+
+	// Compare The compared range (summary default previous_period; timeseries none). Not with compare_from/compare_to.
+	Compare *GetSummaryParamsCompare `form:"compare,omitempty" json:"compare,omitempty"`
+
+	// CompareFrom First day of a custom compared range; with compare_to.
+	CompareFrom *CompareFrom `form:"compare_from,omitempty" json:"compare_from,omitempty"`
+
+	// CompareTo Last day of a custom compared range; with compare_from.
+	CompareTo *CompareTo `form:"compare_to,omitempty" json:"compare_to,omitempty"`
 }
+
+// GetSummaryParamsCompare defines parameters for GetSummary.
+type GetSummaryParamsCompare string
 
 // GetTimeseriesParams defines parameters for GetTimeseries.
 type GetTimeseriesParams struct {
@@ -818,9 +958,21 @@ type GetTimeseriesParams struct {
 	// MerchantId The merchant to report on. Required with an admin token; a merchant token may only name its own.
 	MerchantId *MerchantID `form:"merchant_id,omitempty" json:"merchant_id,omitempty"`
 
+	// Compare The compared range (summary default previous_period; timeseries none). Not with compare_from/compare_to.
+	Compare *GetTimeseriesParamsCompare `form:"compare,omitempty" json:"compare,omitempty"`
+
+	// CompareFrom First day of a custom compared range; with compare_to.
+	CompareFrom *CompareFrom `form:"compare_from,omitempty" json:"compare_from,omitempty"`
+
+	// CompareTo Last day of a custom compared range; with compare_from.
+	CompareTo *CompareTo `form:"compare_to,omitempty" json:"compare_to,omitempty"`
+
 	// Grain Period of each point. Points are labelled with the period's first day and clipped to the range.
 	Grain *GetTimeseriesParamsGrain `form:"grain,omitempty" json:"grain,omitempty"`
 }
+
+// GetTimeseriesParamsCompare defines parameters for GetTimeseries.
+type GetTimeseriesParamsCompare string
 
 // GetTimeseriesParamsGrain defines parameters for GetTimeseries.
 type GetTimeseriesParamsGrain string
@@ -936,7 +1088,7 @@ type ClientInterface interface {
 	// GetBreakdown One row per product, category, city, region, delivery type or payment method
 	//
 	// For city, region, delivery_type and payment_method every order has one key and the
-	// figures are those of SPEC §3. For product and category they come from order lines:
+	// figures are the order metrics of docs/metrics.md. For product and category they come from order lines:
 	// items and gmv of the key's lines, orders = distinct orders containing it, returned =
 	// orders with a return of its lines (returned_amount their amount); avg_delivery_hours
 	// does not apply (null). share is the key's share of the range's gmv. Figures follow the
@@ -972,12 +1124,23 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/freshness (the `GetFreshness` operationId).
 	GetFreshness(ctx context.Context, params *GetFreshnessParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
+	// GetSummary Every order and customer metric for a range, a compared range and the change
+	//
+	// The compared range is the previous range of equal length by default
+	// (`compare=previous_period`), the same dates a year earlier (`compare=previous_year`; 29
+	// February maps to 28 February), or any range (`compare_from` and `compare_to`, without
+	// `compare`).
 	//
 	// Corresponds with GET /v1/summary (the `GetSummary` operationId).
 	GetSummary(ctx context.Context, params *GetSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetTimeseries One point per day, ISO week, month or quarter of the range, zero-filled
+	// GetTimeseries One point per day, ISO week, month, quarter or year of the range, zero-filled
+	//
+	// With a comparison, each point also carries the figures of its compared window and the
+	// change: the point's own days shifted back by one calendar year (`compare=previous_year`,
+	// month, quarter and year grains) or 364 days (day and week grains, so weekdays line up), by
+	// the range's length (`compare=previous_period`), or by the distance from `compare_from` to
+	// `from` (`compare_from` and `compare_to`, a range of the same length as the series').
 	//
 	// Corresponds with GET /v1/timeseries (the `GetTimeseries` operationId).
 	GetTimeseries(ctx context.Context, params *GetTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1047,7 +1210,7 @@ func (c *Client) PostAdminRefresh(ctx context.Context, body PostAdminRefreshJSON
 // GetBreakdown One row per product, category, city, region, delivery type or payment method
 //
 // For city, region, delivery_type and payment_method every order has one key and the
-// figures are those of SPEC §3. For product and category they come from order lines:
+// figures are the order metrics of docs/metrics.md. For product and category they come from order lines:
 // items and gmv of the key's lines, orders = distinct orders containing it, returned =
 // orders with a return of its lines (returned_amount their amount); avg_delivery_hours
 // does not apply (null). share is the key's share of the range's gmv. Figures follow the
@@ -1123,7 +1286,12 @@ func (c *Client) GetFreshness(ctx context.Context, params *GetFreshnessParams, r
 	return c.Client.Do(req)
 }
 
-// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
+// GetSummary Every order and customer metric for a range, a compared range and the change
+//
+// The compared range is the previous range of equal length by default
+// (`compare=previous_period`), the same dates a year earlier (`compare=previous_year`; 29
+// February maps to 28 February), or any range (`compare_from` and `compare_to`, without
+// `compare`).
 //
 // Corresponds with GET /v1/summary (the `GetSummary` operationId).
 func (c *Client) GetSummary(ctx context.Context, params *GetSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1138,7 +1306,13 @@ func (c *Client) GetSummary(ctx context.Context, params *GetSummaryParams, reqEd
 	return c.Client.Do(req)
 }
 
-// GetTimeseries One point per day, ISO week, month or quarter of the range, zero-filled
+// GetTimeseries One point per day, ISO week, month, quarter or year of the range, zero-filled
+//
+// With a comparison, each point also carries the figures of its compared window and the
+// change: the point's own days shifted back by one calendar year (`compare=previous_year`,
+// month, quarter and year grains) or 364 days (day and week grains, so weekdays line up), by
+// the range's length (`compare=previous_period`), or by the distance from `compare_from` to
+// `from` (`compare_from` and `compare_to`, a range of the same length as the series').
 //
 // Corresponds with GET /v1/timeseries (the `GetTimeseries` operationId).
 func (c *Client) GetTimeseries(ctx context.Context, params *GetTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1782,6 +1956,42 @@ func NewGetSummaryRequest(server string, params *GetSummaryParams) (*http.Reques
 
 		}
 
+		if params.Compare != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "compare", *params.Compare, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CompareFrom != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "compare_from", *params.CompareFrom, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CompareTo != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "compare_to", *params.CompareTo, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -1855,6 +2065,42 @@ func NewGetTimeseriesRequest(server string, params *GetTimeseriesParams) (*http.
 		if params.MerchantId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "merchant_id", *params.MerchantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Compare != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "compare", *params.Compare, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CompareFrom != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "compare_from", *params.CompareFrom, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CompareTo != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "compare_to", *params.CompareTo, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1970,7 +2216,7 @@ type ClientWithResponsesInterface interface {
 	// GetBreakdownWithResponse One row per product, category, city, region, delivery type or payment method
 	//
 	// For city, region, delivery_type and payment_method every order has one key and the
-	// figures are those of SPEC §3. For product and category they come from order lines:
+	// figures are the order metrics of docs/metrics.md. For product and category they come from order lines:
 	// items and gmv of the key's lines, orders = distinct orders containing it, returned =
 	// orders with a return of its lines (returned_amount their amount); avg_delivery_hours
 	// does not apply (null). share is the key's share of the range's gmv. Figures follow the
@@ -2014,14 +2260,25 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/freshness (the `GetFreshness` operationId).
 	GetFreshnessWithResponse(ctx context.Context, params *GetFreshnessParams, reqEditors ...RequestEditorFn) (*GetFreshnessResponse, error)
 
-	// GetSummaryWithResponse Every order and customer metric for a range, the previous range of equal length and the change
+	// GetSummaryWithResponse Every order and customer metric for a range, a compared range and the change
+	//
+	// The compared range is the previous range of equal length by default
+	// (`compare=previous_period`), the same dates a year earlier (`compare=previous_year`; 29
+	// February maps to 28 February), or any range (`compare_from` and `compare_to`, without
+	// `compare`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/summary (the `GetSummary` operationId).
 	GetSummaryWithResponse(ctx context.Context, params *GetSummaryParams, reqEditors ...RequestEditorFn) (*GetSummaryResponse, error)
 
-	// GetTimeseriesWithResponse One point per day, ISO week, month or quarter of the range, zero-filled
+	// GetTimeseriesWithResponse One point per day, ISO week, month, quarter or year of the range, zero-filled
+	//
+	// With a comparison, each point also carries the figures of its compared window and the
+	// change: the point's own days shifted back by one calendar year (`compare=previous_year`,
+	// month, quarter and year grains) or 364 days (day and week grains, so weekdays line up), by
+	// the range's length (`compare=previous_period`), or by the distance from `compare_from` to
+	// `from` (`compare_from` and `compare_to`, a range of the same length as the series').
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2691,7 +2948,7 @@ func (c *ClientWithResponses) PostAdminRefreshWithResponse(ctx context.Context, 
 // GetBreakdownWithResponse One row per product, category, city, region, delivery type or payment method
 //
 // For city, region, delivery_type and payment_method every order has one key and the
-// figures are those of SPEC §3. For product and category they come from order lines:
+// figures are the order metrics of docs/metrics.md. For product and category they come from order lines:
 // items and gmv of the key's lines, orders = distinct orders containing it, returned =
 // orders with a return of its lines (returned_amount their amount); avg_delivery_hours
 // does not apply (null). share is the key's share of the range's gmv. Figures follow the
@@ -2759,7 +3016,12 @@ func (c *ClientWithResponses) GetFreshnessWithResponse(ctx context.Context, para
 	return ParseGetFreshnessResponse(rsp)
 }
 
-// GetSummaryWithResponse Every order and customer metric for a range, the previous range of equal length and the change
+// GetSummaryWithResponse Every order and customer metric for a range, a compared range and the change
+//
+// The compared range is the previous range of equal length by default
+// (`compare=previous_period`), the same dates a year earlier (`compare=previous_year`; 29
+// February maps to 28 February), or any range (`compare_from` and `compare_to`, without
+// `compare`).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2772,7 +3034,13 @@ func (c *ClientWithResponses) GetSummaryWithResponse(ctx context.Context, params
 	return ParseGetSummaryResponse(rsp)
 }
 
-// GetTimeseriesWithResponse One point per day, ISO week, month or quarter of the range, zero-filled
+// GetTimeseriesWithResponse One point per day, ISO week, month, quarter or year of the range, zero-filled
+//
+// With a comparison, each point also carries the figures of its compared window and the
+// change: the point's own days shifted back by one calendar year (`compare=previous_year`,
+// month, quarter and year grains) or 364 days (day and week grains, so weekdays line up), by
+// the range's length (`compare=previous_period`), or by the distance from `compare_from` to
+// `from` (`compare_from` and `compare_to`, a range of the same length as the series').
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3341,10 +3609,10 @@ type ServerInterface interface {
 	// GetFreshness How fresh the merchant's figures are
 	// (GET /v1/freshness)
 	GetFreshness(w http.ResponseWriter, r *http.Request, params GetFreshnessParams)
-	// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
+	// GetSummary Every order and customer metric for a range, a compared range and the change
 	// (GET /v1/summary)
 	GetSummary(w http.ResponseWriter, r *http.Request, params GetSummaryParams)
-	// GetTimeseries One point per day, ISO week, month or quarter of the range, zero-filled
+	// GetTimeseries One point per day, ISO week, month, quarter or year of the range, zero-filled
 	// (GET /v1/timeseries)
 	GetTimeseries(w http.ResponseWriter, r *http.Request, params GetTimeseriesParams)
 }
@@ -3389,13 +3657,13 @@ func (_ Unimplemented) GetFreshness(w http.ResponseWriter, r *http.Request, para
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
-// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
+// GetSummary Every order and customer metric for a range, a compared range and the change
 // (GET /v1/summary)
 func (_ Unimplemented) GetSummary(w http.ResponseWriter, r *http.Request, params GetSummaryParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
-// GetTimeseries One point per day, ISO week, month or quarter of the range, zero-filled
+// GetTimeseries One point per day, ISO week, month, quarter or year of the range, zero-filled
 // (GET /v1/timeseries)
 func (_ Unimplemented) GetTimeseries(w http.ResponseWriter, r *http.Request, params GetTimeseriesParams) {
 	w.WriteHeader(http.StatusNotImplemented)
@@ -3958,6 +4226,45 @@ func (siw *ServerInterfaceWrapper) GetSummary(w http.ResponseWriter, r *http.Req
 		return
 	}
 
+	// ------------- Optional query parameter "compare" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "compare", r.URL.Query(), &params.Compare, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "compare"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "compare", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "compare_from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "compare_from", r.URL.Query(), &params.CompareFrom, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "compare_from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "compare_from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "compare_to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "compare_to", r.URL.Query(), &params.CompareTo, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "compare_to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "compare_to", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetSummary(w, r, params)
 	}))
@@ -4026,6 +4333,45 @@ func (siw *ServerInterfaceWrapper) GetTimeseries(w http.ResponseWriter, r *http.
 			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "merchant_id"})
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "merchant_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "compare" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "compare", r.URL.Query(), &params.Compare, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "compare"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "compare", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "compare_from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "compare_from", r.URL.Query(), &params.CompareFrom, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "compare_from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "compare_from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "compare_to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "compare_to", r.URL.Query(), &params.CompareTo, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "compare_to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "compare_to", Err: err})
 		}
 		return
 	}
@@ -4943,10 +5289,10 @@ type StrictServerInterface interface {
 	// GetFreshness How fresh the merchant's figures are
 	// (GET /v1/freshness)
 	GetFreshness(ctx context.Context, request GetFreshnessRequestObject) (GetFreshnessResponseObject, error)
-	// GetSummary Every order and customer metric for a range, the previous range of equal length and the change
+	// GetSummary Every order and customer metric for a range, a compared range and the change
 	// (GET /v1/summary)
 	GetSummary(ctx context.Context, request GetSummaryRequestObject) (GetSummaryResponseObject, error)
-	// GetTimeseries One point per day, ISO week, month or quarter of the range, zero-filled
+	// GetTimeseries One point per day, ISO week, month, quarter or year of the range, zero-filled
 	// (GET /v1/timeseries)
 	GetTimeseries(ctx context.Context, request GetTimeseriesRequestObject) (GetTimeseriesResponseObject, error)
 }
@@ -5209,92 +5555,99 @@ func (sh *strictHandler) GetTimeseries(w http.ResponseWriter, r *http.Request, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7DzbchtHdr9yarJVBMoDkLrYuybLlSIpK1ESSookl+MyFLIxc4BpcaYb6u4BBDusyuM+bz5i/2M/xV+S",
-	"6ttcgB5wBEryWmu9iCD6cu63Poc/RwkvFpwhUzI6/jlaEEEKVCjMp8eCF/r/FGUi6EJRzqLj6DEVUsG0",
-	"lJShlJCSNfAZqAxBEDZHGPzwww8/jC4uRo8eDcdRHFG96W2JYh3FESMFRsfRTJ8cRwLfllRgGh0rUWIc",
-	"ySTDgugrZ1wUREXHUUoURnGk1gu9TypB2Ty6uYmjCxRJRph68mgbxFcZQuG+B8VB4IILBZyN4YW7ElZU",
-	"ZUAYkLSgDBS/RnYCpLntGhkUGjuWr0EDDlRJ4CvWhZXfe0nTKIgMZeqrh1EcFZTRoiyi43sVZpQpnKMw",
-	"qD0nc9xGSv8WWFlMUcSgCQj3xnAKC/3rBZHKsABZClQCFgu1PoErxRXJr0AqmueQ8JIpCbhEsQbBV11o",
-	"6BNb8Kc4I2WuDLjbuJB3Dpcj868Xdi/pTwbDrusvpV4QhOHLo11AfNkDgJeKqFJuE/jfEReW2VykKCSs",
-	"Mi4RklIIZAqk2aapm1OpMIVBwouCjCRqrVGYDsfwyELpaGx3aDLju0XOU4yOZySXGCa7Xd1CmiosDKB/",
-	"EDiLjqN/OqzV9dAuk4fPNLAOpxuD/BO7rcaeCEHW+kup1rnRPy4K/fkV3ybDf5De6h0DUVBwqeABrJEI",
-	"CWSmUMCVFs+rLvlS/E6qf6M3ywVnEg1tzkiqlRql0p8SzhQy8yNZLHKaEI3W4ULwaY7FF2+kxvHnxnW7",
-	"SPvc7rKXtqmkFc/ZSi0SBZWSsjlwAZQtSU7TE7gyK66M6ZBA1VhT/DEXU5qmyD4lsNoe1vaMcQUCSQoq",
-	"05A7o2Wg+46RUmVc0J80Zz4dgE85GKLBFIlAYYH1EC0Jzck0x09NsRmdlwIlKM6vIedsrgHLCDPKcPr8",
-	"yYE0Go6Ftg6KFshLBQO+RJFzksZaFggYQ5AhWa6t/gxPQKASa68pL/SH0an+cAUSE85SYzEyJKlzw40l",
-	"bdy2bJtBxGGnF5yenRuvLvgChaJWXzaUjJeatJWaWQejKT/tuS7JiXSquKEiMZwBYSmcg/FD0hIHSJ7D",
-	"QvC0TJSMYZURpc2loao5C2Y0Vyhs8NDHAp6enZ/rja/0LRqkTbM3c4HMLaYlbnnwkOPepLjeoQRNGtyo",
-	"D1s4N97jlNrn9VzvyNfbSZyenT+3e0L0kVyoIAqycpX7uKLNaxTvxQQjLIH4x+EMtRCROUoYWE0Kik8P",
-	"UprbLpckLzFAgpump/pxI8JzUazxZ5X3dgIRRyTSOuSIG/uoqhndWETbINT61ODy6wpwPn2Dlode6DXQ",
-	"yHS082N0GsXRWRRH540dNV3barJlFxJ/Wh9V2xTCHoSWGREYtimszJ2Ft8HAlo3pyR6LQgMyv9Pf3kFI",
-	"rxp3p0lSFmVOFF3iZYVvW4yfsCQvUx0rGPfrQI3hK1jkJEHZEttuq2tjqZDVsQf2t2CCsOuAtnFJ9Y9A",
-	"nb87O7dhcZV79FOvDioYtsChdQxgPr03CeR1GaRAJSztK+fFEgaKW0OBTA1NsKbNWgxEAoEUE1qQHOxJ",
-	"42DW2ZS2BqUtMI4rm0IXkIq4ElVD/ZBYngkk1ylfsW2pTGmBTFIb6myh/xGd3cf0aEQnWQ6U7Vis+hqI",
-	"vMYUZlzAICEK51zYDL2vvRd81d+hVUx4wVe/Wcf5gq82nWYvWu30fbUMdvjB292e4cRO0ddU35L+jMjL",
-	"JKN5KmwS1Ua2kglhsGb5+gRWGarMhwj++4xI8Md4I5cQRXLeVP0p5zkSpqG6xnVYNmkKg8qM+/NjSKha",
-	"GxujT7b2biBwTjmLIcWc6szgUl8Tw4KsdRJxWaDKeDoch7VVxxW3StKFW7bTRXTrWoh8TbIdSKeKMNBO",
-	"W+f/yiSXi7D+dXj22x2EJuw16vvMglYN4kDCvFje5i9uCSo2pFtzt7Lf3kh7moeE9DzToAS0Da2lhySz",
-	"9RJfP/rlz3+BhcAl5aUcwmH1s0YNSZKBvS2Ghw6tEzAkXmUo0CBf7bDSRCX8hIJrEdMLxzbwaWZ6SYIL",
-	"hemeQRfhy313LueXlYhnvBRyz4MSwhLML4U2eHc5Id+bCEkpFS9wbwwcGfa+f17sy4TK8eyxl+Hq8q6Y",
-	"2yLqnpsFLpCouzBeoCoFu/sJe3POb78kBS9tyWrvUyib35kfApfIyv2IsWEsHWvj2sI0Bb2pdA0qeom0",
-	"Mr1NnxpCa3ra2t9maNDENJV1U4TDhGzLWdDK88yFeBuJYfX70ONYo2huFx5IKDhTWdtTdYRxLUa3jz/3",
-	"X7m3iZm5zrADZpjnNpAxRfnN23ZExKiQKZdOtO/7NrfVzWvtbDQ61hkPvIsattGsHtUsRJRZONy3X1y3",
-	"Kno9Mrx2HLyZ7FsWtLle49LNTdnFzv7xuhOLT1tq/BVyivcvf3lKBsnvGHVRh7JtcXv5/Ntz+NtfH4Bn",
-	"aVWD575C7J7mrnGhYLpuvEsRlloJtc90tgi4HRPtUK5HVCrKElXdLnsq0LxYXi5QVIYlXHs4rM+NoVGH",
-	"GHeb31pathxyf7tgiutGMVXzWXxAmH+hHEJOUfokyJCzJ+aWG7cg71jWwv/+XUL3rfCgkxjGHCnIkUgF",
-	"973wNBFtg/XwrmDtdtY9M+27ubEwVwJSuktFQzay+dVO47ih5r9bxQbtQkR/LFBmDGWA6DmZX7pXwYC5",
-	"tF/AFNUKkYHkpUjwckUUioKIa2MTmW302EOacyLVpUwIuySBSOf7DF3RxOa5eiHoLVqvtuKckaIF9jF0",
-	"exQlkaVaH1KyDtDorNHIIH20UhlBTSVMHQqpo5eCNSoQONNswbR3FOXW76aWv/pAApnPBc6JQgkrneJb",
-	"4uFKUKWQuQLLFGfcpf/WqLt7hvuTeFNMAmGfbV8x6zx/K0CoNqBSafLRypZ6Pz2QpEAgEv5r9IgoMjqV",
-	"o2ezvWHdqWgtvofU6vYwwzpIV+X5cDFGs+7SvvmZaywyfsmtuiQKJKqeYuaKMqHwwoEteMlSTJshhq8k",
-	"UZXx0sUFslfcEa7ktG+/QB3xz6DKADVGv/z5L5AIJA5BQ9tqgYMg1tJjDr1zQLBRKNosarp0tCLSnT19",
-	"q6wU5rEJxOqmsWpHT0a3CkfdUtQien8xcmWlnZVkznDdKiRtaFFZaK7rb+FtSZiiWv7fK3Ds+0LZLuW0",
-	"wfBlhA/H22bdZ4f6+rCSMwS7pX++vVkY6sWHRgGnx/rfRMkmaLYN/NvZmXudtVe7hGbFG6zGd6RYmPbG",
-	"e/cfPPxy/NWReXhSCoU+4L9H//zj0ejr119MJmPzw8/3b/4QikGbIWKjucJZs/ckYagR4zmnTH2cAPuW",
-	"atQCBeWp9t80xY5srzs0f98HKHtbb7B6QaG6OlY/CJabL/wWgXZQ7+lwW1Tvuwu3X4gen8Mf/3T0R3Bd",
-	"i5CiIjSXgWKF6RneMrxKmy8oSJJRhiOBJDW/0KthMCXpZdWaGkPZ6OiMYea7T2Md517OdKgQ+95F7Y61",
-	"rpA8/AJpwex6USRF+BGPz2Y2UIMGVDMuoAVo8EJh23pdKrDjjT3Q1UVVHn78tL/Y6lWE71480bE1CmQJ",
-	"AiOFbdHBikt64+1NIeZbf38FY0g+XmiZ7IxRL3xQOgPCuHm+dv3XrZdA+zs+A3xbkhxyZHNlc4NfJXl/",
-	"XwuxT7q9jy6+sEnTf5ZYWr++0VATTB0f6YzRZYhaYF3mNQ469d5EesOnnV0uL7QvgTd8aov4PqU0pfcC",
-	"BlSZ/u0pmpiD5Frz1/DWINW3/eX98+sPWxIxpK6osINXjZ5+kqamF43kzxtsc6MUbU7O+o4smamgip93",
-	"rkvtGjnZ4bQ6QKrnKu4fdQxWfBh+hOj/siwKItaB+KTqeNhpQOyqzXesv5+C4R5xjLO2t21pWfSWg9pW",
-	"dfsd2ipD7073X6d6GbKyDarEXjJC0vSKFihROBEKK+utTJ4LQlkzFk/JOoqjFeK1Bo8zlUVx9LYkQrXq",
-	"2ncqK+ogvX9d2cb0oRbBv+P6tKVrg9MO6W1GakQwKQVV65caUstAO61zWqqs/vTYw/Zv37+KNsdqznNC",
-	"C3kMDZBg4Ig+jEHwHGFQVWf/xw5nDmPAd4uxn4wzbXnmqhrzTKmFHeOhbMZDswM4qsqtrvwEhJF8rXSQ",
-	"NTOjOsbVK5NPHtRzURIGvl74y//+39/++nA4njBbILVFT1Pc4cWi1Ceb3mhTIjTF0wNZFSWIUoJOzSJX",
-	"mQvM2E2YWX4g4aounl35IqtEsaTmUB2xw0+c4YmNACVQ01aOMOUqAy0WcjxhJpXW8G02N2+mzzDAdyRR",
-	"zZrhUB+tUAIRCDNBEk1KfajHPiWKgJ/Eg4QIreRw1Sz8Xh03aFFVjQc6AXrw4MHXQygX+spVRpPMzkxO",
-	"mCs3b5eWqQKZ8ZWM7fCapwkpECQjC5lxBUS2q9FkKpEpKJmi+YRt1N836ulwdbi8dzjzbzFXoDDPZX1J",
-	"9YTqdhzIKnGbsCrkr6eAyXwexdEShe3Ujo7G98ZHpva1QEYWNDqOHoyPxg9skSIzCqUhIFMzTjRHtWMG",
-	"RhCmw9Lp2neWmoZI39BuYbVm+xvzmyHog2wiphM+lHqv61qdMJqeAPEfjUCbSZpTWFWvPFULu+sBce8B",
-	"1CyflEdHDxIgMZzZLe4X0xgwlwjn4wmrYDfAmc5FC7s+LceZAl4qS0rtJMxg35M0Oo7+BdXp2XkUt6bT",
-	"fwyb0XrJoZlev4lvXfeK91lVmeRbVzYG03usNrPePdeZqWm9Njx87uaOAjPTrnznvaf9ZN3R64D32JS6",
-	"7xYLFDDlJUu1nXKycSC3hWKA75K8lHSJnaP/JAzi0fhPcVTtvvDhtC3Rbhdx66nzRux9FOhb64XL2S24",
-	"nNTVXtKF17QLr6+//CSIPWN5pdDuodPrcRfIfgal37RsPea0fbk2R7YyUc0JDWM/1mPIGdu/oMAF1GMz",
-	"J3A1ujLOtzZOJ5Vx0md2Qe6GC0KibgZqall3H0fufz+ZM9oc0Rn5H1wL+Mj93xryGTU+BRTn9cZk+v2j",
-	"ox0zy+83q6wtYMcYui0ALVrmVWVIBbhRwtg8XC5QjKy422lcM1790IIYurlC5bAxYW+23Lt9S2uQ3Gx6",
-	"cPumejb+Jo6+7LOjOR1uYlSfu0ZaDk2AJ+nWs/+BbCiKmYuxUZQ5wrhgHXYeOj9v8hYuA974gohrGyCY",
-	"5oKUCrU2pEZmijJy81Z3IrzhUztWQZhcodDho5b56ql/wvxKUTIJgxVRSWZcLXM1ou+eaFVqBSzDMTzZ",
-	"wvMNn5r4z9aKJkyUjNkQwEO9IlQZHaRKAsN3yuwxumw+Nds7KryoGoY89XMu1ammnavhRFUN94yn6w+m",
-	"CxsVopt2wqMt682WJt7/0Le7WmLH3w7w/KPS1ec+c20zf0SHs3x9XKFOmnI4bbXhbGRJMJiS5HpG83xY",
-	"qeDUz4Ad/lyNmt10xsWPuTDzVjo3CExYWfvXGrJyf6LFZoIZkaakeo1r3+MxYT6JIEYnuTRW1qeCY3hc",
-	"uzKzp5qcUhmujUZbNO0Nucb+eMJseK7Xz4ult0t2zsksiX0XxzeQ+nZU9xstvIRq7QWqYqjevb9xSaN/",
-	"l3bf2Ld5dywMNp5unYOwH3R8s/U2O2EpR2naobSurG0/0nDsoiPXD757RGsMjx0RZzzP+coS1g9EuWm7",
-	"40bmUfClzY/9m0c9TmdSdM3j5teO2xOmyLUxSxIyKpVmgyEGVSZhPbenUAOIKICAEohj+N41xFQDcbGd",
-	"xKp4aQ6xFHTk5CtWOY8JM6m14Ct7VH3ON0eWFHzl5cfMyI1yXGLuj6ea3av2vqeWRCkVmKh6PpHP4KmD",
-	"rUpDq9ZoC9gq4zmCLKcaNRhUTfg1ChOmc+YVr491fxGKM5OdO5mwwFSVi+EJPNUXYD4Djy4ozk2eN2GV",
-	"I5VUgQU7XwNnRkYdrFp3/LoDD3dHplePPW/leyYQ1KlyHQc2p1C7/6KQjwUdDOap3jJY/0jV2uye22Na",
-	"hsMA0TQbHfnSP24q2jE+aidHj0xg0S38T6vvm5JeHfK0+y+U+QHWfn9m7SjUcr39BGxTaDNPqXOVgXYH",
-	"3xjwaDqMu5MVUw4R5u8rTdfWifgVeyQwo3ayvpGP2DnVkf2vauoZhdp7Rh19KqOuppVRRxPQKNAQNGp3",
-	"Bo26GoRGu3qGRvWPW3mY7ScahdqKRru6jEY95sRGO1uRPkk+V9u5nVmd9iCfd+j4jBk/qdNT6Jii347q",
-	"TDOGKSZY6wzOOvvosfX06CLGLVdz3nzM+s2VFj+mcNaUCQjn+cZs1uctnudbk2izrXJBJW2HjTnCYJ7i",
-	"BhCrmNA8XZoz3cv++Epx895j30Sqk+07TepCtOZ4l46x2k8brdGuMZxjnsO1hduNabaGOV38mGxOTU1Y",
-	"3d9qrxo0O+JbPfBD/xxzPVKZG/q0HQs6DORTiUIH9ua5xwFr1mjEFb/qiAX9uObv6hmaPpXdtQc3AwsF",
-	"UYK++7wV9EILUr72ol0PAHvtnDWnq7p8QT2C9b7C9qmYXkMYYHv1ZaDUWY8Zfd6C8K98BbbytPXOWxVy",
-	"KqGQdZNTl0j4PqjfrU9bED1dAmLYaFptD035xuxW2+rnLY7fNuqLpj7oAwmXZdqeE0OIGG7v6a1mz1yv",
-	"lRdk1eqv6pLlRhfWb/QZfaMPwnb4+7+cZNqWxmB6sGxwlZOpnfiqymW2l79q+0iJLfUmOV0s6p6calAg",
-	"lLRX7VKBrN12pO3Zn/ZR9bXB+46AwX77+aeZRkxMopmSdQxPXj4DzaLYB6MCHItaBiw2vSqjGTWFkZtm",
-	"K5zRn2YT3I+vNStNtOu0qxR5dBwdRjevb/4/AAD//w==",
+	"7D1rc9tGkn+lC7dVImtBSrGT7Eaq1JUkr299d3Z8tlO5VJgTh0CTGAuYoWcGopmcvu/n/Yn7S67mhRcH",
+	"FETZ3l1f8sUCMY/unn5PN/JrlPBizRkyJaPTX6M1EaRAhcI8XfJiTQTqP1OUiaBrRTmLTqM3GUJiX6Yg",
+	"CFshjGRZFERsIcUlKXMFa4E3lJfyao2C8vQMFC1QoqAogXGG4ym84Ao2VGV+raul4MWxf1B8GsUR1fu9",
+	"K1FsozhipMDoNHIjojiSSYYF0QAiK4vo9Keos20U179skYjo5zhS27VeRSpB2Sq6vY09ok8FL3aRfUqF",
+	"VJCSLfAlEEhKqXjRQf+sjcedoBtMW/AvuSiIik6jlCiNWS+Qb/guiP9J7guh3v8uGBW/J4T76LcoJWUo",
+	"pQdTZeg558cff/xx8vz55MmTcR9IjlwC35VUYBqdKlHi/YB7jiLJCFPPnoT5uXDvQXEQuOZCAWdTeOW2",
+	"tOQjDEhaUAaKXyM7A9Kcdo0MCo0dy7egAQeqJPAN68PKz72iaZjSlKmvv4ziqKCMFpq/v6gwo0zhCoVB",
+	"7SVZBYRU/wqsLBYoYtAEhC+mcA5r/fNaM4w+AmQpUAlYrNX2DOaKK5LPQSqa55DwkikJeINiC4Jv+tDQ",
+	"K7bgdyrAgLuLC3nvcDkx/w3C7jX9xWDYt/2V1AOCMHx1sg+IrwYA8FoRVcpdAv8H4toeNhcpCgmbjEuE",
+	"pBQCmQJppmnq5lQqTGGU8KIgE4layypMx1N44pSlpbGdocmM79c5TzE6XZJcYpjsdnQLaaqwMID+TuAy",
+	"Oo3+5bhW78d2mDz+TgPrcLo1yD+z02rsiRBkq19Ktc2N/HFR6Ode5TNMvGMgCgouFTwGrY0lkKVCAXPN",
+	"nvM+/jJ66HDRv9WT5ZoziYY2FyTVQo1S6aeEM4XM/EnW65wmRKN1vBZ8kWPx+7dS4/hrY7t9pH1pZ9lN",
+	"21TSgudsq2aJgkpJ2Qq4AMpuSE7TM5ibEXOjOiRQNdUUf8rFgqYpsk8JrNaHtT5jXIFAkoLKNOROaRno",
+	"vmekVBkX9Bd9Mp8OwBccDNFggUSgsMB6iG4Izckix09NsSVdlQIlKM6vIedspQHLCDPCcP7y2ZE0Eo6F",
+	"1g7aG+KlghG/QZFzksaaFwgYRZAhudla+RmfgUAltl5SXumHybl+mIPEhLPUaIwMSerctsaQNm47us0g",
+	"4rDTA84vLo0XKPgahaJWXjpCxktN2krMrIHRlF8MHJfkRDpR7IhIDBdAWAqXYOyQtMQBkuewFjwtEyVj",
+	"2GREaXVpqGrWgiXNFQrrPAzRgOcXl5d64hu9iwapq/aWzpG5Q7XELQseMtxdiusZStCkcRr1Ymtnxges",
+	"Utu8geMd+QYbifOLy5d2Tog+kgsVREFWpvIQU9TdRvFBh2CYJeD/OJyhZiKyQgkjK0lB9hlASrPb1Q3J",
+	"SwyQ4LZpqX7qeHjOi7V+tbfejiHiiERahhxxY+9VNb0bi2gbhFqeGqdcBzl88RbtGXqmbwZL51EcXURx",
+	"dBkIi+oZbzx923oh8asNEbUuEw4gtMxc7LmrU1iZOw1vnYEdHTPweCwKDcj8TL97DyG9aDycJklZlDlR",
+	"9AavKnzbbPyMJXmZal/BmF8HagxfwzonCcoW2/ZrXetLhbSOXXC4BhOEXQekjUuq/wTq7N3FpXWLq9hj",
+	"mHj1UMEcCxxbwwDm6d4kkNdlkAIVs7S3XBU3MFLcKgpkamycNa3WYiASCKSY0ILkYFeaBqPOJrc1KG2B",
+	"cafSZboAV8QVqxrqh9jyQiC5TvmG7XJlSgtkklpXZwf9j2jsPqZFIzrIcqDs+mLVayDyGlNYcgGjhChc",
+	"cWEj9KH6XvDNcINWHcIrvvmnNZyv+KZrNAfRaq/tq3mwxw7ebfbMSexlfU31He7PiLxKMpqnwgZRbWQr",
+	"nhAGa5Zvz2CTocq8i+DfZ0SCX8YruYQokvOm6C84z5EwDdU1bsO8SVMYVWrcrx9DQtXW6Bi9stV3I4Er",
+	"ylkMKeZURwZXepsY1mSrg4irAlXG0/E0LK3ar7iTk567YXtNRL+shcjXJNuRdKIII220dfyvTHC5Dstf",
+	"j2W/20Bowl6j3s8MaOUgjiSsipu77MUdTkWHu/XpVvrbK2lP8xCTXmYalIC0odX0kGQ2X+LzR3/7y1+r",
+	"JPoYjqu/NWpIkgzsbjF86dA6A0PiTYYCDfLVDMtNVMIvKLhmMT1wah2fZqSXJLhWmB7odBF+c+jMm9VV",
+	"xeIZL4U8cKGEsATzK6EV3kNWyA8mgk2+48EYODIcvP+qOPQQKsNzwFyGm6uHYm6TqAdOFrhGoh5y8AJV",
+	"KdjDVzj45Pz0K1Lw0qasDl6FstWDz0PgDbLyMGJ0lKU72rjWME1Gbwpdg4qeIy1P79KnhtCqnrb0tw80",
+	"qGKawtpl4TAh23wW1PI8cy5eJzCsft9zuWgMpxl4JKHgTGVtS9XjxrUOur38pX/l7iaWZjtzHLDEPLeO",
+	"jEnKd3fb4xGjQqZcONHe70+5zW5ea2Oj0bHGeORN1LiNZnWpZiGizMLh3v7+upXRGxDhtf3gbrBvj6B9",
+	"6jUu/acp+45zuL/u2OLTphr/DjHF/dNfnpJB8ruDel67soE6BDeoSr/zJaQ8kcfOGZsWqQ1mNNu5i7pr",
+	"XCtYbBu3VISlll/tpZ1NCe56SHtE7QmVirJEVQDJgeK0Km6u1igqNRPORBzX68bQyEpM+5VxzTs75nm4",
+	"ljCpdiOmqnlJPiLM31eOIacofUhkyDkQc3sadyDvjqyF/6OHOPI7zkIvMYxyUpAjkQoeeeZpItoG68uH",
+	"grXfdA+Mux9m1MKnEuDSfQIb0pjNV3tVZUfof9ORDdqFiP5UoMwYygDRc7K6cneEu4z+2r6ABaoNIgPJ",
+	"S5Hg1YYoFAUR10YnMlv2cQA350SqK5kQdkUCfs8PGboUio169UDQU7Rc7Xg9E0ULHKLoDkhRIku1PKRk",
+	"G6DRRaOsQXrfpVKCmkqYOhRSRy8FW1QgcKmPBdPBPpUbv59afusjCWS1ErgiCiVsdMBviYcbQZVC5tIt",
+	"C1xylwywSt3tMz6cxF02CTiBtpjFjPPnWwFCtQKVSpOPVrrUm+6RJAUCkfDfkydEkcm5nHy3PBjWvYLW",
+	"OveQWO11OqxtdB7GR/U4mjmZNhzfuaIjY6XcqCuiQKIayHQuYRNyNhzYgpcsxbTpcPgsE1UZL52XIAd5",
+	"IeEsT3v356ijgSVU0aHG6G9/+SskAolD0NC2GuAgiDUvmUUf7B50kkjdhKcLVSsiPdjut1JO4TM2blld",
+	"UFbNGHjQraRSPxe1iD6cjVzKaW+WmTPctpJMHVtUFvrU9Vt4VxKmqOb/e7mRQ28v22meNhg+xfDhzraZ",
+	"E9ojvt7J5AzBThkei3eTRoPOoZHcGTD+nyKdE1TiBv7dWM3d3NqtXXiz4Y2jxvekWJvSxy8ePf7yq+nX",
+	"J+ZSSikUeoH/mfzrTyeTb37+/Ww2NX/8+uj2dyGPtOkwNgovnDa7JwlDRRovOWWhfFN127DX17ajtA6q",
+	"S/33TXilxzc88w/h1d+RELN1/NppoCn2hJj98cB978Bc18BQsAZBoe6o2H8Ylt0iA9/20IwkPB3uCiV8",
+	"gePuJdXTS/jDH0/+AK5wElJUhOYykCExZcs7+l1pLQkFSTLKcCKQpOYHPRpGC5JeVdWxMZSNotIYlr4A",
+	"NtbO9dVSeySxL5/UVl+LJMnDl6AWzL5LTVL0eHfLpfUOoQHVkgtoARrcUNjKYhd/7LnmDxSWUZWH71/t",
+	"DzvlkvD9q2faoUeBLEFgpLBVQlidkp54d12Keev3r2AM8UdL/AO+W+UOq50GoTtyaR8vI3BfDXBIDH+I",
+	"rL2ykdh/lVha96BTsxOMR5/oMNSFnZohXTg3DfoGg4n0li96C2leaZMEb/nC3hP4ONVk9wsYUWVKxBdo",
+	"XBeSa8newjuD1NAKm/sH7R82z2JIXVFhz1k12gZImppyN5K/bByb69Zon+RyaFeUaTyqzvPBya59XS17",
+	"jFIPSHXrxqOTnt6ND3MeIfq/tr2FH9TNaaP+Z74JKC3YmKIfLtH440N7DL3oBx22f9BE6AGuksP5vj6j",
+	"7GmnelMlQ9DmSwbX8/99srIhRd+gSuyZM8TQb6pe2NDd4p1dt1RyVhc2xkCXQNj2g7HoYDZbCUJZM65J",
+	"yTaKow3itSYQZyqL4uhdSYQylwg9HbgH5W113DM8cW/DpFBF5j/wBYAlb4PlHNK7HKURwaQUVG1fa0gt",
+	"J9nmqPNSZfXTUw/bv//wJup2MV3mhBbyFBogwcgRfRyD4DnCqEp//6/thR3HgO/XU9+IaKogzVY15plS",
+	"a9s1RdmSh1o1cFLls11GDwgj+VZph3JpOqOM26NMiH5Ut6FJGHVyr+PpjNkUtE0rm4QZL9alXtrUopu0",
+	"q0lPH8kq0UOUEnRhBrlsZ6CnccbM8CMJ8zohOfdpbInihppFdXgCv3CGZ9aQSKCmjB9hwVUGmi/kdMZM",
+	"ekLD1y0m76YkYITvSaKaedixXlqhBCIQloIkmpZ6UY99ShQB3/kICRGm9X7eTK3PTxu0qPLyIx3tPX78",
+	"+JsxlGu95SajSWZ7VGfMJfR3k/dUgcz4Rsa2WdDThBQIkpG1zLgCItv5frKQyBSUTNF8xjo3HJ0bC5gf",
+	"33xxvPS3XXNQmOey3qS6pHYzjmQVpc5YFd/UXddktYri6AaFrYyPTqZfTE9MPnGNjKxpdBo9np5MH9vE",
+	"T2YkSkNAFqZ9a4VqT8+RIExr58XWV/KaAlTfQGBhtSz7rfllDHohG3Xq6BalnuuqhGeMpmdA/KNhaNO5",
+	"dA6b6h6tahlwNTfuxoWa4bPy5ORxAiSGCzvF/bCIAXOJcDmdsQp2A5ypFLWw69VyXCrgpbKk1ObKNFI+",
+	"S6PT6N9QnV9cRnHr6xE/hfVoPeTYfC3gNr5z3Bs+ZFSlk+8c2fgQwIDRprd+4DjTpa7Hhpv9XZ9XoEfd",
+	"pUS9FbVP1h6FvlfR5brv12sUsOAlS7WecrxxJHeZYoTvk7yU9AZ7P7VAwiCeTP8YR9Xs5z62sGnv3cR4",
+	"3eXfCEROAnWCg3C5uAOXszqDTvrwWvTh9c1XnwSx71heCbTLkXg57v0Qh+v5GdadXLeV7W6u1RGMWn1Z",
+	"49i3URlyxvaLFVxA3aZ0BvPJ3FjfWjmdVcpJr9kHuWvmCLG6aWCqed09Tty/vhNq0m2Jmvg/XMn9xP3b",
+	"aqqaNJ4CgvNz50sAj05O9vSI3683XGvAnrb/lelGWLfUq8qQCnCtm7G5DF6jmFh2t93Ppp39SwtiaOcK",
+	"lePGFw3MlC/untJq3DeTHt89qf4WwW0cfTVkRrMb3zipPpCPNB8aD0/SncKKI9kQFNOHZL0os4Qxwdrv",
+	"PHZ23kRQXAas8XMirq2DYMo3UirU1pAamclQye6ubkV4yxe2jYUwuUGh3UfN81UxxYz5kaJkEkYbopLM",
+	"mFrmEmbfP9Oi1HJYxlN4toPnW74w/p9NnM2YKBmzLoCHekOoMjJIlQSG75WZY2TZPDULaCq8qBqHLPVL",
+	"LtW5pp1LaEVVwvqCp9sPJguddNltO+LRmvV2RxIffejdXWK151sN/vyodMnKz1zazEeLOMu3pxXqpMmH",
+	"i1ahUydKgtGCJNdLmufjSgQXvufu+Neqte+21y9+yoXpb9OxQaCjzeq/VlOb+ySODQUzIk1++Rq3vm5m",
+	"xnwQQVyB0101OVN4Wls3s0zVvKYy3Boht5jblXJNkNMZsx67Hr8qbryqsq1mZkjsi2W+hdTXALtfND8T",
+	"qgUaqIqhKi/41sWR/vrfvbElEG5ZGHVuyJ3NsA/a5dm5Ap+xlJuvqynQ4rO1RWDjqXOYXEn+/i65KTx1",
+	"dF3yPLdZ0RnzPWmu4fG0EYwU/MaGzIRx0zVZdzSasF0fe/O1Y4AZU+TaaCoJGZVKH4MhBlUmhr20q1AD",
+	"iCiAgBKIU/jB1R1VPYmxbYarztIsYinoyMk3rLInM2aibcE3dql6nW9PLCn4pmYpxdeTHG8w98tTfdyb",
+	"9rwXlkQpFZioukWUL+GFg62KTBsl6hqwTcZzBFkuNGowqvogahRmTIfRG14v6z7KxZkJ2B1PWGCqZMb4",
+	"DF7oDTBfgkcXFOcm9JuxyrZKqsCCnW+BM8OjDlYusaLZkYe7J/irO893QkDjG+rouXYNm43A/R91qvOY",
+	"9ksLcdVpqv+kamtmr+wyLV1igGhqkp4Q6v9vdNrTwWubd0+Mr9HP/C+q901OrxZ50f+RON9DPOxLdyeh",
+	"OvfdK3Cr3k1Lqw5fRtpCfGvAo+k47o9fTIZEmE9cLbbWrvgRB8Q0k3b83glRbKvwxP5T1U5NQlVUk55y",
+	"oElfbdCkp9ZqEqi7mrQLsCZ9dViTfaVZk/rPndDMlm1NQtVbk33FXJMBrXqTvRVfnyTEq/Xc3kBPW5DP",
+	"25v8jhk7qSNW6PmQwa6jZ4pRTH7Bamdw2tk7lK17UedE7piay+ZN2z9dtvFjMmdNmQBzXnZ65D5v9rwM",
+	"dAR2MwgVtx03WjmDoYvrAa18QnOradZ0lQ/TueLmCshek1Qr26ub1LlozZ467WO1bzta/XRTuMQ8h2v3",
+	"NV/bKdvqp3X+Y9JtVZuxuozYbjVqNh60Wg3G/obmeqIy13drKzq0G8gXEoV27M0NkAPWjNGIKz7v8QV9",
+	"x+xv4hlqAJb96QjXhgwFUYK+/7wF9LlmpHzrWbvuwfbSuWy2tPXZgrrv7b7M9qkOvYYwcOzVy0D2s+7t",
+	"+rwZ4c98AzYZtXP1W+V2KqaQdRFYUFEHPkrvlGb1HRz7K18CvitJDjmylcq0dnSu/IyN5m6JbzsVNPNx",
+	"XF81p/bi3dTBARKRU61qd6fq9/MzePTNjD3FhSiJ2EJB1hIUh0d/BP/b2KZK2NZ/Mnne/Ez73OSe5vVX",
+	"2eex776aMf/zfNyjkH3p3Od5O+v/DwXDhw7Fq/7a/kdVEf54AgqiU05ddw36loEWV3/eiuJPjWSwydx6",
+	"F8/F/7ZCyBAiNj5TSw34VktXkOcVimoV4QV1yg82PVtX3bmMninEApJLXhXWBPJ7FRgbylK+qVPXFhBb",
+	"fGOWOrJZSpN8lxldKkxhQZJrrZu0M5eQHFlKhNU4fZomnjHjo8XgSu7MjmaKKSWT5vNyj7/+0m40SolN",
+	"p28Qr92IGCQ3z2ZEThlCuR7HsNhaH9Bnip3q3KsuufCOZ0ql0vG/Ta93tJt2L60rPUDxkVqHV9rYweJq",
+	"i+yJHvXpw0bl5W8q8WCVuJOJe2n7l/yn6QxTT8FUXdrQKScL2zZbJcMto1R1Xp4Zk5yu13URXtU8EkrJ",
+	"VQWSgZycLUV9WGHqR1X9DU7siQrs288/l2S16RqFZoIYnr3+zqigGDrajDv917SIsalUmyypyYHeNith",
+	"jUw3a2B/+lkfqAlsncSXIo9Oo+Po9ufb/wsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

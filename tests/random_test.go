@@ -36,7 +36,7 @@ const randomCases = 240
 // TestRandomizedAgainstSource draws cases over merchants (always the largest, and one with no
 // orders in its range), ranges (1 day to 2 years, edges on week/month/quarter/year boundaries,
 // a leap day), status filters, grains, dimensions, sort keys and pages, and compares every
-// endpoint with SPEC's definition computed in plain SQL on the source, to the cent and the row
+// endpoint with its definition (docs/metrics.md) computed in plain SQL on the source, to the cent and the row
 // order. Each case's seed is in its name: MERCHANTAGG_CASE_SEED=<seed> reruns just that case,
 // MERCHANTAGG_TEST_SEED=<seed> the whole draw.
 func TestRandomizedAgainstSource(t *testing.T) {
@@ -78,6 +78,9 @@ type randomCase struct {
 	from, to time.Time
 	statuses []gen.OrderStatus
 	grain    string // timeseries
+	compare  string // summary, timeseries: "", previous_period, previous_year, custom
+	cmpFrom  time.Time
+	cmpTo    time.Time
 	dim      string // breakdown
 	parent   *int64 // breakdown of categories: a level of the tree
 	sort     string // breakdown, abc
@@ -93,8 +96,12 @@ func (c randomCase) String() string {
 	if c.parent != nil {
 		parent = fmt.Sprintf("<%d", *c.parent)
 	}
-	return fmt.Sprintf("%s/m%d/%s..%s/%v/%s%s%s%s/p%d×%d", c.endpoint, c.merchant, c.from.Format(time.DateOnly),
-		c.to.Format(time.DateOnly), c.statuses, c.grain, c.dim, parent, c.sort, c.page, c.pageSize)
+	cmp := c.compare
+	if cmp == "custom" {
+		cmp += ":" + c.cmpFrom.Format(time.DateOnly) + ".." + c.cmpTo.Format(time.DateOnly)
+	}
+	return fmt.Sprintf("%s/m%d/%s..%s/%v/%s%s%s%s%s/p%d×%d", c.endpoint, c.merchant, c.from.Format(time.DateOnly),
+		c.to.Format(time.DateOnly), c.statuses, c.grain, cmp, c.dim, parent, c.sort, c.page, c.pageSize)
 }
 
 var (
@@ -144,7 +151,7 @@ func drawCase(seed uint64, i int, merchants []int64) randomCase {
 			}
 		}
 	}
-	c.grain = []string{"day", "week", "month", "quarter"}[r.IntN(4)]
+	c.grain = []string{"day", "week", "month", "quarter", "year"}[r.IntN(5)]
 	if c.endpoint != "timeseries" {
 		c.grain = ""
 	}
@@ -152,6 +159,27 @@ func drawCase(seed uint64, i int, merchants []int64) randomCase {
 		c.grain = "week"
 	}
 	c.page, c.pageSize = 1+int64(r.IntN(3)), []int64{1, 5, 20, 50, 500}[r.IntN(5)]
+	if c.endpoint == "summary" || c.endpoint == "timeseries" {
+		// A comparison: the previous range, the previous year (across a leap day now and
+		// then), or a custom range (a series': of its own length).
+		c.compare = []string{"", "previous_period", "previous_year", "custom"}[r.IntN(4)]
+		if c.compare == "previous_year" && r.IntN(3) == 0 {
+			if r.IntN(2) == 0 { // a year before it holds 29 February
+				c.from = time.Date(2025, 2, 1+r.IntN(28), 0, 0, 0, 0, time.UTC)
+				c.to = c.from.AddDate(0, 0, r.IntN(60))
+			} else { // it ends on 29 February, a year before on the 28th
+				c.to = time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)
+				c.from = c.to.AddDate(0, 0, -r.IntN(90))
+			}
+		}
+		if c.compare == "custom" {
+			c.cmpFrom = c.from.AddDate(0, 0, -1-r.IntN(800))
+			c.cmpTo = c.cmpFrom.AddDate(0, 0, int(c.to.Sub(c.from).Hours()/24))
+			if c.endpoint == "summary" && r.IntN(2) == 0 {
+				c.cmpTo = c.cmpFrom.AddDate(0, 0, r.IntN(400)) // of another length
+			}
+		}
+	}
 	switch c.endpoint {
 	case "breakdown":
 		c.dim = []string{"product", "category", "city", "region", "delivery_type", "payment_method"}[r.IntN(6)]
@@ -180,14 +208,32 @@ func (c randomCase) check(t *testing.T, a *api, src *pgxpool.Pool) {
 	kept := allIfNil(c.statuses)
 	switch c.endpoint {
 	case "summary":
-		res, err := a.client.GetSummaryWithResponse(ctx, &gen.GetSummaryParams{From: from, To: to, Status: st}, tok)
+		params := &gen.GetSummaryParams{From: from, To: to, Status: st}
+		if c.compare == "custom" {
+			params.CompareFrom, params.CompareTo = ptr(day(c.cmpFrom.Format(time.DateOnly))), ptr(day(c.cmpTo.Format(time.DateOnly)))
+		} else if c.compare != "" {
+			params.Compare = ptr(gen.GetSummaryParamsCompare(c.compare))
+		}
+		res, err := a.client.GetSummaryWithResponse(ctx, params, tok)
 		require.NoError(t, err)
 		require.Equal(t, 200, res.StatusCode(), string(res.Body))
 		require.Equal(t, orZero(reference(t, src, c.merchant, c.from, c.to, kept, ""), c.from), res.JSON200.Metrics)
 		require.Equal(t, referenceCustomers(t, src, c.merchant, c.from, c.to, kept), res.JSON200.Customers)
+		pf, pt := comparedRange(c)
+		prev := res.JSON200.Previous
+		require.Equal(t, [2]string{pf.Format(time.DateOnly), pt.Format(time.DateOnly)},
+			[2]string{prev.From.Format(time.DateOnly), prev.To.Format(time.DateOnly)}, "the compared range")
+		require.Equal(t, orZero(reference(t, src, c.merchant, pf, pt, kept, ""), pf), prev.Metrics)
+		require.Equal(t, referenceCustomers(t, src, c.merchant, pf, pt, kept), prev.Customers)
 	case "timeseries":
 		g := gen.GetTimeseriesParamsGrain(c.grain)
-		res, err := a.client.GetTimeseriesWithResponse(ctx, &gen.GetTimeseriesParams{From: from, To: to, Status: st, Grain: &g}, tok)
+		params := &gen.GetTimeseriesParams{From: from, To: to, Status: st, Grain: &g}
+		if c.compare == "custom" {
+			params.CompareFrom, params.CompareTo = ptr(day(c.cmpFrom.Format(time.DateOnly))), ptr(day(c.cmpTo.Format(time.DateOnly)))
+		} else if c.compare != "" {
+			params.Compare = ptr(gen.GetTimeseriesParamsCompare(c.compare))
+		}
+		res, err := a.client.GetTimeseriesWithResponse(ctx, params, tok)
 		require.NoError(t, err)
 		require.Equal(t, 200, res.StatusCode(), string(res.Body))
 		want := reference(t, src, c.merchant, c.from, c.to, kept, c.grain)
@@ -196,10 +242,21 @@ func (c randomCase) check(t *testing.T, a *api, src *pgxpool.Pool) {
 			delete(want, p.Period.Time)
 		}
 		require.Empty(t, want)
-		// Customer figures of a few points (each is a distinct count over the point's days).
+		// Customer figures of a few points (each is a distinct count over the point's days), and
+		// their compared windows.
 		for _, i := range []int{0, len(res.JSON200.Points) / 2, len(res.JSON200.Points) - 1} {
 			p := res.JSON200.Points[i]
 			require.Equal(t, referenceCustomers(t, src, c.merchant, p.From.Time, p.To.Time, kept), p.Customers, p.Period.Time)
+			if c.compare == "" {
+				require.Nil(t, p.Compare)
+				continue
+			}
+			cf, ct := comparedWindow(c, p.From.Time, p.To.Time)
+			require.NotNil(t, p.Compare)
+			require.Equal(t, [2]string{cf.Format(time.DateOnly), ct.Format(time.DateOnly)},
+				[2]string{p.Compare.From.Format(time.DateOnly), p.Compare.To.Format(time.DateOnly)}, "compared window of %s", p.Period.Time)
+			require.Equal(t, orZero(reference(t, src, c.merchant, cf, ct, kept, ""), cf), p.Compare.Metrics)
+			require.Equal(t, referenceCustomers(t, src, c.merchant, cf, ct, kept), p.Compare.Customers)
 		}
 	case "customers":
 		res, err := a.client.GetCustomersWithResponse(ctx, &gen.GetCustomersParams{From: from, To: to, Status: st}, tok)
@@ -245,6 +302,43 @@ func (c randomCase) check(t *testing.T, a *api, src *pgxpool.Pool) {
 		require.EqualValues(t, len(products), res.JSON200.Total)
 		require.Equal(t, pageOf(products, c.page, c.pageSize), res.JSON200.Products)
 	}
+}
+
+// yearEarlier is the same date a year before, 29 February to 28 February.
+func yearEarlier(d time.Time) time.Time {
+	if d.Month() == time.February && d.Day() == 29 {
+		return time.Date(d.Year()-1, 2, 28, 0, 0, 0, 0, time.UTC)
+	}
+	return d.AddDate(-1, 0, 0)
+}
+
+// comparedRange is a summary's compared range, as docs/metrics.md defines it.
+func comparedRange(c randomCase) (time.Time, time.Time) {
+	switch c.compare {
+	case "previous_year":
+		return yearEarlier(c.from), yearEarlier(c.to)
+	case "custom":
+		return c.cmpFrom, c.cmpTo
+	}
+	n := int(c.to.Sub(c.from).Hours()/24) + 1
+	return c.from.AddDate(0, 0, -n), c.from.AddDate(0, 0, -1)
+}
+
+// comparedWindow is a series point's compared window (its days [from, to] shifted back).
+func comparedWindow(c randomCase, from, to time.Time) (time.Time, time.Time) {
+	n := 0
+	switch c.compare {
+	case "previous_year":
+		if c.grain != "day" && c.grain != "week" {
+			return yearEarlier(from), yearEarlier(to)
+		}
+		n = 364
+	case "previous_period":
+		n = int(c.to.Sub(c.from).Hours()/24) + 1
+	case "custom":
+		n = int(c.from.Sub(c.cmpFrom).Hours() / 24)
+	}
+	return from.AddDate(0, 0, -n), to.AddDate(0, 0, -n)
 }
 
 func pageOf[T any](all []T, page, size int64) []T {

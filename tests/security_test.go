@@ -198,7 +198,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown status", "/v1/summary?from=2025-01-01&to=2025-01-31&status=lost", "status"},
 		{"SQL in status", "/v1/summary?from=2025-01-01&to=2025-01-31&status=" + url.QueryEscape("delivered');DROP TABLE agg.key_months;--"), "status"},
 		{"empty status", "/v1/summary?from=2025-01-01&to=2025-01-31&status=", "status"},
-		{"unknown grain", "/v1/timeseries?from=2025-01-01&to=2025-01-31&grain=year", "grain"},
+		{"unknown grain", "/v1/timeseries?from=2025-01-01&to=2025-01-31&grain=decade", "grain"},
 		{"SQL in grain", "/v1/timeseries?from=2025-01-01&to=2025-01-31&grain=" + url.QueryEscape("day' OR 1=1"), "grain"},
 		{"merchant_id not a number", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=" + url.QueryEscape("1 OR 1=1"), "merchant_id"},
 		{"merchant_id zero", "/v1/summary?from=2025-01-01&to=2025-01-31&merchant_id=0", "merchant_id"},
@@ -220,6 +220,14 @@ func TestBadInput(t *testing.T) {
 		{"b below a", "/v1/abc?from=2025-01-01&to=2025-01-31&a=0.9&b=0.5", "b"},
 		{"cohorts from after to", "/v1/customers/cohorts?from=2025-03-01&to=2025-01-31", "from"},
 		{"customers without to", "/v1/customers?from=2025-01-01", "to"},
+		{"unknown compare", "/v1/summary?from=2025-01-01&to=2025-01-31&compare=last_week", "compare"},
+		{"compare with a custom range", "/v1/summary?from=2025-01-01&to=2025-01-31&compare=previous_year&compare_from=2024-01-01&compare_to=2024-01-31", "compare"},
+		{"compare_from alone", "/v1/summary?from=2025-01-01&to=2025-01-31&compare_from=2024-01-01", "compare_to"},
+		{"compare_to alone", "/v1/timeseries?from=2025-01-01&to=2025-01-31&compare_to=2024-01-31", "compare_from"},
+		{"compare_from after compare_to", "/v1/summary?from=2025-01-01&to=2025-01-31&compare_from=2024-02-01&compare_to=2024-01-31", "compare_from"},
+		{"compare_from not a date", "/v1/summary?from=2025-01-01&to=2025-01-31&compare_from=last%20year&compare_to=2024-01-31", "compare_from"},
+		{"compared range over three years", "/v1/summary?from=2025-01-01&to=2025-01-31&compare_from=2019-01-01&compare_to=2024-01-31", "compare_to"},
+		{"series compared with a range of another length", "/v1/timeseries?from=2025-01-01&to=2025-01-31&compare_from=2024-01-01&compare_to=2024-01-30", "compare_to"},
 		{"parent_id on products", "/v1/breakdown/product?from=2025-01-01&to=2025-01-31&parent_id=1", "parent_id"},
 		{"parent_id on cities", "/v1/breakdown/city?from=2025-01-01&to=2025-01-31&parent_id=0", "parent_id"},
 		{"unknown parent_id", "/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=999999", "parent_id"},
@@ -244,9 +252,11 @@ func TestBadInput(t *testing.T) {
 		"/v1/summary?from=2025-01-01&to=2025-01-31&status=delivered,delivered", // duplicate status
 		"/v1/timeseries?from=2022-01-01&to=2024-12-31&grain=day",               // the longest daily series
 		"/v1/summary?from=1900-01-01&to=1900-01-02",
-		"/v1/breakdown/product?from=2025-01-01&to=2025-01-31&page=1000000&page_size=500", // past the end
-		"/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=0",               // the top level
-		"/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=50",              // a leaf: no rows
+		"/v1/breakdown/product?from=2025-01-01&to=2025-01-31&page=1000000&page_size=500",          // past the end
+		"/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=0",                        // the top level
+		"/v1/timeseries?from=2022-01-01&to=2024-12-31&grain=year&compare=previous_year",           // years
+		"/v1/summary?from=2025-01-01&to=2025-01-31&compare_from=2025-03-01&compare_to=2025-06-30", // later, longer
+		"/v1/breakdown/category?from=2025-01-01&to=2025-01-31&parent_id=50",                       // a leaf: no rows
 		"/v1/abc?from=2025-01-01&to=2025-01-31&a=0.5&b=0.5",
 	} {
 		status, body, _ := get(t, a, q, tok)

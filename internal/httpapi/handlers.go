@@ -92,7 +92,14 @@ func (h *handlers) GetSummary(ctx context.Context, req gen.GetSummaryRequestObje
 	if prob != nil {
 		return prob, nil
 	}
-	prevFrom, prevTo := period.Previous(sc.from, sc.to)
+	cmp, prob := parseComparison((*string)(p.Compare), p.CompareFrom, p.CompareTo)
+	if prob != nil {
+		return prob, nil
+	}
+	if cmp.mode == "" {
+		cmp.mode = comparePreviousPeriod
+	}
+	prevFrom, prevTo := cmp.rangeOf(sc.from, sc.to)
 	ms, cs, err := h.reader.Figures(ctx, stats.Query{
 		MerchantID: sc.merchantID, Statuses: sc.statuses,
 		Groups: []stats.Group{stats.NewGroup(sc.from, sc.to), stats.NewGroup(prevFrom, prevTo)},
@@ -102,7 +109,7 @@ func (h *handlers) GetSummary(ctx context.Context, req gen.GetSummaryRequestObje
 	}
 	return gen.GetSummary200JSONResponse{
 		MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to), Status: sc.statuses,
-		Metrics: ms[0], Customers: cs[0],
+		Metrics: ms[0], Customers: cs[0], Compare: (*gen.SummaryCompare)(&cmp.mode),
 		Previous: gen.RangeMetrics{From: date(prevFrom), To: date(prevTo), Metrics: ms[1], Customers: cs[1]},
 		Change:   change(ms[0], ms[1], cs[0], cs[1]),
 	}, nil
@@ -123,10 +130,23 @@ func (h *handlers) GetTimeseries(ctx context.Context, req gen.GetTimeseriesReque
 		}
 		grain = g
 	}
+	cmp, prob := parseComparison((*string)(p.Compare), p.CompareFrom, p.CompareTo)
+	if prob != nil {
+		return prob, nil
+	}
+	shift, prob := cmp.shifter(grain, sc.from, sc.to)
+	if prob != nil {
+		return prob, nil
+	}
 	points := period.Points(grain, sc.from, sc.to)
-	groups := make([]stats.Group, len(points))
+	groups := make([]stats.Group, len(points), 2*len(points))
 	for i, pt := range points {
 		groups[i] = stats.Group{From: pt.From, To: pt.To, Tiles: period.Cover(pt, grain)}
+	}
+	if shift != nil { // each point's compared window, after the points
+		for _, pt := range points {
+			groups = append(groups, stats.NewGroup(shift(pt)))
+		}
 	}
 	ms, cs, err := h.reader.Figures(ctx, stats.Query{MerchantID: sc.merchantID, Statuses: sc.statuses, Groups: groups})
 	if err != nil {
@@ -136,8 +156,18 @@ func (h *handlers) GetTimeseries(ctx context.Context, req gen.GetTimeseriesReque
 		MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to), Grain: gen.TimeseriesGrain(grain),
 		Status: sc.statuses, Points: make([]gen.Point, len(points)),
 	}
+	if shift != nil {
+		out.Compare = (*gen.TimeseriesCompare)(&cmp.mode)
+	}
 	for i, pt := range points {
 		out.Points[i] = gen.Point{Period: date(pt.Period), From: date(pt.From), To: date(pt.To), Metrics: ms[i], Customers: cs[i]}
+		if shift != nil {
+			j := len(points) + i
+			cf, ct := shift(pt)
+			ch := change(ms[i], ms[j], cs[i], cs[j])
+			out.Points[i].Compare = &gen.RangeMetrics{From: date(cf), To: date(ct), Metrics: ms[j], Customers: cs[j]}
+			out.Points[i].Change = &ch
+		}
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-// Package period does the calendar arithmetic of SPEC §3 on business dates: ISO weeks,
+// Package period does the calendar arithmetic of docs/metrics.md (Days and ranges) on business dates: ISO weeks,
 // months and quarters, clipped series points, previous ranges, and the tiling of any range
 // with the pre-aggregated periods stored in agg.order_stats.
 //
@@ -21,12 +21,14 @@ const (
 	Week    Grain = "week"
 	Month   Grain = "month"
 	Quarter Grain = "quarter"
+	// Year is a series grain only: no period of it is stored.
+	Year Grain = "year"
 )
 
 // ParseGrain accepts the API's grain names.
 func ParseGrain(s string) (Grain, error) {
 	switch g := Grain(s); g {
-	case Day, Week, Month, Quarter:
+	case Day, Week, Month, Quarter, Year:
 		return g, nil
 	}
 	return "", fmt.Errorf("unknown grain %q", s)
@@ -48,6 +50,8 @@ func Start(g Grain, d time.Time) time.Time {
 		return time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, time.UTC)
 	case Quarter:
 		return time.Date(d.Year(), d.Month()-(d.Month()-1)%3, 1, 0, 0, 0, 0, time.UTC)
+	case Year:
+		return time.Date(d.Year(), 1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	return d
 }
@@ -61,6 +65,8 @@ func Step(g Grain, d time.Time, n int) time.Time {
 		return d.AddDate(0, n, 0)
 	case Quarter:
 		return d.AddDate(0, 3*n, 0)
+	case Year:
+		return d.AddDate(n, 0, 0)
 	}
 	return d.AddDate(0, 0, n)
 }
@@ -106,9 +112,9 @@ type Tile struct {
 
 // Cover returns the fewest-rows tiling of [from, to] with stored periods: whole quarters,
 // then whole months at the edges, then whole ISO weeks, then days. A point that is exactly
-// one stored period (a whole week, say) is that period alone.
+// one stored period (a whole week, say) is that period alone; a year is its quarters.
 func Cover(pt Point, g Grain) []Tile {
-	if g != Day && pt.From.Equal(pt.Period) && pt.To.Equal(Step(g, pt.Period, 1).AddDate(0, 0, -1)) {
+	if g != Day && g != Year && pt.From.Equal(pt.Period) && pt.To.Equal(Step(g, pt.Period, 1).AddDate(0, 0, -1)) {
 		return []Tile{{Grain: g, First: pt.Period, Last: pt.Period}}
 	}
 	return CoverRange(pt.From, pt.To)
@@ -259,4 +265,14 @@ func merge(tiles []SignedTile) []SignedTile {
 		out = append(out, t)
 	}
 	return out
+}
+
+// YearEarlier is the same date a calendar year before; 29 February maps to 28 February.
+func YearEarlier(d time.Time) time.Time {
+	d = Date(d)
+	y := time.Date(d.Year()-1, d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)
+	if y.Month() != d.Month() { // 29 February of a leap year
+		return time.Date(d.Year()-1, d.Month()+1, 0, 0, 0, 0, 0, time.UTC)
+	}
+	return y
 }

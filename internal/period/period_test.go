@@ -30,6 +30,8 @@ func TestStart(t *testing.T) {
 		{Quarter, "2025-03-31", "2025-01-01"},
 		{Quarter, "2025-04-01", "2025-04-01"},
 		{Quarter, "2025-12-31", "2025-10-01"},
+		{Year, "2024-12-31", "2024-01-01"},
+		{Year, "2025-01-01", "2025-01-01"},
 	} {
 		t.Run(string(tc.g)+"/"+tc.in, func(t *testing.T) {
 			require.Equal(t, d(tc.want), Start(tc.g, d(tc.in)))
@@ -58,6 +60,11 @@ func TestPointsClipEdges(t *testing.T) {
 	require.Len(t, Points(Day, d("2024-02-27"), d("2024-03-01")), 4) // leap day included
 	require.Len(t, Points(Week, d("2026-12-28"), d("2027-01-03")), 1)
 	require.Len(t, Points(Quarter, d("2025-01-01"), d("2026-12-31")), 8)
+	require.Equal(t, []Point{
+		{d("2024-01-01"), d("2024-11-15"), d("2024-12-31")},
+		{d("2025-01-01"), d("2025-01-01"), d("2025-12-31")},
+		{d("2026-01-01"), d("2026-01-01"), d("2026-02-10")},
+	}, Points(Year, d("2024-11-15"), d("2026-02-10")))
 }
 
 func TestCover(t *testing.T) {
@@ -108,6 +115,9 @@ func TestCoverWholePeriodPoint(t *testing.T) {
 	require.Equal(t, []Tile{{Week, d("2025-03-10"), d("2025-03-10")}}, Cover(pt, Week))
 	clipped := Points(Week, d("2025-03-12"), d("2025-03-16"))[0]
 	require.Equal(t, []Tile{{Day, d("2025-03-12"), d("2025-03-16")}}, Cover(clipped, Week))
+	// No year is stored: a whole year is its four quarters.
+	year := Points(Year, d("2025-01-01"), d("2025-12-31"))[0]
+	require.Equal(t, []Tile{{Quarter, d("2025-01-01"), d("2025-10-01")}}, Cover(year, Year))
 }
 
 func TestCoverSums(t *testing.T) {
@@ -183,5 +193,15 @@ func BenchmarkCoverSums(b *testing.B) {
 	from, to := d("2025-05-21"), d("2026-05-20")
 	for b.Loop() {
 		CoverSums(from, to)
+	}
+}
+
+func TestYearEarlier(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"2025-03-15": "2024-03-15", "2024-02-29": "2023-02-28", "2024-03-01": "2023-03-01",
+		"2025-02-28": "2024-02-28", "2025-01-01": "2024-01-01",
+	} {
+		require.Equal(t, d(want), YearEarlier(d(in)), in)
 	}
 }
