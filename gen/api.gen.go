@@ -45,6 +45,105 @@ func (e ABCClass) Valid() bool {
 	}
 }
 
+// Defines values for DrilledSummaryCompare.
+const (
+	DrilledSummaryCompareCustom         DrilledSummaryCompare = "custom"
+	DrilledSummaryComparePreviousPeriod DrilledSummaryCompare = "previous_period"
+	DrilledSummaryComparePreviousYear   DrilledSummaryCompare = "previous_year"
+)
+
+// Valid indicates whether the value is a known member of the DrilledSummaryCompare enum.
+func (e DrilledSummaryCompare) Valid() bool {
+	switch e {
+	case DrilledSummaryCompareCustom:
+		return true
+	case DrilledSummaryComparePreviousPeriod:
+		return true
+	case DrilledSummaryComparePreviousYear:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DrilledTimeseriesCompare.
+const (
+	DrilledTimeseriesCompareCustom         DrilledTimeseriesCompare = "custom"
+	DrilledTimeseriesComparePreviousPeriod DrilledTimeseriesCompare = "previous_period"
+	DrilledTimeseriesComparePreviousYear   DrilledTimeseriesCompare = "previous_year"
+)
+
+// Valid indicates whether the value is a known member of the DrilledTimeseriesCompare enum.
+func (e DrilledTimeseriesCompare) Valid() bool {
+	switch e {
+	case DrilledTimeseriesCompareCustom:
+		return true
+	case DrilledTimeseriesComparePreviousPeriod:
+		return true
+	case DrilledTimeseriesComparePreviousYear:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DrilledTimeseriesGrain.
+const (
+	DrilledTimeseriesGrainDay     DrilledTimeseriesGrain = "day"
+	DrilledTimeseriesGrainMonth   DrilledTimeseriesGrain = "month"
+	DrilledTimeseriesGrainQuarter DrilledTimeseriesGrain = "quarter"
+	DrilledTimeseriesGrainWeek    DrilledTimeseriesGrain = "week"
+	DrilledTimeseriesGrainYear    DrilledTimeseriesGrain = "year"
+)
+
+// Valid indicates whether the value is a known member of the DrilledTimeseriesGrain enum.
+func (e DrilledTimeseriesGrain) Valid() bool {
+	switch e {
+	case DrilledTimeseriesGrainDay:
+		return true
+	case DrilledTimeseriesGrainMonth:
+		return true
+	case DrilledTimeseriesGrainQuarter:
+		return true
+	case DrilledTimeseriesGrainWeek:
+		return true
+	case DrilledTimeseriesGrainYear:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FilterDimension.
+const (
+	FilterDimensionCategory      FilterDimension = "category"
+	FilterDimensionCity          FilterDimension = "city"
+	FilterDimensionDeliveryType  FilterDimension = "delivery_type"
+	FilterDimensionPaymentMethod FilterDimension = "payment_method"
+	FilterDimensionProduct       FilterDimension = "product"
+	FilterDimensionRegion        FilterDimension = "region"
+)
+
+// Valid indicates whether the value is a known member of the FilterDimension enum.
+func (e FilterDimension) Valid() bool {
+	switch e {
+	case FilterDimensionCategory:
+		return true
+	case FilterDimensionCity:
+		return true
+	case FilterDimensionDeliveryType:
+		return true
+	case FilterDimensionPaymentMethod:
+		return true
+	case FilterDimensionProduct:
+		return true
+	case FilterDimensionRegion:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OrderStatus.
 const (
 	OrderStatusAccepted  OrderStatus = "accepted"
@@ -329,28 +428,28 @@ func (e GetBreakdownParamsSort) Valid() bool {
 
 // Defines values for GetBreakdownParamsDimension.
 const (
-	Category      GetBreakdownParamsDimension = "category"
-	City          GetBreakdownParamsDimension = "city"
-	DeliveryType  GetBreakdownParamsDimension = "delivery_type"
-	PaymentMethod GetBreakdownParamsDimension = "payment_method"
-	Product       GetBreakdownParamsDimension = "product"
-	Region        GetBreakdownParamsDimension = "region"
+	GetBreakdownParamsDimensionCategory      GetBreakdownParamsDimension = "category"
+	GetBreakdownParamsDimensionCity          GetBreakdownParamsDimension = "city"
+	GetBreakdownParamsDimensionDeliveryType  GetBreakdownParamsDimension = "delivery_type"
+	GetBreakdownParamsDimensionPaymentMethod GetBreakdownParamsDimension = "payment_method"
+	GetBreakdownParamsDimensionProduct       GetBreakdownParamsDimension = "product"
+	GetBreakdownParamsDimensionRegion        GetBreakdownParamsDimension = "region"
 )
 
 // Valid indicates whether the value is a known member of the GetBreakdownParamsDimension enum.
 func (e GetBreakdownParamsDimension) Valid() bool {
 	switch e {
-	case Category:
+	case GetBreakdownParamsDimensionCategory:
 		return true
-	case City:
+	case GetBreakdownParamsDimensionCity:
 		return true
-	case DeliveryType:
+	case GetBreakdownParamsDimensionDeliveryType:
 		return true
-	case PaymentMethod:
+	case GetBreakdownParamsDimensionPaymentMethod:
 		return true
-	case Product:
+	case GetBreakdownParamsDimensionProduct:
 		return true
-	case Region:
+	case GetBreakdownParamsDimensionRegion:
 		return true
 	default:
 		return false
@@ -582,6 +681,88 @@ type Customers struct {
 	To         openapi_types.Date `json:"to"`
 }
 
+// DrilledPoint defines model for DrilledPoint.
+type DrilledPoint struct {
+	// Change Relative change (current − previous) / previous of each metric, 4 places; null where the previous value is zero or null.
+	Change *Change `json:"change,omitempty"`
+
+	// Compare Order metrics of the compared range, restricted to the filter's key.
+	Compare *DrilledRangeMetrics `json:"compare,omitempty"`
+	From    openapi_types.Date   `json:"from"`
+
+	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
+	Metrics Metrics            `json:"metrics"`
+	Period  openapi_types.Date `json:"period"`
+	To      openapi_types.Date `json:"to"`
+}
+
+// DrilledRangeMetrics Order metrics of the compared range, restricted to the filter's key.
+type DrilledRangeMetrics struct {
+	From openapi_types.Date `json:"from"`
+
+	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
+	Metrics Metrics            `json:"metrics"`
+	To      openapi_types.Date `json:"to"`
+}
+
+// DrilledSummary A summary restricted to one key of a dimension: the order metrics of docs/metrics.md over
+// the orders with that key (city, region, delivery type, payment method) or over the lines
+// of that product or category subtree (as in the breakdowns: avg_delivery_hours is null).
+// Customer figures are not given for any dimension: they are not kept per key, and would
+// not be exact. The change's customer fields are null.
+type DrilledSummary struct {
+	// Change Relative change (current − previous) / previous of each metric, 4 places; null where the previous value is zero or null.
+	Change  Change                `json:"change"`
+	Compare DrilledSummaryCompare `json:"compare"`
+
+	// Filter The dimension filter of a drilled-down answer.
+	Filter     Filter             `json:"filter"`
+	From       openapi_types.Date `json:"from"`
+	MerchantId int64              `json:"merchant_id"`
+
+	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
+	Metrics Metrics `json:"metrics"`
+
+	// Previous Order metrics of the compared range, restricted to the filter's key.
+	Previous DrilledRangeMetrics `json:"previous"`
+	Status   []OrderStatus       `json:"status"`
+	To       openapi_types.Date  `json:"to"`
+}
+
+// DrilledSummaryCompare defines model for DrilledSummary.Compare.
+type DrilledSummaryCompare string
+
+// DrilledTimeseries A series restricted to one key of a dimension (see DrilledSummary); no customer figures.
+type DrilledTimeseries struct {
+	Compare *DrilledTimeseriesCompare `json:"compare,omitempty"`
+
+	// Filter The dimension filter of a drilled-down answer.
+	Filter     Filter                 `json:"filter"`
+	From       openapi_types.Date     `json:"from"`
+	Grain      DrilledTimeseriesGrain `json:"grain"`
+	MerchantId int64                  `json:"merchant_id"`
+	Points     []DrilledPoint         `json:"points"`
+	Status     []OrderStatus          `json:"status"`
+	To         openapi_types.Date     `json:"to"`
+}
+
+// DrilledTimeseriesCompare defines model for DrilledTimeseries.Compare.
+type DrilledTimeseriesCompare string
+
+// DrilledTimeseriesGrain defines model for DrilledTimeseries.Grain.
+type DrilledTimeseriesGrain string
+
+// Filter The dimension filter of a drilled-down answer.
+type Filter struct {
+	Dimension FilterDimension `json:"dimension"`
+
+	// Key The product, category or city id, or the region, delivery type or payment method.
+	Key string `json:"key"`
+}
+
+// FilterDimension defines model for Filter.Dimension.
+type FilterDimension string
+
 // Freshness defines model for Freshness.
 type Freshness struct {
 	// LagSeconds Seconds between source_watermark and now.
@@ -755,6 +936,11 @@ type Summary struct {
 // SummaryCompare How the compared range was chosen.
 type SummaryCompare string
 
+// SummaryAnswer defines model for SummaryAnswer.
+type SummaryAnswer struct {
+	union json.RawMessage
+}
+
 // Timeseries defines model for Timeseries.
 type Timeseries struct {
 	// Compare The comparison asked for, if any.
@@ -773,6 +959,17 @@ type TimeseriesCompare string
 // TimeseriesGrain defines model for Timeseries.Grain.
 type TimeseriesGrain string
 
+// TimeseriesAnswer defines model for TimeseriesAnswer.
+type TimeseriesAnswer struct {
+	union json.RawMessage
+}
+
+// CategoryFilter defines model for CategoryFilter.
+type CategoryFilter = int64
+
+// CityFilter defines model for CityFilter.
+type CityFilter = int64
+
 // Compare defines model for Compare.
 type Compare string
 
@@ -781,6 +978,9 @@ type CompareFrom = openapi_types.Date
 
 // CompareTo defines model for CompareTo.
 type CompareTo = openapi_types.Date
+
+// DeliveryTypeFilter defines model for DeliveryTypeFilter.
+type DeliveryTypeFilter = string
 
 // From defines model for From.
 type From = openapi_types.Date
@@ -793,6 +993,15 @@ type Page = int64
 
 // PageSize defines model for PageSize.
 type PageSize = int64
+
+// PaymentMethodFilter defines model for PaymentMethodFilter.
+type PaymentMethodFilter = string
+
+// ProductFilter defines model for ProductFilter.
+type ProductFilter = int64
+
+// RegionFilter defines model for RegionFilter.
+type RegionFilter = string
 
 // Status defines model for Status.
 type Status = []OrderStatus
@@ -939,6 +1148,24 @@ type GetSummaryParams struct {
 
 	// CompareTo Last day of a custom compared range; with compare_from.
 	CompareTo *CompareTo `form:"compare_to,omitempty" json:"compare_to,omitempty"`
+
+	// ProductId Drill down to one product of the merchant (line figures). At most one dimension filter.
+	ProductId *ProductFilter `form:"product_id,omitempty" json:"product_id,omitempty"`
+
+	// CategoryId Drill down to one category and its subtree (line figures). At most one dimension filter.
+	CategoryId *CategoryFilter `form:"category_id,omitempty" json:"category_id,omitempty"`
+
+	// CityId Drill down to the orders delivered to one city. At most one dimension filter.
+	CityId *CityFilter `form:"city_id,omitempty" json:"city_id,omitempty"`
+
+	// Region Drill down to the orders delivered to one region's cities. At most one dimension filter.
+	Region *RegionFilter `form:"region,omitempty" json:"region,omitempty"`
+
+	// DeliveryType Drill down to the orders of one delivery type. At most one dimension filter.
+	DeliveryType *DeliveryTypeFilter `form:"delivery_type,omitempty" json:"delivery_type,omitempty"`
+
+	// PaymentMethod Drill down to the orders of one payment method. At most one dimension filter.
+	PaymentMethod *PaymentMethodFilter `form:"payment_method,omitempty" json:"payment_method,omitempty"`
 }
 
 // GetSummaryParamsCompare defines parameters for GetSummary.
@@ -967,6 +1194,24 @@ type GetTimeseriesParams struct {
 	// CompareTo Last day of a custom compared range; with compare_from.
 	CompareTo *CompareTo `form:"compare_to,omitempty" json:"compare_to,omitempty"`
 
+	// ProductId Drill down to one product of the merchant (line figures). At most one dimension filter.
+	ProductId *ProductFilter `form:"product_id,omitempty" json:"product_id,omitempty"`
+
+	// CategoryId Drill down to one category and its subtree (line figures). At most one dimension filter.
+	CategoryId *CategoryFilter `form:"category_id,omitempty" json:"category_id,omitempty"`
+
+	// CityId Drill down to the orders delivered to one city. At most one dimension filter.
+	CityId *CityFilter `form:"city_id,omitempty" json:"city_id,omitempty"`
+
+	// Region Drill down to the orders delivered to one region's cities. At most one dimension filter.
+	Region *RegionFilter `form:"region,omitempty" json:"region,omitempty"`
+
+	// DeliveryType Drill down to the orders of one delivery type. At most one dimension filter.
+	DeliveryType *DeliveryTypeFilter `form:"delivery_type,omitempty" json:"delivery_type,omitempty"`
+
+	// PaymentMethod Drill down to the orders of one payment method. At most one dimension filter.
+	PaymentMethod *PaymentMethodFilter `form:"payment_method,omitempty" json:"payment_method,omitempty"`
+
 	// Grain Period of each point. Points are labelled with the period's first day and clipped to the range.
 	Grain *GetTimeseriesParamsGrain `form:"grain,omitempty" json:"grain,omitempty"`
 }
@@ -979,6 +1224,130 @@ type GetTimeseriesParamsGrain string
 
 // PostAdminRefreshJSONRequestBody defines body for PostAdminRefresh for application/json ContentType.
 type PostAdminRefreshJSONRequestBody = RefreshRequest
+
+// AsSummary returns the union data inside the SummaryAnswer as a Summary
+func (t SummaryAnswer) AsSummary() (Summary, error) {
+	var body Summary
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSummary overwrites any union data inside the SummaryAnswer as the provided Summary
+func (t *SummaryAnswer) FromSummary(v Summary) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSummary performs a merge with any union data inside the SummaryAnswer, using the provided Summary
+func (t *SummaryAnswer) MergeSummary(v Summary) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDrilledSummary returns the union data inside the SummaryAnswer as a DrilledSummary
+func (t SummaryAnswer) AsDrilledSummary() (DrilledSummary, error) {
+	var body DrilledSummary
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDrilledSummary overwrites any union data inside the SummaryAnswer as the provided DrilledSummary
+func (t *SummaryAnswer) FromDrilledSummary(v DrilledSummary) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeDrilledSummary performs a merge with any union data inside the SummaryAnswer, using the provided DrilledSummary
+func (t *SummaryAnswer) MergeDrilledSummary(v DrilledSummary) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t SummaryAnswer) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *SummaryAnswer) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsTimeseries returns the union data inside the TimeseriesAnswer as a Timeseries
+func (t TimeseriesAnswer) AsTimeseries() (Timeseries, error) {
+	var body Timeseries
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTimeseries overwrites any union data inside the TimeseriesAnswer as the provided Timeseries
+func (t *TimeseriesAnswer) FromTimeseries(v Timeseries) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTimeseries performs a merge with any union data inside the TimeseriesAnswer, using the provided Timeseries
+func (t *TimeseriesAnswer) MergeTimeseries(v Timeseries) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsDrilledTimeseries returns the union data inside the TimeseriesAnswer as a DrilledTimeseries
+func (t TimeseriesAnswer) AsDrilledTimeseries() (DrilledTimeseries, error) {
+	var body DrilledTimeseries
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromDrilledTimeseries overwrites any union data inside the TimeseriesAnswer as the provided DrilledTimeseries
+func (t *TimeseriesAnswer) FromDrilledTimeseries(v DrilledTimeseries) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeDrilledTimeseries performs a merge with any union data inside the TimeseriesAnswer, using the provided DrilledTimeseries
+func (t *TimeseriesAnswer) MergeDrilledTimeseries(v DrilledTimeseries) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t TimeseriesAnswer) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *TimeseriesAnswer) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1992,6 +2361,78 @@ func NewGetSummaryRequest(server string, params *GetSummaryParams) (*http.Reques
 
 		}
 
+		if params.ProductId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "product_id", *params.ProductId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CategoryId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category_id", *params.CategoryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CityId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "city_id", *params.CityId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Region != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "region", *params.Region, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DeliveryType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "delivery_type", *params.DeliveryType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PaymentMethod != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "payment_method", *params.PaymentMethod, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -2101,6 +2542,78 @@ func NewGetTimeseriesRequest(server string, params *GetTimeseriesParams) (*http.
 		if params.CompareTo != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "compare_to", *params.CompareTo, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ProductId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "product_id", *params.ProductId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CategoryId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category_id", *params.CategoryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CityId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "city_id", *params.CityId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Region != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "region", *params.Region, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DeliveryType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "delivery_type", *params.DeliveryType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PaymentMethod != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "payment_method", *params.PaymentMethod, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2751,7 +3264,7 @@ type GetSummaryResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *Summary
+	JSON200 *SummaryAnswer
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -2765,7 +3278,7 @@ type GetSummaryResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetSummaryResponse) GetJSON200() *Summary {
+func (r GetSummaryResponse) GetJSON200() *SummaryAnswer {
 	return r.JSON200
 }
 
@@ -2827,7 +3340,7 @@ type GetTimeseriesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *Timeseries
+	JSON200 *TimeseriesAnswer
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -2841,7 +3354,7 @@ type GetTimeseriesResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetTimeseriesResponse) GetJSON200() *Timeseries {
+func (r GetTimeseriesResponse) GetJSON200() *TimeseriesAnswer {
 	return r.JSON200
 }
 
@@ -3470,7 +3983,7 @@ func ParseGetSummaryResponse(rsp *http.Response) (*GetSummaryResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest Summary
+		var dest SummaryAnswer
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -3537,7 +4050,7 @@ func ParseGetTimeseriesResponse(rsp *http.Response) (*GetTimeseriesResponse, err
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest Timeseries
+		var dest TimeseriesAnswer
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4265,6 +4778,84 @@ func (siw *ServerInterfaceWrapper) GetSummary(w http.ResponseWriter, r *http.Req
 		return
 	}
 
+	// ------------- Optional query parameter "product_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "product_id", r.URL.Query(), &params.ProductId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "product_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "product_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "category_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category_id", r.URL.Query(), &params.CategoryId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "category_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "category_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "city_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "city_id", r.URL.Query(), &params.CityId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "city_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "city_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "region" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "region", r.URL.Query(), &params.Region, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "region"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "region", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "delivery_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "delivery_type", r.URL.Query(), &params.DeliveryType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "delivery_type"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "delivery_type", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "payment_method" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "payment_method", r.URL.Query(), &params.PaymentMethod, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "payment_method"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "payment_method", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetSummary(w, r, params)
 	}))
@@ -4372,6 +4963,84 @@ func (siw *ServerInterfaceWrapper) GetTimeseries(w http.ResponseWriter, r *http.
 			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "compare_to"})
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "compare_to", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "product_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "product_id", r.URL.Query(), &params.ProductId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "product_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "product_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "category_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category_id", r.URL.Query(), &params.CategoryId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "category_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "category_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "city_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "city_id", r.URL.Query(), &params.CityId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "city_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "city_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "region" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "region", r.URL.Query(), &params.Region, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "region"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "region", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "delivery_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "delivery_type", r.URL.Query(), &params.DeliveryType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "delivery_type"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "delivery_type", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "payment_method" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "payment_method", r.URL.Query(), &params.PaymentMethod, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "payment_method"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "payment_method", Err: err})
 		}
 		return
 	}
@@ -5099,7 +5768,15 @@ type GetSummaryResponseObject interface {
 	VisitGetSummaryResponse(w http.ResponseWriter) error
 }
 
-type GetSummary200JSONResponse Summary
+type GetSummary200JSONResponse SummaryAnswer
+
+func (t GetSummary200JSONResponse) MarshalJSON() ([]byte, error) {
+	return SummaryAnswer(t).MarshalJSON()
+}
+
+func (t *GetSummary200JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*SummaryAnswer)(t).UnmarshalJSON(b)
+}
 
 func (response GetSummary200JSONResponse) VisitGetSummaryResponse(w http.ResponseWriter) error {
 
@@ -5188,7 +5865,15 @@ type GetTimeseriesResponseObject interface {
 	VisitGetTimeseriesResponse(w http.ResponseWriter) error
 }
 
-type GetTimeseries200JSONResponse Timeseries
+type GetTimeseries200JSONResponse TimeseriesAnswer
+
+func (t GetTimeseries200JSONResponse) MarshalJSON() ([]byte, error) {
+	return TimeseriesAnswer(t).MarshalJSON()
+}
+
+func (t *GetTimeseries200JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*TimeseriesAnswer)(t).UnmarshalJSON(b)
+}
 
 func (response GetTimeseries200JSONResponse) VisitGetTimeseriesResponse(w http.ResponseWriter) error {
 
@@ -5555,99 +6240,109 @@ func (sh *strictHandler) GetTimeseries(w http.ResponseWriter, r *http.Request, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7D1rc9tGkn+lC7dVImtBSrGT7Eaq1JUkr299d3Z8tlO5VJgTh0CTGAuYoWcGopmcvu/n/Yn7S67mhRcH",
-	"FETZ3l1f8sUCMY/unn5PN/JrlPBizRkyJaPTX6M1EaRAhcI8XfJiTQTqP1OUiaBrRTmLTqM3GUJiX6Yg",
-	"CFshjGRZFERsIcUlKXMFa4E3lJfyao2C8vQMFC1QoqAogXGG4ym84Ao2VGV+raul4MWxf1B8GsUR1fu9",
-	"K1FsozhipMDoNHIjojiSSYYF0QAiK4vo9Keos20U179skYjo5zhS27VeRSpB2Sq6vY09ok8FL3aRfUqF",
-	"VJCSLfAlEEhKqXjRQf+sjcedoBtMW/AvuSiIik6jlCiNWS+Qb/guiP9J7guh3v8uGBW/J4T76LcoJWUo",
-	"pQdTZeg558cff/xx8vz55MmTcR9IjlwC35VUYBqdKlHi/YB7jiLJCFPPnoT5uXDvQXEQuOZCAWdTeOW2",
-	"tOQjDEhaUAaKXyM7A9Kcdo0MCo0dy7egAQeqJPAN68PKz72iaZjSlKmvv4ziqKCMFpq/v6gwo0zhCoVB",
-	"7SVZBYRU/wqsLBYoYtAEhC+mcA5r/fNaM4w+AmQpUAlYrNX2DOaKK5LPQSqa55DwkikJeINiC4Jv+tDQ",
-	"K7bgdyrAgLuLC3nvcDkx/w3C7jX9xWDYt/2V1AOCMHx1sg+IrwYA8FoRVcpdAv8H4toeNhcpCgmbjEuE",
-	"pBQCmQJppmnq5lQqTGGU8KIgE4layypMx1N44pSlpbGdocmM79c5TzE6XZJcYpjsdnQLaaqwMID+TuAy",
-	"Oo3+5bhW78d2mDz+TgPrcLo1yD+z02rsiRBkq19Ktc2N/HFR6Ode5TNMvGMgCgouFTwGrY0lkKVCAXPN",
-	"nvM+/jJ66HDRv9WT5ZoziYY2FyTVQo1S6aeEM4XM/EnW65wmRKN1vBZ8kWPx+7dS4/hrY7t9pH1pZ9lN",
-	"21TSgudsq2aJgkpJ2Qq4AMpuSE7TM5ibEXOjOiRQNdUUf8rFgqYpsk8JrNaHtT5jXIFAkoLKNOROaRno",
-	"vmekVBkX9Bd9Mp8OwBccDNFggUSgsMB6iG4Izckix09NsSVdlQIlKM6vIedspQHLCDPCcP7y2ZE0Eo6F",
-	"1g7aG+KlghG/QZFzksaaFwgYRZAhudla+RmfgUAltl5SXumHybl+mIPEhLPUaIwMSerctsaQNm47us0g",
-	"4rDTA84vLo0XKPgahaJWXjpCxktN2krMrIHRlF8MHJfkRDpR7IhIDBdAWAqXYOyQtMQBkuewFjwtEyVj",
-	"2GREaXVpqGrWgiXNFQrrPAzRgOcXl5d64hu9iwapq/aWzpG5Q7XELQseMtxdiusZStCkcRr1Ymtnxges",
-	"Utu8geMd+QYbifOLy5d2Tog+kgsVREFWpvIQU9TdRvFBh2CYJeD/OJyhZiKyQgkjK0lB9hlASrPb1Q3J",
-	"SwyQ4LZpqX7qeHjOi7V+tbfejiHiiERahhxxY+9VNb0bi2gbhFqeGqdcBzl88RbtGXqmbwZL51EcXURx",
-	"dBkIi+oZbzx923oh8asNEbUuEw4gtMxc7LmrU1iZOw1vnYEdHTPweCwKDcj8TL97DyG9aDycJklZlDlR",
-	"9AavKnzbbPyMJXmZal/BmF8HagxfwzonCcoW2/ZrXetLhbSOXXC4BhOEXQekjUuq/wTq7N3FpXWLq9hj",
-	"mHj1UMEcCxxbwwDm6d4kkNdlkAIVs7S3XBU3MFLcKgpkamycNa3WYiASCKSY0ILkYFeaBqPOJrc1KG2B",
-	"cafSZboAV8QVqxrqh9jyQiC5TvmG7XJlSgtkklpXZwf9j2jsPqZFIzrIcqDs+mLVayDyGlNYcgGjhChc",
-	"cWEj9KH6XvDNcINWHcIrvvmnNZyv+KZrNAfRaq/tq3mwxw7ebfbMSexlfU31He7PiLxKMpqnwgZRbWQr",
-	"nhAGa5Zvz2CTocq8i+DfZ0SCX8YruYQokvOm6C84z5EwDdU1bsO8SVMYVWrcrx9DQtXW6Bi9stV3I4Er",
-	"ylkMKeZURwZXepsY1mSrg4irAlXG0/E0LK3ar7iTk567YXtNRL+shcjXJNuRdKIII220dfyvTHC5Dstf",
-	"j2W/20Bowl6j3s8MaOUgjiSsipu77MUdTkWHu/XpVvrbK2lP8xCTXmYalIC0odX0kGQ2X+LzR3/7y1+r",
-	"JPoYjqu/NWpIkgzsbjF86dA6A0PiTYYCDfLVDMtNVMIvKLhmMT1wah2fZqSXJLhWmB7odBF+c+jMm9VV",
-	"xeIZL4U8cKGEsATzK6EV3kNWyA8mgk2+48EYODIcvP+qOPQQKsNzwFyGm6uHYm6TqAdOFrhGoh5y8AJV",
-	"KdjDVzj45Pz0K1Lw0qasDl6FstWDz0PgDbLyMGJ0lKU72rjWME1Gbwpdg4qeIy1P79KnhtCqnrb0tw80",
-	"qGKawtpl4TAh23wW1PI8cy5eJzCsft9zuWgMpxl4JKHgTGVtS9XjxrUOur38pX/l7iaWZjtzHLDEPLeO",
-	"jEnKd3fb4xGjQqZcONHe70+5zW5ea2Oj0bHGeORN1LiNZnWpZiGizMLh3v7+upXRGxDhtf3gbrBvj6B9",
-	"6jUu/acp+45zuL/u2OLTphr/DjHF/dNfnpJB8ruDel67soE6BDeoSr/zJaQ8kcfOGZsWqQ1mNNu5i7pr",
-	"XCtYbBu3VISlll/tpZ1NCe56SHtE7QmVirJEVQDJgeK0Km6u1igqNRPORBzX68bQyEpM+5VxzTs75nm4",
-	"ljCpdiOmqnlJPiLM31eOIacofUhkyDkQc3sadyDvjqyF/6OHOPI7zkIvMYxyUpAjkQoeeeZpItoG68uH",
-	"grXfdA+Mux9m1MKnEuDSfQIb0pjNV3tVZUfof9ORDdqFiP5UoMwYygDRc7K6cneEu4z+2r6ABaoNIgPJ",
-	"S5Hg1YYoFAUR10YnMlv2cQA350SqK5kQdkUCfs8PGboUio169UDQU7Rc7Xg9E0ULHKLoDkhRIku1PKRk",
-	"G6DRRaOsQXrfpVKCmkqYOhRSRy8FW1QgcKmPBdPBPpUbv59afusjCWS1ErgiCiVsdMBviYcbQZVC5tIt",
-	"C1xylwywSt3tMz6cxF02CTiBtpjFjPPnWwFCtQKVSpOPVrrUm+6RJAUCkfDfkydEkcm5nHy3PBjWvYLW",
-	"OveQWO11OqxtdB7GR/U4mjmZNhzfuaIjY6XcqCuiQKIayHQuYRNyNhzYgpcsxbTpcPgsE1UZL52XIAd5",
-	"IeEsT3v356ijgSVU0aHG6G9/+SskAolD0NC2GuAgiDUvmUUf7B50kkjdhKcLVSsiPdjut1JO4TM2blld",
-	"UFbNGHjQraRSPxe1iD6cjVzKaW+WmTPctpJMHVtUFvrU9Vt4VxKmqOb/e7mRQ28v22meNhg+xfDhzraZ",
-	"E9ojvt7J5AzBThkei3eTRoPOoZHcGTD+nyKdE1TiBv7dWM3d3NqtXXiz4Y2jxvekWJvSxy8ePf7yq+nX",
-	"J+ZSSikUeoH/mfzrTyeTb37+/Ww2NX/8+uj2dyGPtOkwNgovnDa7JwlDRRovOWWhfFN127DX17ajtA6q",
-	"S/33TXilxzc88w/h1d+RELN1/NppoCn2hJj98cB978Bc18BQsAZBoe6o2H8Ylt0iA9/20IwkPB3uCiV8",
-	"gePuJdXTS/jDH0/+AK5wElJUhOYykCExZcs7+l1pLQkFSTLKcCKQpOYHPRpGC5JeVdWxMZSNotIYlr4A",
-	"NtbO9dVSeySxL5/UVl+LJMnDl6AWzL5LTVL0eHfLpfUOoQHVkgtoARrcUNjKYhd/7LnmDxSWUZWH71/t",
-	"DzvlkvD9q2faoUeBLEFgpLBVQlidkp54d12Keev3r2AM8UdL/AO+W+UOq50GoTtyaR8vI3BfDXBIDH+I",
-	"rL2ykdh/lVha96BTsxOMR5/oMNSFnZohXTg3DfoGg4n0li96C2leaZMEb/nC3hP4ONVk9wsYUWVKxBdo",
-	"XBeSa8newjuD1NAKm/sH7R82z2JIXVFhz1k12gZImppyN5K/bByb69Zon+RyaFeUaTyqzvPBya59XS17",
-	"jFIPSHXrxqOTnt6ND3MeIfq/tr2FH9TNaaP+Z74JKC3YmKIfLtH440N7DL3oBx22f9BE6AGuksP5vj6j",
-	"7GmnelMlQ9DmSwbX8/99srIhRd+gSuyZM8TQb6pe2NDd4p1dt1RyVhc2xkCXQNj2g7HoYDZbCUJZM65J",
-	"yTaKow3itSYQZyqL4uhdSYQylwg9HbgH5W113DM8cW/DpFBF5j/wBYAlb4PlHNK7HKURwaQUVG1fa0gt",
-	"J9nmqPNSZfXTUw/bv//wJup2MV3mhBbyFBogwcgRfRyD4DnCqEp//6/thR3HgO/XU9+IaKogzVY15plS",
-	"a9s1RdmSh1o1cFLls11GDwgj+VZph3JpOqOM26NMiH5Ut6FJGHVyr+PpjNkUtE0rm4QZL9alXtrUopu0",
-	"q0lPH8kq0UOUEnRhBrlsZ6CnccbM8CMJ8zohOfdpbInihppFdXgCv3CGZ9aQSKCmjB9hwVUGmi/kdMZM",
-	"ekLD1y0m76YkYITvSaKaedixXlqhBCIQloIkmpZ6UY99ShQB3/kICRGm9X7eTK3PTxu0qPLyIx3tPX78",
-	"+JsxlGu95SajSWZ7VGfMJfR3k/dUgcz4Rsa2WdDThBQIkpG1zLgCItv5frKQyBSUTNF8xjo3HJ0bC5gf",
-	"33xxvPS3XXNQmOey3qS6pHYzjmQVpc5YFd/UXddktYri6AaFrYyPTqZfTE9MPnGNjKxpdBo9np5MH9vE",
-	"T2YkSkNAFqZ9a4VqT8+RIExr58XWV/KaAlTfQGBhtSz7rfllDHohG3Xq6BalnuuqhGeMpmdA/KNhaNO5",
-	"dA6b6h6tahlwNTfuxoWa4bPy5ORxAiSGCzvF/bCIAXOJcDmdsQp2A5ypFLWw69VyXCrgpbKk1ObKNFI+",
-	"S6PT6N9QnV9cRnHr6xE/hfVoPeTYfC3gNr5z3Bs+ZFSlk+8c2fgQwIDRprd+4DjTpa7Hhpv9XZ9XoEfd",
-	"pUS9FbVP1h6FvlfR5brv12sUsOAlS7WecrxxJHeZYoTvk7yU9AZ7P7VAwiCeTP8YR9Xs5z62sGnv3cR4",
-	"3eXfCEROAnWCg3C5uAOXszqDTvrwWvTh9c1XnwSx71heCbTLkXg57v0Qh+v5GdadXLeV7W6u1RGMWn1Z",
-	"49i3URlyxvaLFVxA3aZ0BvPJ3FjfWjmdVcpJr9kHuWvmCLG6aWCqed09Tty/vhNq0m2Jmvg/XMn9xP3b",
-	"aqqaNJ4CgvNz50sAj05O9vSI3683XGvAnrb/lelGWLfUq8qQCnCtm7G5DF6jmFh2t93Ppp39SwtiaOcK",
-	"lePGFw3MlC/untJq3DeTHt89qf4WwW0cfTVkRrMb3zipPpCPNB8aD0/SncKKI9kQFNOHZL0os4Qxwdrv",
-	"PHZ23kRQXAas8XMirq2DYMo3UirU1pAamclQye6ubkV4yxe2jYUwuUGh3UfN81UxxYz5kaJkEkYbopLM",
-	"mFrmEmbfP9Oi1HJYxlN4toPnW74w/p9NnM2YKBmzLoCHekOoMjJIlQSG75WZY2TZPDULaCq8qBqHLPVL",
-	"LtW5pp1LaEVVwvqCp9sPJguddNltO+LRmvV2RxIffejdXWK151sN/vyodMnKz1zazEeLOMu3pxXqpMmH",
-	"i1ahUydKgtGCJNdLmufjSgQXvufu+Neqte+21y9+yoXpb9OxQaCjzeq/VlOb+ySODQUzIk1++Rq3vm5m",
-	"xnwQQVyB0101OVN4Wls3s0zVvKYy3Boht5jblXJNkNMZsx67Hr8qbryqsq1mZkjsi2W+hdTXALtfND8T",
-	"qgUaqIqhKi/41sWR/vrfvbElEG5ZGHVuyJ3NsA/a5dm5Ap+xlJuvqynQ4rO1RWDjqXOYXEn+/i65KTx1",
-	"dF3yPLdZ0RnzPWmu4fG0EYwU/MaGzIRx0zVZdzSasF0fe/O1Y4AZU+TaaCoJGZVKH4MhBlUmhr20q1AD",
-	"iCiAgBKIU/jB1R1VPYmxbYarztIsYinoyMk3rLInM2aibcE3dql6nW9PLCn4pmYpxdeTHG8w98tTfdyb",
-	"9rwXlkQpFZioukWUL+GFg62KTBsl6hqwTcZzBFkuNGowqvogahRmTIfRG14v6z7KxZkJ2B1PWGCqZMb4",
-	"DF7oDTBfgkcXFOcm9JuxyrZKqsCCnW+BM8OjDlYusaLZkYe7J/irO893QkDjG+rouXYNm43A/R91qvOY",
-	"9ksLcdVpqv+kamtmr+wyLV1igGhqkp4Q6v9vdNrTwWubd0+Mr9HP/C+q901OrxZ50f+RON9DPOxLdyeh",
-	"OvfdK3Cr3k1Lqw5fRtpCfGvAo+k47o9fTIZEmE9cLbbWrvgRB8Q0k3b83glRbKvwxP5T1U5NQlVUk55y",
-	"oElfbdCkp9ZqEqi7mrQLsCZ9dViTfaVZk/rPndDMlm1NQtVbk33FXJMBrXqTvRVfnyTEq/Xc3kBPW5DP",
-	"25v8jhk7qSNW6PmQwa6jZ4pRTH7Bamdw2tk7lK17UedE7piay+ZN2z9dtvFjMmdNmQBzXnZ65D5v9rwM",
-	"dAR2MwgVtx03WjmDoYvrAa18QnOradZ0lQ/TueLmCshek1Qr26ub1LlozZ467WO1bzta/XRTuMQ8h2v3",
-	"NV/bKdvqp3X+Y9JtVZuxuozYbjVqNh60Wg3G/obmeqIy13drKzq0G8gXEoV27M0NkAPWjNGIKz7v8QV9",
-	"x+xv4hlqAJb96QjXhgwFUYK+/7wF9LlmpHzrWbvuwfbSuWy2tPXZgrrv7b7M9qkOvYYwcOzVy0D2s+7t",
-	"+rwZ4c98AzYZtXP1W+V2KqaQdRFYUFEHPkrvlGb1HRz7K18CvitJDjmylcq0dnSu/IyN5m6JbzsVNPNx",
-	"XF81p/bi3dTBARKRU61qd6fq9/MzePTNjD3FhSiJ2EJB1hIUh0d/BP/b2KZK2NZ/Mnne/Ez73OSe5vVX",
-	"2eex776aMf/zfNyjkH3p3Od5O+v/DwXDhw7Fq/7a/kdVEf54AgqiU05ddw36loEWV3/eiuJPjWSwydx6",
-	"F8/F/7ZCyBAiNj5TSw34VktXkOcVimoV4QV1yg82PVtX3bmMninEApJLXhXWBPJ7FRgbylK+qVPXFhBb",
-	"fGOWOrJZSpN8lxldKkxhQZJrrZu0M5eQHFlKhNU4fZomnjHjo8XgSu7MjmaKKSWT5vNyj7/+0m40SolN",
-	"p28Qr92IGCQ3z2ZEThlCuR7HsNhaH9Bnip3q3KsuufCOZ0ql0vG/Ta93tJt2L60rPUDxkVqHV9rYweJq",
-	"i+yJHvXpw0bl5W8q8WCVuJOJe2n7l/yn6QxTT8FUXdrQKScL2zZbJcMto1R1Xp4Zk5yu13URXtU8EkrJ",
-	"VQWSgZycLUV9WGHqR1X9DU7siQrs288/l2S16RqFZoIYnr3+zqigGDrajDv917SIsalUmyypyYHeNith",
-	"jUw3a2B/+lkfqAlsncSXIo9Oo+Po9ufb/wsAAP//",
+	"7H3tchs3suirdM3dKpG1Q0qxk+xGqtQtWV7f9T3rxMd2KicV+kjgTJNENAMwAEY0k6P/+3sfcZ/kFBqY",
+	"T2KoEWV7N674j0UOgOluNPobzV+jROZrKVAYHZ3+Gq2ZYjkaVPTpghlcSrV9xjODyn6Tok4UXxsuRXQa",
+	"PVU8yyCVGwFGghQIiZ8BTKTAjQZdzI1ChFHGBcKCLwuFejyFcwO51IYmpTxHobkUsKAXTaM44nb9nwtU",
+	"2yiOBMsxOo3KxS95GsWRTlaYMwvUQqqcmeg04sJ8+XkURzkXPC/y6PSzODLbNbpHuEQV3d7G0QU3A1Ey",
+	"KwSpUlQaUsz4DSpMK1S52R6IBzcPx0Hma6ZwF4E3K4TEPUxBMbFEGOkiz5naQooLVmQG1gpvuCz05RoV",
+	"l+kZGJ6jRsVRg5ACx1P4RhrYcLMq17pcKJkflx+M7MXNw9XEDYXF48eo89oorr/ZIlPR2wpTbRQXyyai",
+	"z5TMd5F9xpU2kLItyAUwSAptZN5B/6yNx52gE6bhvUmZsZj1AvlG7oL4N3ZfCO3774LRyHtC+NSx7/bN",
+	"do335n25cPzt1wC7/GGsXy5xSRA2UcjZu7+hWJpVdPro5IT4v/z8WQihfQwxLzQXqHVJd4uKPwo//PDD",
+	"D5MXLyZPn477YPT7r/DngitMo1OjCrwftV+gSlZMmOdPwwc0988tnRWupbJUnMIr/0rHD0wAS3NuN+Ma",
+	"xRmw5rRrFJBb7ES2BQs4SVu5EX1YlXMfKnhesmVA6thvQRT5HFUMloDw2RTOYW2/XtsTYLcArU7QgPna",
+	"bM/gykjDsivQxnJdIgthNCDxl5KbPjTsii34vUwjcHdxYe88Lif0bxB2r/kvhGHf6y+1HRCE4YuTfUB8",
+	"MQiAbY7CvECzkumhB3XtFoGcVjnspPo1Lt0aDzqqL5VMi8QMtyLWbkJ5dCu2fx9GhF/7ocfgFS65FA+3",
+	"IhStc6StOcFRH4aTW+RBe/TaMFPoXUz+A3HthIzHYLOSGiEplLIcpmmaPdUZ1wZTGCUyz9lEo7UkDabj",
+	"KTz1Voc7226GxQTfrTOZYnS6YJnGMGZudAszbjAnQP+gcBGdRv/nuDZhj90wffytBdbjdEvYP3fTauSZ",
+	"UmxrH2qzzUjuS5Xbz71afJhaiYH5LXwM1qzRwBYGFVxZsXjVt4Wk0A9XObd2sl5LoZFo84SlVpmgNvZT",
+	"IoVBQX+y9TrjCbNoHa+VnGeY//EnbXH8tfG6faR96Wa5l7apZAW+9x8sS+Rcay6WIBVwccMynp7BFY24",
+	"IpWlgZuppfgzqeY8TVF8TGCtHq71qJAGFLIUzMpC7iUOQfedYIVZScV/sTvz8QD8RgIRDebIFCoHbAnR",
+	"DeMZm2f4sSnmhS8YKa8hk2JpAVsxQYfh/OXzI00nHEn/WLdCFgZG8gZVJlkaW15gQIJghexm687P+AwU",
+	"Gus1upPyyn6YnNsPV6AxkSIlibFClnrXtDGkjduOrCZEPHZ2wPmTC/J0lVyjsjKX6NY+ZLKwpK2OmTNs",
+	"LOXnA8clGdP+KHaOSAxPyDm+ALJ/tCMOsCwr1Z6OYbNixopLoiqt5TWAM1qHSMDzJxcXduIb+xYLUlfs",
+	"LbwBfYdoiVuWY0hTdiluZxjFk8Zu1Iutvfk4YJXa1ho43pNvsJI4f3LhTZMQfbRUJoiCrlTlIaqo+xoj",
+	"B20CMUvA7vY4Q81EbIkaRu4kBdlnACnpbZc3LCswQILbpqb6seNZeO/JOail9vYMEUcssmfIEzcurfmm",
+	"Ve0QbYNQn6fGLtfRAjn/Cd0elkzfjDqcR3H0JIqji0B8oZ7xpqRvWy4k5WpDjlqXCQcQWq98EGdXpogi",
+	"8xLeGQM7Mmbg9jgUGpCVM8u39xCyPBoPp0lS5EXGDL/BywrfNhs/F0lWpNZWIPXrQY3hS1hnLEHdYtt+",
+	"qetsqZDUqY3+YfuimLgOnDapuf0TuNd3Ty6cWVz5vMOOVw8VaFvg2CkGoE/3JoG+LoIUqJil/cplfgMj",
+	"76IkKMyYjDUr1mJgGhikmPCcZeBWmgajHU1ua7tX10Vp4XaZLsAVccWqRP0QWz5RyK6tW7XLlZWvFET/",
+	"Ayq7D6nRmHWyPCi7tlj1GJi+xhQWUsGoisBbp22ovFdyM1yhVZvwSm5+s4rzldx0leYgWu3VfTUP9ujB",
+	"u9Ue7cRe1rdU3+H+FdOXyYpnqXJOVBvZiicUYS2y7RlsVmhWpYlQPl8xDeUypZBLmGGZbB79uZQZMmGh",
+	"usZtmDd5CqNKjJfrx5Q0IRljV3bybuSiFzG0YsMxtANQ42n4tFq74k5OeuGH7VUR/WctRL4m2Y60P4ow",
+	"skrb+v+GnMt1+Pz1aPa7FYQl7DXa99GAVgziSMMyv7lLX9xhVHS42+5uJb9LIV3SPMSkFysLSuC0oZP0",
+	"kKxcvKSMH/3z7/+oslFjOK7+tqghS1bg3hbD5x6tMyASb1aokJCvZjhu4hp+QSUti9mBU2f4ND29JMG1",
+	"wfRAo4vJm0Nn3iwvKxZfyULpAxdKmEgwu1RW4D1khexgIrgsFh6MQRUFPXD+Mj90EyrFc8BcgZvLh2Lu",
+	"gqgHTla4RmYesvEKTaHEw1c4eOfK6Zcsl4ULWR28ChfLB++HwhsUxWHE6AhLv7VxLWGajN48dA0qlhzp",
+	"eHqXPjWETvS0T397Q4MipnlYuywcJmSbz4JSXq68iddxDKvv92TpSXHSwCMNuRRm1dZUPWZca6Pby1+U",
+	"j3xuYkGvo+2ABWaZM2QoKN992x6LGA0K492J9vv+krno5rVVNhYdp4xHpYoat9GskrkOIi4cHP7pH69b",
+	"Eb0BHl7bDu46+24L2rte49K/m7pvO4fb654tPm6o8V/gU9w//FVSMkh+v1EvalM2UNDjB1Xhd7mAVCb6",
+	"2Btj0zx1zkwj1XiNawPzbSNLxUTq+NUl7eqcYmff+4/aU64NF4mpANIDj9Myv7lco6rETDgScVyvG0Mj",
+	"KjHtF8Y17+yo5+FSgkLtdEzb6WYmynzlGDKOunSJiJwDMXe7cQfyfsta+D96iCG/Yyz0EoOEk4EMmTbw",
+	"qGSeJqJtsD5/KFj7VfdAv/thSi28KwEu3XdgQxKz+WivqOwc+t9lZIN2IaJTQQWmLyUXIcOjcjv3Et2N",
+	"ssZEXTy5b4J/6Ss77bCdum90whdGDotr3X8bqrrL5g7s8+dDFNgRJsQv3lHXte3TrHCMQaGFKTGu8sVQ",
+	"JtmqnyOrqLa7SugDEvkQyt2TYK9dwW0g/QtlLW6bIFJQZMcViVZhxNNanzfpG9L8M9FQ/V6VMUNrjhJu",
+	"tjF0w2zQCrP5WjGKzVWWRMYF6pmgLWWmLstSdcSwqu9mldKYl5FKfQq7Hok1mq2WGE9n4qJr1lg7WkgD",
+	"S36DguLZVgW36bGtRpGFs0ZlsYzJutnIIktnwj6cI+A7lpgpkAG18jGyhiWFWerfWGTZdCZ2DaHDxcrQ",
+	"kudS7gVzk4uqumzf+30N2sfI6N9LlHk8DxSyvwmd5TeoJk/cqH+vCBCXjLRHYLypCvCDMsOV5g8RGTDS",
+	"iNAWQ+MzEHLHhwgY/r8V/l0qxkUTzJRtozjaIF7bzbDudRRHPxdMue3puV1wULbPWiDD+bJlt4RyZf/G",
+	"bO6oHGJ3T4QQP/dVxFoh3C1n9azrSDShalkm9Cbkk7ayuzVzugqFuMrQ2D+52ZK570tiuzcOOnXNIa7o",
+	"TWrtJLRIFXKzBe5K28hnCulZ+7BTlX3nzjSziRakILkV6pVAHXBGMra89LVzu9i8dg9gjmaDKEDLQiV4",
+	"uWEGVc7UNWlT4crwD/DyMqbNpU6YuGSBeOD3K/SpRZcNsgPBTrHG4k40cGJ4jkMCAAccZhSp9RNTtg3Q",
+	"6Emj3Ffv1KJbKmHqUUg9vQxs0YDChd0WTAfHGv34/dQqX32kgS2XCpfMoIYNKvTEw43ixqDwacg5LqRP",
+	"krlgh3/P+HASd9kkEBx1Rd40rtzfChBubURtLPl4ZS6Wtt9IsxyBafivyVNm2ORcT75dHAzrXinX2vfQ",
+	"sdobjBtkj7+XSFwzVxnwucrojR91yQxoNAOZzicyQ0E4D7aShUhrfy1BYcrsKzcrWfjomR4UnQtnP9tv",
+	"f4FMED3LrInF6J9//wckCplHkGhb36JwEMSWl2jRB4fNOsnVbiGAT+FURHpwPKyVig3vMYUr64sW1YyB",
+	"G91KtvZzUYvow9nIp2L3OgVS4LaVfO3ooiK3u26fws8FE8bdhLlPeHVoVV87/dkGo0y9vb+9beZK9xzf",
+	"MvjqrgPZKcNzVN1k6qB9aCQ9B4z/TaQ5g0Kc4N/NYfiKRvdqHyvZyMZW4zuWr+lK0GePHn/+xfTLE7Ib",
+	"jUFlF/jvyf/98WTy1ds/zmZT+uPXR7d/CLkpTWu9YbZ6aXZPEoYM1Y8bDu266O8j2n1Hoth5ndZo4Cn2",
+	"pF4+RPR1EFiDoDB3XAl/GJb3ie/eFWIvL/7sFm89u4A//fnkT+AvFEGKhvEsGEBIA4L1tbFSEnKWrLjA",
+	"iUKW0hd2NIzmLL2sbo3FUDQuW8WwKC+Gxda4vlxYiyQurxVZrW+PJMvCxYEOzL5iP5b3WHeLhbMOoQHV",
+	"QipoARp8oXI37rz/saf8NXDhgpssXJfovtiNCX336rk16FGhSBAEy131PFa7RJf072QZ7xW791cwhvhj",
+	"fxLgxb7w/x055g+XKftXpQbuOmuvnCf2nwUWzjzoRDuC/uhT64Z6t9MypHfnpkHbYDCRfpLz3gLzV1Yl",
+	"wU9y7uL/pZ9KVS85jLihq5NzJNOFZfZkb+FnQmpo5fn9nfb3G+QiUldU2LNXjeu0LE3pGgjLXja2zd9i",
+	"Dqex7uxSQY0gqv18cAR/3+31PUqpB6T6SvOjk547ze9nP0L0b+TS3puZ00b9r3ITEFqwoWJ4qZHs8fcS",
+	"Ef83LRD4cNmd/rTOrrRxz9DFSwbfc/3XZH5Cgn5oyscz9DmFui10UuC3i+j0x/2IlufgNh6UcqiGv72N",
+	"o3Z6qTfr09dJimsp6jtGMfAFMLF9b6fiE8z7fBoJnz15npqj7svHDV4cyMrNGW/pNj8mheJm+9qOc1zs",
+	"eiScF2ZVf3pW0uX/f/8m6jYzuMgYz/UpNMgBI7/h4xiUzBBGVbT/f1wrpnEM+G49LfuR0GUoelVN9ZUx",
+	"a9c8gYuFDN3YxkkVvvcBTGCCZVtj7WeqeXBWnqGIxFHdjULDqBNqHk9nwkXcXRSd4oMyXxd2abqSSlFm",
+	"isYf6SquxYxRfF40inECrU1mgoYfabiq469XZdReo7rhtKj1xuAXKfDM6U0NnG7zIsylWYHlST2dCYrG",
+	"WPi6d0q7ERgYUd1GM+w8tksbXx+yUCyxtLSLltinzDAoG6BAwhTly6+amYSr0wYtqjTEyDq3jx8//moM",
+	"xdq+crPiycq1qpkJn7/YzVVwA3olNzp2PUNKmrAcQQu21itpgOl2eoPNNQoDhTA8c9U6jYROJ0EDV8c3",
+	"nx0vyuTeFRjMMl2/pKpV9TOOdOWUUx2Ldyers86WyyiOblC5FGp0Mv1sekLh0zUKtubRafR4ejJ97OJc",
+	"KzpRFgI2py4OSzR7Wg8oJqxmmG/LC310D628R+xgdSz7NX0zBruQc7KtM4/azvW51Zng6RmwqtbIMjQ1",
+	"MDiHTZU2rG4O+9J7n2DiNHxWnJw8ToDF8MRN8V/MY8BMI1xMZ6KCnYCjC2MOdrtahgsDsjCOlFZVUj+V",
+	"52l0Gv0/NOdPLqK41SizR+DVQ46pWV2ftGuMeyOHjKr0wZ0jG33oBoym1m4Dx1GTNDs23GvOt3sItEjz",
+	"EeBSg7tPTheG+j92ue679RoVzGUhUiunPG9QYVeHKUb4LskKzW+wt9MfC4N4Mv1zHFWzX5SulIvy7+YB",
+	"6iZzDb/rJHBdaBAuT+7A5axOGLA+vOZ9eH31xUdB7FuRVQfah4TKc9zb2NJf/R/WpKjuLrH7ciuOYNRq",
+	"zzCOy24KRM7YNUyUCupuBWdwNbki7VsLp7NKONk1+yD3d7pDrE59DGpe9x8n/v+yIcKk2xlhUv7hb95O",
+	"/P+t3gqTxqfAwXnbaQj26ORkT6uo+7WIshKwp/vXki4lr1vi1ayQK/AdXFyd5hrVxLG7a4JEXa0+dyCG",
+	"3lyhctxobEZTPrt7Sqt/F016fPekuiXZbRx9MWRGsykXGall3CKyfEgWnuY7dSRHunFQqB2Bs6JoCVLB",
+	"1u489nqevDepA9r4BVPXzkCgapWUK+OaMKOggJzuvtWvCD/JubvN7kqvrPloeb6qHZmJcqQqhIbRhplk",
+	"RapW+Pjgd8/tUWoZLOMpPN/B8yc5J/vPxQlnQhVCOBOghHrDuKEzyI0Gge8MzaGzTJ+a9UIVXtyMQ5r6",
+	"pdTm3NLOx++iKj7/RKbb93YWOtHB27a3ZSXr7c5JfPS+3+7jyD0t28r949rHZj/x00Y9c6XItqcV6qzJ",
+	"h/NWXVfHS4LRnCXXC55l4+oIVgXtx79WNXm3vXbxM18TuFtxTyWITv61ihB9Z0znCq6Yrkp7fZnQTDTr",
+	"44dcCZjCs1q70TJVxSJV0NtD7jB3K1Gh/+lMOIvdjl/mN6Woch0naEhc1gZ9DWl5FdB/Y/mZcXuggZsY",
+	"qmqKr70fWVY7+Ceu4sMvC6NOQYDXGe6DNXl2Mv4zkUrqVm7AHp+tq3kbT73B5G/m7m+WMYVnnq4LmWUu",
+	"CDwTZWsK3/fktOGM5PLGucxMSGqeUjc2IbedSkEbjz0DzIRh1ySpNKy4NnYbiBjckA/r2+xzAkTlwMAo",
+	"xCl878usqtYkseuJUe0lLeIo6MkpN6LSJzNB3raSG7dUvc7XJ44UclOzlJHrSYY3mJXLc7vdm/a8bxyJ",
+	"Uq4wMXWnGLmAbzxslWfauKlqAdusZIaN2yLldegahZmwbvRG1sv6ntBSkMPuecIBUwUzxmfwjX0BZgso",
+	"0QUjJbl+M1HpVs0NOLCzLUhBPOphlbqq7NVHVXV82PmrG1DtuIBkG1rvudHtvFHB29/b9cOWMw/w5z5h",
+	"77SnkY/r4XNCtkY/839TPW9yerXIN/2ts8tWQsM6TJ+ErrvuZvydeKfONtZ9GVkN8TWBx9Nx3O+/UIRE",
+	"Uafb+dbplXLEAT7NpO2/d1wU1zFo4v6rSsUmoaKxSU/106SvFGrSU1o2CZSZTdr1ZpO+srPJvkq0Sf3n",
+	"jmvmqtQmoWK1yb7atcmAjh2TvQVuH8XFq+XcXkfPapBP25r8VpCepGuGPf3M4qFXPiqDspUG9kbkjqq5",
+	"aCYWf3PRxg/JnDVlAsx5sXPN7VNmz4tAY5BuBKHituNGR5eg6+JbwVQ2IWVUaU1f6DG9MpJSQC5NUq3s",
+	"UjepN9GarTWsjdXOdrTaakzhArMMrv2v47iGOa22Ot5+TLodK2airpp2rxo171m0blaMywzN9cSsfPsd",
+	"V8BizUA516isYU8ZIA8sjbGIG3nVYwuWjXN+P56hPkC6PxzhuxFBzozi7z7tA/rCMlK2LVm7bsVUns5F",
+	"8wZfny6or/ndl9k+1qbXEAa2vXoYiH7WV9k+bUb4q9yAC0btpH6r2E7FFLqueQsK6sCPvHmhWbXDdN/K",
+	"BeDPBcsgox9/sdLRm/IzMbryS3zdqd65Gsd1qjl1iXcq+wNkKuNW1O5Otc+vzuDRVzPxDOeqYGoLOVtr",
+	"MBIe/RnK78YuVCK25S+nXDV/9uyKYk9X9a+cXcXlZbOZKL++GvcI5LLk6dPMzpa/+Dd86FC86l+vG+Je",
+	"t37Macjq7R+RHDKj/n3GAaNbv8Q0YHzgl/AGRRV2f5frgwrUdpVgQKh2Ku7ri6XBEvyzMvzavYQfA+u0",
+	"i/i05fBfGrF2CoyXFrQPr7gCLN+1iHWlbHlx15d3lvLatOorgyL7e0f+uqDSB0ypxg5YpmVVtxQIn1Zg",
+	"bLhI5abODDhAXG0TLXXkgsCU29ArvjCYwpwl11b0u19ozVCkTDmB3ifI45kgEzgGX01Jb6QpVCWoqVHQ",
+	"4y8/dy8apcxlKzaI135EDFrSZxpBv9xWrMcxzLfOxC4D8V4z7dVGUpV2fcq1YSLx2YuO8rDWu/NUBugV",
+	"VqvIStl5WHzpltvRoz510yhL/F3j/K5xPorG2QkLv3R3B8t26SQCpkDlx86Pz9jcXVmvMjPuWFVFh+XR",
+	"TTK+XtcVodXFrVB8uKoUDgSIXU32wyq0P6hm3Sld7nFU3ZghirNe8dMPhjp9tUZlGSeG56+/JSEfQ0df",
+	"SK9hmuZJTKWWkwURzZG9LOUmqdks4v7xrWUCisx4mVqoLDqNjqPbt7f/GwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -77,7 +77,7 @@ func TestSummaryMatchesSource(t *testing.T) {
 					}, bearer(tok))
 					require.NoError(t, err)
 					require.Equal(t, 200, res.StatusCode(), string(res.Body))
-					s := res.JSON200
+					s := asSummary(t, res.JSON200)
 
 					from, to := day(r.from).Time, day(r.to).Time
 					want := reference(t, src, m, from, to, allIfNil(st), "")
@@ -121,7 +121,7 @@ func TestTimeseriesMatchesSource(t *testing.T) {
 						}, bearer(token(t, m, auth.RoleMerchant)))
 						require.NoError(t, err)
 						require.Equal(t, 200, res.StatusCode(), string(res.Body))
-						ts := res.JSON200
+						ts := asTimeseries(t, res.JSON200)
 						from, to := day(r.from).Time, day(r.to).Time
 						want := reference(t, src, m, from, to, allIfNil(st), string(g))
 

@@ -111,3 +111,21 @@ func orZero(m map[time.Time]gen.Metrics, p time.Time) gen.Metrics {
 	}
 	return stats.Zero()
 }
+
+// asSummary is a summary answer without a dimension filter.
+func asSummary(t *testing.T, a *gen.SummaryAnswer) gen.Summary {
+	t.Helper()
+	require.NotNil(t, a)
+	s, err := a.AsSummary()
+	require.NoError(t, err)
+	return s
+}
+
+// asTimeseries is a series answer without a dimension filter.
+func asTimeseries(t *testing.T, a *gen.TimeseriesAnswer) gen.Timeseries {
+	t.Helper()
+	require.NotNil(t, a)
+	s, err := a.AsTimeseries()
+	require.NoError(t, err)
+	return s
+}

@@ -3,6 +3,7 @@ package tests
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -20,6 +21,7 @@ import (
 	"github.com/merchantagg/merchantagg/gen"
 	"github.com/merchantagg/merchantagg/internal/auth"
 	"github.com/merchantagg/merchantagg/internal/dbtest"
+	"github.com/merchantagg/merchantagg/internal/stats"
 	sqlfiles "github.com/merchantagg/merchantagg/sql"
 )
 
@@ -81,6 +83,8 @@ type randomCase struct {
 	compare  string // summary, timeseries: "", previous_period, previous_year, custom
 	cmpFrom  time.Time
 	cmpTo    time.Time
+	drill    string // summary, timeseries: a dimension filter's dimension, or ""
+	pick     int    // which key of it (resolved on the source)
 	dim      string // breakdown
 	parent   *int64 // breakdown of categories: a level of the tree
 	sort     string // breakdown, abc
@@ -99,6 +103,9 @@ func (c randomCase) String() string {
 	cmp := c.compare
 	if cmp == "custom" {
 		cmp += ":" + c.cmpFrom.Format(time.DateOnly) + ".." + c.cmpTo.Format(time.DateOnly)
+	}
+	if c.drill != "" {
+		cmp += fmt.Sprintf("/%s#%d", c.drill, c.pick)
 	}
 	return fmt.Sprintf("%s/m%d/%s..%s/%v/%s%s%s%s%s/p%d×%d", c.endpoint, c.merchant, c.from.Format(time.DateOnly),
 		c.to.Format(time.DateOnly), c.statuses, c.grain, cmp, c.dim, parent, c.sort, c.page, c.pageSize)
@@ -172,6 +179,10 @@ func drawCase(seed uint64, i int, merchants []int64) randomCase {
 				c.from = c.to.AddDate(0, 0, -r.IntN(90))
 			}
 		}
+		if r.IntN(3) == 0 { // drilled down to one key
+			c.drill = []string{"product", "category", "city", "region", "delivery_type", "payment_method"}[r.IntN(6)]
+			c.pick = r.IntN(1000)
+		}
 		if c.compare == "custom" {
 			c.cmpFrom = c.from.AddDate(0, 0, -1-r.IntN(800))
 			c.cmpTo = c.cmpFrom.AddDate(0, 0, int(c.to.Sub(c.from).Hours()/24))
@@ -214,13 +225,30 @@ func (c randomCase) check(t *testing.T, a *api, src *pgxpool.Pool) {
 		} else if c.compare != "" {
 			params.Compare = ptr(gen.GetSummaryParamsCompare(c.compare))
 		}
+		var k drillKey
+		if c.drill != "" {
+			k = pickKey(t, src, c)
+			k.set(&params.ProductId, &params.CategoryId, &params.CityId, &params.Region, &params.DeliveryType, &params.PaymentMethod)
+		}
 		res, err := a.client.GetSummaryWithResponse(ctx, params, tok)
 		require.NoError(t, err)
 		require.Equal(t, 200, res.StatusCode(), string(res.Body))
-		require.Equal(t, orZero(reference(t, src, c.merchant, c.from, c.to, kept, ""), c.from), res.JSON200.Metrics)
-		require.Equal(t, referenceCustomers(t, src, c.merchant, c.from, c.to, kept), res.JSON200.Customers)
+		if c.drill != "" {
+			d, err := res.JSON200.AsDrilledSummary()
+			require.NoError(t, err)
+			require.Equal(t, gen.Filter{Dimension: gen.FilterDimension(c.drill), Key: k.text()}, d.Filter)
+			require.Equal(t, k.reference(t, src, c, c.from, c.to, kept), d.Metrics)
+			pf, pt := comparedRange(c)
+			require.Equal(t, k.reference(t, src, c, pf, pt, kept), d.Previous.Metrics)
+			require.Nil(t, d.Change.Customers)
+			requireNoCustomerFigures(t, res.Body)
+			return
+		}
+		sum := asSummary(t, res.JSON200)
+		require.Equal(t, orZero(reference(t, src, c.merchant, c.from, c.to, kept, ""), c.from), sum.Metrics)
+		require.Equal(t, referenceCustomers(t, src, c.merchant, c.from, c.to, kept), sum.Customers)
 		pf, pt := comparedRange(c)
-		prev := res.JSON200.Previous
+		prev := sum.Previous
 		require.Equal(t, [2]string{pf.Format(time.DateOnly), pt.Format(time.DateOnly)},
 			[2]string{prev.From.Format(time.DateOnly), prev.To.Format(time.DateOnly)}, "the compared range")
 		require.Equal(t, orZero(reference(t, src, c.merchant, pf, pt, kept, ""), pf), prev.Metrics)
@@ -233,19 +261,39 @@ func (c randomCase) check(t *testing.T, a *api, src *pgxpool.Pool) {
 		} else if c.compare != "" {
 			params.Compare = ptr(gen.GetTimeseriesParamsCompare(c.compare))
 		}
+		var k drillKey
+		if c.drill != "" {
+			k = pickKey(t, src, c)
+			k.set(&params.ProductId, &params.CategoryId, &params.CityId, &params.Region, &params.DeliveryType, &params.PaymentMethod)
+		}
 		res, err := a.client.GetTimeseriesWithResponse(ctx, params, tok)
 		require.NoError(t, err)
 		require.Equal(t, 200, res.StatusCode(), string(res.Body))
+		if c.drill != "" {
+			d, err := res.JSON200.AsDrilledTimeseries()
+			require.NoError(t, err)
+			require.Equal(t, gen.Filter{Dimension: gen.FilterDimension(c.drill), Key: k.text()}, d.Filter)
+			requireNoCustomerFigures(t, res.Body)
+			for _, i := range []int{0, len(d.Points) / 2, len(d.Points) - 1} {
+				p := d.Points[i]
+				require.Equal(t, k.reference(t, src, c, p.From.Time, p.To.Time, kept), p.Metrics, p.Period.Time)
+				if c.compare != "" {
+					require.Equal(t, k.reference(t, src, c, p.Compare.From.Time, p.Compare.To.Time, kept), p.Compare.Metrics)
+				}
+			}
+			return
+		}
+		ts := asTimeseries(t, res.JSON200)
 		want := reference(t, src, c.merchant, c.from, c.to, kept, c.grain)
-		for _, p := range res.JSON200.Points {
+		for _, p := range ts.Points {
 			require.Equal(t, orZero(want, p.Period.Time), p.Metrics, p.Period.Time)
 			delete(want, p.Period.Time)
 		}
 		require.Empty(t, want)
 		// Customer figures of a few points (each is a distinct count over the point's days), and
 		// their compared windows.
-		for _, i := range []int{0, len(res.JSON200.Points) / 2, len(res.JSON200.Points) - 1} {
-			p := res.JSON200.Points[i]
+		for _, i := range []int{0, len(ts.Points) / 2, len(ts.Points) - 1} {
+			p := ts.Points[i]
 			require.Equal(t, referenceCustomers(t, src, c.merchant, p.From.Time, p.To.Time, kept), p.Customers, p.Period.Time)
 			if c.compare == "" {
 				require.Nil(t, p.Compare)
@@ -302,6 +350,114 @@ func (c randomCase) check(t *testing.T, a *api, src *pgxpool.Pool) {
 		require.EqualValues(t, len(products), res.JSON200.Total)
 		require.Equal(t, pageOf(products, c.page, c.pageSize), res.JSON200.Products)
 	}
+}
+
+// requireNoCustomerFigures: a drilled-down answer carries no customer figures anywhere (the
+// change's customer fields are null).
+func requireNoCustomerFigures(t *testing.T, body []byte) {
+	t.Helper()
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if _, isObject := e.(map[string]any); isObject && k == "customers" {
+					t.Fatalf("customer figures in a drilled-down answer: %s", body)
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	var v any
+	require.NoError(t, json.Unmarshal(body, &v))
+	walk(v)
+}
+
+// drillKey is a random case's dimension filter resolved on the source.
+type drillKey struct {
+	dim    string
+	id     *int64
+	label  *string
+	parent *int64 // category: the tree level that lists it with its subtree's figures
+}
+
+// pickKey resolves the case's pick to a key of its dimension that the analytics side knows:
+// one of the merchant's products, any category, city or region, a method that occurs.
+func pickKey(t *testing.T, src *pgxpool.Pool, c randomCase) drillKey {
+	t.Helper()
+	ctx := context.Background()
+	k := drillKey{dim: c.drill}
+	q := map[string]string{
+		"product":        `SELECT id FROM products WHERE merchant_id = $1 ORDER BY id`,
+		"category":       `SELECT id FROM categories WHERE $1 > 0 ORDER BY id`,
+		"city":           `SELECT id FROM cities WHERE $1 > 0 ORDER BY id`,
+		"region":         `SELECT DISTINCT region FROM cities WHERE $1 > 0 ORDER BY 1`,
+		"delivery_type":  `SELECT DISTINCT delivery_type FROM orders WHERE $1 > 0 ORDER BY 1`,
+		"payment_method": `SELECT DISTINCT payment_method FROM orders WHERE $1 > 0 ORDER BY 1`,
+	}[c.drill]
+	rows, err := src.Query(ctx, q, c.merchant)
+	require.NoError(t, err)
+	if c.drill == "product" || c.drill == "category" || c.drill == "city" {
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		require.NoError(t, err)
+		require.NotEmpty(t, ids)
+		k.id = &ids[c.pick%len(ids)]
+	} else {
+		labels, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		require.NotEmpty(t, labels)
+		k.label = &labels[c.pick%len(labels)]
+	}
+	if c.drill == "category" {
+		var parent *int64
+		require.NoError(t, src.QueryRow(ctx, `SELECT parent_id FROM categories WHERE id = $1`, *k.id).Scan(&parent))
+		k.parent = ptr(int64(0))
+		if parent != nil {
+			k.parent = parent
+		}
+	}
+	return k
+}
+
+func (k drillKey) text() string {
+	if k.id != nil {
+		return strconv.FormatInt(*k.id, 10)
+	}
+	return *k.label
+}
+
+// set puts the key into the request's filter parameter of its dimension.
+func (k drillKey) set(product, category, city **int64, region, delivery, payment **string) {
+	switch k.dim {
+	case "product":
+		*product = k.id
+	case "category":
+		*category = k.id
+	case "city":
+		*city = k.id
+	case "region":
+		*region = k.label
+	case "delivery_type":
+		*delivery = k.label
+	case "payment_method":
+		*payment = k.label
+	}
+}
+
+// reference is the key's order metrics over [from, to]: its row of the breakdown computed on
+// the source (a category's at its parent's level: the subtree's figures), zero without one.
+func (k drillKey) reference(t *testing.T, src *pgxpool.Pool, c randomCase, from, to time.Time, kept []gen.OrderStatus) gen.Metrics {
+	t.Helper()
+	for _, r := range referenceBreakdown(t, src, c.merchant, from, to, kept, k.dim, "gmv", k.parent) {
+		if r.Key == k.text() {
+			return r.Metrics
+		}
+	}
+	return stats.Zero()
 }
 
 // yearEarlier is the same date a year before, 29 February to 28 February.

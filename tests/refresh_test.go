@@ -138,7 +138,7 @@ func summaryOf(t *testing.T, a *api, m int64, from, to string) gen.Metrics {
 		From: day(from), To: day(to)}, bearer(token(t, m, auth.RoleMerchant)))
 	require.NoError(t, err)
 	require.Equal(t, 200, res.StatusCode(), string(res.Body))
-	return res.JSON200.Metrics
+	return asSummary(t, res.JSON200).Metrics
 }
 
 // requireExact checks the API against the source for a merchant over a range.

@@ -100,19 +100,40 @@ func (h *handlers) GetSummary(ctx context.Context, req gen.GetSummaryRequestObje
 		cmp.mode = comparePreviousPeriod
 	}
 	prevFrom, prevTo := cmp.rangeOf(sc.from, sc.to)
-	ms, cs, err := h.reader.Figures(ctx, stats.Query{
-		MerchantID: sc.merchantID, Statuses: sc.statuses,
-		Groups: []stats.Group{stats.NewGroup(sc.from, sc.to), stats.NewGroup(prevFrom, prevTo)},
-	})
+	dr, prob := parseDrill(p.ProductId, p.CategoryId, p.CityId, p.Region, p.DeliveryType, p.PaymentMethod)
+	if prob != nil {
+		return prob, nil
+	}
+	q := stats.Query{MerchantID: sc.merchantID, Statuses: sc.statuses,
+		Groups: []stats.Group{stats.NewGroup(sc.from, sc.to), stats.NewGroup(prevFrom, prevTo)}}
+	if dr != nil {
+		var err error
+		if q.Keys, prob, err = h.keys(ctx, sc.merchantID, dr); prob != nil || err != nil {
+			return prob, err
+		}
+	}
+	ms, cs, err := h.reader.Figures(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetSummary200JSONResponse{
-		MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to), Status: sc.statuses,
-		Metrics: ms[0], Customers: cs[0], Compare: (*gen.SummaryCompare)(&cmp.mode),
-		Previous: gen.RangeMetrics{From: date(prevFrom), To: date(prevTo), Metrics: ms[1], Customers: cs[1]},
-		Change:   change(ms[0], ms[1], cs[0], cs[1]),
-	}, nil
+	var ans gen.SummaryAnswer
+	if dr != nil {
+		none := gen.CustomerMetrics{}
+		err = ans.FromDrilledSummary(gen.DrilledSummary{
+			MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to), Status: sc.statuses, Filter: dr.filter(),
+			Metrics: ms[0], Compare: gen.DrilledSummaryCompare(cmp.mode),
+			Previous: gen.DrilledRangeMetrics{From: date(prevFrom), To: date(prevTo), Metrics: ms[1]},
+			Change:   change(ms[0], ms[1], none, none),
+		})
+	} else {
+		err = ans.FromSummary(gen.Summary{
+			MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to), Status: sc.statuses,
+			Metrics: ms[0], Customers: cs[0], Compare: (*gen.SummaryCompare)(&cmp.mode),
+			Previous: gen.RangeMetrics{From: date(prevFrom), To: date(prevTo), Metrics: ms[1], Customers: cs[1]},
+			Change:   change(ms[0], ms[1], cs[0], cs[1]),
+		})
+	}
+	return gen.GetSummary200JSONResponse(ans), err
 }
 
 // GetTimeseries implements GET /v1/timeseries.
@@ -148,28 +169,59 @@ func (h *handlers) GetTimeseries(ctx context.Context, req gen.GetTimeseriesReque
 			groups = append(groups, stats.NewGroup(shift(pt)))
 		}
 	}
-	ms, cs, err := h.reader.Figures(ctx, stats.Query{MerchantID: sc.merchantID, Statuses: sc.statuses, Groups: groups})
+	dr, prob := parseDrill(p.ProductId, p.CategoryId, p.CityId, p.Region, p.DeliveryType, p.PaymentMethod)
+	if prob != nil {
+		return prob, nil
+	}
+	q := stats.Query{MerchantID: sc.merchantID, Statuses: sc.statuses, Groups: groups}
+	if dr != nil {
+		var err error
+		if q.Keys, prob, err = h.keys(ctx, sc.merchantID, dr); prob != nil || err != nil {
+			return prob, err
+		}
+	}
+	ms, cs, err := h.reader.Figures(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	out := gen.GetTimeseries200JSONResponse{
-		MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to), Grain: gen.TimeseriesGrain(grain),
-		Status: sc.statuses, Points: make([]gen.Point, len(points)),
-	}
+	var mode *string
 	if shift != nil {
-		out.Compare = (*gen.TimeseriesCompare)(&cmp.mode)
+		mode = &cmp.mode
 	}
-	for i, pt := range points {
-		out.Points[i] = gen.Point{Period: date(pt.Period), From: date(pt.From), To: date(pt.To), Metrics: ms[i], Customers: cs[i]}
-		if shift != nil {
-			j := len(points) + i
-			cf, ct := shift(pt)
-			ch := change(ms[i], ms[j], cs[i], cs[j])
-			out.Points[i].Compare = &gen.RangeMetrics{From: date(cf), To: date(ct), Metrics: ms[j], Customers: cs[j]}
-			out.Points[i].Change = &ch
+	var ans gen.TimeseriesAnswer
+	if dr != nil {
+		out := gen.DrilledTimeseries{MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to),
+			Grain: gen.DrilledTimeseriesGrain(grain), Status: sc.statuses, Filter: dr.filter(),
+			Compare: (*gen.DrilledTimeseriesCompare)(mode), Points: make([]gen.DrilledPoint, len(points))}
+		none := gen.CustomerMetrics{}
+		for i, pt := range points {
+			out.Points[i] = gen.DrilledPoint{Period: date(pt.Period), From: date(pt.From), To: date(pt.To), Metrics: ms[i]}
+			if shift != nil {
+				j := len(points) + i
+				cf, ct := shift(pt)
+				ch := change(ms[i], ms[j], none, none)
+				out.Points[i].Compare = &gen.DrilledRangeMetrics{From: date(cf), To: date(ct), Metrics: ms[j]}
+				out.Points[i].Change = &ch
+			}
 		}
+		err = ans.FromDrilledTimeseries(out)
+	} else {
+		out := gen.Timeseries{MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to),
+			Grain: gen.TimeseriesGrain(grain), Status: sc.statuses, Compare: (*gen.TimeseriesCompare)(mode),
+			Points: make([]gen.Point, len(points))}
+		for i, pt := range points {
+			out.Points[i] = gen.Point{Period: date(pt.Period), From: date(pt.From), To: date(pt.To), Metrics: ms[i], Customers: cs[i]}
+			if shift != nil {
+				j := len(points) + i
+				cf, ct := shift(pt)
+				ch := change(ms[i], ms[j], cs[i], cs[j])
+				out.Points[i].Compare = &gen.RangeMetrics{From: date(cf), To: date(ct), Metrics: ms[j], Customers: cs[j]}
+				out.Points[i].Change = &ch
+			}
+		}
+		err = ans.FromTimeseries(out)
 	}
-	return out, nil
+	return gen.GetTimeseries200JSONResponse(ans), err
 }
 
 // GetCustomers implements GET /v1/customers.
@@ -226,7 +278,7 @@ func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequest
 		return badParam("dimension", fmt.Sprintf("unknown dimension %q", req.Dimension)), nil
 	}
 	if p.ParentId != nil {
-		if req.Dimension != gen.Category {
+		if req.Dimension != gen.GetBreakdownParamsDimensionCategory {
 			return badParam("parent_id", "parent_id applies to the category dimension only"), nil
 		}
 		if *p.ParentId != 0 {

@@ -4,6 +4,7 @@ package stats
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -33,7 +34,7 @@ type Reader struct {
 func NewReader(pool *pgxpool.Pool) (*Reader, error) {
 	r := &Reader{pool: pool, sql: map[string]string{}}
 	for _, name := range []string{"order_metrics.sql", "customer_metrics.sql", "breakdown.sql", "abc.sql",
-		"cohorts.sql", "freshness.sql"} {
+		"cohorts.sql", "freshness.sql", "filter_keys.sql"} {
 		q, err := sqlfiles.Query(name)
 		if err != nil {
 			return nil, fmt.Errorf("load query %s: %w", name, err)
@@ -55,11 +56,44 @@ func NewGroup(from, to time.Time) Group {
 	return Group{From: from, To: to, Tiles: period.CoverRange(from, to)}
 }
 
-// Query asks for a merchant's figures over groups of days under a status filter.
+// Query asks for a merchant's figures over groups of days under a status filter, of one key
+// of a dimension when Keys is set (Reader.FilterKeys: no customer figures then).
 type Query struct {
 	MerchantID int64
 	Statuses   []gen.OrderStatus
 	Groups     []Group
+	Keys       *Keys
+}
+
+// Keys are the agg.key_months rows a dimension filter reads: a dimension code and its keys.
+type Keys struct {
+	Dim  string  `db:"dim"`
+	Keys []int64 `db:"keys"`
+}
+
+// ErrUnknownKey is a dimension filter naming a key the merchant's data does not know.
+var ErrUnknownKey = errors.New("unknown key")
+
+// FilterKeys resolves a dimension filter (the API's dimension name, and an id or a label).
+func (r *Reader) FilterKeys(ctx context.Context, merchantID int64, dimension string, id *int64, label *string) (*Keys, error) {
+	var k *Keys
+	b := &pgx.Batch{}
+	b.Queue(r.sql["filter_keys.sql"], pgx.NamedArgs{
+		"merchant_id": merchantID, "dimension": dimension, "id": id, "label": label,
+	}).Query(func(rows pgx.Rows) error {
+		ks, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByName[Keys])
+		if len(ks) > 0 {
+			k = ks[0]
+		}
+		return err
+	})
+	if err := db.AsMerchant(ctx, r.pool, merchantID, db.GenericPlans, b); err != nil {
+		return nil, fmt.Errorf("%s filter of merchant %d: %w", dimension, merchantID, err)
+	}
+	if k == nil {
+		return nil, ErrUnknownKey
+	}
+	return k, nil
 }
 
 // Slots is a status filter as the slots of agg.key_months it reads: each slot's sums are
@@ -144,8 +178,15 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 		orders[i] = Zero()
 	}
 	sl := slots(q.Statuses)
+	keys := q.Keys
+	if keys == nil {
+		keys = &Keys{Dim: "t", Keys: []int64{0}}
+	}
 	b := &pgx.Batch{}
-	b.Queue(r.sql["order_metrics.sql"], q.MerchantID, grp, from, to, sl.Slot, sl.Coef, sl.CCoef).Query(func(rows pgx.Rows) error {
+	b.Queue(r.sql["order_metrics.sql"], pgx.NamedArgs{
+		"merchant_id": q.MerchantID, "dim": keys.Dim, "keys": keys.Keys, "grp": grp, "from_day": from, "to_day": to,
+		"slots": sl.Slot, "coefs": sl.Coef, "cancelled_coefs": sl.CCoef,
+	}).Query(func(rows pgx.Rows) error {
 		var i int32
 		var m gen.Metrics
 		_, err := pgx.ForEachRow(rows, []any{&i, &m.Orders, &m.Accepted, &m.Delivered, &m.Cancelled,
@@ -159,6 +200,12 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 		}
 		return nil
 	})
+	if q.Keys != nil {
+		if err := db.AsMerchant(ctx, r.pool, q.MerchantID, db.GenericPlans, b); err != nil {
+			return nil, nil, fmt.Errorf("figures of merchant %d: %w", q.MerchantID, err)
+		}
+		return orders, nil, nil
+	}
 	b.Queue(r.sql["customer_metrics.sql"], q.MerchantID, tgrp, grain, first, last, grp, from,
 		filterBits(q.Statuses)).Query(func(rows pgx.Rows) error {
 		var i int32
