@@ -258,6 +258,42 @@ func (e Compare) Valid() bool {
 	}
 }
 
+// Defines values for Format.
+const (
+	FormatCsv  Format = "csv"
+	FormatJson Format = "json"
+)
+
+// Valid indicates whether the value is a known member of the Format enum.
+func (e Format) Valid() bool {
+	switch e {
+	case FormatCsv:
+		return true
+	case FormatJson:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetABCParamsFormat.
+const (
+	GetABCParamsFormatCsv  GetABCParamsFormat = "csv"
+	GetABCParamsFormatJson GetABCParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the GetABCParamsFormat enum.
+func (e GetABCParamsFormat) Valid() bool {
+	switch e {
+	case GetABCParamsFormatCsv:
+		return true
+	case GetABCParamsFormatJson:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetABCParamsMetric.
 const (
 	GetABCParamsMetricGmv   GetABCParamsMetric = "gmv"
@@ -312,6 +348,24 @@ func (e GetABCParamsSort) Valid() bool {
 	case GetABCParamsSortShare:
 		return true
 	case GetABCParamsSortValue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetBreakdownParamsFormat.
+const (
+	GetBreakdownParamsFormatCsv  GetBreakdownParamsFormat = "csv"
+	GetBreakdownParamsFormatJson GetBreakdownParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the GetBreakdownParamsFormat enum.
+func (e GetBreakdownParamsFormat) Valid() bool {
+	switch e {
+	case GetBreakdownParamsFormatCsv:
+		return true
+	case GetBreakdownParamsFormatJson:
 		return true
 	default:
 		return false
@@ -456,6 +510,24 @@ func (e GetBreakdownParamsDimension) Valid() bool {
 	}
 }
 
+// Defines values for GetCohortsParamsFormat.
+const (
+	GetCohortsParamsFormatCsv  GetCohortsParamsFormat = "csv"
+	GetCohortsParamsFormatJson GetCohortsParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the GetCohortsParamsFormat enum.
+func (e GetCohortsParamsFormat) Valid() bool {
+	switch e {
+	case GetCohortsParamsFormatCsv:
+		return true
+	case GetCohortsParamsFormatJson:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetSummaryParamsCompare.
 const (
 	GetSummaryParamsComparePreviousPeriod GetSummaryParamsCompare = "previous_period"
@@ -468,6 +540,24 @@ func (e GetSummaryParamsCompare) Valid() bool {
 	case GetSummaryParamsComparePreviousPeriod:
 		return true
 	case GetSummaryParamsComparePreviousYear:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetTimeseriesParamsFormat.
+const (
+	GetTimeseriesParamsFormatCsv  GetTimeseriesParamsFormat = "csv"
+	GetTimeseriesParamsFormatJson GetTimeseriesParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the GetTimeseriesParamsFormat enum.
+func (e GetTimeseriesParamsFormat) Valid() bool {
+	switch e {
+	case GetTimeseriesParamsFormatCsv:
+		return true
+	case GetTimeseriesParamsFormatJson:
 		return true
 	default:
 		return false
@@ -982,6 +1072,9 @@ type CompareTo = openapi_types.Date
 // DeliveryTypeFilter defines model for DeliveryTypeFilter.
 type DeliveryTypeFilter = string
 
+// Format defines model for Format.
+type Format string
+
 // From defines model for From.
 type From = openapi_types.Date
 
@@ -1023,6 +1116,9 @@ type Unavailable = Problem
 
 // GetABCParams defines parameters for GetABC.
 type GetABCParams struct {
+	// Format csv for a CSV export (as Accept text/csv), for plain links. Without page and page_size a CSV export holds every row, up to 100000.
+	Format *GetABCParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+
 	// From First business day of the range (YYYY-MM-DD).
 	From From `form:"from" json:"from"`
 
@@ -1053,6 +1149,9 @@ type GetABCParams struct {
 	Sort *GetABCParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
 }
 
+// GetABCParamsFormat defines parameters for GetABC.
+type GetABCParamsFormat string
+
 // GetABCParamsMetric defines parameters for GetABC.
 type GetABCParamsMetric string
 
@@ -1061,6 +1160,9 @@ type GetABCParamsSort string
 
 // GetBreakdownParams defines parameters for GetBreakdown.
 type GetBreakdownParams struct {
+	// Format csv for a CSV export (as Accept text/csv), for plain links. Without page and page_size a CSV export holds every row, up to 100000.
+	Format *GetBreakdownParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+
 	// From First business day of the range (YYYY-MM-DD).
 	From From `form:"from" json:"from"`
 
@@ -1083,6 +1185,9 @@ type GetBreakdownParams struct {
 	// Sort A metric or name (key = the id), `-` for descending; ties are broken by key ascending.
 	Sort *GetBreakdownParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
 }
+
+// GetBreakdownParamsFormat defines parameters for GetBreakdown.
+type GetBreakdownParamsFormat string
 
 // GetBreakdownParamsSort defines parameters for GetBreakdown.
 type GetBreakdownParamsSort string
@@ -1107,6 +1212,9 @@ type GetCustomersParams struct {
 
 // GetCohortsParams defines parameters for GetCohorts.
 type GetCohortsParams struct {
+	// Format csv for a CSV export (as Accept text/csv), for plain links. Without page and page_size a CSV export holds every row, up to 100000.
+	Format *GetCohortsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+
 	// From First business day of the range (YYYY-MM-DD).
 	From From `form:"from" json:"from"`
 
@@ -1119,6 +1227,9 @@ type GetCohortsParams struct {
 	// MerchantId The merchant to report on. Required with an admin token; a merchant token may only name its own.
 	MerchantId *MerchantID `form:"merchant_id,omitempty" json:"merchant_id,omitempty"`
 }
+
+// GetCohortsParamsFormat defines parameters for GetCohorts.
+type GetCohortsParamsFormat string
 
 // GetFreshnessParams defines parameters for GetFreshness.
 type GetFreshnessParams struct {
@@ -1173,6 +1284,9 @@ type GetSummaryParamsCompare string
 
 // GetTimeseriesParams defines parameters for GetTimeseries.
 type GetTimeseriesParams struct {
+	// Format csv for a CSV export (as Accept text/csv), for plain links. Without page and page_size a CSV export holds every row, up to 100000.
+	Format *GetTimeseriesParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+
 	// From First business day of the range (YYYY-MM-DD).
 	From From `form:"from" json:"from"`
 
@@ -1215,6 +1329,9 @@ type GetTimeseriesParams struct {
 	// Grain Period of each point. Points are labelled with the period's first day and clipped to the range.
 	Grain *GetTimeseriesParamsGrain `form:"grain,omitempty" json:"grain,omitempty"`
 }
+
+// GetTimeseriesParamsFormat defines parameters for GetTimeseries.
+type GetTimeseriesParamsFormat string
 
 // GetTimeseriesParamsCompare defines parameters for GetTimeseries.
 type GetTimeseriesParamsCompare string
@@ -1724,6 +1841,18 @@ func NewGetABCRequest(server string, params *GetABCParams) (*http.Request, error
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
 			return nil, err
 		} else {
@@ -1937,6 +2066,18 @@ func NewGetBreakdownRequest(server string, dimension GetBreakdownParamsDimension
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
 			return nil, err
 		} else {
@@ -2148,6 +2289,18 @@ func NewGetCohortsRequest(server string, params *GetCohortsParams) (*http.Reques
 		// styled parameters, preserving literal commas as delimiters
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
 
 		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
 			return nil, err
@@ -2474,6 +2627,18 @@ func NewGetTimeseriesRequest(server string, params *GetTimeseriesParams) (*http.
 		// styled parameters, preserving literal commas as delimiters
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
 
 		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
 			return nil, err
@@ -3615,6 +3780,9 @@ func ParseGetABCResponse(rsp *http.Response) (*GetABCResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -3749,6 +3917,9 @@ func ParseGetBreakdownResponse(rsp *http.Response) (*GetBreakdownResponse, error
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -3882,6 +4053,9 @@ func ParseGetCohortsResponse(rsp *http.Response) (*GetCohortsResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -4084,6 +4258,9 @@ func ParseGetTimeseriesResponse(rsp *http.Response) (*GetTimeseriesResponse, err
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
@@ -4199,6 +4376,19 @@ func (siw *ServerInterfaceWrapper) GetABC(w http.ResponseWriter, r *http.Request
 
 	// Parameter object where we will unmarshal all parameters from the context
 	var params GetABCParams
+
+	// ------------- Optional query parameter "format" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "format", r.URL.Query(), &params.Format, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "format"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "format", Err: err})
+		}
+		return
+	}
 
 	// ------------- Required query parameter "from" -------------
 
@@ -4385,6 +4575,19 @@ func (siw *ServerInterfaceWrapper) GetBreakdown(w http.ResponseWriter, r *http.R
 
 	// Parameter object where we will unmarshal all parameters from the context
 	var params GetBreakdownParams
+
+	// ------------- Optional query parameter "format" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "format", r.URL.Query(), &params.Format, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "format"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "format", Err: err})
+		}
+		return
+	}
 
 	// ------------- Required query parameter "from" -------------
 
@@ -4581,6 +4784,19 @@ func (siw *ServerInterfaceWrapper) GetCohorts(w http.ResponseWriter, r *http.Req
 
 	// Parameter object where we will unmarshal all parameters from the context
 	var params GetCohortsParams
+
+	// ------------- Optional query parameter "format" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "format", r.URL.Query(), &params.Format, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "format"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "format", Err: err})
+		}
+		return
+	}
 
 	// ------------- Required query parameter "from" -------------
 
@@ -4875,6 +5091,19 @@ func (siw *ServerInterfaceWrapper) GetTimeseries(w http.ResponseWriter, r *http.
 
 	// Parameter object where we will unmarshal all parameters from the context
 	var params GetTimeseriesParams
+
+	// ------------- Optional query parameter "format" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "format", r.URL.Query(), &params.Format, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "format"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "format", Err: err})
+		}
+		return
+	}
 
 	// ------------- Required query parameter "from" -------------
 
@@ -5247,6 +5476,26 @@ func (response GetABC200JSONResponse) VisitGetABCResponse(w http.ResponseWriter)
 	return err
 }
 
+type GetABC200TextcsvResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetABC200TextcsvResponse) VisitGetABCResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
 type GetABC400ApplicationProblemPlusJSONResponse struct {
 	BadRequestApplicationProblemPlusJSONResponse
 }
@@ -5426,6 +5675,26 @@ func (response GetBreakdown200JSONResponse) VisitGetBreakdownResponse(w http.Res
 	return err
 }
 
+type GetBreakdown200TextcsvResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetBreakdown200TextcsvResponse) VisitGetBreakdownResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
 type GetBreakdown400ApplicationProblemPlusJSONResponse struct {
 	BadRequestApplicationProblemPlusJSONResponse
 }
@@ -5601,6 +5870,26 @@ func (response GetCohorts200JSONResponse) VisitGetCohortsResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCohorts200TextcsvResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetCohorts200TextcsvResponse) VisitGetCohortsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -5884,6 +6173,26 @@ func (response GetTimeseries200JSONResponse) VisitGetTimeseriesResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTimeseries200TextcsvResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetTimeseries200TextcsvResponse) VisitGetTimeseriesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -6240,109 +6549,112 @@ func (sh *strictHandler) GetTimeseries(w http.ResponseWriter, r *http.Request, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3tchs3suirdM3dKpG1Q0qxk+xGqtQtWV7f9T3rxMd2KicV+kjgTJNENAMwAEY0k6P/+3sfcZ/kFBqY",
-	"T2KoEWV7N674j0UOgOluNPobzV+jROZrKVAYHZ3+Gq2ZYjkaVPTpghlcSrV9xjODyn6Tok4UXxsuRXQa",
-	"PVU8yyCVGwFGghQIiZ8BTKTAjQZdzI1ChFHGBcKCLwuFejyFcwO51IYmpTxHobkUsKAXTaM44nb9nwtU",
-	"2yiOBMsxOo3KxS95GsWRTlaYMwvUQqqcmeg04sJ8+XkURzkXPC/y6PSzODLbNbpHuEQV3d7G0QU3A1Ey",
-	"KwSpUlQaUsz4DSpMK1S52R6IBzcPx0Hma6ZwF4E3K4TEPUxBMbFEGOkiz5naQooLVmQG1gpvuCz05RoV",
-	"l+kZGJ6jRsVRg5ACx1P4RhrYcLMq17pcKJkflx+M7MXNw9XEDYXF48eo89oorr/ZIlPR2wpTbRQXyyai",
-	"z5TMd5F9xpU2kLItyAUwSAptZN5B/6yNx52gE6bhvUmZsZj1AvlG7oL4N3ZfCO3774LRyHtC+NSx7/bN",
-	"do335n25cPzt1wC7/GGsXy5xSRA2UcjZu7+hWJpVdPro5IT4v/z8WQihfQwxLzQXqHVJd4uKPwo//PDD",
-	"D5MXLyZPn477YPT7r/DngitMo1OjCrwftV+gSlZMmOdPwwc0988tnRWupbJUnMIr/0rHD0wAS3NuN+Ma",
-	"xRmw5rRrFJBb7ES2BQs4SVu5EX1YlXMfKnhesmVA6thvQRT5HFUMloDw2RTOYW2/XtsTYLcArU7QgPna",
-	"bM/gykjDsivQxnJdIgthNCDxl5KbPjTsii34vUwjcHdxYe88Lif0bxB2r/kvhGHf6y+1HRCE4YuTfUB8",
-	"MQiAbY7CvECzkumhB3XtFoGcVjnspPo1Lt0aDzqqL5VMi8QMtyLWbkJ5dCu2fx9GhF/7ocfgFS65FA+3",
-	"IhStc6StOcFRH4aTW+RBe/TaMFPoXUz+A3HthIzHYLOSGiEplLIcpmmaPdUZ1wZTGCUyz9lEo7UkDabj",
-	"KTz1Voc7226GxQTfrTOZYnS6YJnGMGZudAszbjAnQP+gcBGdRv/nuDZhj90wffytBdbjdEvYP3fTauSZ",
-	"UmxrH2qzzUjuS5Xbz71afJhaiYH5LXwM1qzRwBYGFVxZsXjVt4Wk0A9XObd2sl5LoZFo84SlVpmgNvZT",
-	"IoVBQX+y9TrjCbNoHa+VnGeY//EnbXH8tfG6faR96Wa5l7apZAW+9x8sS+Rcay6WIBVwccMynp7BFY24",
-	"IpWlgZuppfgzqeY8TVF8TGCtHq71qJAGFLIUzMpC7iUOQfedYIVZScV/sTvz8QD8RgIRDebIFCoHbAnR",
-	"DeMZm2f4sSnmhS8YKa8hk2JpAVsxQYfh/OXzI00nHEn/WLdCFgZG8gZVJlkaW15gQIJghexm687P+AwU",
-	"Gus1upPyyn6YnNsPV6AxkSIlibFClnrXtDGkjduOrCZEPHZ2wPmTC/J0lVyjsjKX6NY+ZLKwpK2OmTNs",
-	"LOXnA8clGdP+KHaOSAxPyDm+ALJ/tCMOsCwr1Z6OYbNixopLoiqt5TWAM1qHSMDzJxcXduIb+xYLUlfs",
-	"LbwBfYdoiVuWY0hTdiluZxjFk8Zu1Iutvfk4YJXa1ho43pNvsJI4f3LhTZMQfbRUJoiCrlTlIaqo+xoj",
-	"B20CMUvA7vY4Q81EbIkaRu4kBdlnACnpbZc3LCswQILbpqb6seNZeO/JOail9vYMEUcssmfIEzcurfmm",
-	"Ve0QbYNQn6fGLtfRAjn/Cd0elkzfjDqcR3H0JIqji0B8oZ7xpqRvWy4k5WpDjlqXCQcQWq98EGdXpogi",
-	"8xLeGQM7Mmbg9jgUGpCVM8u39xCyPBoPp0lS5EXGDL/BywrfNhs/F0lWpNZWIPXrQY3hS1hnLEHdYtt+",
-	"qetsqZDUqY3+YfuimLgOnDapuf0TuNd3Ty6cWVz5vMOOVw8VaFvg2CkGoE/3JoG+LoIUqJil/cplfgMj",
-	"76IkKMyYjDUr1mJgGhikmPCcZeBWmgajHU1ua7tX10Vp4XaZLsAVccWqRP0QWz5RyK6tW7XLlZWvFET/",
-	"Ayq7D6nRmHWyPCi7tlj1GJi+xhQWUsGoisBbp22ovFdyM1yhVZvwSm5+s4rzldx0leYgWu3VfTUP9ujB",
-	"u9Ue7cRe1rdU3+H+FdOXyYpnqXJOVBvZiicUYS2y7RlsVmhWpYlQPl8xDeUypZBLmGGZbB79uZQZMmGh",
-	"usZtmDd5CqNKjJfrx5Q0IRljV3bybuSiFzG0YsMxtANQ42n4tFq74k5OeuGH7VUR/WctRL4m2Y60P4ow",
-	"skrb+v+GnMt1+Pz1aPa7FYQl7DXa99GAVgziSMMyv7lLX9xhVHS42+5uJb9LIV3SPMSkFysLSuC0oZP0",
-	"kKxcvKSMH/3z7/+oslFjOK7+tqghS1bg3hbD5x6tMyASb1aokJCvZjhu4hp+QSUti9mBU2f4ND29JMG1",
-	"wfRAo4vJm0Nn3iwvKxZfyULpAxdKmEgwu1RW4D1khexgIrgsFh6MQRUFPXD+Mj90EyrFc8BcgZvLh2Lu",
-	"gqgHTla4RmYesvEKTaHEw1c4eOfK6Zcsl4ULWR28ChfLB++HwhsUxWHE6AhLv7VxLWGajN48dA0qlhzp",
-	"eHqXPjWETvS0T397Q4MipnlYuywcJmSbz4JSXq68iddxDKvv92TpSXHSwCMNuRRm1dZUPWZca6Pby1+U",
-	"j3xuYkGvo+2ABWaZM2QoKN992x6LGA0K492J9vv+krno5rVVNhYdp4xHpYoat9GskrkOIi4cHP7pH69b",
-	"Eb0BHl7bDu46+24L2rte49K/m7pvO4fb654tPm6o8V/gU9w//FVSMkh+v1EvalM2UNDjB1Xhd7mAVCb6",
-	"2Btj0zx1zkwj1XiNawPzbSNLxUTq+NUl7eqcYmff+4/aU64NF4mpANIDj9Myv7lco6rETDgScVyvG0Mj",
-	"KjHtF8Y17+yo5+FSgkLtdEzb6WYmynzlGDKOunSJiJwDMXe7cQfyfsta+D96iCG/Yyz0EoOEk4EMmTbw",
-	"qGSeJqJtsD5/KFj7VfdAv/thSi28KwEu3XdgQxKz+WivqOwc+t9lZIN2IaJTQQWmLyUXIcOjcjv3Et2N",
-	"ssZEXTy5b4J/6Ss77bCdum90whdGDotr3X8bqrrL5g7s8+dDFNgRJsQv3lHXte3TrHCMQaGFKTGu8sVQ",
-	"JtmqnyOrqLa7SugDEvkQyt2TYK9dwW0g/QtlLW6bIFJQZMcViVZhxNNanzfpG9L8M9FQ/V6VMUNrjhJu",
-	"tjF0w2zQCrP5WjGKzVWWRMYF6pmgLWWmLstSdcSwqu9mldKYl5FKfQq7Hok1mq2WGE9n4qJr1lg7WkgD",
-	"S36DguLZVgW36bGtRpGFs0ZlsYzJutnIIktnwj6cI+A7lpgpkAG18jGyhiWFWerfWGTZdCZ2DaHDxcrQ",
-	"kudS7gVzk4uqumzf+30N2sfI6N9LlHk8DxSyvwmd5TeoJk/cqH+vCBCXjLRHYLypCvCDMsOV5g8RGTDS",
-	"iNAWQ+MzEHLHhwgY/r8V/l0qxkUTzJRtozjaIF7bzbDudRRHPxdMue3puV1wULbPWiDD+bJlt4RyZf/G",
-	"bO6oHGJ3T4QQP/dVxFoh3C1n9azrSDShalkm9Cbkk7ayuzVzugqFuMrQ2D+52ZK570tiuzcOOnXNIa7o",
-	"TWrtJLRIFXKzBe5K28hnCulZ+7BTlX3nzjSziRakILkV6pVAHXBGMra89LVzu9i8dg9gjmaDKEDLQiV4",
-	"uWEGVc7UNWlT4crwD/DyMqbNpU6YuGSBeOD3K/SpRZcNsgPBTrHG4k40cGJ4jkMCAAccZhSp9RNTtg3Q",
-	"6Emj3Ffv1KJbKmHqUUg9vQxs0YDChd0WTAfHGv34/dQqX32kgS2XCpfMoIYNKvTEw43ixqDwacg5LqRP",
-	"krlgh3/P+HASd9kkEBx1Rd40rtzfChBubURtLPl4ZS6Wtt9IsxyBafivyVNm2ORcT75dHAzrXinX2vfQ",
-	"sdobjBtkj7+XSFwzVxnwucrojR91yQxoNAOZzicyQ0E4D7aShUhrfy1BYcrsKzcrWfjomR4UnQtnP9tv",
-	"f4FMED3LrInF6J9//wckCplHkGhb36JwEMSWl2jRB4fNOsnVbiGAT+FURHpwPKyVig3vMYUr64sW1YyB",
-	"G91KtvZzUYvow9nIp2L3OgVS4LaVfO3ooiK3u26fws8FE8bdhLlPeHVoVV87/dkGo0y9vb+9beZK9xzf",
-	"MvjqrgPZKcNzVN1k6qB9aCQ9B4z/TaQ5g0Kc4N/NYfiKRvdqHyvZyMZW4zuWr+lK0GePHn/+xfTLE7Ib",
-	"jUFlF/jvyf/98WTy1ds/zmZT+uPXR7d/CLkpTWu9YbZ6aXZPEoYM1Y8bDu266O8j2n1Hoth5ndZo4Cn2",
-	"pF4+RPR1EFiDoDB3XAl/GJb3ie/eFWIvL/7sFm89u4A//fnkT+AvFEGKhvEsGEBIA4L1tbFSEnKWrLjA",
-	"iUKW0hd2NIzmLL2sbo3FUDQuW8WwKC+Gxda4vlxYiyQurxVZrW+PJMvCxYEOzL5iP5b3WHeLhbMOoQHV",
-	"QipoARp8oXI37rz/saf8NXDhgpssXJfovtiNCX336rk16FGhSBAEy131PFa7RJf072QZ7xW791cwhvhj",
-	"fxLgxb7w/x055g+XKftXpQbuOmuvnCf2nwUWzjzoRDuC/uhT64Z6t9MypHfnpkHbYDCRfpLz3gLzV1Yl",
-	"wU9y7uL/pZ9KVS85jLihq5NzJNOFZfZkb+FnQmpo5fn9nfb3G+QiUldU2LNXjeu0LE3pGgjLXja2zd9i",
-	"Dqex7uxSQY0gqv18cAR/3+31PUqpB6T6SvOjk547ze9nP0L0b+TS3puZ00b9r3ITEFqwoWJ4qZHs8fcS",
-	"Ef83LRD4cNmd/rTOrrRxz9DFSwbfc/3XZH5Cgn5oyscz9DmFui10UuC3i+j0x/2IlufgNh6UcqiGv72N",
-	"o3Z6qTfr09dJimsp6jtGMfAFMLF9b6fiE8z7fBoJnz15npqj7svHDV4cyMrNGW/pNj8mheJm+9qOc1zs",
-	"eiScF2ZVf3pW0uX/f/8m6jYzuMgYz/UpNMgBI7/h4xiUzBBGVbT/f1wrpnEM+G49LfuR0GUoelVN9ZUx",
-	"a9c8gYuFDN3YxkkVvvcBTGCCZVtj7WeqeXBWnqGIxFHdjULDqBNqHk9nwkXcXRSd4oMyXxd2abqSSlFm",
-	"isYf6SquxYxRfF40inECrU1mgoYfabiq469XZdReo7rhtKj1xuAXKfDM6U0NnG7zIsylWYHlST2dCYrG",
-	"WPi6d0q7ERgYUd1GM+w8tksbXx+yUCyxtLSLltinzDAoG6BAwhTly6+amYSr0wYtqjTEyDq3jx8//moM",
-	"xdq+crPiycq1qpkJn7/YzVVwA3olNzp2PUNKmrAcQQu21itpgOl2eoPNNQoDhTA8c9U6jYROJ0EDV8c3",
-	"nx0vyuTeFRjMMl2/pKpV9TOOdOWUUx2Ldyers86WyyiOblC5FGp0Mv1sekLh0zUKtubRafR4ejJ97OJc",
-	"KzpRFgI2py4OSzR7Wg8oJqxmmG/LC310D628R+xgdSz7NX0zBruQc7KtM4/azvW51Zng6RmwqtbIMjQ1",
-	"MDiHTZU2rG4O+9J7n2DiNHxWnJw8ToDF8MRN8V/MY8BMI1xMZ6KCnYCjC2MOdrtahgsDsjCOlFZVUj+V",
-	"52l0Gv0/NOdPLqK41SizR+DVQ46pWV2ftGuMeyOHjKr0wZ0jG33oBoym1m4Dx1GTNDs23GvOt3sItEjz",
-	"EeBSg7tPTheG+j92ue679RoVzGUhUiunPG9QYVeHKUb4LskKzW+wt9MfC4N4Mv1zHFWzX5SulIvy7+YB",
-	"6iZzDb/rJHBdaBAuT+7A5axOGLA+vOZ9eH31xUdB7FuRVQfah4TKc9zb2NJf/R/WpKjuLrH7ciuOYNRq",
-	"zzCOy24KRM7YNUyUCupuBWdwNbki7VsLp7NKONk1+yD3d7pDrE59DGpe9x8n/v+yIcKk2xlhUv7hb95O",
-	"/P+t3gqTxqfAwXnbaQj26ORkT6uo+7WIshKwp/vXki4lr1vi1ayQK/AdXFyd5hrVxLG7a4JEXa0+dyCG",
-	"3lyhctxobEZTPrt7Sqt/F016fPekuiXZbRx9MWRGsykXGall3CKyfEgWnuY7dSRHunFQqB2Bs6JoCVLB",
-	"1u489nqevDepA9r4BVPXzkCgapWUK+OaMKOggJzuvtWvCD/JubvN7kqvrPloeb6qHZmJcqQqhIbRhplk",
-	"RapW+Pjgd8/tUWoZLOMpPN/B8yc5J/vPxQlnQhVCOBOghHrDuKEzyI0Gge8MzaGzTJ+a9UIVXtyMQ5r6",
-	"pdTm3NLOx++iKj7/RKbb93YWOtHB27a3ZSXr7c5JfPS+3+7jyD0t28r949rHZj/x00Y9c6XItqcV6qzJ",
-	"h/NWXVfHS4LRnCXXC55l4+oIVgXtx79WNXm3vXbxM18TuFtxTyWITv61ihB9Z0znCq6Yrkp7fZnQTDTr",
-	"44dcCZjCs1q70TJVxSJV0NtD7jB3K1Gh/+lMOIvdjl/mN6Woch0naEhc1gZ9DWl5FdB/Y/mZcXuggZsY",
-	"qmqKr70fWVY7+Ceu4sMvC6NOQYDXGe6DNXl2Mv4zkUrqVm7AHp+tq3kbT73B5G/m7m+WMYVnnq4LmWUu",
-	"CDwTZWsK3/fktOGM5PLGucxMSGqeUjc2IbedSkEbjz0DzIRh1ySpNKy4NnYbiBjckA/r2+xzAkTlwMAo",
-	"xCl878usqtYkseuJUe0lLeIo6MkpN6LSJzNB3raSG7dUvc7XJ44UclOzlJHrSYY3mJXLc7vdm/a8bxyJ",
-	"Uq4wMXWnGLmAbzxslWfauKlqAdusZIaN2yLldegahZmwbvRG1sv6ntBSkMPuecIBUwUzxmfwjX0BZgso",
-	"0QUjJbl+M1HpVs0NOLCzLUhBPOphlbqq7NVHVXV82PmrG1DtuIBkG1rvudHtvFHB29/b9cOWMw/w5z5h",
-	"77SnkY/r4XNCtkY/839TPW9yerXIN/2ts8tWQsM6TJ+ErrvuZvydeKfONtZ9GVkN8TWBx9Nx3O+/UIRE",
-	"Uafb+dbplXLEAT7NpO2/d1wU1zFo4v6rSsUmoaKxSU/106SvFGrSU1o2CZSZTdr1ZpO+srPJvkq0Sf3n",
-	"jmvmqtQmoWK1yb7atcmAjh2TvQVuH8XFq+XcXkfPapBP25r8VpCepGuGPf3M4qFXPiqDspUG9kbkjqq5",
-	"aCYWf3PRxg/JnDVlAsx5sXPN7VNmz4tAY5BuBKHituNGR5eg6+JbwVQ2IWVUaU1f6DG9MpJSQC5NUq3s",
-	"UjepN9GarTWsjdXOdrTaakzhArMMrv2v47iGOa22Ot5+TLodK2airpp2rxo171m0blaMywzN9cSsfPsd",
-	"V8BizUA516isYU8ZIA8sjbGIG3nVYwuWjXN+P56hPkC6PxzhuxFBzozi7z7tA/rCMlK2LVm7bsVUns5F",
-	"8wZfny6or/ndl9k+1qbXEAa2vXoYiH7WV9k+bUb4q9yAC0btpH6r2E7FFLqueQsK6sCPvHmhWbXDdN/K",
-	"BeDPBcsgox9/sdLRm/IzMbryS3zdqd65Gsd1qjl1iXcq+wNkKuNW1O5Otc+vzuDRVzPxDOeqYGoLOVtr",
-	"MBIe/RnK78YuVCK25S+nXDV/9uyKYk9X9a+cXcXlZbOZKL++GvcI5LLk6dPMzpa/+Dd86FC86l+vG+Je",
-	"t37Macjq7R+RHDKj/n3GAaNbv8Q0YHzgl/AGRRV2f5frgwrUdpVgQKh2Ku7ri6XBEvyzMvzavYQfA+u0",
-	"i/i05fBfGrF2CoyXFrQPr7gCLN+1iHWlbHlx15d3lvLatOorgyL7e0f+uqDSB0ypxg5YpmVVtxQIn1Zg",
-	"bLhI5abODDhAXG0TLXXkgsCU29ArvjCYwpwl11b0u19ozVCkTDmB3ifI45kgEzgGX01Jb6QpVCWoqVHQ",
-	"4y8/dy8apcxlKzaI135EDFrSZxpBv9xWrMcxzLfOxC4D8V4z7dVGUpV2fcq1YSLx2YuO8rDWu/NUBugV",
-	"VqvIStl5WHzpltvRoz510yhL/F3j/K5xPorG2QkLv3R3B8t26SQCpkDlx86Pz9jcXVmvMjPuWFVFh+XR",
-	"TTK+XtcVodXFrVB8uKoUDgSIXU32wyq0P6hm3Sld7nFU3ZghirNe8dMPhjp9tUZlGSeG56+/JSEfQ0df",
-	"SK9hmuZJTKWWkwURzZG9LOUmqdks4v7xrWUCisx4mVqoLDqNjqPbt7f/GwAA//8=",
+	"7H1tcxs30uBf6ZrbKpG1Q0q2k2wiVepKlte33ls7Ptu5XCrMSeBMk0Q0AzAARjSTx9/38/7E/SVPoYF5",
+	"JYYaUbY38a6/WOQAmO5Go9/R/DVKZL6WAoXR0emv0ZoplqNBRZ8umMGlVNunPDOo7Dcp6kTxteFSRKfR",
+	"E8WzDFK5EWAkSIGQ+BnARArcaNDF3ChEGGVcICz4slCox1M4N5BLbWhSynMUmksBC3rRNIojbtf/uUC1",
+	"jeJIsByj06hc/JKnURzpZIU5s0AtpMqZiU4jLswXn0VxlHPB8yKPTh/Ekdmu0T3CJaro3bs4uuBmIEpm",
+	"hSBVikpDihm/QYVphSo32wPx4Ob+OMh8zRTuIvBmhZC4hykoJpYII13kOVNbSHHBiszAWuENl4W+XKPi",
+	"Mj0Dw3PUqDhqEFLgeAovpIENN6tyrcuFkvlx+cHIXtw8XE3cUFg8fog6r43i+pstMhX9WGGqjeJi2UT0",
+	"qZL5LrJPudIGUrYFuQAGSaGNzDvon7XxuBV0wjS8NykzFrNeIN/IXRD/xu4KoX3/bTAaeUcInzj23b7Z",
+	"rvHOvC8Xjr/9GmCXP4z1yyUuCcImCjl7+zcUS7OKTh+enBD/l58fhBB66lHuIpHoG1hIBQwuXv9fwLdr",
+	"qQyMmIbzJMG1AYNvzXGib8YxDVtnjAvIuLjWU/iOm5UsDKzZEkmC2T8uNf8F28utZJZqQKKFkpsYirWl",
+	"2IMT+68Pdb9HoYPxk5Yiii3o4TOwj/nnheYCtS55zG6bP/bff//995PnzydPnox7gXK8rvDngitMo1Oj",
+	"CrwbZz1HlayYMM+ehIVR7p9bCikk+kkxhVf+lY73mQCW5twy3jWKM2DNadcoILfYiWwLFnDSLHIj+rAq",
+	"595XyL5ky4CEtd+CKPI5qhgsAeHBFM4d06ztabdbgFb/acB8bbZncGWkYdkVaGNPWCILYRr804eGXbEF",
+	"v5ffBO4uLuytx4XY8GQQdq/5L4Rh3+uJ+cMwfH6yD4jPBwGwzVGY52hWMj1UKK3dIpDTKodJJb/GpVvj",
+	"XmLppZJpkZjhFtPaTSiPbsX278Ng8mvf9xi8wiWX4v4Wk6J1jrQ1nTjqw3Byi9xrj14bZgq9i8n/Rlw7",
+	"IeMx2KykRkgKpSyHaZpmT3XGtcEURonMczbRaK1mg+l4Ck+8heXOtpthMcG360ymGJ0uWKYxjJkb3cKM",
+	"G8wJ0D8oXESn0f84rs31YzdMH39jgfU4vSPsn7lpNfJMKba1D7XZZqUysp97LZZhaiUG5rfwEVgTTgNb",
+	"GFRwZcXiVd8WkvFyuMp5ZyfrtRQaiTaPWWqVCWqyBhIpDAr6k63XGU+YRet4reQ8w/yPpGpPf228bh9p",
+	"X7pZ7qVtKlmB730lyxI515qLJUgFXNywjKdncEUjrkhlaeBmGjm7Zc7TFMXHBNbq4VqPCmlAIUvBrCzk",
+	"XuIQdN8KVpiVVPwXuzMfD8AXEohoMEemUDlgS4huGM/YPMOPTTEvfMFIeQ2ZFEsL2IoJOgznL58daTrh",
+	"SPrHulDWdhzJG1SZZGkMZIWSIFghu9m68zM+A4XGesjupLyyHybn9sMVaEykSElirJCl3g1vDGnjtiOr",
+	"CRGPnR1w/viCvHol16iszCW6tQ+ZLCxpq2PmDBtL+fnAcUnGtD+KnSMSw2Myoy+A7B/tiAMsy0q1p2PY",
+	"rJix4pKoSmt5DeCM1iES8PzxxYWd+Ma+xYLUFXsLb0DfIlriluUY0pRditsZRvGksRv1YmtvPg5Ypba1",
+	"Bo735BusJM4fX3jTJEQfLZUJoqArVXmIKuq+xshBm0DMErC7Pc5QMxFbooaRO0lB9hlASnrb5Q3LCgyQ",
+	"4F1TU/3Q8Sy89+Sc8VJ7e4aIIxbZM+SJG5fWfNOqdoi2QajPU2OXa69Qzn9Ct4cl0zcdyfMojh5HcXQR",
+	"8CPrGW9K+rblQlKuNuSodZlwAKH1ygesdmWKKDIv4Z0xsCNjBm6PQ6EBWTmzfHsPIcujcX+aJEVeZMzw",
+	"G7ys8G2z8TORZEVqbQVSvx7UGL6AdcYS1C227Ze6zpYKSZ3a6B+2L4qJ68Bpk5rbP4F7fff4wpnFlc87",
+	"7Hj1UIG2BY6dYgD6dGcS6OsiSIGKWdqvXOY3MPIuSoLCjMlYs2ItBqaBQYoJz1kGbqVpMNrR5La2e3Vd",
+	"lBZul+kCXBFXrErUD7HlY4Xs2rpVu1xZ+UpB9D+gsvuQGo1ZJ8uDsmuLVY+B6WtMKXY3qrIN1mkbKu+V",
+	"3AxXaNUmvJKb363ifCU3XaU5iFZ7dV/Ngz168Ha1Rzuxl/Ut1Xe4f8X0ZbLiWaqcE9WJ/5Y8oQhrkW3P",
+	"YLNCsypNhPL5imkolymFXMIMy2Tz6M+lzJAJC9U1bsO8yVMYVWK8XD+mBBHJGLuyk3cjF72IoRUHj6Ed",
+	"gBpPw6fV2hW3ctJzP2yviug/ayHyNcl2pP1RhJFV2tb/N+RcrsPnr0ez364gLGGv0b6PBrRiEEcalvnN",
+	"bfriFqOiw912dyv5XQrpkuYhJr1YWVACpw2dpIdk5eIlZfzon3//R5V5G8Nx9bdFDVmyAve2GD7zaJ0B",
+	"kXizQoWEfDXDcRPX8AsqaVnMDpw6w6fp6VHKA9MDjS4mbw6debO8rFh8JQulD1woYSLB7FJZgXefFbKD",
+	"ieAydngwBlUU9MD5y/zQTagUzwFzBW4u74u5C6IeOFnhGpm5z8YrNIUS91/h4J0rp1+yXBYuZHXwKlws",
+	"770fCm9QFIcRoyMs/dbGtYRpMnrz0DWoWHKk4+ld+tQQOtHTPv3tDQ2KmOZh7bJwmJBtPgtKebnyJl7H",
+	"May+31ORQIqTBh5pyKUwq7am6jHjWhvdXv6ifORzEwt6HW0HLDDLnCFDQfnu2/ZYxGhQGO9OtN/358xF",
+	"N6+tsrHoOGU8KlXUuI1mlcx1EHHh4PBP/3jdiugN8PDadnDX2Xdb0N71Gpf+3dR92zncXvds8XFDjf8C",
+	"n+Lu4a+SkkHy+416XpuygeIlP6gKv8sFpDLRx94Ym+apc2YaqcZrXBuYbxtZKiZSx68uaVfnFDv73n/U",
+	"nnBtuEhMBZAeeJyW+c3lGlUlZsKRiON63RgaUYlpvzCueWdHPQ+XEhRqp2PaTjczUeYrx5Bx1KVLROQc",
+	"iLnbjVuQ91vWwv/hfQz5HWOhlxgknAxkyLSBhyXzNBFtg/XZfcHar7oH+t33U2rhXQlw6b4DG5KYzUd7",
+	"RWXn0P9HRjZoFyI6FVRg+lJyETI8KrdzL9HdKGtM1IWi+yb4l76y0w7bqbtGJ3wR6LC41t23oaoxbe7A",
+	"Pn8+RIEdYUL84h11Xds+zWrOGBRamBLjKl8MZZKt+jmyimq7q4Q+IJEPodwdCfbaFRcH0r9Q1h23CSIF",
+	"RXZcQWwVRjyt9XmTviHNPxMN1e9VGTO05ijhZhtDN8wGrTCbrxWj2FxlSWRcoJ4J2lJm6rIsVUcMq1p2",
+	"VimNeRmp1Kew65FYo9lqifF0Ji66Zo21o4U0sOQ3KFzJqth26LGtRpGFs0ZlsYzJutnIIktnwj6cI+Bb",
+	"lpgpkAG18jGyhiWFWerfWGTZdCZ2DaHDxcrQ8u5S7gVzk4uqumzf+30N2sfI6N9JlHk8DxSyvwud5Teo",
+	"Jk/cqPWvCBCXjLRHYLypLhsEZYa7hjBEZMBII0JbDI3PQMgdHyJg+P9e+HepGBdNMFO2jeJog3htN8O6",
+	"11Ec/Vww5ban5ybFQdk+a4EM58uW3RLKlf2G2dxROcTungghfu6riLVCuFvO6lnXkWhC1bJM6E3IJ21l",
+	"d2vmdBUKcZWhsX9ysyVz35fEdm9XdOqaQ1zRm9TaSWiRKuRmC9yVtpHPFNKz9mGnKvvWnWlmEy1IQXIr",
+	"1CuBOuCMZGx56WvndrF57R7AHM0GUYCWhUrwcsMMqpypa9KmwpXhH+DlZUybS50wcRm6jvLdCn1q0WWD",
+	"7ECwU6yxuBMNnBie45AAwAGHGUVq/cSUbQM0etwo99U7teiWSph6FFJPLwNbNKBwYbcF08GxRj9+P7XK",
+	"Vx9pYMulwiUzqGGDCj3xcKO4MSh8GnKOC+mTZC7Y4d8zPpzEXTYJBEddkTeNK/e3AoRbG1EbSz5emYul",
+	"7TfSLEdgGv7f5AkzbHKuJ98sDoZ1r5Rr7XvoWO0Nxg2yx99LJK6Zqwz4XGX0xo+6ZAY0moFM5xOZoSCc",
+	"B1vJQqS1v5agMGX21d8JcwMHRefC2c/2258jE0TPMmtiMfrn3/8BiULmESTa1rcoHASx5SVa9N5hs05y",
+	"tVsI4FM4FZHuHQ9rpWLDe0zhyvqiRTVj4Ea3kq39XNQi+nA28qnYvU6BFLhtJV87uqjI7a7bp/BzwYRx",
+	"N2HuEl4dWtXXTn+2wShTb+9vb5u50j3Htwy+uutAdsrwHFU3mTpoHxpJzwHjfxdpzqAQJ/h3cxi+otG9",
+	"2sdKNrKx1fiW5Wu6EvTg4aPPPp9+cUJ2ozGo7AL/f/I/fziZfPXjH2ezKf3x68N3fwi5KU1rvWG2eml2",
+	"RxKGDNWPGw7tuujvI9p9S6LYeZ3WaOAp9qRePkT0dRBYg6Awt1x/vx+Wd4nv3hZiLy/+7BZvPb2AP315",
+	"8ifwF4ogRcN4FgwgpAHB+tpYKQk5S1Zc4EQhS+kLOxpGc5ZeVrfGYigal63oNrq7GBZb4/pyYS2SuLxW",
+	"ZLW+PZIsCxcHOjD7iv1Y3mPdLRbOOoQGVAupoAVo8IXK3bjz/see8tfAhQtusnBdovtiNyb07atn1qBH",
+	"hSJBECx31fNY7RI1JLiVZbxX7N5fwRjij/1JgOf7wv+35Jg/XKbsX5UauO2svXKe2P8psHDmQSfaEfRH",
+	"n1g31LudliG9OzcN2gaDifSTnPcWmL+yKgl+knMX/y/9VKp6yWHEDV2dnCOZLiyzJ3sLPxNSQyvP7+60",
+	"v98gF5G6osKevWpcp2VpStdAWPaysW3+FnM4jXVrlwpqBFHt570j+Ptur+9RSj0g1VeaH5703Gl+P/sR",
+	"on8jl/bezJw26n+Rm4DQgg0Vw0uNZI+/l4j4b7RA4MNld/rTOrvSxj1DFy8ZfM/1X5P5CQn6oSkfz9Dn",
+	"FOq20EmB3yyi0x/2I1qeg3fxoJRDNfzHd3HUTi/1Zn36umZxLUV9xygGvgAmtu/tVHyCeZ9PI+GzJ89T",
+	"c9Rd+bjBiwNZuTnjR7rNj0mhuNm+tuMcF7seCeeFWdWfynZY0V+/exN1mxlcZIzn+hQa5ICR3/BxDEpm",
+	"CKMq2v9frhXTOAZ8u56W/UjoMhS9qqb6ypi1a57AxUKGbmzjpArf+wAmMMGyrbH2s2vTRVaeoYjEUd2N",
+	"QsOoE2oeT2fCRdxdFJ3igzJfF3ZpupJKUWaKxh/pKq7FjFF8XjSKcQKtTWaChh9puKrjr1dl1F6juuG0",
+	"qPXG4Bcp8MzpTQ2cbvMizKVZgeVJPZ0JisZY+Lp3SrsRGBhR3UYz7Dy2SxtfH7JQLLG0tIuW2KfMMCgb",
+	"oEDCFOXLr5qZhKvTBi2qNMTIOrePHj36auz7lW1WPFm5VjUz4fMXu7kKbkCv5EbHrmdISROWI2jB1nol",
+	"DTDdTm+wuUZhoBCGZ65ap5HQ6SRo4Or45sHxokzuXYHBLNP1S6paVT/jSFdOOdWxeHeyOutsuYzi6AaV",
+	"S6FGJ9MH0xMKn65RsDWPTqNH05PpIxfnWtGJshCwOXVxWKLZ03pAMWE1w3xbXuije2jlPWIHq2PZr+mb",
+	"MdiFnJNtnXnUdq7Prc4ET8+AVbVGlqGpgcE5bKq0YXVz2Jfe+wQTp+Gz4uTkUQIshsduiv9iHgNmGuFi",
+	"OhMV7AQcXRhzsNvVMlwYkIVxpLSqkvqpPEuj0+h/oTl/fBHFraagPQKvHnLsJVGfvGuOtPJ4wLg3csio",
+	"SnPcOrLRsW7AaGoCN3ActVOzY8Nd6XxjiEAzNR8rLnW9++S0ZqgjYJc/v12vUcFcFiK1Es1zEZWAddhn",
+	"hG+TrND8Bnt7ArIwiCfTL+Oomv28dLpcPmA3Y1C3o2t4aCeBi0WDcHl8Cy5ndWqB9eE178Prq88/CmLf",
+	"iKw6+j54VJ743nafvknAsHZGdR+K3ZdbwQWjViOHcVz2XSByxq61olRQ9zU4g6vJFenpWoydVWLMrtkH",
+	"ub/9HWJ16nhQ87r/OPH/l60TJt0eCpPyD39Hd+L/b3VhmDQ+BQ7Oj53WYQ9PTvY0lbpbMykrK60pVDYY",
+	"bc8MuICW2nTL2mvPv77+5kUMVkl/9uDLE58wA9cHyg7csYhi+DP1Iw2FhMMNy5Z0j3rd0ghmhVyBbzrj",
+	"SkvXqCbu3Lm+TdSI6zNHqxAJKpoeN3qx0ZQHt09ptRyjSY9un1R3UXsXR58PmdHsI0Z2dRlqieyBIKNU",
+	"853SlyPdOLHUQcEZfrQEWQ3WVD72pgk5nFIHDIjnTF27XaYCm5Qr43pko6AYou6+1a8IP8m5u4DvqsWs",
+	"xWsPX1XuMhPlSFUIDaMNM8mKrAPhQ5rfPrNnumVjjafwbAfPn+ScTFYX2pwJVQjhrJYS6g3jhoQBNxoE",
+	"vjU0h4QKfWqWOFV4cTMOGRcvpTbnlnY+5BhVKYXHMt2+t0PZCWi+azuIVsS/2xEJD9/3233ou6fLXLl/",
+	"XPtw8id+2qjNrxTZ9rRCnTX5cN4qRes4djCas+R6wbNsXB3Bqgb/+NeqjPBdryn/1Jcx7l4SoKpJ3/a5",
+	"WTfpm3k673XFdFWN7CubZqJZ0j/kFsMUntZqlpapiiyp6N8ecoe5W4nuJpzOhHMy7PhlflOKKtckg4bE",
+	"ZTnT15CWtxf9N5afGbcHGriJoSoA+dq7vmWBhn/iilT8sjDq1DB4neE+WNtrp0hhJlJJzeQN2OOzdWV6",
+	"46m33Pxl4v39Pabw1NN1IbPMxa1nouym4Vu1nDb8p1zeOC+fCUn9XupeLBRpoOrVxmPPADNh2DVJKg0r",
+	"ro3dBiIGN+R2+19B4ASIyoGBUYjNbuG+m0rs2nhUe0mLOAp6csqNqPTJTFCAQMmNW6pe5+sTRwqyDTxL",
+	"GbmeZHiDWbk8t9u9ac974UiUcoWJqZvbyAW88LBVznTjcq0FbLOSGTYuuJQ3uGsUZsJ6/htZL+vbWEtB",
+	"MQbPEw6YKv4yPoMX9gWYLaBEF4yU5K3ORKVbNTfgwM62IAXxqIdV6qoYWR9VBf1hf7XumXUPr5XM2TWj",
+	"+GrZtr5RntzfuPbD1mr/ezvUPV2KXIOiE7JK+o/Ji+p580xUi7zo7wte9kka1j77JHSXd7ecwSkCattj",
+	"fYCR1SVfE3g8Hcf9LheFfxS18Z1vnQYqRxzghk3aIYeOV+XaIU3cf1Ud3CRUETfpKe2a9NV5TXrq5iaB",
+	"GrpJu5hu0ldTN9lXZjep/9zxJl0J3iRUiTfZV5g3GdCOZLK3eu+jeKW1RPx9+Kb2pZ+2AfyNINLSZc6e",
+	"rnHx0Is1lQ3cSrZ7u3dHO14007d3046/AcXyIU9JTZkAc17sXCb8lNnzItB+pRv0qLjtuNE3J+ht+YY7",
+	"lRlLeWta05fTTK+MpESbS0ZVK7sEWeqtymYDEyt72jmlVvOSKVxglsG1/70l15ao1bzIm7xJty/ITNS1",
+	"6e5Vo+Ztltb9lXGZB7uemJVvcuTKhKzlKucalfVFKM/mgaUxFnEjr3rM17I90aedcvmgB9lT8Les7FzQ",
+	"x7epgpwZxd9+2jLlueX9bFuexrpHVylQFs2rnX3qq77/edfz8bG4r4YwsO3Vw0CMub7j+Gkzwl/kBlzI",
+	"b6cmoIqgVUyh62LIoG4J/NKhl/NVn1T3rVwA/lywDDL6VSAr0L0bNBOjK7/E152yrqtxXNcgpK4ig+pB",
+	"AZnKuNUOu1Pt86szePjVTDzFuSqY2kLO1hqMhIdfQvnd2AWkxLb8SZ2r5m//XVGE76r+qb+ruLyFOBPl",
+	"11fjHh1S1sL9Hk2820eXP3s5fOhQvOqfcBwSmmj9yteQ1du/pDpkRv0jpQNGt36ia8D4wM9BDorI7P5g",
+	"2wcVqO3y0YBQ7VzFqG8cB+9mnJW6vNudIQbW6SPyacvhPzcyGpR+KI1+H5pylXm+nRXrStnyRrev+y3l",
+	"tWkV3gZF9neO/HWlrQ9LU/ElsEzLqqAtEKSuwNhwkcpNnX9xgLiiN1rqyIXaKYOkV3xhMIU5S66t6Hc/",
+	"U5yhSJlyAr1PkMczQVZ7DL7Mlt5IU6h8VFMHqUdffOZeNEqZywltEK/9iBi0pM80gn7Sr1iPY5hvnVdQ",
+	"pju8ZtqrjaQqXZGUa8NE4nNEHeVhHQ7nXA3QK6xWkZWy87B4Y9jt6FGfumnUq/67F4r9Rzf95nTTTvD9",
+	"pbt+WnbcJ2ExBapgd0GKjM1d14MqU+YOYFW3Wh7yJOPrdV1UXN39C0Xhq2LzQBjelfXfr8j/g+rgner3",
+	"37pv7YAdoutr1D79kLNTsWtUloNjePb6G9JLMXRUnPRKsWlRxVQ2PFkQ0RzZy2sJJOibFxJ++NFyI8W/",
+	"vBooVBadRsfRux/f/XcAAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

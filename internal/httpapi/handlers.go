@@ -204,6 +204,9 @@ func (h *handlers) GetTimeseries(ctx context.Context, req gen.GetTimeseriesReque
 				out.Points[i].Change = &ch
 			}
 		}
+		if csvWanted(ctx) {
+			return drilledTimeseriesCSV(out)
+		}
 		err = ans.FromDrilledTimeseries(out)
 	} else {
 		out := gen.Timeseries{MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to),
@@ -218,6 +221,9 @@ func (h *handlers) GetTimeseries(ctx context.Context, req gen.GetTimeseriesReque
 				out.Points[i].Compare = &gen.RangeMetrics{From: date(cf), To: date(ct), Metrics: ms[j], Customers: cs[j]}
 				out.Points[i].Change = &ch
 			}
+		}
+		if csvWanted(ctx) {
+			return timeseriesCSV(out)
 		}
 		err = ans.FromTimeseries(out)
 	}
@@ -251,8 +257,11 @@ func (h *handlers) GetCohorts(ctx context.Context, req gen.GetCohortsRequestObje
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetCohorts200JSONResponse{MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to),
-		Status: sc.statuses, Cohorts: cohorts}, nil
+	out := gen.Cohorts{MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to), Status: sc.statuses, Cohorts: cohorts}
+	if csvWanted(ctx) {
+		return cohortsCSV(out)
+	}
+	return gen.GetCohorts200JSONResponse(out), nil
 }
 
 // page resolves the paging parameters (validated against openapi.yaml already).
@@ -295,7 +304,7 @@ func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequest
 	if p.Sort != nil {
 		sort = string(*p.Sort)
 	}
-	pg, size, offset := page(p.Page, p.PageSize)
+	pg, size, offset := exportPage(ctx, p.Page, p.PageSize)
 	total, rows, err := h.reader.Breakdown(ctx, string(req.Dimension), stats.List{
 		MerchantID: sc.merchantID, Statuses: sc.statuses, From: sc.from, To: sc.to,
 		Sort: sort, Limit: size, Offset: offset,
@@ -306,9 +315,13 @@ func (h *handlers) GetBreakdown(ctx context.Context, req gen.GetBreakdownRequest
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetBreakdown200JSONResponse{MerchantId: sc.merchantID, Dimension: string(req.Dimension),
+	out := gen.Breakdown{MerchantId: sc.merchantID, Dimension: string(req.Dimension),
 		From: date(sc.from), To: date(sc.to), Status: sc.statuses, Sort: sort, Page: pg, PageSize: size,
-		Total: total, Rows: rows, ParentId: p.ParentId}, nil
+		Total: total, Rows: rows, ParentId: p.ParentId}
+	if csvWanted(ctx) {
+		return breakdownCSV(out)
+	}
+	return gen.GetBreakdown200JSONResponse(out), nil
 }
 
 // GetABC implements GET /v1/abc.
@@ -339,7 +352,7 @@ func (h *handlers) GetABC(ctx context.Context, req gen.GetABCRequestObject) (gen
 	if p.Sort != nil {
 		q.Sort = string(*p.Sort)
 	}
-	pg, size, offset := page(p.Page, p.PageSize)
+	pg, size, offset := exportPage(ctx, p.Page, p.PageSize)
 	q.Limit, q.Offset = size, offset
 	res, err := h.reader.ABC(ctx, q)
 	if errors.Is(err, stats.ErrUnknownSort) {
@@ -348,9 +361,13 @@ func (h *handlers) GetABC(ctx context.Context, req gen.GetABCRequestObject) (gen
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetABC200JSONResponse{MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to),
+	out := gen.ABC{MerchantId: sc.merchantID, From: date(sc.from), To: date(sc.to),
 		Status: sc.statuses, Metric: q.Metric, A: q.A, B: q.B, Sort: q.Sort, Page: pg, PageSize: size,
-		Total: res.Total, TotalValue: res.TotalValue, Classes: res.Classes, Products: res.Products}, nil
+		Total: res.Total, TotalValue: res.TotalValue, Classes: res.Classes, Products: res.Products}
+	if csvWanted(ctx) {
+		return abcCSV(out)
+	}
+	return gen.GetABC200JSONResponse(out), nil
 }
 
 // change is (cur − prev) / prev per metric, 4 places; nil where prev is zero or unknown.

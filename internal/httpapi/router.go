@@ -91,7 +91,7 @@ func NewRouter(o Options) (http.Handler, error) {
 		ResponseErrorHandlerFunc: internalError(o.Logger),
 	})
 	r.Group(func(r chi.Router) {
-		r.Use(authenticate(o.Verifier), validate, stampAsOf)
+		r.Use(authenticate(o.Verifier), negotiate, validate, stampAsOf) // negotiate first: validation fills in defaults
 		gen.HandlerWithOptions(strict, gen.ChiServerOptions{
 			BaseRouter:       r,
 			ErrorHandlerFunc: paramError,
