@@ -37,6 +37,8 @@ var endpointRequests = []string{
 	"/v1/customers", "/v1/customers/cohorts",
 	"/v1/summary?status=delivered", "/v1/breakdown/product?status=delivered,returned", "/v1/customers?status=delivered",
 	"/v1/customers?status=created,accepted,delivered,returned", "/v1/customers/cohorts?status=delivered",
+	"/v1/summary?compare=previous_year", "/v1/timeseries?grain=week&compare=previous_year",
+	"/v1/summary?delivery_type=courier", "/v1/timeseries?grain=month&category_id=1", "/v1/breakdown/category?parent_id=0",
 }
 
 // endpointCosts times each request n times over the last year and n times over random years,

@@ -88,11 +88,23 @@ func (m *mix) draw(largestYear bool) request {
 	}
 	r.from, r.to = m.window(m.rnd, days)
 	switch p := m.rnd.IntN(100); {
-	case p < 30:
+	case p < 22:
 		r.path = "/v1/summary"
+	case p < 26: // a comparison
+		r.path = "/v1/summary"
+		r.query.Set("compare", "previous_year")
+	case p < 30: // a drill-down
+		r.path = "/v1/summary"
+		r.query.Set("delivery_type", "courier")
 	case p < 55:
 		r.path = "/v1/timeseries"
 		r.query.Set("grain", []string{"day", "week", "month", "quarter"}[m.rnd.IntN(4)])
+		switch m.rnd.IntN(5) {
+		case 0:
+			r.query.Set("compare", "previous_year")
+		case 1:
+			r.query.Set("category_id", "1")
+		}
 	case p < 75:
 		r.path = "/v1/breakdown/" + []string{"product", "category", "city", "region", "delivery_type", "payment_method"}[m.rnd.IntN(6)]
 	case p < 85:

@@ -155,9 +155,9 @@ func AsMerchant(ctx context.Context, pool *pgxpool.Pool, merchantID int64, plans
 		strconv.FormatInt(merchantID, 10), string(plans))
 	if a, ok := ctx.Value(asOfKey{}).(*AsOf); ok && !a.read {
 		// Same snapshot as the figures, so the time matches what is shown.
-		b.Queue("SELECT covered_watermark FROM api.merchant_freshness()").Query(func(rows pgx.Rows) error {
+		b.Queue("SELECT covered_watermark, data_version FROM api.merchant_freshness()").Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				if err := rows.Scan(&a.Time); err != nil {
+				if err := rows.Scan(&a.Time, &a.Version); err != nil {
 					return fmt.Errorf("read freshness: %w", err)
 				}
 			}
@@ -186,8 +186,9 @@ func AsMerchant(ctx context.Context, pool *pgxpool.Pool, merchantID int64, plans
 
 // AsOf receives the source instant up to which the figures a request read are complete.
 type AsOf struct {
-	Time *time.Time // nil before the merchant's first refresh
-	read bool
+	Time    *time.Time // nil before the merchant's first refresh
+	Version int64      // the merchant's data version (the API's ETags)
+	read    bool
 }
 
 type asOfKey struct{}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -90,18 +91,34 @@ func observeRequests(m *metrics.Metrics) func(http.Handler) http.Handler {
 // complete, read in the same database snapshot as the figures (db.AsMerchant).
 const asOfHeader = "X-Data-As-Of"
 
-// stampAsOf arranges for the handler's read to record its as-of time and writes it as a header
-// before the status line goes out.
-func stampAsOf(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, asOf := db.WithAsOf(r.Context())
-		next.ServeHTTP(&asOfWriter{ResponseWriter: w, asOf: asOf}, r.WithContext(ctx))
-	})
+// stamp arranges for the handler's read to record its as-of time and the merchant's data
+// version, and writes them as headers (X-Data-As-Of, and the ETag of a cacheable response)
+// before the status line goes out. A conditional request whose tag is current is answered 304
+// after reading the version alone.
+func stamp(versions func(context.Context, int64) (int64, error)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c := cacheKeyOf(r)
+			if c != nil {
+				setCacheHeaders(w.Header())
+				if inm := r.Header.Get("If-None-Match"); inm != "" {
+					if v, err := versions(r.Context(), c.merchant); err == nil && matches(inm, c.tag(v)) {
+						w.Header().Set("ETag", c.tag(v))
+						w.WriteHeader(http.StatusNotModified)
+						return
+					} // else answered in full (a failed read fails again there, with its error)
+				}
+			}
+			ctx, asOf := db.WithAsOf(r.Context())
+			next.ServeHTTP(&asOfWriter{ResponseWriter: w, asOf: asOf, cache: c}, r.WithContext(ctx))
+		})
+	}
 }
 
 type asOfWriter struct {
 	http.ResponseWriter
 	asOf        *db.AsOf
+	cache       *cacheKey
 	wroteHeader bool
 }
 
@@ -110,6 +127,9 @@ func (w *asOfWriter) WriteHeader(code int) {
 		w.wroteHeader = true
 		if code < 300 && w.asOf.Time != nil {
 			w.Header().Set(asOfHeader, w.asOf.Time.UTC().Format(time.RFC3339Nano))
+		}
+		if code == http.StatusOK && w.cache != nil {
+			w.Header().Set("ETag", w.cache.tag(w.asOf.Version))
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/andybalholm/brotli"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/swaggest/swgui/v5emb"
@@ -91,7 +93,8 @@ func NewRouter(o Options) (http.Handler, error) {
 		ResponseErrorHandlerFunc: internalError(o.Logger),
 	})
 	r.Group(func(r chi.Router) {
-		r.Use(authenticate(o.Verifier), negotiate, validate, stampAsOf) // negotiate first: validation fills in defaults
+		r.Use(compress())
+		r.Use(authenticate(o.Verifier), negotiate, validate, stamp(o.Reader.DataVersion)) // negotiate first: validation fills in defaults
 		gen.HandlerWithOptions(strict, gen.ChiServerOptions{
 			BaseRouter:       r,
 			ErrorHandlerFunc: paramError,
@@ -196,4 +199,12 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 				"duration_ms", float64(time.Since(start).Microseconds())/1000)
 		})
 	}
+}
+
+// compress answers gzip, deflate or brotli when the client asks (chi's compressor; brotli by
+// andybalholm/brotli), for the API's JSON, problems and CSV.
+func compress() func(http.Handler) http.Handler {
+	c := middleware.NewCompressor(5, "application/json", "application/problem+json", "text/csv")
+	c.SetEncoder("br", func(w io.Writer, level int) io.Writer { return brotli.NewWriterLevel(w, level) })
+	return c.Handler
 }

@@ -286,3 +286,15 @@ func (r *Reader) Freshness(ctx context.Context, merchantID int64) (gen.Freshness
 	}
 	return f, nil
 }
+
+// DataVersion is the merchant's data version, which moves whenever its figures may have
+// changed (the API's ETags): one read of the freshness function, no aggregate.
+func (r *Reader) DataVersion(ctx context.Context, merchantID int64) (int64, error) {
+	var v int64
+	b := &pgx.Batch{}
+	b.Queue("SELECT data_version FROM api.merchant_freshness()").QueryRow(func(row pgx.Row) error { return row.Scan(&v) })
+	if err := db.AsMerchant(ctx, r.pool, merchantID, db.GenericPlans, b); err != nil {
+		return 0, fmt.Errorf("data version of merchant %d: %w", merchantID, err)
+	}
+	return v, nil
+}

@@ -99,6 +99,11 @@ END $$;
 CREATE PROCEDURE refresh.apply_catalog()
 LANGUAGE plpgsql AS $$
 BEGIN
+    INSERT INTO pg_temp.changed_merchants
+    SELECT c.merchant_id FROM pg_temp.catalog_changes c
+    UNION
+    SELECT a.merchant_id FROM pg_temp.catalog_changes c JOIN agg.products a ON a.id = c.id
+    ON CONFLICT DO NOTHING;
     -- Gone, or moved to another merchant (re-inserted below).
     DELETE FROM agg.products a USING pg_temp.catalog_changes c
     WHERE a.id = c.id AND (c.gone OR a.merchant_id <> c.merchant_id);
@@ -156,4 +161,6 @@ BEGIN
     WHERE s.id = c.id AND s.id = ANY (v_moved);
     CALL refresh.add_facts('new');
     CALL refresh.apply_key_deltas();
+    UPDATE agg.freshness f SET data_version = f.data_version + 1
+    FROM pg_temp.changed_merchants c WHERE f.merchant_id = c.merchant_id;
 END $$;

@@ -223,6 +223,11 @@ BEGIN
                FROM kept GROUP BY 1, 2, 3) AS k USING (merchant_id, grain, period)
     WHERE NOT s.fold;
 
+    INSERT INTO pg_temp.changed_merchants
+    SELECT merchant_id FROM pg_temp.tile_rows
+    UNION
+    SELECT merchant_id FROM pg_temp.cohort_deltas GROUP BY merchant_id, cohort, month, statuses HAVING sum(n) <> 0
+    ON CONFLICT DO NOTHING;
     IF v_fresh THEN
         CALL refresh.insert_customer_tiles();
     ELSE

@@ -31,18 +31,22 @@ END $$;
 -- watermark only when no dirty day or changed order of it is left (a chunked refresh leaves
 -- some for the next transaction, and a concurrent scan may have marked more): otherwise the
 -- watermark it covered is kept. One statement, so the watermark and the pending work are read
--- from the same snapshot.
+-- from the same snapshot. The data version (the API's ETags) moves for the merchants whose
+-- data changed (changed_merchants): a refresh that nets to nothing keeps it.
 CREATE PROCEDURE refresh.mark_fresh(p_merchants bigint[])
-LANGUAGE sql AS $$
-    INSERT INTO agg.freshness (merchant_id, refreshed_at, source_watermark)
+LANGUAGE plpgsql AS $$ -- plpgsql: it reads a scratch table, which a SQL body would need at creation
+BEGIN
+    INSERT INTO agg.freshness (merchant_id, refreshed_at, source_watermark, data_version)
     SELECT m.id, now(),
            CASE WHEN EXISTS (SELECT FROM refresh.pending_merchants AS d WHERE d.merchant_id = m.id)
                 THEN (SELECT f.source_watermark FROM agg.freshness f WHERE f.merchant_id = m.id)
-                ELSE s.source_watermark END
+                ELSE s.source_watermark END,
+           (m.id IN (SELECT merchant_id FROM pg_temp.changed_merchants))::int
     FROM pipeline.settings s, (SELECT DISTINCT id FROM unnest(p_merchants) AS id ORDER BY 1) AS m
     ON CONFLICT (merchant_id) DO UPDATE
-        SET refreshed_at = EXCLUDED.refreshed_at, source_watermark = EXCLUDED.source_watermark;
-$$;
+        SET refreshed_at = EXCLUDED.refreshed_at, source_watermark = EXCLUDED.source_watermark,
+            data_version = agg.freshness.data_version + EXCLUDED.data_version;
+END $$;
 
 -- Marks a merchant's business days [p_from, p_to] dirty, for an operator's backfill through the
 -- API (POST /v1/admin/refresh): the River job then refreshes them like any change.

@@ -11,7 +11,8 @@
 -- (SECURITY DEFINER) has its body parsed and planned again at every call. PL/pgSQL keeps the
 -- plan for the session (the query has no parameters, so the plan cache reuses one plan).
 CREATE FUNCTION api.merchant_freshness()
-RETURNS TABLE (refreshed_at timestamptz, covered_watermark timestamptz, last_scan_at timestamptz, pending_days bigint)
+RETURNS TABLE (refreshed_at timestamptz, covered_watermark timestamptz, last_scan_at timestamptz, pending_days bigint,
+               data_version bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN QUERY
@@ -28,7 +29,7 @@ BEGIN
            CASE WHEN f.merchant_id IS NULL THEN NULL
                 WHEN p.n = 0 AND NOT p.list THEN greatest(s.source_watermark, f.source_watermark)
                 ELSE f.source_watermark END,
-           s.last_scan_at, p.n
+           s.last_scan_at, p.n, coalesce(f.data_version, 0)
     FROM m CROSS JOIN p CROSS JOIN pipeline.settings s
     LEFT JOIN agg.freshness f ON f.merchant_id = m.id
     WHERE m.id IS NOT NULL;

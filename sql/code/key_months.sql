@@ -94,6 +94,7 @@ BEGIN
     HAVING (agg.isum(w1), agg.isum(w2), agg.isum(w3), agg.isum(w4), agg.isum(w5), agg.isum(w6), agg.isum(w7))
            <> (0, 0, 0, 0, 0, 0, 0);
     DELETE FROM pg_temp.key_deltas;
+    INSERT INTO pg_temp.changed_merchants SELECT DISTINCT merchant_id FROM pg_temp.key_net ON CONFLICT DO NOTHING;
     -- Nothing stored yet for these merchants (a backfill): no rows to read back or compare.
     v_fresh := NOT EXISTS (SELECT FROM (SELECT DISTINCT merchant_id FROM pg_temp.key_net) AS m
                            WHERE EXISTS (SELECT FROM agg.key_months b WHERE b.merchant_id = m.merchant_id AND b.dim = 't'));

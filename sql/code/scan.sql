@@ -28,24 +28,32 @@ CREATE VIEW refresh.pending_merchants AS
     UNION
     SELECT merchant_id FROM pipeline.dirty_catalogs;
 
--- Copies the shared reference data (cities with their regions, categories). Region
--- breakdowns are computed from it, so refreshes run it before loading days.
+-- Copies the shared reference data (cities with their names and regions, categories with
+-- their names). The API reads names and regions from it, so a change moves every merchant's
+-- data version (rare: a catalog edit). Refreshes run it before loading days.
 CREATE PROCEDURE refresh.load_reference()
 LANGUAGE sql AS $$
-    INSERT INTO ref.cities (id, name, region, lat, lon)
-    SELECT id, name, region, lat, lon FROM src.cities
-    ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region, lat = EXCLUDED.lat, lon = EXCLUDED.lon
-    WHERE (ref.cities.name, ref.cities.region, ref.cities.lat, ref.cities.lon)
-          IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.region, EXCLUDED.lat, EXCLUDED.lon);
-    -- A category's parent is kept as the facts were built with it: a move re-attributes the
-    -- subtree's history (refresh.move_categories, by the reconciliation job).
-    INSERT INTO ref.categories (id, parent_id, name)
-    SELECT id, parent_id, name FROM src.categories
-    ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name
-    WHERE ref.categories.name IS DISTINCT FROM EXCLUDED.name;
-    -- Keys of the delivery and payment breakdowns: the vocabulary of docs/metrics.md. Added here, in a short transaction of their own, so that parallel
-    -- refreshes do not wait on each other's first insert of a label (they add any other value
-    -- they meet themselves).
+    WITH cities AS (
+        INSERT INTO ref.cities (id, name, region, lat, lon)
+        SELECT id, name, region, lat, lon FROM src.cities
+        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region, lat = EXCLUDED.lat, lon = EXCLUDED.lon
+        WHERE (ref.cities.name, ref.cities.region, ref.cities.lat, ref.cities.lon)
+              IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.region, EXCLUDED.lat, EXCLUDED.lon)
+        RETURNING 1
+    ), categories AS (
+        -- A category's parent is kept as the facts were built with it: a move re-attributes
+        -- the subtree's history (refresh.move_categories, by the reconciliation job).
+        INSERT INTO ref.categories (id, parent_id, name)
+        SELECT id, parent_id, name FROM src.categories
+        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name
+        WHERE ref.categories.name IS DISTINCT FROM EXCLUDED.name
+        RETURNING 1
+    )
+    UPDATE agg.freshness SET data_version = data_version + 1
+    WHERE EXISTS (SELECT FROM cities) OR EXISTS (SELECT FROM categories);
+    -- Keys of the delivery and payment breakdowns: the methods docs/metrics.md lists. Added
+    -- here, in a short transaction of their own, so that parallel refreshes do not wait on
+    -- each other's first insert of a label (they add any other value they meet themselves).
     INSERT INTO ref.labels (dimension, label)
     SELECT x.dimension, x.label
     FROM (SELECT 'delivery_type' AS dimension, unnest(ARRAY['courier', 'pickup_point', 'post', 'express']) AS label

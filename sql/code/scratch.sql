@@ -15,6 +15,8 @@
 --   cohort_deltas
 --   catalog_changes  refresh.read_catalog                refresh.add_catalog_orders,
 --                                                        refresh.apply_catalog
+--   changed_merchants refresh.apply_key_deltas,          refresh.mark_fresh, move_categories
+--                    apply_customer_deltas, apply_catalog      (the merchants whose data changed)
 --
 -- new_orders and old_orders have pipeline.orders's columns. key_deltas: net changes of the
 -- daily facts of agg.key_months (slot and figures as there, figures as plain numbers, not
@@ -48,6 +50,7 @@ BEGIN
         CREATE TEMP TABLE cohort_deltas (
             merchant_id bigint, cohort date, month date, statuses smallint, n int
         ) ON COMMIT DELETE ROWS;
+        CREATE TEMP TABLE changed_merchants (merchant_id bigint PRIMARY KEY) ON COMMIT DELETE ROWS;
         CREATE TEMP TABLE catalog_changes (
             merchant_id bigint, id bigint PRIMARY KEY, sku text, name text, category_id bigint, gone boolean
         ) ON COMMIT DELETE ROWS;
