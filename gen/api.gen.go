@@ -3752,6 +3752,9 @@ func ParseGetABCResponse(rsp *http.Response) (*GetABCResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case rsp.StatusCode == 304:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3889,6 +3892,9 @@ func ParseGetBreakdownResponse(rsp *http.Response) (*GetBreakdownResponse, error
 		}
 		response.JSON200 = &dest
 
+	case rsp.StatusCode == 304:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3959,6 +3965,9 @@ func ParseGetCustomersResponse(rsp *http.Response) (*GetCustomersResponse, error
 		}
 		response.JSON200 = &dest
 
+	case rsp.StatusCode == 304:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4025,6 +4034,9 @@ func ParseGetCohortsResponse(rsp *http.Response) (*GetCohortsResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -4163,6 +4175,9 @@ func ParseGetSummaryResponse(rsp *http.Response) (*GetSummaryResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case rsp.StatusCode == 304:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4229,6 +4244,9 @@ func ParseGetTimeseriesResponse(rsp *http.Response) (*GetTimeseriesResponse, err
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -5443,6 +5461,9 @@ type BadRequestApplicationProblemPlusJSONResponse Problem
 
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
+type NotModifiedResponse struct {
+}
+
 type UnauthorizedApplicationProblemPlusJSONResponse Problem
 
 type UnavailableResponseHeaders struct {
@@ -5494,6 +5515,13 @@ func (response GetABC200TextcsvResponse) VisitGetABCResponse(w http.ResponseWrit
 	}
 	_, err := io.Copy(w, response.Body)
 	return err
+}
+
+type GetABC304Response = NotModifiedResponse
+
+func (response GetABC304Response) VisitGetABCResponse(w http.ResponseWriter) error {
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetABC400ApplicationProblemPlusJSONResponse struct {
@@ -5695,6 +5723,13 @@ func (response GetBreakdown200TextcsvResponse) VisitGetBreakdownResponse(w http.
 	return err
 }
 
+type GetBreakdown304Response = NotModifiedResponse
+
+func (response GetBreakdown304Response) VisitGetBreakdownResponse(w http.ResponseWriter) error {
+	w.WriteHeader(304)
+	return nil
+}
+
 type GetBreakdown400ApplicationProblemPlusJSONResponse struct {
 	BadRequestApplicationProblemPlusJSONResponse
 }
@@ -5782,6 +5817,13 @@ func (response GetCustomers200JSONResponse) VisitGetCustomersResponse(w http.Res
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetCustomers304Response = NotModifiedResponse
+
+func (response GetCustomers304Response) VisitGetCustomersResponse(w http.ResponseWriter) error {
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetCustomers400ApplicationProblemPlusJSONResponse struct {
@@ -5891,6 +5933,13 @@ func (response GetCohorts200TextcsvResponse) VisitGetCohortsResponse(w http.Resp
 	}
 	_, err := io.Copy(w, response.Body)
 	return err
+}
+
+type GetCohorts304Response = NotModifiedResponse
+
+func (response GetCohorts304Response) VisitGetCohortsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetCohorts400ApplicationProblemPlusJSONResponse struct {
@@ -6079,6 +6128,13 @@ func (response GetSummary200JSONResponse) VisitGetSummaryResponse(w http.Respons
 	return err
 }
 
+type GetSummary304Response = NotModifiedResponse
+
+func (response GetSummary304Response) VisitGetSummaryResponse(w http.ResponseWriter) error {
+	w.WriteHeader(304)
+	return nil
+}
+
 type GetSummary400ApplicationProblemPlusJSONResponse struct {
 	BadRequestApplicationProblemPlusJSONResponse
 }
@@ -6194,6 +6250,13 @@ func (response GetTimeseries200TextcsvResponse) VisitGetTimeseriesResponse(w htt
 	}
 	_, err := io.Copy(w, response.Body)
 	return err
+}
+
+type GetTimeseries304Response = NotModifiedResponse
+
+func (response GetTimeseries304Response) VisitGetTimeseriesResponse(w http.ResponseWriter) error {
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetTimeseries400ApplicationProblemPlusJSONResponse struct {
@@ -6549,112 +6612,115 @@ func (sh *strictHandler) GetTimeseries(w http.ResponseWriter, r *http.Request, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1tcxs30uBf6ZrbKpG1Q0q2k2wiVepKlte33ls7Ptu5XCrMSeBMk0Q0AzAARjSTx9/38/7E/SVPoYF5",
-	"JYYaUbY38a6/WOQAmO5Go9/R/DVKZL6WAoXR0emv0ZoplqNBRZ8umMGlVNunPDOo7Dcp6kTxteFSRKfR",
-	"E8WzDFK5EWAkSIGQ+BnARArcaNDF3ChEGGVcICz4slCox1M4N5BLbWhSynMUmksBC3rRNIojbtf/uUC1",
-	"jeJIsByj06hc/JKnURzpZIU5s0AtpMqZiU4jLswXn0VxlHPB8yKPTh/Ekdmu0T3CJaro3bs4uuBmIEpm",
-	"hSBVikpDihm/QYVphSo32wPx4Ob+OMh8zRTuIvBmhZC4hykoJpYII13kOVNbSHHBiszAWuENl4W+XKPi",
-	"Mj0Dw3PUqDhqEFLgeAovpIENN6tyrcuFkvlx+cHIXtw8XE3cUFg8fog6r43i+pstMhX9WGGqjeJi2UT0",
-	"qZL5LrJPudIGUrYFuQAGSaGNzDvon7XxuBV0wjS8NykzFrNeIN/IXRD/xu4KoX3/bTAaeUcInzj23b7Z",
-	"rvHOvC8Xjr/9GmCXP4z1yyUuCcImCjl7+zcUS7OKTh+enBD/l58fhBB66lHuIpHoG1hIBQwuXv9fwLdr",
-	"qQyMmIbzJMG1AYNvzXGib8YxDVtnjAvIuLjWU/iOm5UsDKzZEkmC2T8uNf8F28utZJZqQKKFkpsYirWl",
-	"2IMT+68Pdb9HoYPxk5Yiii3o4TOwj/nnheYCtS55zG6bP/bff//995PnzydPnox7gXK8rvDngitMo1Oj",
-	"CrwbZz1HlayYMM+ehIVR7p9bCikk+kkxhVf+lY73mQCW5twy3jWKM2DNadcoILfYiWwLFnDSLHIj+rAq",
-	"595XyL5ky4CEtd+CKPI5qhgsAeHBFM4d06ztabdbgFb/acB8bbZncGWkYdkVaGNPWCILYRr804eGXbEF",
-	"v5ffBO4uLuytx4XY8GQQdq/5L4Rh3+uJ+cMwfH6yD4jPBwGwzVGY52hWMj1UKK3dIpDTKodJJb/GpVvj",
-	"XmLppZJpkZjhFtPaTSiPbsX278Ng8mvf9xi8wiWX4v4Wk6J1jrQ1nTjqw3Byi9xrj14bZgq9i8n/Rlw7",
-	"IeMx2KykRkgKpSyHaZpmT3XGtcEURonMczbRaK1mg+l4Ck+8heXOtpthMcG360ymGJ0uWKYxjJkb3cKM",
-	"G8wJ0D8oXESn0f84rs31YzdMH39jgfU4vSPsn7lpNfJMKba1D7XZZqUysp97LZZhaiUG5rfwEVgTTgNb",
-	"GFRwZcXiVd8WkvFyuMp5ZyfrtRQaiTaPWWqVCWqyBhIpDAr6k63XGU+YRet4reQ8w/yPpGpPf228bh9p",
-	"X7pZ7qVtKlmB730lyxI515qLJUgFXNywjKdncEUjrkhlaeBmGjm7Zc7TFMXHBNbq4VqPCmlAIUvBrCzk",
-	"XuIQdN8KVpiVVPwXuzMfD8AXEohoMEemUDlgS4huGM/YPMOPTTEvfMFIeQ2ZFEsL2IoJOgznL58daTrh",
-	"SPrHulDWdhzJG1SZZGkMZIWSIFghu9m68zM+A4XGesjupLyyHybn9sMVaEykSElirJCl3g1vDGnjtiOr",
-	"CRGPnR1w/viCvHol16iszCW6tQ+ZLCxpq2PmDBtL+fnAcUnGtD+KnSMSw2Myoy+A7B/tiAMsy0q1p2PY",
-	"rJix4pKoSmt5DeCM1iES8PzxxYWd+Ma+xYLUFXsLb0DfIlriluUY0pRditsZRvGksRv1YmtvPg5Ypba1",
-	"Bo735BusJM4fX3jTJEQfLZUJoqArVXmIKuq+xshBm0DMErC7Pc5QMxFbooaRO0lB9hlASnrb5Q3LCgyQ",
-	"4F1TU/3Q8Sy89+Sc8VJ7e4aIIxbZM+SJG5fWfNOqdoi2QajPU2OXa69Qzn9Ct4cl0zcdyfMojh5HcXQR",
-	"8CPrGW9K+rblQlKuNuSodZlwAKH1ygesdmWKKDIv4Z0xsCNjBm6PQ6EBWTmzfHsPIcujcX+aJEVeZMzw",
-	"G7ys8G2z8TORZEVqbQVSvx7UGL6AdcYS1C227Ze6zpYKSZ3a6B+2L4qJ68Bpk5rbP4F7fff4wpnFlc87",
-	"7Hj1UIG2BY6dYgD6dGcS6OsiSIGKWdqvXOY3MPIuSoLCjMlYs2ItBqaBQYoJz1kGbqVpMNrR5La2e3Vd",
-	"lBZul+kCXBFXrErUD7HlY4Xs2rpVu1xZ+UpB9D+gsvuQGo1ZJ8uDsmuLVY+B6WtMKXY3qrIN1mkbKu+V",
-	"3AxXaNUmvJKb363ifCU3XaU5iFZ7dV/Ngz168Ha1Rzuxl/Ut1Xe4f8X0ZbLiWaqcE9WJ/5Y8oQhrkW3P",
-	"YLNCsypNhPL5imkolymFXMIMy2Tz6M+lzJAJC9U1bsO8yVMYVWK8XD+mBBHJGLuyk3cjF72IoRUHj6Ed",
-	"gBpPw6fV2hW3ctJzP2yviug/ayHyNcl2pP1RhJFV2tb/N+RcrsPnr0ez364gLGGv0b6PBrRiEEcalvnN",
-	"bfriFqOiw912dyv5XQrpkuYhJr1YWVACpw2dpIdk5eIlZfzon3//R5V5G8Nx9bdFDVmyAve2GD7zaJ0B",
-	"kXizQoWEfDXDcRPX8AsqaVnMDpw6w6fp6VHKA9MDjS4mbw6debO8rFh8JQulD1woYSLB7FJZgXefFbKD",
-	"ieAydngwBlUU9MD5y/zQTagUzwFzBW4u74u5C6IeOFnhGpm5z8YrNIUS91/h4J0rp1+yXBYuZHXwKlws",
-	"770fCm9QFIcRoyMs/dbGtYRpMnrz0DWoWHKk4+ld+tQQOtHTPv3tDQ2KmOZh7bJwmJBtPgtKebnyJl7H",
-	"May+31ORQIqTBh5pyKUwq7am6jHjWhvdXv6ifORzEwt6HW0HLDDLnCFDQfnu2/ZYxGhQGO9OtN/358xF",
-	"N6+tsrHoOGU8KlXUuI1mlcx1EHHh4PBP/3jdiugN8PDadnDX2Xdb0N71Gpf+3dR92zncXvds8XFDjf8C",
-	"n+Lu4a+SkkHy+416XpuygeIlP6gKv8sFpDLRx94Ym+apc2YaqcZrXBuYbxtZKiZSx68uaVfnFDv73n/U",
-	"nnBtuEhMBZAeeJyW+c3lGlUlZsKRiON63RgaUYlpvzCueWdHPQ+XEhRqp2PaTjczUeYrx5Bx1KVLROQc",
-	"iLnbjVuQ91vWwv/hfQz5HWOhlxgknAxkyLSBhyXzNBFtg/XZfcHar7oH+t33U2rhXQlw6b4DG5KYzUd7",
-	"RWXn0P9HRjZoFyI6FVRg+lJyETI8KrdzL9HdKGtM1IWi+yb4l76y0w7bqbtGJ3wR6LC41t23oaoxbe7A",
-	"Pn8+RIEdYUL84h11Xds+zWrOGBRamBLjKl8MZZKt+jmyimq7q4Q+IJEPodwdCfbaFRcH0r9Q1h23CSIF",
-	"RXZcQWwVRjyt9XmTviHNPxMN1e9VGTO05ijhZhtDN8wGrTCbrxWj2FxlSWRcoJ4J2lJm6rIsVUcMq1p2",
-	"VimNeRmp1Kew65FYo9lqifF0Ji66Zo21o4U0sOQ3KFzJqth26LGtRpGFs0ZlsYzJutnIIktnwj6cI+Bb",
-	"lpgpkAG18jGyhiWFWerfWGTZdCZ2DaHDxcrQ8u5S7gVzk4uqumzf+30N2sfI6N9JlHk8DxSyvwud5Teo",
-	"Jk/cqPWvCBCXjLRHYLypLhsEZYa7hjBEZMBII0JbDI3PQMgdHyJg+P9e+HepGBdNMFO2jeJog3htN8O6",
-	"11Ec/Vww5ban5ybFQdk+a4EM58uW3RLKlf2G2dxROcTungghfu6riLVCuFvO6lnXkWhC1bJM6E3IJ21l",
-	"d2vmdBUKcZWhsX9ysyVz35fEdm9XdOqaQ1zRm9TaSWiRKuRmC9yVtpHPFNKz9mGnKvvWnWlmEy1IQXIr",
-	"1CuBOuCMZGx56WvndrF57R7AHM0GUYCWhUrwcsMMqpypa9KmwpXhH+DlZUybS50wcRm6jvLdCn1q0WWD",
-	"7ECwU6yxuBMNnBie45AAwAGHGUVq/cSUbQM0etwo99U7teiWSph6FFJPLwNbNKBwYbcF08GxRj9+P7XK",
-	"Vx9pYMulwiUzqGGDCj3xcKO4MSh8GnKOC+mTZC7Y4d8zPpzEXTYJBEddkTeNK/e3AoRbG1EbSz5emYul",
-	"7TfSLEdgGv7f5AkzbHKuJ98sDoZ1r5Rr7XvoWO0Nxg2yx99LJK6Zqwz4XGX0xo+6ZAY0moFM5xOZoSCc",
-	"B1vJQqS1v5agMGX21d8JcwMHRefC2c/2258jE0TPMmtiMfrn3/8BiULmESTa1rcoHASx5SVa9N5hs05y",
-	"tVsI4FM4FZHuHQ9rpWLDe0zhyvqiRTVj4Ea3kq39XNQi+nA28qnYvU6BFLhtJV87uqjI7a7bp/BzwYRx",
-	"N2HuEl4dWtXXTn+2wShTb+9vb5u50j3Htwy+uutAdsrwHFU3mTpoHxpJzwHjfxdpzqAQJ/h3cxi+otG9",
-	"2sdKNrKx1fiW5Wu6EvTg4aPPPp9+cUJ2ozGo7AL/f/I/fziZfPXjH2ezKf3x68N3fwi5KU1rvWG2eml2",
-	"RxKGDNWPGw7tuujvI9p9S6LYeZ3WaOAp9qRePkT0dRBYg6Awt1x/vx+Wd4nv3hZiLy/+7BZvPb2AP315",
-	"8ifwF4ogRcN4FgwgpAHB+tpYKQk5S1Zc4EQhS+kLOxpGc5ZeVrfGYigal63oNrq7GBZb4/pyYS2SuLxW",
-	"ZLW+PZIsCxcHOjD7iv1Y3mPdLRbOOoQGVAupoAVo8IXK3bjz/see8tfAhQtusnBdovtiNyb07atn1qBH",
-	"hSJBECx31fNY7RI1JLiVZbxX7N5fwRjij/1JgOf7wv+35Jg/XKbsX5UauO2svXKe2P8psHDmQSfaEfRH",
-	"n1g31LudliG9OzcN2gaDifSTnPcWmL+yKgl+knMX/y/9VKp6yWHEDV2dnCOZLiyzJ3sLPxNSQyvP7+60",
-	"v98gF5G6osKevWpcp2VpStdAWPaysW3+FnM4jXVrlwpqBFHt570j+Ptur+9RSj0g1VeaH5703Gl+P/sR",
-	"on8jl/bezJw26n+Rm4DQgg0Vw0uNZI+/l4j4b7RA4MNld/rTOrvSxj1DFy8ZfM/1X5P5CQn6oSkfz9Dn",
-	"FOq20EmB3yyi0x/2I1qeg3fxoJRDNfzHd3HUTi/1Zn36umZxLUV9xygGvgAmtu/tVHyCeZ9PI+GzJ89T",
-	"c9Rd+bjBiwNZuTnjR7rNj0mhuNm+tuMcF7seCeeFWdWfynZY0V+/exN1mxlcZIzn+hQa5ICR3/BxDEpm",
-	"CKMq2v9frhXTOAZ8u56W/UjoMhS9qqb6ypi1a57AxUKGbmzjpArf+wAmMMGyrbH2s2vTRVaeoYjEUd2N",
-	"QsOoE2oeT2fCRdxdFJ3igzJfF3ZpupJKUWaKxh/pKq7FjFF8XjSKcQKtTWaChh9puKrjr1dl1F6juuG0",
-	"qPXG4Bcp8MzpTQ2cbvMizKVZgeVJPZ0JisZY+Lp3SrsRGBhR3UYz7Dy2SxtfH7JQLLG0tIuW2KfMMCgb",
-	"oEDCFOXLr5qZhKvTBi2qNMTIOrePHj36auz7lW1WPFm5VjUz4fMXu7kKbkCv5EbHrmdISROWI2jB1nol",
-	"DTDdTm+wuUZhoBCGZ65ap5HQ6SRo4Or45sHxokzuXYHBLNP1S6paVT/jSFdOOdWxeHeyOutsuYzi6AaV",
-	"S6FGJ9MH0xMKn65RsDWPTqNH05PpIxfnWtGJshCwOXVxWKLZ03pAMWE1w3xbXuije2jlPWIHq2PZr+mb",
-	"MdiFnJNtnXnUdq7Prc4ET8+AVbVGlqGpgcE5bKq0YXVz2Jfe+wQTp+Gz4uTkUQIshsduiv9iHgNmGuFi",
-	"OhMV7AQcXRhzsNvVMlwYkIVxpLSqkvqpPEuj0+h/oTl/fBHFraagPQKvHnLsJVGfvGuOtPJ4wLg3csio",
-	"SnPcOrLRsW7AaGoCN3ActVOzY8Nd6XxjiEAzNR8rLnW9++S0ZqgjYJc/v12vUcFcFiK1Es1zEZWAddhn",
-	"hG+TrND8Bnt7ArIwiCfTL+Oomv28dLpcPmA3Y1C3o2t4aCeBi0WDcHl8Cy5ndWqB9eE178Prq88/CmLf",
-	"iKw6+j54VJ743nafvknAsHZGdR+K3ZdbwQWjViOHcVz2XSByxq61olRQ9zU4g6vJFenpWoydVWLMrtkH",
-	"ub/9HWJ16nhQ87r/OPH/l60TJt0eCpPyD39Hd+L/b3VhmDQ+BQ7Oj53WYQ9PTvY0lbpbMykrK60pVDYY",
-	"bc8MuICW2nTL2mvPv77+5kUMVkl/9uDLE58wA9cHyg7csYhi+DP1Iw2FhMMNy5Z0j3rd0ghmhVyBbzrj",
-	"SkvXqCbu3Lm+TdSI6zNHqxAJKpoeN3qx0ZQHt09ptRyjSY9un1R3UXsXR58PmdHsI0Z2dRlqieyBIKNU",
-	"853SlyPdOLHUQcEZfrQEWQ3WVD72pgk5nFIHDIjnTF27XaYCm5Qr43pko6AYou6+1a8IP8m5u4DvqsWs",
-	"xWsPX1XuMhPlSFUIDaMNM8mKrAPhQ5rfPrNnumVjjafwbAfPn+ScTFYX2pwJVQjhrJYS6g3jhoQBNxoE",
-	"vjU0h4QKfWqWOFV4cTMOGRcvpTbnlnY+5BhVKYXHMt2+t0PZCWi+azuIVsS/2xEJD9/3233ou6fLXLl/",
-	"XPtw8id+2qjNrxTZ9rRCnTX5cN4qRes4djCas+R6wbNsXB3Bqgb/+NeqjPBdryn/1Jcx7l4SoKpJ3/a5",
-	"WTfpm3k673XFdFWN7CubZqJZ0j/kFsMUntZqlpapiiyp6N8ecoe5W4nuJpzOhHMy7PhlflOKKtckg4bE",
-	"ZTnT15CWtxf9N5afGbcHGriJoSoA+dq7vmWBhn/iilT8sjDq1DB4neE+WNtrp0hhJlJJzeQN2OOzdWV6",
-	"46m33Pxl4v39Pabw1NN1IbPMxa1nouym4Vu1nDb8p1zeOC+fCUn9XupeLBRpoOrVxmPPADNh2DVJKg0r",
-	"ro3dBiIGN+R2+19B4ASIyoGBUYjNbuG+m0rs2nhUe0mLOAp6csqNqPTJTFCAQMmNW6pe5+sTRwqyDTxL",
-	"GbmeZHiDWbk8t9u9ac974UiUcoWJqZvbyAW88LBVznTjcq0FbLOSGTYuuJQ3uGsUZsJ6/htZL+vbWEtB",
-	"MQbPEw6YKv4yPoMX9gWYLaBEF4yU5K3ORKVbNTfgwM62IAXxqIdV6qoYWR9VBf1hf7XumXUPr5XM2TWj",
-	"+GrZtr5RntzfuPbD1mr/ezvUPV2KXIOiE7JK+o/Ji+p580xUi7zo7wte9kka1j77JHSXd7ecwSkCattj",
-	"fYCR1SVfE3g8Hcf9LheFfxS18Z1vnQYqRxzghk3aIYeOV+XaIU3cf1Ud3CRUETfpKe2a9NV5TXrq5iaB",
-	"GrpJu5hu0ldTN9lXZjep/9zxJl0J3iRUiTfZV5g3GdCOZLK3eu+jeKW1RPx9+Kb2pZ+2AfyNINLSZc6e",
-	"rnHx0Is1lQ3cSrZ7u3dHO14007d3046/AcXyIU9JTZkAc17sXCb8lNnzItB+pRv0qLjtuNE3J+ht+YY7",
-	"lRlLeWta05fTTK+MpESbS0ZVK7sEWeqtymYDEyt72jmlVvOSKVxglsG1/70l15ao1bzIm7xJty/ITNS1",
-	"6e5Vo+Ztltb9lXGZB7uemJVvcuTKhKzlKucalfVFKM/mgaUxFnEjr3rM17I90aedcvmgB9lT8Les7FzQ",
-	"x7epgpwZxd9+2jLlueX9bFuexrpHVylQFs2rnX3qq77/edfz8bG4r4YwsO3Vw0CMub7j+Gkzwl/kBlzI",
-	"b6cmoIqgVUyh62LIoG4J/NKhl/NVn1T3rVwA/lywDDL6VSAr0L0bNBOjK7/E152yrqtxXNcgpK4ig+pB",
-	"AZnKuNUOu1Pt86szePjVTDzFuSqY2kLO1hqMhIdfQvnd2AWkxLb8SZ2r5m//XVGE76r+qb+ruLyFOBPl",
-	"11fjHh1S1sL9Hk2820eXP3s5fOhQvOqfcBwSmmj9yteQ1du/pDpkRv0jpQNGt36ia8D4wM9BDorI7P5g",
-	"2wcVqO3y0YBQ7VzFqG8cB+9mnJW6vNudIQbW6SPyacvhPzcyGpR+KI1+H5pylXm+nRXrStnyRrev+y3l",
-	"tWkV3gZF9neO/HWlrQ9LU/ElsEzLqqAtEKSuwNhwkcpNnX9xgLiiN1rqyIXaKYOkV3xhMIU5S66t6Hc/",
-	"U5yhSJlyAr1PkMczQVZ7DL7Mlt5IU6h8VFMHqUdffOZeNEqZywltEK/9iBi0pM80gn7Sr1iPY5hvnVdQ",
-	"pju8ZtqrjaQqXZGUa8NE4nNEHeVhHQ7nXA3QK6xWkZWy87B4Y9jt6FGfumnUq/67F4r9Rzf95nTTTvD9",
-	"pbt+WnbcJ2ExBapgd0GKjM1d14MqU+YOYFW3Wh7yJOPrdV1UXN39C0Xhq2LzQBjelfXfr8j/g+rgner3",
-	"37pv7YAdoutr1D79kLNTsWtUloNjePb6G9JLMXRUnPRKsWlRxVQ2PFkQ0RzZy2sJJOibFxJ++NFyI8W/",
-	"vBooVBadRsfRux/f/XcAAAD//w==",
+	"7H1tcxs3kvBf6Zpnq0TWDin5JdlEqtRTshzfem/t+Gxnc6kwJ4EzTRLRDMAAGNFMTt/38/7E/SVXaGBe",
+	"iaFGku1NsvEXixwAg240+r2bP0eJzNdSoDA6Ov45WjPFcjSo6NMZM7iUavuMZwaV/SZFnSi+NlyK6Dh6",
+	"qniWQSo3AowEKRASPwOYSIEbDbqYG4UIo4wLhAVfFgr1eAqnBnKpDU1KeY5CcylgQS+aRnHE7fo/Fqi2",
+	"URwJlmN0HJWLn/M0iiOdrDBndlMLqXJmouOIC/Pp4yiOci54XuTR8YM4Mts1uke4RBVdX8fRGTcDQTIr",
+	"BKlSVBpSzPgVKkwrULnZ3hEObu4Pg8zXTOEuAG9XCIl7mIJiYokw0kWeM7WFFBesyAysFV5xWejzNSou",
+	"0xMwPEeNiqMGIQWOp/BSGthwsyrXOl8omR+WH4zshc3vqwkbCgvHd1HntVFcf7NFpqLvK0i1UVwsm4A+",
+	"UzLfBfYZV9pAyrYgF8AgKbSReQf8kzYcN26dIA2fTcqMhax3k2/l7hb/ym67Q/v+m/Zo5C13+NSR7/bt",
+	"do23pn25cPTt1wC7/N1Iv1zinHbYBCFn7/6KYmlW0fHDoyOi//LzgxBAzzzIXSASfQULqYDB2Zu/Ab5b",
+	"S2VgxDScJgmuDRh8Zw4TfTWOadg6Y1xAxsWlnsI33KxkYWDNlkgczP5xrvlP2F5uJbNUAxIulNzEUKwt",
+	"xh4c2X99oPszCl2MH7QUUWy3Hr4D+4h/XmguUOuSxuyx+Wv/7bfffjt58WLy9Om4d1OO1hX+WHCFaXRs",
+	"VIG3o6wXqJIVE+b50zAzyv1ziyGFhD8ppvDav9LRPhPA0pxbwrtEcQKsOe0SBeQWOpFtwW6cJIvciD6o",
+	"yrn3ZbKv2DLAYe23IIp8jioGi0B4MIVTRzRre9vtEaCVfxowX5vtCVwYaVh2AdrYG5bIQpgG/fSBYVds",
+	"7d/zb9ruLizsnYeFyPBoEHRv+E8EYd/rifjDe/jkaN8mPhm0gW2OwrxAs5LpXZnS2i0COa1yN67k1zh3",
+	"a9yLLb1SMi0SM1xjWrsJ5dWtyP59KEx+7fteg9e45FLcX2NStM6BtqoTR303mNwi9zqjN4aZQu9C8p+I",
+	"a8dkPASbldQISaGUpTBN0+ytzrg2mMIokXnOJhqt1mwwHU/hqdew3N12Mywk+G6dyRSj4wXLNIYhc6Nb",
+	"kHGDOW30DwoX0XH0/w5rdf3QDdOHX9nNepiuCfrnbloNPFOKbe1DbbZZKYzs516NZZhYiYH5I3wEVoXT",
+	"wBYGFVxYtnjRd4SkvNxd5FzbyXothUbCzROWWmGCmrSBRAqDgv5k63XGE2bBOlwrOc8w/yOJ2uOfG6/b",
+	"h9pXbpZ7aRtLluF7W8mSRM615mIJUgEXVyzj6Qlc0IgLElkauJlGTm+Z8zRF8TE3a+VwLUeFNKCQpWBW",
+	"duee49DuXkrzQqZ8we3BhKS5Z0jAFEIh7MQlpqC5SNDRiD8Zf3e+fMuW/ns6IdD2JnExE88Xk5dS4OQF",
+	"M8kKRqlM9GGORvFET/M0htNXzyGR4gqFfbseH4OQMJfpdgpf0uVKmWH16xKmrPkyEww2yC7pxTGcsWSF",
+	"kzMpjJIZrBW/YgZjEHKS2Cek4/3NWkanhVlJxX8i/MdeV4xnwv0x+VIkMuViOZ0Ji6WvBfPjHZo+1jG+",
+	"lECkBXNkCpU70qnf0RXjGZtn+LHpqqQII+UlZFIs7cZWTNCxn756fqCJDyJJaWtoWg17JK9QZZKlMZCu",
+	"Tie6Qna1dVxmfAIKjdqW/OS1/TA5tR8uQGMiRUp8dYUs9c6KxpA2bDsSjQDx0NkBp0/OyPeh5BqVlUyE",
+	"tzYrkoVFbcWMnPpnMT8fOC7JmPYMq8NIYnhChHgGpCVqhxxgWVYqBzqGzYoZK1QIq7SWl5NOtR8iJ06f",
+	"nJ3ZiW/tW+yWusJh4c2MGxhw3NKvQ/pEF+N2hr3ZjdOoF1t7JXvAKrVGOnC8R99gUXr65MwrcCH8aKlM",
+	"EARdKRR3Edjd1xg56BCIWALWiYcZaiJiS9QwcjcpSD4DUElvO79iWYEBFFw35fl3HfvL25jOZVHqOJ4g",
+	"4ohF9g555MalzdO0PRyg7S3U96lxyrXtLOc/oDvDkuib5vZpFEdPojg6C1jb9Yy3JX7bfCEpVxty1bpE",
+	"OADReuXders8RRSZ5/BOZdrhMQOPx4HQ2Fk5s3x7DyLLq3F/nCRFXmTM8Cs8r+Btk/FzkWSFFblOSfFb",
+	"jeFTWGcsQd0i236u6zTOENepTaNh56KYuAzcNqm5/RO4l3dPzpzxUHkGhl2vHizQscChEwxAn26NAn1Z",
+	"BDFQEUv7lcv8CkbekEtQmDGptJatxcA0MEgx4TnLwK00DfqEmtTWNkIvi9IO6BJdgCriilQJ+yGyfKKQ",
+	"XVrjc5cqK4syCP4HFHYfUqIxa4r6rezqYtVjYPoSU/JwjqqYjDVth/J7JTfDBVp1CK/l5lcrOF/LTVdo",
+	"DsLVXtlX02CPHLxZ7NFJ7CV9i/Ud6l8xfZ6seJYqZ2p2vOQlTSiCWmTbE9is0KxKFaF8vmIaymVKJpcw",
+	"wzLZvPpzKTNkZBtd4jZMmzyFUcXGy/VjCqMRj7ErO343cj6eGFrRghjabrrxNHxbyYS8iZJe+GF7RUT/",
+	"XQuhr4m2A+2vIoys0AbmnMJGrsP3r0ey3ywgLGIv0b6PBrQ8NQcalvnVTfLiBqWiQ932dCv+XTLpEuch",
+	"Ij0jD0HgtqHj9OBcCDAqvWz//Ps/qvjkGA6rvy1oyJIVuLfF8NiDdQKE4s0KlXNBVDMcNXENP6GSlsTs",
+	"wKlTfJqWHtn4mN5R6WLy6q4zr5bnFYmvZKH0HRdKmEgwO1eW4d1nhezOSHBxTbwzBJWv+I7zl/ldD6ES",
+	"PHeYK3Bzfl/Inav5jpMVrpGZ+xy8QlMocf8V7nxy5fRzlsvCuazuvAoXy3ufh8IrFMXdkNFhlv5o45rD",
+	"NAm9eekaWCwp0tH0Ln7qHTrW07797QMNspjmZe2ScBiRbToLcnm58ipexzCsvt+Tt0GCkwYeaMilMKu2",
+	"pOpR41oH3V7+rHzkvdALeh0dBywwy5wiQ6GL7tv2aMRonC96931fZs67eWmFjQXHCeNRKaLGbTCrkLfb",
+	"ERduH/7pHy9bHr0BFl5bD+4a++4I2qdew9J/mrrvOIfr654sPq6r8V9gU9ze/VViMoh+f1AvalU2kOLl",
+	"B1Xud7mATgzFGTONgOwlrg3Mt41YHhOpo1cX2qwjr51z779qT7k2XCSm2pAeeJ2W+dX5GlXFZsKeiMN6",
+	"3RgaXolpPzOuaWdHPA/nEuRqp2vaDsozUUZ1x5Bx1KVJROgcCLk7jRuA90fWgv/hfRT5HWWhFxnEnAxk",
+	"yLSBhyXxNAFtb+vxfbe1X3QPtLvvJ9TCpxKg0n0XNsQxm4/2ssrOpf+dRzZwF0I6pZ1g+kpyEVI8KrNz",
+	"L9LdKKtM1Om0+yb4l7620+52Urf1TvhU2WF+rdsfQ5WJ2zyBffZ8CAM7zIToxRvqutZ9mjmvMSi0e0qM",
+	"yw8yFEm24ufACqrtrhD6gEi+C+ZuibA3LgU7EP6FMju7jRApyLPj0oYrN+JxLc+b+A1J/ploiH4vypih",
+	"NUcJN9sYum42aLnZfEYd+eYqTSLjAvVM0JEyUyevqdpjWGX8s0pozEtPpT6GXYvEKs1WSoynM3HWVWus",
+	"Hi2kgSW/QuESe8W2g49tNYo0nDUqC2VM2s1GFlk6E/bhHAHfscRMgRSolfeRNTQpzFL/xiLLpjOxqwjd",
+	"na0MTYIv+V4wNrmocvD2vd9n6n2MiP6tWJmH845M9lchs/wB1eiJGxURFQLikpD2MIy3VUlGkGe4Yo0h",
+	"LANGGhHabGh8AkLu2BABxf/XQr9LxbhobjNl2yiONoiX9jCseR3F0Y8FU+54eupN7hTtsxrIcLps6S2h",
+	"WNkvmMwdlkPk7pEQoue+vGHLhLtJv550HYomlFPMhN6EbNJWdLcmTpehEFcRGvsnN1tS933icLcGpZP9",
+	"HaKK3qDWTkCLRCE3W+Autc3lPgbkrH3YyV2/8WSa0US7pSC6FeqVQB0wRjK2PPe5c7vQvHEPYI5mgyhA",
+	"y0IleL5hBlXO1CVJU+GKFe5g5WVMm3OdMHEeKtr5ZoU+tOiiQXYg2ClWWdzxBk4Mz3GIA+AOlxlFau3E",
+	"lG0DOHrSSIrWOxn7FkuYQpkT6/BlYIsGFC7ssWA62Nfox+/HVvnqAw1suVS4ZAY1bFChRx5uFDcGhQ9D",
+	"znEhfZDMOTv8e8Z3R3GXTALOUZcKT+PK8602wq2OqI1FH6/UxVL3G2mWIzAN/z15ygybnOrJV4s773Uv",
+	"l2ude+ha7XXGDdLH34snrhmrDNhcpffGjzpnBjSagUTnA5khJ5zftpKFSGt7LUFhyuirr5xzAwd558LR",
+	"z/bbXyAThM8yamIh+uff/wGJQuYBJNzWtSZuB7GlJVr03m6zTnC1mwjgQzgVku7tD2uFYsNnTO7Kuhyl",
+	"mjHwoFvB1n4qaiF9OBn5UOxeo0AK3LaCrx1ZVOT21O1T+LFgwrh6odu4V4dm9bXDn+1tlKG393e2zVjp",
+	"nutbOl9d0ZSdMjxG1Q2mDjqHRtBzwPhfRZgzyMRp/7sxDJ/R6F7tfSUb2ThqfMfyNRVOPXj46PEn00+P",
+	"SG80BpVd4H8m//+7o8nn3/9xNpvSHz8/vP5DyExpausNtdVzs1uiMKSoflx3aNdEfx/e7hsCxc7qtEoD",
+	"T7En9PIhvK+DtjVoF+aGJgH3g/I2/t2bXOxl4c9u8tazM/jTZ0d/Al9QBCkaxrOgAyENMNY3xnJJyFmy",
+	"4gInCllKX9jRMJqz9LyqrYuhaBRbUc2+K5+LrXJ9vrAaSVyWFVmpb68ky8LJgW6bfcl+LO/R7hYLpx1C",
+	"Y1cLqaC10eALfdWbtz/2pL8GCi64ycJ5ie6LXZ/Q16+fW4UeFYoEQbDcZc9jdUrUtuFGkvFWsXt/tccQ",
+	"fewPArzY5/6/Icb84SJl/6rQwE137bWzxP6rwMKpBx1vR9AefWrNUG92WoL05tw0qBsMRtIPct6bYP7a",
+	"iiT4Qc6d/7+0UynrJYcRN1RgOkdSXVhmb/YWfiSghmae395of79OLkJ1hYU9Z9UoOmZpSmUgLHvVODZf",
+	"6x0OY93Yy4PaZVTneW8P/r4a/z1CqWdLdeH3w6Oeyu/3cx4h/Ddiae9NzWmD/me5CTAt2FAyvNRI+vh7",
+	"8Yj/QhMEPlx0pz+ss8tt3DN0/pLBda7/mshPiNEPDfl4gj4lV7fdnRT41SI6/m4/oOU9uI4HhRyq4d9f",
+	"x1E7vNQb9enrLca1FHWNUQx8AUxs39ut+A3GfX4bAZ89cZ6aom5Lxw1aHEjKzRnfUzU/JoXiZvvGjnNU",
+	"7HoknBZmVX8qm4ZFf/nmbdRtZnCWMZ7rY2igA0b+wMcxKJkhjCpv//+6hlXjGPDdelp2baFiKHpVjfWV",
+	"MWvXPIGLhQxVbOOkct97ByYwwbKtsfqza2ZGWp4hj8RB3bND7zTOGE9nwnncnRed/IMyXxd2aSpJJS8z",
+	"eeMPdOXXYsYoPi8ayTiBBjAzQcMPNFzU/teL0muvUV1xWtRaY/CTFHji5KYGTtW8CHNpVmBpUk9ngrwx",
+	"dn/dmtKuBwZGlLfRdDuP7dLG54csFEuoSch0Jkrog91B4KIZSbg4buCiCkOMrHH76NGjz8e+q9tmxZOV",
+	"a+gz8w1PArEKbkCv5EbHrrNKiROWI2jB1nolDTDdDm+wOXVDKYThmcvWaQR0OgEauDi8enC4KIN7F2Aw",
+	"y3T9kipX1c840JVRTnks3pys7jpbLqM4ukLlQqjR0fTB9Ijcp2sUbM2j4+jR9Gj6yPm5VnSj7A7YnLo4",
+	"LNHsaT2gmLCSYb4tC/qoDq2sI3Z7dST7BX0zBruQM7KtMY/azvWx1Zng6QmwKtfIEjQ1MDiFTRU2rCqH",
+	"feq9DzBxGj4rjo4eJcBieOKm+C/mMWCmEc6mM1HtnTZHBWNu73a1DBcGZGEcKq2opH4qz9PoOPoPNKdP",
+	"zqK41Tq1h+HVQw49J+rjd82Rlh8PGPdWDhlVSY4bRzb6+g0YTa3yBo6jpnN2bLh3n28MEWg5533Fpax3",
+	"n5zUDPVN7NLn1+s1KpjLQqSWo3kqohSwDvmM8F2SFZpfYW/nRBbe4tH0sziqZr8ojS4XD9iNGNRN+xoW",
+	"2lGgsGgQLE9ugOWkDi2wPrjmfXB9/slHAewrkVVX3zuPyhvf2xTVNwkY1s6o7kOx+3LLuGDUauQwjsu+",
+	"C4TO2DWglArqvgYncDG5IDlds7GTio3ZNft27qu/Q6ROHQ9qWvcfJ/7/snXCpNtDYVL+4Wt0J/7/VheG",
+	"SeNT4OJ832mw9vDoaE9Tqds1k7K80qpCZRvW9syACWixTVXWXnr+5c1XL2OwQvrxg8+OfMAMXB8oOzDQ",
+	"SuxL6toacgmH27otqY563ZIIZoVcgW8641JL16gm7t65vk3UiOvR0eM+FFQ4PWx2WbuOo8cOv/vnNLrc",
+	"0ZQHN09ptSmjSY9unlT3p7uOo0+GzGj2HiNdvHTPRPYSkSKr+U66zIFu3HLquuCURVqCNA2rXh96dYaM",
+	"VKkDSscLpi4dZVBSTsqVcd3HUZDfUXff6leEH+TcFe27DDOrJdsLW6XIzEQ5UhVCw2hDjeqsRiG8G/Tr",
+	"55YPtPSy8RSe78D5g5yTmuvcoTOhCiGcplPuesO4IQbCjQaB7wzNIUZEn5ppURVc3IxDCskrqc2pxZ13",
+	"U0ZVGOKJTLfv7SJ3nKDXbaPSioXrHTby8H2/3bvLezrTlefHtXdBT3/bt40aKEuRbY8r0FmTDuet9LWO",
+	"MQijOUsuFzzLxtUVrPL2D3+uUg+ve9X/Zz71cbewgDItfUPtZq6lb5PqLN4V01UGs8+GmolmGcCQyocp",
+	"PKtFMy1TJWZSoYC95A5ytxLVMxzPhDNM7PhlflWyKtdYg4bEZQrUF5CWFY/+G0vPjNsLDdzEUCWNfOHN",
+	"5TKpwz9xiS1+WRh18h68nHEfrL62k9gwE6mkNv0G7PXZutS+8dRre74AeX9PkCk883hdyCxzvu6ZKDtw",
+	"+PYuxw2bK5dXzjPAhKQeMXX/FvJOUMZr47EngJkw7JI4lYYV18YeAyGDGzLV/e9LcNqIyoGBUYjNPuy+",
+	"A0vsWn9UZ0mLOAx6dMqNqOTJTJBTQcmNW6pe54sjhwrSJzxJGbmeZHiFWbk8t8e9ac976VCUcoWJqRvi",
+	"yAW89HurDPBGQa7d2GYlM2wUxZRV3zUIM8EFeTuqZX2DcCnIL+Fpwm2m8tmMT+ClfQFmCyjBBSMlWbgz",
+	"UclWzQ24bWdbkIJo1O9V6iqBWR9URQBhG7fus3UPS5dU4DUjn2z5gwCNlOb+lsAfNr/739sI7+ls5Joa",
+	"HZFW0n9NXlbPm3eiWuRlf8f1srfSsMbkR6H6390UCCcIqNWPtRtGVpZ8Qdvj6TjuN9PIZaSoQfJ86yRQ",
+	"OeIOptuk7aboWGKuhdLE/Vflzk1CWXSTnnSwSV9u2KQn124SyLubtBPwJn15eJN9qXmT+s8dC9Sl7U1C",
+	"2XuTfcl8kwEtTCZ7M/4+iiVbc8Rfhz1rX/q7idpVmr8SdBxUNNrTnS4eWsBT6c2toL7XlXck6lkzTHw7",
+	"ifoLEEYf8mbVmAkQ9NlO0eLvJN0m6bNAa5iuc6Wi0MNGT5+gVeebAVXqMsXUaU2f6jO9MJKCgC5QVq3s",
+	"gnep116bzVUsj2vHu1qNVaZwhlkGl/4Xs1zLpFZjJa9aJ92eJTNR5827V42alTat2ppxGaO7nJiVb8Dk",
+	"UpishiznGpW1eSgG6DdLYyzgRl70qMll66Tfdjjog15+j8FfslB1ziXfQgtyZhR/9zsf6vKhF/a+ZNvy",
+	"Btc9x0omtGiWqvaJybqe9bZ36mNRbL3DAKlUDwP+77pm87ftmPyz3IBzR+7kOFTevYoodJ3cGZRHgd+3",
+	"9LKh6vvqvpULwB8LlkFGvwVlhYA30WZidOGX+KKTpnYxjuucitRlmFB+KyBTGbcSZXeqfX5xAg8/n4ln",
+	"OFcFU1vI2VqDkfDwMyi/GztnmdiWP6R00fzFxwvyPl7UP/B4EZdVlTNRfn0x7pE7ZW7fr1GVvHl0+WOn",
+	"w4cOhav+4c4hbpPWb7sNWb39+7lDZtQ/TTtgdOuH2QaMD/wI6CBv0e7P9H1QhtpOhw0w1U5pSV1BHaw1",
+	"OSnlf7fbRAys0xfldyHe5d1fNiI0FE4pjQvvanPZib6lF+ty5rKq3ec+lzzetJKPg2z+G3dkdbaxd7NT",
+	"AiqwTMsqqS/gdK+2seEilZs6nuQ24hL/aKkDFzqgiJhe8YXBFOYsubTiwv2gdYYiZcoJgT7mH88EWQcx",
+	"+FRjeiNNoRRaTV20Hn362L1olDIX49ogXvoRMWhJn2kE/fhjsR7HMN8666MM33hptleCSVWaPCnXhonE",
+	"x7w6AscaNs6IGyCLWC1WKwHp9+KVbneiB30iqpGz+++eLPe7PPvFybOdYMIrV4Jb/uoAMYspUBa/c4Zk",
+	"bO46P1SRP3cBq9zd8pInGV+v68Tqqv4xFFWoEu4DYQVX2nC/QocPKrd3KgB+6Ta82+wQ/aAG7XcVIeRC",
+	"d2J5jcpSfQzP33xFsiyGjliUXpA2NbeY0q0nC0K0O6qynIOEQ7OQ47vvLQWTb86LjkJl0XF0GF1/f/1/",
+	"AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
