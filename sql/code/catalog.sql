@@ -67,8 +67,9 @@ BEGIN
     END IF;
 END $$;
 
--- Adds to both old_orders and new_orders, as the snapshot has them, the orders holding a
--- product whose category changes (refresh.add_facts then moves their category facts).
+-- Fills catalog_orders with the orders, as the snapshot has them, that hold a product whose
+-- category changes and are not staged already (refresh.add_catalog_facts then moves their
+-- category facts, and nothing else of them).
 CREATE PROCEDURE refresh.add_catalog_orders()
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -83,16 +84,12 @@ BEGIN
     END IF;
     -- The merchants' orders (a scan of their snapshot rows; && first, for speed: it also
     -- matches a product id among a line's other numbers, which the exact test drops).
-    WITH o AS MATERIALIZED (
-        SELECT o.* FROM pipeline.orders o
-        WHERE o.merchant_id = ANY (v_merchants) AND o.lines && v_moved
-          AND EXISTS (SELECT FROM generate_subscripts(o.lines, 1) AS i WHERE o.lines[i][1] = ANY (v_moved))
-          AND NOT EXISTS (SELECT FROM pg_temp.old_orders x WHERE x.order_id = o.order_id)
-          AND NOT EXISTS (SELECT FROM pg_temp.new_orders x WHERE x.order_id = o.order_id)
-    ), old AS (
-        INSERT INTO pg_temp.old_orders SELECT * FROM o
-    )
-    INSERT INTO pg_temp.new_orders SELECT * FROM o;
+    INSERT INTO pg_temp.catalog_orders
+    SELECT o.* FROM pipeline.orders o
+    WHERE o.merchant_id = ANY (v_merchants) AND o.lines && v_moved
+      AND EXISTS (SELECT FROM generate_subscripts(o.lines, 1) AS i WHERE o.lines[i][1] = ANY (v_moved))
+      AND NOT EXISTS (SELECT FROM pg_temp.old_orders x WHERE x.order_id = o.order_id)
+      AND NOT EXISTS (SELECT FROM pg_temp.new_orders x WHERE x.order_id = o.order_id);
 END $$;
 
 -- Applies catalog_changes to the copy.
@@ -148,18 +145,14 @@ BEGIN
     FOR v_merchant IN SELECT DISTINCT merchant_id FROM agg.products WHERE id = ANY (v_products) ORDER BY 1 LOOP
         CALL refresh.lock_merchant(v_merchant);
     END LOOP;
-    WITH o AS MATERIALIZED (
-        SELECT o.* FROM pipeline.orders o
-        WHERE o.lines && v_products
-          AND EXISTS (SELECT FROM generate_subscripts(o.lines, 1) AS i WHERE o.lines[i][1] = ANY (v_products))
-    ), old AS (
-        INSERT INTO pg_temp.old_orders SELECT * FROM o
-    )
-    INSERT INTO pg_temp.new_orders SELECT * FROM o;
-    CALL refresh.add_facts('old');
+    INSERT INTO pg_temp.catalog_orders
+    SELECT o.* FROM pipeline.orders o
+    WHERE o.lines && v_products
+      AND EXISTS (SELECT FROM generate_subscripts(o.lines, 1) AS i WHERE o.lines[i][1] = ANY (v_products));
+    CALL refresh.add_catalog_facts(-1);
     UPDATE ref.categories c SET parent_id = s.parent_id FROM src.categories s
     WHERE s.id = c.id AND s.id = ANY (v_moved);
-    CALL refresh.add_facts('new');
+    CALL refresh.add_catalog_facts(1);
     CALL refresh.apply_key_deltas();
     UPDATE agg.freshness f SET data_version = f.data_version + 1
     FROM pg_temp.changed_merchants c WHERE f.merchant_id = c.merchant_id;

@@ -144,7 +144,8 @@ END $$;
 -- Applies tile_deltas and cohort_deltas. A period's changes go to its delta arrays (dck, dcum:
 -- read back, the changes added, written again), so a refresh rewrites a few entries per
 -- period, not the period's whole tile; once the delta outgrows an eighth of the tile (at least
--- 64 entries) both are folded into ck and cum. A period whose events all went is deleted when
+-- 64 entries; the tile's size is its stored size, read without detoasting it, which for a large
+-- merchant's quarter is megabytes) both are folded into ck and cum. A period whose events all went is deleted when
 -- folded. Merchants with no tile yet (a backfill) get their tiles whole.
 CREATE PROCEDURE refresh.apply_customer_deltas()
 LANGUAGE plpgsql
@@ -168,9 +169,9 @@ BEGIN
         GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
     ), t AS MATERIALIZED (
         -- The periods touched, with their stored tiles (one primary key lookup each).
-        SELECT t.merchant_id, t.grain, t.period, c.segs, c.dck, c.dcum, coalesce(cardinality(c.ck), 0) AS main
+        SELECT t.merchant_id, t.grain, t.period, c.segs, c.dck, c.dcum, coalesce(c.main, 0) AS main
         FROM (SELECT DISTINCT merchant_id, grain, period FROM d) AS t
-        LEFT JOIN LATERAL (SELECT c.segs, c.ck, c.dck, c.dcum FROM agg.customer_tiles c
+        LEFT JOIN LATERAL (SELECT c.segs, pg_column_size(c.ck) / 8 AS main, c.dck, c.dcum FROM agg.customer_tiles c
                            WHERE NOT v_fresh AND c.merchant_id = t.merchant_id AND c.grain = t.grain
                              AND c.period = t.period OFFSET 0) AS c ON true
     ), delta AS (

@@ -86,9 +86,11 @@ BEGIN
     CALL refresh.read_catalog(p_merchants);
     CALL refresh.add_catalog_orders();
     CALL refresh.add_facts('old');
+    CALL refresh.add_catalog_facts(-1);
     CALL refresh.add_customer_events(-1);
     CALL refresh.apply_catalog();
     CALL refresh.add_facts('new');
+    CALL refresh.add_catalog_facts(1);
     CALL refresh.replace_snapshot();
     CALL refresh.add_customer_events(1);
     CALL refresh.apply_key_deltas();
