@@ -144,6 +144,24 @@ func (e FilterDimension) Valid() bool {
 	}
 }
 
+// Defines values for MeRole.
+const (
+	MeRoleAdmin    MeRole = "admin"
+	MeRoleMerchant MeRole = "merchant"
+)
+
+// Valid indicates whether the value is a known member of the MeRole enum.
+func (e MeRole) Valid() bool {
+	switch e {
+	case MeRoleAdmin:
+		return true
+	case MeRoleMerchant:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OrderStatus.
 const (
 	OrderStatusAccepted  OrderStatus = "accepted"
@@ -872,6 +890,31 @@ type Freshness struct {
 	SourceWatermark *time.Time `json:"source_watermark,omitempty"`
 }
 
+// Me defines model for Me.
+type Me struct {
+	// MerchantId The token's merchant (an admin's token may carry any).
+	MerchantId int64   `json:"merchant_id"`
+	Name       *string `json:"name"`
+	Role       MeRole  `json:"role"`
+}
+
+// MeRole defines model for Me.Role.
+type MeRole string
+
+// Merchant defines model for Merchant.
+type Merchant struct {
+	Id   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+// MerchantList defines model for MerchantList.
+type MerchantList struct {
+	Merchants []Merchant `json:"merchants"`
+	Page      int64      `json:"page"`
+	PageSize  int64      `json:"page_size"`
+	Total     int64      `json:"total"`
+}
+
 // Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
 type Metrics struct {
 	// Accepted Orders with accepted_at set.
@@ -1157,6 +1200,13 @@ type GetABCParamsMetric string
 
 // GetABCParamsSort defines parameters for GetABC.
 type GetABCParamsSort string
+
+// GetAdminMerchantsParams defines parameters for GetAdminMerchants.
+type GetAdminMerchantsParams struct {
+	// Page Page number, from 1. A page past the end is empty; `total` still counts every row.
+	Page     *Page     `form:"page,omitempty" json:"page,omitempty"`
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
 
 // GetBreakdownParams defines parameters for GetBreakdown.
 type GetBreakdownParams struct {
@@ -1549,6 +1599,11 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/abc (the `GetABC` operationId).
 	GetABC(ctx context.Context, params *GetABCParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetAdminMerchants Admin only: every merchant, by id
+	//
+	// Corresponds with GET /v1/admin/merchants (the `GetAdminMerchants` operationId).
+	GetAdminMerchants(ctx context.Context, params *GetAdminMerchantsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// PostAdminRefreshWithBody Admin only: refresh a merchant's business days from the source (backfill)
 	//
 	// Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
@@ -1610,6 +1665,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/freshness (the `GetFreshness` operationId).
 	GetFreshness(ctx context.Context, params *GetFreshnessParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetMe Who the token is for
+	//
+	// The token's role and merchant, with the merchant's name (null for an admin token or a merchant the source does not know).
+	//
+	// Corresponds with GET /v1/me (the `GetMe` operationId).
+	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetSummary Every order and customer metric for a range, a compared range and the change
 	//
 	// The compared range is the previous range of equal length by default
@@ -1641,6 +1703,21 @@ type ClientInterface interface {
 // Corresponds with GET /v1/abc (the `GetABC` operationId).
 func (c *Client) GetABC(ctx context.Context, params *GetABCParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetABCRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAdminMerchants Admin only: every merchant, by id
+//
+// Corresponds with GET /v1/admin/merchants (the `GetAdminMerchants` operationId).
+func (c *Client) GetAdminMerchants(ctx context.Context, params *GetAdminMerchantsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAdminMerchantsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1762,6 +1839,23 @@ func (c *Client) GetCohorts(ctx context.Context, params *GetCohortsParams, reqEd
 // Corresponds with GET /v1/freshness (the `GetFreshness` operationId).
 func (c *Client) GetFreshness(ctx context.Context, params *GetFreshnessParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetFreshnessRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMe Who the token is for
+//
+// The token's role and merchant, with the merchant's name (null for an admin token or a merchant the source does not know).
+//
+// Corresponds with GET /v1/me (the `GetMe` operationId).
+func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1968,6 +2062,72 @@ func NewGetABCRequest(server string, params *GetABCParams) (*http.Request, error
 		if params.Sort != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAdminMerchantsRequest constructs an http.Request for the GetAdminMerchants method
+func NewGetAdminMerchantsRequest(server string, params *GetAdminMerchantsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/merchants")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2400,6 +2560,33 @@ func NewGetFreshnessRequest(server string, params *GetFreshnessParams) (*http.Re
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
 		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMeRequest constructs an http.Request for the GetMe method
+func NewGetMeRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -2869,6 +3056,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/abc (the `GetABC` operationId).
 	GetABCWithResponse(ctx context.Context, params *GetABCParams, reqEditors ...RequestEditorFn) (*GetABCResponse, error)
 
+	// GetAdminMerchantsWithResponse Admin only: every merchant, by id
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/merchants (the `GetAdminMerchants` operationId).
+	GetAdminMerchantsWithResponse(ctx context.Context, params *GetAdminMerchantsParams, reqEditors ...RequestEditorFn) (*GetAdminMerchantsResponse, error)
+
 	// PostAdminRefreshWithBodyWithResponse Admin only: refresh a merchant's business days from the source (backfill)
 	//
 	// Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
@@ -2937,6 +3131,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/freshness (the `GetFreshness` operationId).
 	GetFreshnessWithResponse(ctx context.Context, params *GetFreshnessParams, reqEditors ...RequestEditorFn) (*GetFreshnessResponse, error)
+
+	// GetMeWithResponse Who the token is for
+	//
+	// The token's role and merchant, with the merchant's name (null for an admin token or a merchant the source does not know).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me (the `GetMe` operationId).
+	GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error)
 
 	// GetSummaryWithResponse Every order and customer metric for a range, a compared range and the change
 	//
@@ -3034,6 +3237,82 @@ func (r GetABCResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetABCResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAdminMerchantsResponse503Headers the declared response headers of an HTTP 503 response for GetAdminMerchants
+type GetAdminMerchantsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetAdminMerchantsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MerchantList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetAdminMerchantsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAdminMerchantsResponse) GetJSON200() *MerchantList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetAdminMerchantsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetAdminMerchantsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetAdminMerchantsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetAdminMerchantsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAdminMerchantsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAdminMerchantsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAdminMerchantsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAdminMerchantsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3420,6 +3699,68 @@ func (r GetFreshnessResponse) ContentType() string {
 	return ""
 }
 
+// GetMeResponse503Headers the declared response headers of an HTTP 503 response for GetMe
+type GetMeResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetMeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Me
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMeResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeResponse) GetJSON200() *Me {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetSummaryResponse503Headers the declared response headers of an HTTP 503 response for GetSummary
 type GetSummaryResponse503Headers struct {
 	RetryAfter *int
@@ -3589,6 +3930,19 @@ func (c *ClientWithResponses) GetABCWithResponse(ctx context.Context, params *Ge
 	return ParseGetABCResponse(rsp)
 }
 
+// GetAdminMerchantsWithResponse Admin only: every merchant, by id
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/merchants (the `GetAdminMerchants` operationId).
+func (c *ClientWithResponses) GetAdminMerchantsWithResponse(ctx context.Context, params *GetAdminMerchantsParams, reqEditors ...RequestEditorFn) (*GetAdminMerchantsResponse, error) {
+	rsp, err := c.GetAdminMerchants(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAdminMerchantsResponse(rsp)
+}
+
 // PostAdminRefreshWithBodyWithResponse Admin only: refresh a merchant's business days from the source (backfill)
 //
 // Marks the days dirty and enqueues the merchant's refresh job; the answer comes before the
@@ -3694,6 +4048,21 @@ func (c *ClientWithResponses) GetFreshnessWithResponse(ctx context.Context, para
 	return ParseGetFreshnessResponse(rsp)
 }
 
+// GetMeWithResponse Who the token is for
+//
+// The token's role and merchant, with the merchant's name (null for an admin token or a merchant the source does not know).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me (the `GetMe` operationId).
+func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error) {
+	rsp, err := c.GetMe(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeResponse(rsp)
+}
+
 // GetSummaryWithResponse Every order and customer metric for a range, a compared range and the change
 //
 // The compared range is the previous range of equal length by default
@@ -3791,6 +4160,73 @@ func ParseGetABCResponse(rsp *http.Response) (*GetABCResponse, error) {
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GetABCResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAdminMerchantsResponse parses an HTTP response from a GetAdminMerchantsWithResponse call
+func ParseGetAdminMerchantsResponse(rsp *http.Response) (*GetAdminMerchantsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAdminMerchantsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MerchantList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetAdminMerchantsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -4154,6 +4590,59 @@ func ParseGetFreshnessResponse(rsp *http.Response) (*GetFreshnessResponse, error
 	return response, nil
 }
 
+// ParseGetMeResponse parses an HTTP response from a GetMeWithResponse call
+func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Me
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetMeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetSummaryResponse parses an HTTP response from a GetSummaryWithResponse call
 func ParseGetSummaryResponse(rsp *http.Response) (*GetSummaryResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -4302,6 +4791,9 @@ type ServerInterface interface {
 	// GetABC ABC analysis of the merchant's products over a range
 	// (GET /v1/abc)
 	GetABC(w http.ResponseWriter, r *http.Request, params GetABCParams)
+	// GetAdminMerchants Admin only: every merchant, by id
+	// (GET /v1/admin/merchants)
+	GetAdminMerchants(w http.ResponseWriter, r *http.Request, params GetAdminMerchantsParams)
 	// PostAdminRefresh Admin only: refresh a merchant's business days from the source (backfill)
 	// (POST /v1/admin/refresh)
 	PostAdminRefresh(w http.ResponseWriter, r *http.Request)
@@ -4317,6 +4809,9 @@ type ServerInterface interface {
 	// GetFreshness How fresh the merchant's figures are
 	// (GET /v1/freshness)
 	GetFreshness(w http.ResponseWriter, r *http.Request, params GetFreshnessParams)
+	// GetMe Who the token is for
+	// (GET /v1/me)
+	GetMe(w http.ResponseWriter, r *http.Request)
 	// GetSummary Every order and customer metric for a range, a compared range and the change
 	// (GET /v1/summary)
 	GetSummary(w http.ResponseWriter, r *http.Request, params GetSummaryParams)
@@ -4332,6 +4827,12 @@ type Unimplemented struct{}
 // GetABC ABC analysis of the merchant's products over a range
 // (GET /v1/abc)
 func (_ Unimplemented) GetABC(w http.ResponseWriter, r *http.Request, params GetABCParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetAdminMerchants Admin only: every merchant, by id
+// (GET /v1/admin/merchants)
+func (_ Unimplemented) GetAdminMerchants(w http.ResponseWriter, r *http.Request, params GetAdminMerchantsParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -4362,6 +4863,12 @@ func (_ Unimplemented) GetCohorts(w http.ResponseWriter, r *http.Request, params
 // GetFreshness How fresh the merchant's figures are
 // (GET /v1/freshness)
 func (_ Unimplemented) GetFreshness(w http.ResponseWriter, r *http.Request, params GetFreshnessParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetMe Who the token is for
+// (GET /v1/me)
+func (_ Unimplemented) GetMe(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -4553,6 +5060,52 @@ func (siw *ServerInterfaceWrapper) GetABC(w http.ResponseWriter, r *http.Request
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetABC(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetAdminMerchants operation middleware
+func (siw *ServerInterfaceWrapper) GetAdminMerchants(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetAdminMerchantsParams
+
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", r.URL.Query(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", r.URL.Query(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page_size"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page_size", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetAdminMerchants(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4903,6 +5456,20 @@ func (siw *ServerInterfaceWrapper) GetFreshness(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetFreshness(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetMe operation middleware
+func (siw *ServerInterfaceWrapper) GetMe(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetMe(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -5451,6 +6018,12 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/freshness", wrapper.GetFreshness)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/me", wrapper.GetMe)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/admin/merchants", wrapper.GetAdminMerchants)
+	})
+	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/admin/refresh", wrapper.PostAdminRefresh)
 	})
 
@@ -5577,6 +6150,95 @@ type GetABC503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetABC503ApplicationProblemPlusJSONResponse) VisitGetABCResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminMerchantsRequestObject struct {
+	Params GetAdminMerchantsParams
+}
+
+type GetAdminMerchantsResponseObject interface {
+	VisitGetAdminMerchantsResponse(w http.ResponseWriter) error
+}
+
+type GetAdminMerchants200JSONResponse MerchantList
+
+func (response GetAdminMerchants200JSONResponse) VisitGetAdminMerchantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminMerchants400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminMerchants400ApplicationProblemPlusJSONResponse) VisitGetAdminMerchantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminMerchants401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminMerchants401ApplicationProblemPlusJSONResponse) VisitGetAdminMerchantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminMerchants403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminMerchants403ApplicationProblemPlusJSONResponse) VisitGetAdminMerchantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminMerchants503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminMerchants503ApplicationProblemPlusJSONResponse) VisitGetAdminMerchantsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -6098,6 +6760,62 @@ func (response GetFreshness503ApplicationProblemPlusJSONResponse) VisitGetFreshn
 	return err
 }
 
+type GetMeRequestObject struct {
+}
+
+type GetMeResponseObject interface {
+	VisitGetMeResponse(w http.ResponseWriter) error
+}
+
+type GetMe200JSONResponse Me
+
+func (response GetMe200JSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMe401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetMe401ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMe503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetMe503ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSummaryRequestObject struct {
 	Params GetSummaryParams
 }
@@ -6331,6 +7049,9 @@ type StrictServerInterface interface {
 	// GetABC ABC analysis of the merchant's products over a range
 	// (GET /v1/abc)
 	GetABC(ctx context.Context, request GetABCRequestObject) (GetABCResponseObject, error)
+	// GetAdminMerchants Admin only: every merchant, by id
+	// (GET /v1/admin/merchants)
+	GetAdminMerchants(ctx context.Context, request GetAdminMerchantsRequestObject) (GetAdminMerchantsResponseObject, error)
 	// PostAdminRefresh Admin only: refresh a merchant's business days from the source (backfill)
 	// (POST /v1/admin/refresh)
 	PostAdminRefresh(ctx context.Context, request PostAdminRefreshRequestObject) (PostAdminRefreshResponseObject, error)
@@ -6346,6 +7067,9 @@ type StrictServerInterface interface {
 	// GetFreshness How fresh the merchant's figures are
 	// (GET /v1/freshness)
 	GetFreshness(ctx context.Context, request GetFreshnessRequestObject) (GetFreshnessResponseObject, error)
+	// GetMe Who the token is for
+	// (GET /v1/me)
+	GetMe(ctx context.Context, request GetMeRequestObject) (GetMeResponseObject, error)
 	// GetSummary Every order and customer metric for a range, a compared range and the change
 	// (GET /v1/summary)
 	GetSummary(ctx context.Context, request GetSummaryRequestObject) (GetSummaryResponseObject, error)
@@ -6412,6 +7136,32 @@ func (sh *strictHandler) GetABC(w http.ResponseWriter, r *http.Request, params G
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetABCResponseObject); ok {
 		if err := validResponse.VisitGetABCResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetAdminMerchants operation middleware
+func (sh *strictHandler) GetAdminMerchants(w http.ResponseWriter, r *http.Request, params GetAdminMerchantsParams) {
+	var request GetAdminMerchantsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAdminMerchants(ctx, request.(GetAdminMerchantsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAdminMerchants")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetAdminMerchantsResponseObject); ok {
+		if err := validResponse.VisitGetAdminMerchantsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -6555,6 +7305,30 @@ func (sh *strictHandler) GetFreshness(w http.ResponseWriter, r *http.Request, pa
 	}
 }
 
+// GetMe operation middleware
+func (sh *strictHandler) GetMe(w http.ResponseWriter, r *http.Request) {
+	var request GetMeRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMe(ctx, request.(GetMeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMe")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetMeResponseObject); ok {
+		if err := validResponse.VisitGetMeResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetSummary operation middleware
 func (sh *strictHandler) GetSummary(w http.ResponseWriter, r *http.Request, params GetSummaryParams) {
 	var request GetSummaryRequestObject
@@ -6612,115 +7386,118 @@ func (sh *strictHandler) GetTimeseries(w http.ResponseWriter, r *http.Request, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1tcxs3kvBf6Zpnq0TWDin5JdlEqtRTshzfem/t+Gxnc6kwJ4EzTRLRDMAAGNFMTt/38/7E/SVXaGBe",
-	"iaFGku1NsvEXixwAg240+r2bP0eJzNdSoDA6Ov45WjPFcjSo6NMZM7iUavuMZwaV/SZFnSi+NlyK6Dh6",
-	"qniWQSo3AowEKRASPwOYSIEbDbqYG4UIo4wLhAVfFgr1eAqnBnKpDU1KeY5CcylgQS+aRnHE7fo/Fqi2",
-	"URwJlmN0HJWLn/M0iiOdrDBndlMLqXJmouOIC/Pp4yiOci54XuTR8YM4Mts1uke4RBVdX8fRGTcDQTIr",
-	"BKlSVBpSzPgVKkwrULnZ3hEObu4Pg8zXTOEuAG9XCIl7mIJiYokw0kWeM7WFFBesyAysFV5xWejzNSou",
-	"0xMwPEeNiqMGIQWOp/BSGthwsyrXOl8omR+WH4zshc3vqwkbCgvHd1HntVFcf7NFpqLvK0i1UVwsm4A+",
-	"UzLfBfYZV9pAyrYgF8AgKbSReQf8kzYcN26dIA2fTcqMhax3k2/l7hb/ym67Q/v+m/Zo5C13+NSR7/bt",
-	"do23pn25cPTt1wC7/N1Iv1zinHbYBCFn7/6KYmlW0fHDoyOi//LzgxBAzzzIXSASfQULqYDB2Zu/Ab5b",
-	"S2VgxDScJgmuDRh8Zw4TfTWOadg6Y1xAxsWlnsI33KxkYWDNlkgczP5xrvlP2F5uJbNUAxIulNzEUKwt",
-	"xh4c2X99oPszCl2MH7QUUWy3Hr4D+4h/XmguUOuSxuyx+Wv/7bfffjt58WLy9Om4d1OO1hX+WHCFaXRs",
-	"VIG3o6wXqJIVE+b50zAzyv1ziyGFhD8ppvDav9LRPhPA0pxbwrtEcQKsOe0SBeQWOpFtwW6cJIvciD6o",
-	"yrn3ZbKv2DLAYe23IIp8jioGi0B4MIVTRzRre9vtEaCVfxowX5vtCVwYaVh2AdrYG5bIQpgG/fSBYVds",
-	"7d/zb9ruLizsnYeFyPBoEHRv+E8EYd/rifjDe/jkaN8mPhm0gW2OwrxAs5LpXZnS2i0COa1yN67k1zh3",
-	"a9yLLb1SMi0SM1xjWrsJ5dWtyP59KEx+7fteg9e45FLcX2NStM6BtqoTR303mNwi9zqjN4aZQu9C8p+I",
-	"a8dkPASbldQISaGUpTBN0+ytzrg2mMIokXnOJhqt1mwwHU/hqdew3N12Mywk+G6dyRSj4wXLNIYhc6Nb",
-	"kHGDOW30DwoX0XH0/w5rdf3QDdOHX9nNepiuCfrnbloNPFOKbe1DbbZZKYzs516NZZhYiYH5I3wEVoXT",
-	"wBYGFVxYtnjRd4SkvNxd5FzbyXothUbCzROWWmGCmrSBRAqDgv5k63XGE2bBOlwrOc8w/yOJ2uOfG6/b",
-	"h9pXbpZ7aRtLluF7W8mSRM615mIJUgEXVyzj6Qlc0IgLElkauJlGTm+Z8zRF8TE3a+VwLUeFNKCQpWBW",
-	"duee49DuXkrzQqZ8we3BhKS5Z0jAFEIh7MQlpqC5SNDRiD8Zf3e+fMuW/ns6IdD2JnExE88Xk5dS4OQF",
-	"M8kKRqlM9GGORvFET/M0htNXzyGR4gqFfbseH4OQMJfpdgpf0uVKmWH16xKmrPkyEww2yC7pxTGcsWSF",
-	"kzMpjJIZrBW/YgZjEHKS2Cek4/3NWkanhVlJxX8i/MdeV4xnwv0x+VIkMuViOZ0Ji6WvBfPjHZo+1jG+",
-	"lECkBXNkCpU70qnf0RXjGZtn+LHpqqQII+UlZFIs7cZWTNCxn756fqCJDyJJaWtoWg17JK9QZZKlMZCu",
-	"Tie6Qna1dVxmfAIKjdqW/OS1/TA5tR8uQGMiRUp8dYUs9c6KxpA2bDsSjQDx0NkBp0/OyPeh5BqVlUyE",
-	"tzYrkoVFbcWMnPpnMT8fOC7JmPYMq8NIYnhChHgGpCVqhxxgWVYqBzqGzYoZK1QIq7SWl5NOtR8iJ06f",
-	"nJ3ZiW/tW+yWusJh4c2MGxhw3NKvQ/pEF+N2hr3ZjdOoF1t7JXvAKrVGOnC8R99gUXr65MwrcCH8aKlM",
-	"EARdKRR3Edjd1xg56BCIWALWiYcZaiJiS9QwcjcpSD4DUElvO79iWYEBFFw35fl3HfvL25jOZVHqOJ4g",
-	"4ohF9g555MalzdO0PRyg7S3U96lxyrXtLOc/oDvDkuib5vZpFEdPojg6C1jb9Yy3JX7bfCEpVxty1bpE",
-	"OADReuXders8RRSZ5/BOZdrhMQOPx4HQ2Fk5s3x7DyLLq3F/nCRFXmTM8Cs8r+Btk/FzkWSFFblOSfFb",
-	"jeFTWGcsQd0i236u6zTOENepTaNh56KYuAzcNqm5/RO4l3dPzpzxUHkGhl2vHizQscChEwxAn26NAn1Z",
-	"BDFQEUv7lcv8CkbekEtQmDGptJatxcA0MEgx4TnLwK00DfqEmtTWNkIvi9IO6BJdgCriilQJ+yGyfKKQ",
-	"XVrjc5cqK4syCP4HFHYfUqIxa4r6rezqYtVjYPoSU/JwjqqYjDVth/J7JTfDBVp1CK/l5lcrOF/LTVdo",
-	"DsLVXtlX02CPHLxZ7NFJ7CV9i/Ud6l8xfZ6seJYqZ2p2vOQlTSiCWmTbE9is0KxKFaF8vmIaymVKJpcw",
-	"wzLZvPpzKTNkZBtd4jZMmzyFUcXGy/VjCqMRj7ErO343cj6eGFrRghjabrrxNHxbyYS8iZJe+GF7RUT/",
-	"XQuhr4m2A+2vIoys0AbmnMJGrsP3r0ey3ywgLGIv0b6PBrQ8NQcalvnVTfLiBqWiQ932dCv+XTLpEuch",
-	"Ij0jD0HgtqHj9OBcCDAqvWz//Ps/qvjkGA6rvy1oyJIVuLfF8NiDdQKE4s0KlXNBVDMcNXENP6GSlsTs",
-	"wKlTfJqWHtn4mN5R6WLy6q4zr5bnFYmvZKH0HRdKmEgwO1eW4d1nhezOSHBxTbwzBJWv+I7zl/ldD6ES",
-	"PHeYK3Bzfl/Inav5jpMVrpGZ+xy8QlMocf8V7nxy5fRzlsvCuazuvAoXy3ufh8IrFMXdkNFhlv5o45rD",
-	"NAm9eekaWCwp0tH0Ln7qHTrW07797QMNspjmZe2ScBiRbToLcnm58ipexzCsvt+Tt0GCkwYeaMilMKu2",
-	"pOpR41oH3V7+rHzkvdALeh0dBywwy5wiQ6GL7tv2aMRonC96931fZs67eWmFjQXHCeNRKaLGbTCrkLfb",
-	"ERduH/7pHy9bHr0BFl5bD+4a++4I2qdew9J/mrrvOIfr654sPq6r8V9gU9ze/VViMoh+f1AvalU2kOLl",
-	"B1Xud7mATgzFGTONgOwlrg3Mt41YHhOpo1cX2qwjr51z779qT7k2XCSm2pAeeJ2W+dX5GlXFZsKeiMN6",
-	"3RgaXolpPzOuaWdHPA/nEuRqp2vaDsozUUZ1x5Bx1KVJROgcCLk7jRuA90fWgv/hfRT5HWWhFxnEnAxk",
-	"yLSBhyXxNAFtb+vxfbe1X3QPtLvvJ9TCpxKg0n0XNsQxm4/2ssrOpf+dRzZwF0I6pZ1g+kpyEVI8KrNz",
-	"L9LdKKtM1Om0+yb4l7620+52Urf1TvhU2WF+rdsfQ5WJ2zyBffZ8CAM7zIToxRvqutZ9mjmvMSi0e0qM",
-	"yw8yFEm24ufACqrtrhD6gEi+C+ZuibA3LgU7EP6FMju7jRApyLPj0oYrN+JxLc+b+A1J/ploiH4vypih",
-	"NUcJN9sYum42aLnZfEYd+eYqTSLjAvVM0JEyUyevqdpjWGX8s0pozEtPpT6GXYvEKs1WSoynM3HWVWus",
-	"Hi2kgSW/QuESe8W2g49tNYo0nDUqC2VM2s1GFlk6E/bhHAHfscRMgRSolfeRNTQpzFL/xiLLpjOxqwjd",
-	"na0MTYIv+V4wNrmocvD2vd9n6n2MiP6tWJmH845M9lchs/wB1eiJGxURFQLikpD2MIy3VUlGkGe4Yo0h",
-	"LANGGhHabGh8AkLu2BABxf/XQr9LxbhobjNl2yiONoiX9jCseR3F0Y8FU+54eupN7hTtsxrIcLps6S2h",
-	"WNkvmMwdlkPk7pEQoue+vGHLhLtJv550HYomlFPMhN6EbNJWdLcmTpehEFcRGvsnN1tS933icLcGpZP9",
-	"HaKK3qDWTkCLRCE3W+Autc3lPgbkrH3YyV2/8WSa0US7pSC6FeqVQB0wRjK2PPe5c7vQvHEPYI5mgyhA",
-	"y0IleL5hBlXO1CVJU+GKFe5g5WVMm3OdMHEeKtr5ZoU+tOiiQXYg2ClWWdzxBk4Mz3GIA+AOlxlFau3E",
-	"lG0DOHrSSIrWOxn7FkuYQpkT6/BlYIsGFC7ssWA62Nfox+/HVvnqAw1suVS4ZAY1bFChRx5uFDcGhQ9D",
-	"znEhfZDMOTv8e8Z3R3GXTALOUZcKT+PK8602wq2OqI1FH6/UxVL3G2mWIzAN/z15ygybnOrJV4s773Uv",
-	"l2ude+ha7XXGDdLH34snrhmrDNhcpffGjzpnBjSagUTnA5khJ5zftpKFSGt7LUFhyuirr5xzAwd558LR",
-	"z/bbXyAThM8yamIh+uff/wGJQuYBJNzWtSZuB7GlJVr03m6zTnC1mwjgQzgVku7tD2uFYsNnTO7Kuhyl",
-	"mjHwoFvB1n4qaiF9OBn5UOxeo0AK3LaCrx1ZVOT21O1T+LFgwrh6odu4V4dm9bXDn+1tlKG393e2zVjp",
-	"nutbOl9d0ZSdMjxG1Q2mDjqHRtBzwPhfRZgzyMRp/7sxDJ/R6F7tfSUb2ThqfMfyNRVOPXj46PEn00+P",
-	"SG80BpVd4H8m//+7o8nn3/9xNpvSHz8/vP5DyExpausNtdVzs1uiMKSoflx3aNdEfx/e7hsCxc7qtEoD",
-	"T7En9PIhvK+DtjVoF+aGJgH3g/I2/t2bXOxl4c9u8tazM/jTZ0d/Al9QBCkaxrOgAyENMNY3xnJJyFmy",
-	"4gInCllKX9jRMJqz9LyqrYuhaBRbUc2+K5+LrXJ9vrAaSVyWFVmpb68ky8LJgW6bfcl+LO/R7hYLpx1C",
-	"Y1cLqaC10eALfdWbtz/2pL8GCi64ycJ5ie6LXZ/Q16+fW4UeFYoEQbDcZc9jdUrUtuFGkvFWsXt/tccQ",
-	"fewPArzY5/6/Icb84SJl/6rQwE137bWzxP6rwMKpBx1vR9AefWrNUG92WoL05tw0qBsMRtIPct6bYP7a",
-	"iiT4Qc6d/7+0UynrJYcRN1RgOkdSXVhmb/YWfiSghmae395of79OLkJ1hYU9Z9UoOmZpSmUgLHvVODZf",
-	"6x0OY93Yy4PaZVTneW8P/r4a/z1CqWdLdeH3w6Oeyu/3cx4h/Ddiae9NzWmD/me5CTAt2FAyvNRI+vh7",
-	"8Yj/QhMEPlx0pz+ss8tt3DN0/pLBda7/mshPiNEPDfl4gj4lV7fdnRT41SI6/m4/oOU9uI4HhRyq4d9f",
-	"x1E7vNQb9enrLca1FHWNUQx8AUxs39ut+A3GfX4bAZ89cZ6aom5Lxw1aHEjKzRnfUzU/JoXiZvvGjnNU",
-	"7HoknBZmVX8qm4ZFf/nmbdRtZnCWMZ7rY2igA0b+wMcxKJkhjCpv//+6hlXjGPDdelp2baFiKHpVjfWV",
-	"MWvXPIGLhQxVbOOkct97ByYwwbKtsfqza2ZGWp4hj8RB3bND7zTOGE9nwnncnRed/IMyXxd2aSpJJS8z",
-	"eeMPdOXXYsYoPi8ayTiBBjAzQcMPNFzU/teL0muvUV1xWtRaY/CTFHji5KYGTtW8CHNpVmBpUk9ngrwx",
-	"dn/dmtKuBwZGlLfRdDuP7dLG54csFEuoSch0Jkrog91B4KIZSbg4buCiCkOMrHH76NGjz8e+q9tmxZOV",
-	"a+gz8w1PArEKbkCv5EbHrrNKiROWI2jB1nolDTDdDm+wOXVDKYThmcvWaQR0OgEauDi8enC4KIN7F2Aw",
-	"y3T9kipX1c840JVRTnks3pys7jpbLqM4ukLlQqjR0fTB9Ijcp2sUbM2j4+jR9Gj6yPm5VnSj7A7YnLo4",
-	"LNHsaT2gmLCSYb4tC/qoDq2sI3Z7dST7BX0zBruQM7KtMY/azvWx1Zng6QmwKtfIEjQ1MDiFTRU2rCqH",
-	"feq9DzBxGj4rjo4eJcBieOKm+C/mMWCmEc6mM1HtnTZHBWNu73a1DBcGZGEcKq2opH4qz9PoOPoPNKdP",
-	"zqK41Tq1h+HVQw49J+rjd82Rlh8PGPdWDhlVSY4bRzb6+g0YTa3yBo6jpnN2bLh3n28MEWg5533Fpax3",
-	"n5zUDPVN7NLn1+s1KpjLQqSWo3kqohSwDvmM8F2SFZpfYW/nRBbe4tH0sziqZr8ojS4XD9iNGNRN+xoW",
-	"2lGgsGgQLE9ugOWkDi2wPrjmfXB9/slHAewrkVVX3zuPyhvf2xTVNwkY1s6o7kOx+3LLuGDUauQwjsu+",
-	"C4TO2DWglArqvgYncDG5IDlds7GTio3ZNft27qu/Q6ROHQ9qWvcfJ/7/snXCpNtDYVL+4Wt0J/7/VheG",
-	"SeNT4OJ832mw9vDoaE9Tqds1k7K80qpCZRvW9syACWixTVXWXnr+5c1XL2OwQvrxg8+OfMAMXB8oOzDQ",
-	"SuxL6toacgmH27otqY563ZIIZoVcgW8641JL16gm7t65vk3UiOvR0eM+FFQ4PWx2WbuOo8cOv/vnNLrc",
-	"0ZQHN09ptSmjSY9unlT3p7uOo0+GzGj2HiNdvHTPRPYSkSKr+U66zIFu3HLquuCURVqCNA2rXh96dYaM",
-	"VKkDSscLpi4dZVBSTsqVcd3HUZDfUXff6leEH+TcFe27DDOrJdsLW6XIzEQ5UhVCw2hDjeqsRiG8G/Tr",
-	"55YPtPSy8RSe78D5g5yTmuvcoTOhCiGcplPuesO4IQbCjQaB7wzNIUZEn5ppURVc3IxDCskrqc2pxZ13",
-	"U0ZVGOKJTLfv7SJ3nKDXbaPSioXrHTby8H2/3bvLezrTlefHtXdBT3/bt40aKEuRbY8r0FmTDuet9LWO",
-	"MQijOUsuFzzLxtUVrPL2D3+uUg+ve9X/Zz71cbewgDItfUPtZq6lb5PqLN4V01UGs8+GmolmGcCQyocp",
-	"PKtFMy1TJWZSoYC95A5ytxLVMxzPhDNM7PhlflWyKtdYg4bEZQrUF5CWFY/+G0vPjNsLDdzEUCWNfOHN",
-	"5TKpwz9xiS1+WRh18h68nHEfrL62k9gwE6mkNv0G7PXZutS+8dRre74AeX9PkCk883hdyCxzvu6ZKDtw",
-	"+PYuxw2bK5dXzjPAhKQeMXX/FvJOUMZr47EngJkw7JI4lYYV18YeAyGDGzLV/e9LcNqIyoGBUYjNPuy+",
-	"A0vsWn9UZ0mLOAx6dMqNqOTJTJBTQcmNW6pe54sjhwrSJzxJGbmeZHiFWbk8t8e9ac976VCUcoWJqRvi",
-	"yAW89HurDPBGQa7d2GYlM2wUxZRV3zUIM8EFeTuqZX2DcCnIL+Fpwm2m8tmMT+ClfQFmCyjBBSMlWbgz",
-	"UclWzQ24bWdbkIJo1O9V6iqBWR9URQBhG7fus3UPS5dU4DUjn2z5gwCNlOb+lsAfNr/739sI7+ls5Joa",
-	"HZFW0n9NXlbPm3eiWuRlf8f1srfSsMbkR6H6390UCCcIqNWPtRtGVpZ8Qdvj6TjuN9PIZaSoQfJ86yRQ",
-	"OeIOptuk7aboWGKuhdLE/Vflzk1CWXSTnnSwSV9u2KQn124SyLubtBPwJn15eJN9qXmT+s8dC9Sl7U1C",
-	"2XuTfcl8kwEtTCZ7M/4+iiVbc8Rfhz1rX/q7idpVmr8SdBxUNNrTnS4eWsBT6c2toL7XlXck6lkzTHw7",
-	"ifoLEEYf8mbVmAkQ9NlO0eLvJN0m6bNAa5iuc6Wi0MNGT5+gVeebAVXqMsXUaU2f6jO9MJKCgC5QVq3s",
-	"gnep116bzVUsj2vHu1qNVaZwhlkGl/4Xs1zLpFZjJa9aJ92eJTNR5827V42alTat2ppxGaO7nJiVb8Dk",
-	"UpishiznGpW1eSgG6DdLYyzgRl70qMll66Tfdjjog15+j8FfslB1ziXfQgtyZhR/9zsf6vKhF/a+ZNvy",
-	"Btc9x0omtGiWqvaJybqe9bZ36mNRbL3DAKlUDwP+77pm87ftmPyz3IBzR+7kOFTevYoodJ3cGZRHgd+3",
-	"9LKh6vvqvpULwB8LlkFGvwVlhYA30WZidOGX+KKTpnYxjuucitRlmFB+KyBTGbcSZXeqfX5xAg8/n4ln",
-	"OFcFU1vI2VqDkfDwMyi/GztnmdiWP6R00fzFxwvyPl7UP/B4EZdVlTNRfn0x7pE7ZW7fr1GVvHl0+WOn",
-	"w4cOhav+4c4hbpPWb7sNWb39+7lDZtQ/TTtgdOuH2QaMD/wI6CBv0e7P9H1QhtpOhw0w1U5pSV1BHaw1",
-	"OSnlf7fbRAys0xfldyHe5d1fNiI0FE4pjQvvanPZib6lF+ty5rKq3ec+lzzetJKPg2z+G3dkdbaxd7NT",
-	"AiqwTMsqqS/gdK+2seEilZs6nuQ24hL/aKkDFzqgiJhe8YXBFOYsubTiwv2gdYYiZcoJgT7mH88EWQcx",
-	"+FRjeiNNoRRaTV20Hn362L1olDIX49ogXvoRMWhJn2kE/fhjsR7HMN8666MM33hptleCSVWaPCnXhonE",
-	"x7w6AscaNs6IGyCLWC1WKwHp9+KVbneiB30iqpGz+++eLPe7PPvFybOdYMIrV4Jb/uoAMYspUBa/c4Zk",
-	"bO46P1SRP3cBq9zd8pInGV+v68Tqqv4xFFWoEu4DYQVX2nC/QocPKrd3KgB+6Ta82+wQ/aAG7XcVIeRC",
-	"d2J5jcpSfQzP33xFsiyGjliUXpA2NbeY0q0nC0K0O6qynIOEQ7OQ47vvLQWTb86LjkJl0XF0GF1/f/1/",
-	"AQAA//8=",
+	"7H1tcxs3kvBf6Zpnq0TWDin5JdlEqtRTshzfem/l+Gxnc6kwJ4EzTRLREGAAjGgmp+/7eX/i/pIrNDCv",
+	"xFAjyvIm2fiLRRLAoBuNfu+en6NELldSoDA6Ov45WjHFlmhQ0aczZnAu1eYFzwwq+02KOlF8ZbgU0XH0",
+	"XPEsg1SuBRgJUiAkfgYwkQI3GnQ+NQoRBhkXCDM+zxXq4RhODSylNjQp5UsUmksBM3rQOIojbtf/MUe1",
+	"ieJIsCVGx1Gx+AVPozjSyQKXzG5qJtWSmeg44sJ8+jSKoyUXfJkvo+NHcWQ2K3Q/4RxVdHMTR2fc9ATJ",
+	"LBCkSlFpSDHj16gwLUHlZrMnHNzcHwa5XDGF2wC8WyAk7scUFBNzhIHOl0umNpDijOWZgZXCay5zfbFC",
+	"xWV6AoYvUaPiqEFIgcMxvJIG1twsirUuZkouD4sPRnbC5vdVhw2FheO7qPXYKK6+2SBT0fclpNooLuZ1",
+	"QF8oudwG9gVX2kDKNiBnwCDJtZHLFvgnTThu3TpBGj6blBkLWecm38ntLf6V3XWH9vm37dHIO+7wuSPf",
+	"zbvNCu9M+3Lm6NuvAXb5/Ui/WOKCdlgHYcne/xXF3Cyi48dHR0T/xedHIYBeeJDbQCT6GmZSAYOzt38D",
+	"fL+SysCAaThNElwZMPjeHCb6ehjTsFXGuICMiys9hm+4WcjcwIrNkTiY/eNC85+wudxCZqkGJFwouY4h",
+	"X1mMPTqy/7pA92cUuhg/aCmi2G49fAd2Ef8011yg1gWN2WPz1/7bb7/9dnR+Pnr+fNi5KUfrCn/MucI0",
+	"OjYqx7tR1jmqZMGEefk8zIyW/neLIYWEPynG8MY/0tE+E8DSJbeEd4XiBFh92hUKWFroRLYBu3GSLHIt",
+	"uqAq5t6Xyb5m8wCHtd+CyJdTVDFYBMKjMZw6olnZ226PAK3804DLldmcwKWRhmWXoI29YYnMhanRTxcY",
+	"dsXG/j3/pu1uw8Lee1iIDI96QfeW/0QQdj2eiD+8h0+Odm3ik14b2CxRmHM0C5nuy5RWbhFY0ir7cSW/",
+	"xoVb415s6bWSaZ6Y/hrTyk0orm5J9h9CYfJr3/cavME5l+L+GpOidQ60VZ046v1gcovc64zeGmZyvQ3J",
+	"fyKuHJPxEKwXUiMkuVKWwjRNs7c649pgCoNELpdspNFqzQbT4Rieew3L3W03w0KC71eZTDE6nrFMYxgy",
+	"N7oBGTe4pI3+QeEsOo7+32Glrh+6YfrwK7tZD9MNQf/STauAZ0qxjf1Rm01WCCP7uVNj6SdWYmD+CJ+A",
+	"VeE0sJlBBZeWLV52HSEpL/uLnBs7Wa+k0Ei4ecZSK0xQkzaQSGFQ0J9stcp4wixYhyslpxku/0ii9vjn",
+	"2uN2ofa1m+Ue2sSSZfjeVrIkseRaczEHqYCLa5bx9AQuacQliSwN3Iwjp7dMeZqi+JibtXK4kqNCGlDI",
+	"UjALu3PPcWh3r6Q5lymfcXswIWnuGRIwhZALO3GOKWguEnQ04k/G350v37G5/55OCLS9SVxMxMvZ6JUU",
+	"ODpnJlnAIJWJPlyiUTzR42Uaw+nrl5BIcY3CPl0Pj0FImMp0M4Yv6XKlzLDqcQlT1nyZCAZrZFf04BjO",
+	"WLLA0ZkURskMVopfM4MxCDlK7C+k4/3NWkanuVlIxX8i/MdeV4wnwv0x+lIkMuViPp4Ii6WvBfPjHZo+",
+	"1jG+kkCkBVNkCpU70rHf0TXjGZtm+LHpqqAII+UVZFLM7cYWTNCxn75+eaCJDyJJaWtoWg17IK9RZZKl",
+	"MZCuTie6QHa9cVxmeAIKjdoU/OSN/TA6tR8uQWMiRUp8dYEs9c6K2pAmbFsSjQDx0NkBp8/OyPeh5AqV",
+	"lUyEtyYrkrlFbcmMnPpnMT/tOS7JmPYMq8VIYnhGhHgGpCVqhxxgWVYoBzqG9YIZK1QIq7SWl5NOte8j",
+	"J06fnZ3Zie/sU+yW2sJh5s2MWxhw3NCvQ/pEG+N2hr3ZtdOoFlt5JbvHKpVG2nO8R19vUXr67MwrcCH8",
+	"aKlMEARdKhT7COz2Y4zsdQhELAHrxMMMFRGxOWoYuJsUJJ8eqKSnXVyzLMcACm7q8vy7lv3lbUznsih0",
+	"HE8QccQie4c8cuPC5qnbHg7Q5haq+1Q75cp2ltMf0J1hQfR1c/s0iqNnURydBaztasa7Ar9NvpAUq/W5",
+	"am0i7IFovfBuvW2eIvLMc3inMm3xmJ7H40Co7ayYWTy9A5HF1bg/TpJ8mWfM8Gu8KOFtkvFLkWS5FblO",
+	"SfFbjeFTWGUsQd0g226u6zTOENepTKN+56KYuArcNqm5/RO4l3fPzpzxUHoG+l2vDizQscChEwxAn+6M",
+	"An2VBzFQEkvzkfPlNQy8IZegMENSaS1bi4FpYJBiwpcsA7fSOOgTqlNb0wi9ygs7oE10AaqIS1Il7IfI",
+	"8plCdmWNz22qLC3KIPgPKOweUqIxa4r6rWzrYuXPwPQVpuThHJQxGWva9uX3Sq77C7TyEN7I9a9WcL6R",
+	"67bQ7IWrnbKvosEOOXi72KOT2En6Futb1L9g+iJZ8CxVztRseckLmlAEtcg2J7BeoFkUKkLx+4JpKJYp",
+	"mFzCDMtk/epPpcyQkW10hZswbfIUBiUbL9aPKYxGPMau7PjdwPl4YmhEC2JouumG4/BtJRPyNko698N2",
+	"iojuuxZCXx1tB9pfRRhYoQ3MOYWNXIXvX4dkv11AWMReoX0eDWh4ag40zJfXt8mLW5SKFnXb0y35d8Gk",
+	"C5yHiPSMPASB24aO04NzIcCg8LL98+//KOOTQzgs/7agIUsW4J4Ww1MP1gkQitcLVM4FUc5w1MQ1/IRK",
+	"WhKzA8dO8albemTjY7qn0sXk9b4zr+cXJYkvZK70ngslTCSYXSjL8O6zQrY3ElxcE/eGoPQV7zl/vtz3",
+	"EErBs8dcgeuL+0LuXM17Tla4Qmbuc/AKTa7E/VfY++SK6RdsKXPnstp7FS7m9z4Phdco8v2Q0WKW/mjj",
+	"isPUCb1+6WpYLCjS0fQ2fqodOtbTvP3NAw2ymPplbZNwGJFNOgtyebnwKl7LMCy/35G3QYKTBh5oWEph",
+	"Fk1J1aHGNQ66ufxZ8ZP3Qs/ocXQcMMMsc4oMhS7aT9uhEaNxvujt532ZOe/mlRU2FhwnjAeFiBo2wSxD",
+	"3m5HXLh9+F//eNXw6PWw8Jp6cNvYd0fQPPUKlu7T1F3H2V9f92TxcV2N/wKb4u7urwKTQfT7gzqvVNlA",
+	"ipcfVLrf5QxaMRRnzNQCsle4MjDd1GJ5TKSOXl1os4q8ts69+6o959pwkZhyQ7rndZovry9WqEo2E/ZE",
+	"HFbrxlDzSoy7mXFFO1viuT+XIFc7XdNmUJ6JIqo7hIyjLkwiQmdPyN1p3AK8P7IG/I/vo8hvKQudyCDm",
+	"ZCBDpg08LoinDmhzW0/vu63dorun3X0/oRY+lQCV7rqwIY5Z/2knq2xd+t95ZA13IaRT2gmmryUXIcWj",
+	"NDt3It2NsspElU67a4J/6Bs7bb+Tuqt3wqfK9vNr3f0Yykzc+gnssudDGNhiJkQv3lDXle5Tz3mNQaHd",
+	"U2JcfpChSLIVPwdWUG22hdADInkfzN0RYW9dCnYg/AtFdnYTIVKQZ8elDZduxONKntfxG5L8E1ET/V6U",
+	"MUNrDhJuNjG03WzQcLP5jDryzZWaRMYF6omgI2WmSl5TlcewzPhnpdCYFp5KfQzbFolVmq2UGI4n4qyt",
+	"1lg9WkgDc36NwiX2ik0LH5tyFGk4K1QWypi0m7XMs3Qi7I9TBHzPEjMGUqAW3kdW06QwS/0T8ywbT8S2",
+	"IrQ/W+mbBF/wvWBsclbm4O16vs/U+xgR/TuxMg/nnkz2VyGz/AFV6IlrFRElAuKCkHYwjHdlSUaQZ7hi",
+	"jT4sAwYaEZpsaHgCQm7ZEAHF/9dCv3PFuKhvM2WbKI7WiFf2MKx5HcXRjzlT7ng66k32ivZZDaQ/XTb0",
+	"llCs7BdM5g7LIXL3SAjRc1fesGXC7aRfT7oORSPKKWZCr0M2aSO6WxGny1CIywiN/ZObDan7PnG4XYPS",
+	"yv4OUUVnUGsroEWikJsNcJfa5nIfA3LW/tjKXb/1ZOrRRLulILoV6oVAHTBGMja/8Llz29C8dT/AFM0a",
+	"UYCWuUrwYs0MqiVTVyRNhStW2MPKy5g2Fzph4iJUtPPNAn1o0UWD7ECwU6yyuOUNHBm+xD4OgD0uM4rU",
+	"2okp2wRw9KyWFK23MvYtljCFIifW4cvABg0onNljwbS3r9GP342t4tEHGth8rnDODGpYo0KPPFwrbgwK",
+	"H4ac4kz6IJlzdvjnDPdHcZtMAs5RlwpP44rzLTfCrY6ojUUfL9XFQvcbaLZEYBr+e/ScGTY61aOvZnvv",
+	"dSeXa5x76Fqd4/Z9apFXR8r1gW74j1yd04Gu5WMnTFHFbO/kjCJkfevpKJk1hHexkSiOaBvhcrM6mmiF",
+	"uIUten4YS379LVz1voEd4fjWtvpt469cm+5j6y9kS7ACEvYBk33KRJW7+sJ2ZJNUwIcRt8Pl3Mvq/CD+",
+	"5npEPuBZKHyUftQFM6DR9Lw7PlwfcjX7bSuZi7TySiQoTJFj4OtD3cBePuhwjL/59HNkgvBZxAYtRP/8",
+	"+z8gUcg8gITbqqLK7SC2HJMWvbdzuJVC0E538YHKEkn39vo2Eg7CZ0xO+aroqpzR86AbKQXdVNRAen8y",
+	"8gkHO7mGFLhppBi0NK58aU/d/go/5kwYVxV3lyBC39zVZpC/uY0iwPzhzraeEbDj+hYhBlcaaKf0j8S2",
+	"UwZ6nUMttN9j/K8imB9k4rT/7Uidz9t1j/YewbWsHTW+Z8sVlQc+evzk6SfjT49IiBiDyi7wP6P//93R",
+	"6PPv/ziZjOmPnx/f/CFkjNdt0pry4bnZHVEYMsc+rtO/7Yj6EDGdW9IhnG/FqsY8xY4A40PEGHptq9cu",
+	"zC2tMO4H5V2iGLcFkorytu0UxRdn8KfPjv4EvmwOUjSMZ0E3WRpgrG+N5ZKwZMmCCxwpZCl9YUfDYMrS",
+	"i7KCNIa8VlJInSlckWhsTciLmdVI4qJ4zkp9eyVZFk6BddvsSmllyw7tbjZzNhDUdjWTChobDT7Q13Z6",
+	"M2hHkndAxeUmC2ffui+2PZ9fv3lpzVZUKBIEwZauRgTLU6LmJLeSjPf9uOeXewzRx+5Q1/muINctmRQP",
+	"Fw/+VwXAbrtrb5y/4b9yzJ160PLpBb0uz9lGF84VS5DeaTEO6ga9kfSDnHba7W+sSIIf5NRFuQpvDOV2",
+	"LWHADZntUyTVhWX2Zm/gRwKqrwl/d9fUh3XlEqpLLOw4q1ppPUtTKnZi2evasfmOBuFg7a0da6gpTHme",
+	"945T7epksUModWypam/w+Kijv8GHOY8Q/msR4w+m5jRB/7NcB5gWrKnkQ2okffyDxH1+oWkwDxfD7A5e",
+	"bnMb9xs6f0nvau5/TXwzxOj7BjY9QZ9SQMfuTgr8ahYdf7cb0OIe3MS9Amvl8O9v4qgZRO2MbXZ10ONa",
+	"iqqSLgY+AyY2H+xW/Aajm7+NsOaOaGZFUXel4xot9iTl+ozvqWcFJrniZvPWjnNU7DqBnOZmUX0qWuNF",
+	"f/nmXdRu2XGWMb7Ux1BDBwz8gQ9jUDJDGJQBi/914YphDPh+NS56E1HJHz2qwvrCmJVrEcLFTIb6EuCo",
+	"DFJ5ByYwwbKNsfqza9lHWp4hj0QtbKK32sMMxxPh4kouVkT+Qblc5XZpKrwmLzPFnA506ddixig+zWsp",
+	"Z4E2RxNBww80XFb+18siNqVRXXNa1Fpj8JMUeOLkpgZONesIU2kWYGlSjyeCvDF2f+3K6bYHBgaUnVR3",
+	"Ow/t0sZnQc0US6gVzngiCuiDPXDgsh4vuzyu4aIMtg2scfvkyZPPh7534XrBk4VrWzXxbX0CETluQC/k",
+	"Wseuf1CBE7ZE0IKt9EIaYLoZxGNT6vmTC8Mzl5NWC1u2wpBweXj96HBWhLAvwWCW6eohZUa2n3GgS6Oc",
+	"srW8OVnedTafR3F0jcolCkRH40fjI3KfrlCwFY+Ooyfjo/ET5+da0I2yO2BT6lUyR7OjwYZiwkqG6aYo",
+	"W6Vqy6Ja3u3VkewX9M0Q7ELOyLbGPGo712cQTARPT4CVGXWWoKlNxymsy+B4WR/vC0x8GJXT8El+dPQk",
+	"ARbDMzfFfzGNATONcDaeiHLvtDkqi3R7t6tlODMgc+NQaUUldQ16mUbH0X+gOX12FsWNBsEdDK8acug5",
+	"URe/q4+0/LjHuHeyz6hSctw6sta9ssdoagjZcxy1VrRjwx0qffuTQGNF7ysuZL375KRmKFzbps+vVytU",
+	"MJW5SC1H81REiY4t8hng+yTLNb/Gzv6gLLzFo/FncVTOPi+MLhcP2I4YVK0paxbaUaB8rhcsz26B5aQK",
+	"LbAuuKZdcH3+yUcB7CuRlVffO4+KG9/Z+te3wujXtKvqtrL9cMu4YNBoVzKMi+4ihM7YtVmVCqruHSdw",
+	"ObokOV2xsZOSjdk1u3buexyESJ36elS07j+O/P9Fg5BRu1PIqPjDV6KP/P+NXiOj2qfAxfm+1Ubw8dHR",
+	"jtZpd2uZZnmlVYWKZsPNmQET0GKbegl46fmXt1+9isEK6aePPjvyATNw3c7swEDDvC+pN3HIJRxuXjin",
+	"bgGrhkQwC+QKfGsll0C9QjVy9851J6N2c0+OnnahoMTpYb2X4E0cPXX43T2n1suRpjy6fUqjGR9NenL7",
+	"pKoL400cfdJnRr3DHunihXsmspeIFFnNt5LCDnTtllNvEacs0hKkaVj1+rCRkuK1jm0BbIeelyPvKovv",
+	"Lrse8oY0UnR2UmiJm/Fvm4qo/bUU2ebYd48tAI8tf+Vpi2S8Bkx+DakDeuo5U1eOmVC2YsqVca9lQEGu",
+	"at0mVL8i/CCnrpuJS721hpXl8WXu4EQUI1UuNAzW1MHTKqHCe86/fmlFR0OVH47h5dbV+EFOyTJyHvSJ",
+	"ULkQTjkudr1m3JDM4UaDwPeG5pDsok/1fNESLm6GIR32tdTuDnnPdlRGrp7JdPPBKLvlN79p+iGsJnGz",
+	"da8ef+in+whLR8vO4vy49lGLf5+rVYDO6nQ4beT1tvwHMJiy5GrGs2xYXsGyoOnw5zIn+6bTYnzhc8K3",
+	"K64oBd2/aaCehO45gHOSLJguSzt8At1E1Ouj+pSEjeFFpc3RMmXGOlVQ2UvuIHcrUaHX8UQ4W9aOny+v",
+	"C+nmOg7RkLjImvsC0qIU3H9j6Zlxe6GBmxjKPKMvvIelyAPyv7hcKL8sDFqpMl41cR+sir+VCzMRqaT3",
+	"lxiw12fjcp6HY28g+M4Mu5sljeGFx+tMZpkLj0xE0ZrI9706rpnpS3ntnElMSGqeVTW2IocWlQLUfvYE",
+	"MBGGXRGn0rDg2thjIGRwQ94d/+IdThtRS2BgFGL9BRW+NVXseiKVZ0mLOAx6dMq1KFWQiSA/lJJrt1S1",
+	"zhdHDhWkgnqSMnI1yvAas2J5bo973Zz3yqEo5QoTU3UKkzN45fdW+mxqnQrsxtYLmWGtWrBoh1GBMBFc",
+	"kIOsXNa/OUEKcmV5mnCbKd18wxN4ZR+A2QwKcMFISU6RiSjVMc0NuG1nG5CCaNTvVeqyskMflNVRYbdI",
+	"1YDwHs4RsppWjNz4xZtSarUe3b3SH7bw5d/bb9PR8s11ezsiraT7mrwqf6/fiXKRV92voiiazvV7Y8NR",
+	"KBl8O2vGCQLqgWZNzYGVJV/Q9ng6jLste/IyKqpUmG6cBCpG7GHtj5qerZbx7nrLjdx/ZbrlKJR4OerI",
+	"IBx1pROOOtIzR4FUzVEzZ3PUlbo52pXNOar+3HJauEzPUSjhc7Qr/3PUo7fTaGeS6EdxflQc8dfhArEP",
+	"/d2r0VaavxJ0HFRN39G2M+5b2VjqzY08kC4/x1k9s+BuEvUXIIwe8mZVmAkQ9NlWNffvJN0k6bNAz6y2",
+	"P66k0MNas7OgVee7pJXqMqVh0Jo+O2x8aSTFjV1stVzZxXtTr73Wu05ZHtcMkTY6To3hDLMMrvyrBF0v",
+	"uUbHOa9aJ+1mThNRlVq4Rw3qxVmNcqxhEda9GpmF70znst6shiynGpW1eShs7DdLYyzgRl52qMlFT7nf",
+	"dgTxQS+/x+AvWag655LvLQhLZhR//zsfavOhc3tfsk1xg6tmjAUTmtVr+LvEZFXof9c79bEottphgFTK",
+	"HwMhk6qY/bftmPyzXINzR26lxZTevZIoXFl0UBTVa80pgYuJtBY+2OpjeKC9GUhVra6pUv39m853Vb2B",
+	"s/KFli62KyHXxBO26PLcGS4PFjfq4jsJyzJU471P/55n+c1CeneARSAnx115drrK5e48wFYWtpfrZTNz",
+	"962cAf6YswwyesGhFeDevJ6IwaVf4otWVurlMK5SqFKXUEbp7IBMZdxqA9tT7e+XJ/D484l4gVOVM7WB",
+	"JVtpMBIefwbFd0Pn6BSb4u2Al/XXGF8SJV5Wby2+jIsi6okovr4cdugMRSrvr9EMuH108Qbv/kP7wlW9",
+	"jbqPy6vxwtI+qzdfCt9nRvW+9R6jG28b7TE+8GbrXp6+7XfPPqgwbGa/B3hYq5KsapgQLC07KXS3dgul",
+	"GFir2dfvClibV39Zi65RKKwwDL2b1CUj+z6VrM2ZiyYWvtSh4PGmUWsQZPPfuCOrigt8iITyzYFlWpY5",
+	"vIGASbmNNRepXFexQLcRl+dLSx24sA9FM/WCzwymMGXJlRUX1gRMWIYiZcoJgS7mH08EWXYx+MoCeiJN",
+	"oYx5Ta0hn3z61D1okDIXn1wjXvkRMWhJn2kEvdE4Xw1jmG6c5ViE3rw02ynBpCrM1ZRrw0Ti45UtgWON",
+	"UmeA95BFrBKrpYD0e/EGkzvRgy4RVUvR/3fPjf1dnv3i5NlWIOi1q7gvXqVDzGIMVLTjHFkZm7pGL6XN",
+	"4C5gmapfXPIk46tVVUdRljuHIkJlfU0gJOQqme5X1/Sgcnur4OeX7n9xm+2jH1Sg/a4ihMIfTiyvUFmq",
+	"j+Hl269IlsXQEovSC9K65hZTdcVoRoh2R1VUb5FwqNdtffe9pWDyq3rRkassOo4Oo5vvb/4vAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

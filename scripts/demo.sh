@@ -24,7 +24,10 @@ export JWT_SECRET="$(cat .demo/jwt_secret)" HTTP_ADDR="${HTTP_ADDR:-:8080}"
 
 bin/merchantagg source init
 if [ "$(psql "$SOURCE_DATABASE_URL" -tAc 'SELECT count(*) FROM orders')" = 0 ]; then
-    bin/merchantagg seed --merchants "$MERCHANTS" --orders "$ORDERS" --seed 1
+    # Two years up to yesterday, so that the dashboard's presets show data (today's orders
+    # would have timestamps in the future).
+    bin/merchantagg seed --merchants "$MERCHANTS" --orders "$ORDERS" --seed 1 \
+        --from "$(date -u -d '2 years ago' +%F)" --to "$(date -u -d yesterday +%F)"
 fi
 bin/merchantagg migrate
 bin/merchantagg refresh
@@ -34,8 +37,10 @@ port=${HTTP_ADDR##*:}
 cat <<EOT
 
 merchantagg demo: $(psql "$SOURCE_DATABASE_URL" -tAc 'SELECT count(*) FROM orders') orders of $(psql "$SOURCE_DATABASE_URL" -tAc 'SELECT count(*) FROM merchants') merchants, serving on port $port.
+  Dashboard of merchant 1 (the link logs in; the token is valid 30 days):
+    http://localhost:$port/dashboard/#token=$token
   Swagger UI: http://localhost:$port/docs/
-  In another shell, paste the token of merchant 1 (valid 30 days), then try the API:
+  In another shell, paste the token, then try the API:
 
 export TOKEN=$token
 curl -s -H "Authorization: Bearer \$TOKEN" 'http://localhost:$port/v1/summary?from=2026-01-01&to=2026-03-31'

@@ -108,6 +108,7 @@ type Result struct {
 	Load            []Load       `json:"load"`
 	Baseline        Baseline     `json:"baseline"`
 	Endpoints       []Endpoint   `json:"endpoints,omitempty"`
+	Dashboard       *Dashboard   `json:"dashboard,omitempty"`
 	ServeRSSMiB     float64      `json:"serve_peak_rss_mib"`
 
 	FreshnessSeconds float64 `json:"freshness_seconds"`

@@ -206,6 +206,12 @@ func loadPhase(ctx context.Context, o Options, env []string, m *mix, r *Result, 
 	if r.Endpoints, err = endpointCosts(ctx, fresh.url, m, o.EndpointRequests, endpointRequests); err != nil {
 		return err
 	}
+	dash, err := dashboardCosts(ctx, fresh.url, m, o.EndpointRequests)
+	if err != nil {
+		return err
+	}
+	r.Dashboard = &dash
+	st.say("dashboard: %d requests, last year p50 %.1f ms, random years p50 %.1f ms, errors %d", dash.Requests, dash.P50ms, dash.RandomP50ms, dash.Errors)
 	if r.Baseline, err = baseline(ctx, o, fresh.url, m); err != nil {
 		return err
 	}

@@ -202,6 +202,9 @@ Server: {{.Server}}.
 {{- end}}
 | summary, {{.Baseline.Requests}} requests, {{.Baseline.Concurrency}} at a time (API: {{.Baseline.APIErrors}} of {{.Baseline.APIRequests}} answered 503): p50 | {{f2 .Baseline.APIP50ms}} ms | the definition's SQL on the source: {{f1 .Baseline.SourceP50ms}} ms | {{f0 .Baseline.RatioP50}}× faster |
 | same: p99 | {{f2 .Baseline.APIP99ms}} ms | {{f1 .Baseline.SourceP99ms}} ms | {{f0 .Baseline.RatioP99}}× faster |
+{{- with .Dashboard}}
+| a whole dashboard of the largest merchant ({{.Requests}} requests, 6 at a time as a browser sends them), last year of data: p50 / p99 | {{f1 .P50ms}} / {{f1 .P99ms}} ms | random years: {{f1 .RandomP50ms}} / {{f1 .RandomP99ms}} ms (errors: {{.Errors}}) | |
+{{- end}}
 | end-to-end freshness (` + "`serve --with-worker`" + `, REFRESH_INTERVAL={{.RefreshInterval}}) | {{f1 .FreshnessSeconds}} s | | |
 | peak RSS: serve under load / refresh during backfill | {{f0 .ServeRSSMiB}} MiB / {{if .RefreshPeakRSSMiB}}{{f0 .RefreshPeakRSSMiB}} MiB{{else}}—{{end}} | | |
 

@@ -18,10 +18,11 @@ type cacheKey struct {
 	request  string
 }
 
-// cacheKeyOf is nil for a request whose answer is not cached: not a GET, the freshness (it
-// moves with every scan), or no merchant to read (the request fails validation).
+// cacheKeyOf is nil for a request whose answer is not cached: not a GET of figures (the
+// freshness moves with every scan; who is looking and the merchant list are not figures), or
+// no merchant to read (the request fails validation).
 func cacheKeyOf(r *http.Request) *cacheKey {
-	if r.Method != http.MethodGet || r.URL.Path == "/v1/freshness" {
+	if r.Method != http.MethodGet || !isFigures(r.URL.Path) {
 		return nil
 	}
 	c, ok := auth.FromContext(r.Context())
@@ -68,4 +69,12 @@ func matches(ifNoneMatch, tag string) bool {
 func setCacheHeaders(h http.Header) {
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("Vary", "Authorization, Accept, Accept-Encoding")
+}
+
+func isFigures(path string) bool {
+	switch path {
+	case "/v1/summary", "/v1/timeseries", "/v1/abc", "/v1/customers", "/v1/customers/cohorts":
+		return true
+	}
+	return strings.HasPrefix(path, "/v1/breakdown/")
 }

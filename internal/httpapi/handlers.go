@@ -460,3 +460,37 @@ func (h *handlers) PostAdminRefresh(ctx context.Context, req gen.PostAdminRefres
 	return gen.PostAdminRefresh202JSONResponse{MerchantId: b.MerchantId, From: date(from), To: date(to),
 		Days: int(to.Sub(from).Hours()/24) + 1, JobId: job}, nil
 }
+
+// GetMe implements GET /v1/me.
+func (h *handlers) GetMe(ctx context.Context, _ gen.GetMeRequestObject) (gen.GetMeResponseObject, error) {
+	c, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, errors.New("no claims in context")
+	}
+	me := gen.Me{Role: gen.MeRole(c.Role), MerchantId: c.MerchantID}
+	if c.Role == auth.RoleMerchant {
+		name, err := h.reader.MerchantName(ctx, c.MerchantID)
+		if err != nil {
+			return nil, err
+		}
+		me.Name = name
+	}
+	return gen.GetMe200JSONResponse(me), nil
+}
+
+// GetAdminMerchants implements GET /v1/admin/merchants.
+func (h *handlers) GetAdminMerchants(ctx context.Context, req gen.GetAdminMerchantsRequestObject) (gen.GetAdminMerchantsResponseObject, error) {
+	c, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, errors.New("no claims in context")
+	}
+	if c.Role != auth.RoleAdmin {
+		return problem(http.StatusForbidden, codeForbidden, "", "an admin token is required"), nil
+	}
+	pg, size, offset := page(req.Params.Page, req.Params.PageSize)
+	total, ms, err := h.reader.Merchants(ctx, size, offset)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetAdminMerchants200JSONResponse{Page: pg, PageSize: size, Total: total, Merchants: ms}, nil
+}

@@ -48,14 +48,15 @@ func (p *Problem) write(w http.ResponseWriter) error {
 
 // The generated response interfaces it implements.
 var (
-	_ gen.GetSummaryResponseObject       = (*Problem)(nil)
-	_ gen.GetTimeseriesResponseObject    = (*Problem)(nil)
-	_ gen.GetCustomersResponseObject     = (*Problem)(nil)
-	_ gen.GetCohortsResponseObject       = (*Problem)(nil)
-	_ gen.GetBreakdownResponseObject     = (*Problem)(nil)
-	_ gen.GetABCResponseObject           = (*Problem)(nil)
-	_ gen.GetFreshnessResponseObject     = (*Problem)(nil)
-	_ gen.PostAdminRefreshResponseObject = (*Problem)(nil)
+	_ gen.GetSummaryResponseObject        = (*Problem)(nil)
+	_ gen.GetTimeseriesResponseObject     = (*Problem)(nil)
+	_ gen.GetCustomersResponseObject      = (*Problem)(nil)
+	_ gen.GetCohortsResponseObject        = (*Problem)(nil)
+	_ gen.GetBreakdownResponseObject      = (*Problem)(nil)
+	_ gen.GetABCResponseObject            = (*Problem)(nil)
+	_ gen.GetFreshnessResponseObject      = (*Problem)(nil)
+	_ gen.PostAdminRefreshResponseObject  = (*Problem)(nil)
+	_ gen.GetAdminMerchantsResponseObject = (*Problem)(nil)
 )
 
 func (p *Problem) VisitGetSummaryResponse(w http.ResponseWriter) error       { return p.write(w) }
@@ -74,3 +75,4 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	}
 	_ = p.write(w)
 }
+func (p *Problem) VisitGetAdminMerchantsResponse(w http.ResponseWriter) error { return p.write(w) }

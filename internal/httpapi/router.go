@@ -82,6 +82,8 @@ func NewRouter(o Options) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(merchantagg.OpenAPIYAML)
 	})
+	r.Get("/dashboard", http.RedirectHandler("/dashboard/", http.StatusMovedPermanently).ServeHTTP)
+	r.Handle("/dashboard/*", dashboard())
 	docs := v5emb.New("merchantagg API", "/openapi.yaml", "/docs/")
 	r.Get("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently).ServeHTTP)
 	r.Handle("/docs/*", docs)

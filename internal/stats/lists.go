@@ -298,3 +298,42 @@ func (r *Reader) DataVersion(ctx context.Context, merchantID int64) (int64, erro
 	}
 	return v, nil
 }
+
+// MerchantName is the merchant's name as the source has it (nil when it has none).
+func (r *Reader) MerchantName(ctx context.Context, merchantID int64) (*string, error) {
+	var name *string
+	b := &pgx.Batch{}
+	b.Queue("SELECT name FROM agg.merchants WHERE merchant_id = $1", merchantID).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&name); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err := db.AsMerchant(ctx, r.pool, merchantID, db.GenericPlans, b); err != nil {
+		return nil, fmt.Errorf("name of merchant %d: %w", merchantID, err)
+	}
+	return name, nil
+}
+
+// Merchants is a page of every merchant (admins only: the handler checks) and how many there
+// are in all.
+func (r *Reader) Merchants(ctx context.Context, limit, offset int64) (int64, []gen.Merchant, error) {
+	var total int64
+	out := []gen.Merchant{}
+	b := &pgx.Batch{}
+	b.Queue("SELECT * FROM api.merchant_list($1, $2)", limit, offset).Query(func(rows pgx.Rows) error {
+		var m gen.Merchant
+		_, err := pgx.ForEachRow(rows, []any{&total, &m.Id, &m.Name}, func() error {
+			out = append(out, m)
+			return nil
+		})
+		return err
+	})
+	// Merchant 0 reads no merchant's rows: the list comes from the SECURITY DEFINER function.
+	if err := db.AsMerchant(ctx, r.pool, 0, db.GenericPlans, b); err != nil {
+		return 0, nil, fmt.Errorf("list merchants: %w", err)
+	}
+	return total, out, nil
+}

@@ -52,3 +52,14 @@ LANGUAGE sql STABLE AS $$
            s.last_reconcile_drift
     FROM pipeline.settings s
 $$;
+
+-- A page of every merchant (id and name), for an admin's dashboard: the API role sees one
+-- merchant's row of agg.merchants only, and the handler lets admins alone call this.
+CREATE FUNCTION api.merchant_list(p_limit bigint, p_offset bigint)
+RETURNS TABLE (total bigint, id bigint, name text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (SELECT count(*) FROM agg.merchants), m.merchant_id, m.name
+    FROM agg.merchants m ORDER BY m.merchant_id LIMIT p_limit OFFSET p_offset
+$$;
+REVOKE ALL ON FUNCTION api.merchant_list(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.merchant_list(bigint, bigint) TO merchantagg_api;

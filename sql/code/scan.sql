@@ -51,6 +51,9 @@ LANGUAGE sql AS $$
     )
     UPDATE agg.freshness SET data_version = data_version + 1
     WHERE EXISTS (SELECT FROM cities) OR EXISTS (SELECT FROM categories);
+    INSERT INTO agg.merchants (merchant_id, name)
+    SELECT id, name FROM src.merchants
+    ON CONFLICT (merchant_id) DO UPDATE SET name = EXCLUDED.name WHERE agg.merchants.name IS DISTINCT FROM EXCLUDED.name;
     -- Keys of the delivery and payment breakdowns: the methods docs/metrics.md lists. Added
     -- here, in a short transaction of their own, so that parallel refreshes do not wait on
     -- each other's first insert of a label (they add any other value they meet themselves).
