@@ -41,7 +41,13 @@ func newAPI(t *testing.T, p dbtest.Pair) *api {
 // newAPIWith lets a test add the optional parts (admin refresh, River UI, metrics).
 func newAPIWith(t *testing.T, p dbtest.Pair, extend func(*httpapi.Options)) *api {
 	t.Helper()
-	reader, err := stats.NewReader(dbtest.APIPool(t, p.AnalyticsURL()))
+	return apiOn(t, p.AnalyticsURL(), extend)
+}
+
+// apiOn serves the API reading the analytics database at url.
+func apiOn(t *testing.T, url string, extend func(*httpapi.Options)) *api {
+	t.Helper()
+	reader, err := stats.NewReader(dbtest.APIPool(t, url))
 	require.NoError(t, err)
 	o := httpapi.Options{
 		Reader: reader, Verifier: auth.NewHMAC(secret),

@@ -83,6 +83,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	router, err := httpapi.NewRouter(httpapi.Options{
 		Reader: reader, Verifier: verifier, Ready: apiPool.Ping, Logger: log,
 		Backfill: jobs.Backfiller{Client: p.client, Refresher: p.refresher}, RiverUI: ui, Metrics: p.metrics,
+		Limits: httpapi.Limits{
+			Rate: cfg.RateLimit, Burst: cfg.RateBurst, AdminRate: cfg.AdminRateLimit, AdminBurst: cfg.AdminRateBurst,
+			// As many at once as the pool has connections: past that a request would only
+			// queue for one.
+			InFlight: int(apiPool.Config().MaxConns), AdmissionWait: cfg.AdmissionWait,
+		},
 	})
 	if err != nil {
 		return err

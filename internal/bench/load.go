@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -30,7 +31,12 @@ type Load struct {
 	P95ms    float64 `json:"p95_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	MaxMs    float64 `json:"max_ms"`
-	Errors   uint64  `json:"errors"`
+	// Errors are answers other than 200 and the two below; Shed are the 503s of admission
+	// control (the service at capacity); TimedOut got no answer within the client's 30 s.
+	// The latencies are those of the answered (200) requests.
+	Errors   uint64 `json:"errors"`
+	Shed     uint64 `json:"shed"`
+	TimedOut uint64 `json:"timed_out"`
 }
 
 // Baseline compares the same summaries computed by the API and on the source (the definition in plain SQL, sql/reference),
@@ -158,21 +164,27 @@ func (m *mix) targeter(base string, largestYear bool) vegeta.Targeter {
 	}
 }
 
-// attack runs the mix at rate for d and summarises it. Any answer but 200 is an error.
+// attack runs the mix at rate for d and summarises it: answered, shed and timed-out requests,
+// and the latencies of the answered ones.
 func attack(name, base string, m *mix, largestYear bool, rate int, d time.Duration) Load {
 	a := vegeta.NewAttacker(vegeta.Timeout(30*time.Second), vegeta.KeepAlive(true))
-	var vm vegeta.Metrics
-	var errs uint64
+	l := Load{Name: name, Rate: rate}
+	var answered []float64
 	for res := range a.Attack(m.targeter(base, largestYear), vegeta.Rate{Freq: rate, Per: time.Second}, d, name) {
-		vm.Add(res)
-		if res.Code != http.StatusOK {
-			errs++
+		l.Requests++
+		switch {
+		case res.Code == http.StatusOK:
+			answered = append(answered, float64(res.Latency.Microseconds())/1000)
+		case res.Code == http.StatusServiceUnavailable && bytes.Contains(res.Body, []byte(`"overloaded"`)):
+			l.Shed++
+		case res.Code == 0 && res.Latency >= 30*time.Second:
+			l.TimedOut++
+		default:
+			l.Errors++
 		}
 	}
-	vm.Close()
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return Load{Name: name, Rate: rate, Requests: vm.Requests, P50ms: ms(vm.Latencies.P50), P95ms: ms(vm.Latencies.P95),
-		P99ms: ms(vm.Latencies.P99), MaxMs: ms(vm.Latencies.Max), Errors: errs}
+	l.P50ms, l.P95ms, l.P99ms, l.MaxMs = percentile(answered, 50), percentile(answered, 95), percentile(answered, 99), percentile(answered, 100)
+	return l
 }
 
 // loadPhase serves the API as its own process and measures the mix at each rate and the
@@ -189,11 +201,11 @@ func loadPhase(ctx context.Context, o Options, env []string, m *mix, r *Result, 
 	for _, rate := range o.Rates {
 		l := attack("mix", srv.url, m, false, rate, o.Duration)
 		r.Load = append(r.Load, l)
-		st.say("load: mix at %d rps: p50 %.1f ms, p95 %.1f, p99 %.1f, max %.1f, errors %d of %d", rate, l.P50ms, l.P95ms, l.P99ms, l.MaxMs, l.Errors, l.Requests)
+		st.say("load: mix at %d rps: p50 %.1f ms, p95 %.1f, p99 %.1f, max %.1f; of %d shed %d, timed out %d, errors %d", rate, l.P50ms, l.P95ms, l.P99ms, l.MaxMs, l.Requests, l.Shed, l.TimedOut, l.Errors)
 	}
 	l := attack("largest merchant, 1 year", srv.url, m, true, 200, o.Duration)
 	r.Load = append(r.Load, l)
-	st.say("load: largest merchant over a year at 200 rps: p50 %.1f ms, p99 %.1f, errors %d", l.P50ms, l.P99ms, l.Errors)
+	st.say("load: largest merchant over a year at 200 rps: p50 %.1f ms, p99 %.1f; shed %d, timed out %d, errors %d", l.P50ms, l.P99ms, l.Shed, l.TimedOut, l.Errors)
 	if r.ServeRSSMiB, err = srv.stop(); err != nil {
 		return err
 	}

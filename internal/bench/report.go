@@ -226,10 +226,12 @@ Server: {{.Server}}.
 {{- end}}
 {{- end}}
 
-| load run | rate | requests | p50 ms | p95 ms | p99 ms | max ms | errors |
-|---|---|---|---|---|---|---|---|
+Load runs with the per-merchant rate limits off (` + "`RATE_LIMIT=0`" + `); latencies are the answered requests'.
+
+| load run | rate | requests | p50 ms | p95 ms | p99 ms | max ms | shed (503) | timed out | errors |
+|---|---|---|---|---|---|---|---|---|---|
 {{- range .Load}}
-| {{.Name}} | {{.Rate}}/s | {{.Requests}} | {{f1 .P50ms}} | {{f1 .P95ms}} | {{f1 .P99ms}} | {{f1 .MaxMs}} | {{.Errors}} |
+| {{.Name}} | {{.Rate}}/s | {{.Requests}} | {{f1 .P50ms}} | {{f1 .P95ms}} | {{f1 .P99ms}} | {{f1 .MaxMs}} | {{.Shed}} | {{.TimedOut}} | {{.Errors}} |
 {{- end}}
 {{end}}
 ![API latency under load](bench/latency.png)

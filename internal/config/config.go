@@ -4,6 +4,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -37,6 +38,13 @@ type Config struct {
 	WorkerConcurrency       int
 	// MetricsAddr, when set, serves /metrics from a `worker` process (serve has it on HTTP_ADDR).
 	MetricsAddr string
+	// RateLimit and RateBurst are each merchant's request budget in one serve process
+	// (requests per second, and at once); AdminRateLimit and AdminRateBurst each admin's. A
+	// zero rate turns the limit off. AdmissionWait is how long a data request may wait for
+	// the database before it is shed with 503.
+	RateLimit, AdminRateLimit float64
+	RateBurst, AdminRateBurst int
+	AdmissionWait             time.Duration
 }
 
 // minSecretLen is the shortest JWT_SECRET accepted: HS256's hash length.
@@ -66,6 +74,7 @@ func FromEnv() (Config, error) {
 		{"REFRESH_JOB_TIMEOUT", "30m", &c.RefreshJobTimeout, false},
 		{"REFRESH_STATEMENT_TIMEOUT", "10m", &c.RefreshStatementTimeout, false},
 		{"RECONCILE_INTERVAL", "1h", &c.ReconcileInterval, false},
+		{"ADMISSION_WAIT", "1s", &c.AdmissionWait, false},
 	}
 	for _, d := range durations {
 		v, err := duration(d.name, d.def, d.zeroOK)
@@ -79,6 +88,20 @@ func FromEnv() (Config, error) {
 		return c, err
 	}
 	if c.WorkerConcurrency, err = positiveInt("WORKER_CONCURRENCY", 4); err != nil {
+		return c, err
+	}
+	// A dashboard page sends ~15 requests at once and a few pages a second are a person
+	// clicking through presets: the defaults admit that, and stop a script looping at full speed.
+	if c.RateBurst, err = positiveInt("RATE_BURST", 100); err != nil {
+		return c, err
+	}
+	if c.AdminRateBurst, err = positiveInt("ADMIN_RATE_BURST", 1000); err != nil {
+		return c, err
+	}
+	if c.RateLimit, err = rateOf("RATE_LIMIT", 50); err != nil {
+		return c, err
+	}
+	if c.AdminRateLimit, err = rateOf("ADMIN_RATE_LIMIT", 500); err != nil {
 		return c, err
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
@@ -145,4 +168,16 @@ func positiveInt(name string, def int) (int, error) {
 		return 0, fmt.Errorf("%s: want a positive integer, got %q", name, v)
 	}
 	return n, nil
+}
+
+func rateOf(name string, def float64) (float64, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fmt.Errorf("%s: want requests per second (0 turns the limit off), got %q", name, v)
+	}
+	return f, nil
 }

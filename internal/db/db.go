@@ -89,14 +89,37 @@ func connect(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 // ErrTimeout is a statement the server cancelled: it ran out of its statement_timeout.
 var ErrTimeout = errors.New("statement timeout")
 
-// classify names the server errors callers act on (errors.Is(err, ErrTimeout)), keeping the
-// server's error in the chain.
+// ErrUnavailable is a database that cannot be reached, or that went away during a read (a
+// restart, a crash, a failover): a retry later may succeed.
+var ErrUnavailable = errors.New("database unavailable")
+
+// classify names the server errors callers act on (errors.Is(err, ErrTimeout),
+// errors.Is(err, ErrUnavailable)), keeping the server's error in the chain.
 func classify(err error) error {
+	if errors.Is(err, ErrTimeout) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.QueryCanceled {
+	var connErr *pgconn.ConnectError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == pgerrcode.QueryCanceled:
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	case errors.As(err, &pgErr) && (pgerrcode.IsConnectionException(pgErr.Code) ||
+		pgerrcode.IsOperatorIntervention(pgErr.Code) || pgErr.Code == pgerrcode.CannotConnectNow):
+		// admin_shutdown, crash_shutdown, cannot_connect_now, connection failures
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case errors.As(err, &connErr):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// Classify is classify for reads made outside AsMerchant.
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	return classify(err)
 }
 
 // connectError says in one line where the connection went and why. pgconn reports every
@@ -170,11 +193,18 @@ func AsMerchant(ctx context.Context, pool *pgxpool.Pool, merchantID int64, plans
 
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("acquire connection: %w", err)
+		}
+		return fmt.Errorf("%w: acquire connection: %w", ErrUnavailable, err)
 	}
 	defer conn.Release()
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		if conn.Conn().PgConn().TxStatus() != 'I' && !conn.Conn().IsClosed() {
+		if conn.Conn().IsClosed() && ctx.Err() == nil {
+			// The connection broke under the read: the server went away, not the query.
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if conn.Conn().PgConn().TxStatus() != 'I' {
 			if _, rbErr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
 				_ = conn.Conn().Close(context.WithoutCancel(ctx)) // the pool drops a closed connection
 			}

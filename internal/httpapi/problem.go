@@ -17,6 +17,9 @@ const (
 	codeNotFound     = "not_found"
 	codeInternal     = "internal"
 	codeTimeout      = "timeout"
+	codeUnavailable  = "unavailable"
+	codeRateLimited  = "rate_limited"
+	codeOverloaded   = "overloaded"
 )
 
 // Problem is an RFC 7807 answer to a request that cannot be served as asked (a 4xx). It is

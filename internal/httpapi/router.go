@@ -36,6 +36,8 @@ type Options struct {
 	Backfill Backfiller
 	RiverUI  http.Handler
 	Metrics  *metrics.Metrics
+	// Limits are the per-merchant rate limits and the admission bound (zero: none).
+	Limits Limits
 }
 
 // NewRouter builds the whole HTTP surface.
@@ -96,7 +98,8 @@ func NewRouter(o Options) (http.Handler, error) {
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(compress())
-		r.Use(authenticate(o.Verifier), negotiate, validate, stamp(o.Reader.DataVersion)) // negotiate first: validation fills in defaults
+		r.Use(authenticate(o.Verifier), rateLimit(o.Limits), admit(o.Limits, o.Logger))
+		r.Use(negotiate, validate, stamp(o.Reader.DataVersion)) // negotiate first: validation fills in defaults
 		gen.HandlerWithOptions(strict, gen.ChiServerOptions{
 			BaseRouter:       r,
 			ErrorHandlerFunc: paramError,
@@ -160,6 +163,13 @@ func internalError(log *slog.Logger) func(http.ResponseWriter, *http.Request, er
 			log.Warn("request timed out", "request_id", middleware.GetReqID(r.Context()), "path", r.URL.Path, "query", r.URL.RawQuery)
 			w.Header().Set("Retry-After", "5")
 			writeProblem(w, r, problem(http.StatusServiceUnavailable, codeTimeout, "", "the figures took too long to compute; retry later or ask for a shorter range"))
+			return
+		}
+		if errors.Is(err, db.ErrUnavailable) {
+			// The database is down or restarting: the pool reconnects by itself once it is back.
+			log.Warn("analytics database unavailable", "request_id", middleware.GetReqID(r.Context()), "path", r.URL.Path, "err", err)
+			w.Header().Set("Retry-After", "5")
+			writeProblem(w, r, problem(http.StatusServiceUnavailable, codeUnavailable, "", "the analytics database is unavailable; retry later"))
 			return
 		}
 		log.Error("request failed", "request_id", middleware.GetReqID(r.Context()), "path", r.URL.Path, "err", err)

@@ -240,7 +240,7 @@ func allClasses(have []gen.ABCClassTotal) []gen.ABCClassTotal {
 func (r *Reader) CategoryKnown(ctx context.Context, id int64) (bool, error) {
 	var ok bool
 	if err := r.pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM ref.categories WHERE id = $1)", id).Scan(&ok); err != nil {
-		return false, fmt.Errorf("look category %d up: %w", id, err)
+		return false, fmt.Errorf("look category %d up: %w", id, db.Classify(err))
 	}
 	return ok, nil
 }
