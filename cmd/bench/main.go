@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.SkipBackfill, "skip-backfill", false, "reuse the analytics database a previous run refreshed")
 	fs.IntVar(&o.RollupYears, "rollup-years", 30, "random years of the ABC analysis timed on the afternoon rollup and on merchantagg")
 	fs.IntVar(&o.LargeSellerOrders, "large-seller", 0, "orders of the large seller (one merchant, 50k products, databases of its own); 0: skip it")
+	fs.DurationVar(&o.Soak, "soak", 0, "run only the soak this long (at least 2m; 10m for the record) and add it to the saved result")
 	redraw := fs.Bool("redraw", false, "only redraw BENCHMARKS.md and the chart from bench/results")
 	if err := fs.Parse(args); err != nil {
 		return err

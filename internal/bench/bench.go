@@ -73,6 +73,9 @@ type Options struct {
 	// RollupYears is how many random years of the largest merchant time the ABC analysis on
 	// the afternoon rollup and on merchantagg.
 	RollupYears int
+	// Soak, when set, runs only the soak for that long (after the backfill or -skip-backfill)
+	// and adds it to the saved result of that size.
+	Soak time.Duration
 }
 
 // Result is one run, as saved in results/orders-N.json.
@@ -109,7 +112,9 @@ type Result struct {
 	Baseline        Baseline     `json:"baseline"`
 	Endpoints       []Endpoint   `json:"endpoints,omitempty"`
 	Dashboard       *Dashboard   `json:"dashboard,omitempty"`
-	ServeRSSMiB     float64      `json:"serve_peak_rss_mib"`
+	Soak            *Soak        `json:"soak,omitempty"`
+	soakOnly        bool
+	ServeRSSMiB     float64 `json:"serve_peak_rss_mib"`
 
 	FreshnessSeconds float64 `json:"freshness_seconds"`
 	RefreshInterval  string  `json:"refresh_interval"`
@@ -190,6 +195,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 	} else if err := backfill(ctx, o, src, env, total, &r, st); err != nil {
 		return r, err
+	}
+
+	if o.Soak > 0 {
+		mix := newMix(merchants, first, last, o.Seed)
+		if r.Soak, err = soakPhase(ctx, o, env, src, mix, st); err != nil {
+			return r, err
+		}
+		r.soakOnly = true
+		return r, nil
 	}
 
 	for i, n := range o.Changes {

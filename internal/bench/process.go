@@ -51,18 +51,26 @@ func runBin(ctx context.Context, bin string, env []string, args ...string) (run,
 // Not getrusage's ru_maxrss of the finished child: Linux carries the parent's peak over
 // exec into it, so every child reported the benchmark's own memory (978 MiB after seeding
 // 10M orders in-process).
-func peakRSS(pid int) float64 {
+func peakRSS(pid int) float64 { return procStatus(pid, "VmHWM:") }
+
+// procStatus is one kB line of a process's /proc status, in MiB (0 when unreadable).
+func procStatus(pid int, name string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+	return field(string(b), name) / 1024
+}
+
+// field is the value of a "Name:  123 kB" line of a /proc file, in kB (0 when missing).
+func field(text, name string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name); ok {
 			kib, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 			if err != nil {
 				return 0
 			}
-			return kib / 1024
+			return kib
 		}
 	}
 	return 0

@@ -52,6 +52,15 @@ func save(dir string, r Result) error {
 	if err := os.MkdirAll(resDir, 0o755); err != nil {
 		return fmt.Errorf("results dir: %w", err)
 	}
+	if r.soakOnly { // a soak joins the last full run of its size
+		if b, err := os.ReadFile(filepath.Join(resDir, fmt.Sprintf("orders-%d.json", r.Orders))); err == nil {
+			var full Result
+			if err := json.Unmarshal(b, &full); err != nil {
+				return fmt.Errorf("parse the saved result: %w", err)
+			}
+			full.Soak, r = r.Soak, full
+		}
+	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
@@ -152,11 +161,13 @@ func human(n int) string {
 }
 
 var tables = template.Must(template.New("t").Funcs(template.FuncMap{
-	"human": human,
-	"f1":    func(v float64) string { return fmt.Sprintf("%.1f", v) },
-	"f2":    func(v float64) string { return fmt.Sprintf("%.2f", v) },
-	"f0":    func(v float64) string { return fmt.Sprintf("%.0f", v) },
-	"date":  func(r Result) string { return r.Date.Format("2006-01-02 15:04 UTC") },
+	"human":    human,
+	"endpoint": endpoint,
+	"inc":      func(i int) int { return i + 1 },
+	"f1":       func(v float64) string { return fmt.Sprintf("%.1f", v) },
+	"f2":       func(v float64) string { return fmt.Sprintf("%.2f", v) },
+	"f0":       func(v float64) string { return fmt.Sprintf("%.0f", v) },
+	"date":     func(r Result) string { return r.Date.Format("2006-01-02 15:04 UTC") },
 	"div": func(a, b float64) float64 {
 		if b == 0 {
 			return 0
@@ -217,12 +228,15 @@ Server: {{.Server}}.
 {{- end}}
 {{- end}}
 
-{{- if .Endpoints}}
 
-| one request at a time: largest merchant | last year of data: p50 ms | p99 ms | random years: p50 ms | p99 ms | errors |
+{{- with .Soak}}
+
+Soak: the mix at {{.Rate}} rps for {{f0 .Seconds}} s while {{.ChurnPerSecond}} source orders a second change ({{.Changed}} in all) and ` + "`serve --with-worker`" + ` refreshes them (REFRESH_INTERVAL={{.RefreshInterval}}). Memory after the first minute → at the end: serve RSS {{f0 .ServeRSSWarmMiB}} → {{f0 .ServeRSSEndMiB}} MiB, PostgreSQL PSS {{f0 .PGPSSWarmMiB}} → {{f0 .PGPSSEndMiB}} MiB.
+
+| soak minute | requests | p50 ms | p99 ms | errors | freshness lag up to, s |
 |---|---|---|---|---|---|
-{{- range .Endpoints}}
-| ` + "`{{.Request}}`" + ` ({{.Count}}× each) | {{f1 .P50ms}} | {{f1 .P99ms}} | {{if .RandomP50ms}}{{f1 .RandomP50ms}} | {{f1 .RandomP99ms}}{{else}}— | —{{end}} | {{.Errors}} |
+{{- range $i, $m := .Minutes}}
+| {{inc $i}} | {{$m.Requests}} | {{f1 $m.P50ms}} | {{f1 $m.P99ms}} | {{$m.Errors}} | {{f0 $m.MaxLagSecs}} |
 {{- end}}
 {{- end}}
 
@@ -234,8 +248,27 @@ Load runs with the per-merchant rate limits off (` + "`RATE_LIMIT=0`" + `); late
 | {{.Name}} | {{.Rate}}/s | {{.Requests}} | {{f1 .P50ms}} | {{f1 .P95ms}} | {{f1 .P99ms}} | {{f1 .MaxMs}} | {{.Shed}} | {{.TimedOut}} | {{.Errors}} |
 {{- end}}
 {{end}}
+{{- with $all := .}}{{with index $all 0}}{{if .Endpoints}}
+### One request at a time: the largest merchant, random years, p50 / p99 ms ({{(index .Endpoints 0).Count}} of each; the last year of data is in bench/results)
+
+| request{{range $all}} | {{human .Orders}}{{end}} |
+|---{{range $all}}|---{{end}}|
+{{- range .Endpoints}}{{$req := .Request}}
+| ` + "`{{$req}}`" + `{{range $all}} | {{with endpoint . $req}}{{if .RandomP50ms}}{{f1 .RandomP50ms}} / {{f1 .RandomP99ms}}{{else}}{{f1 .P50ms}} / {{f1 .P99ms}} (last year){{end}}{{if .Errors}}, {{.Errors}} errors{{end}}{{else}}—{{end}}{{end}} |
+{{- end}}
+{{end}}{{end}}{{end}}
 ![API latency under load](bench/latency.png)
 `))
+
+// endpoint is r's measure of one kind of request, or nil.
+func endpoint(r Result, request string) *Endpoint {
+	for i := range r.Endpoints {
+		if r.Endpoints[i].Request == request {
+			return &r.Endpoints[i]
+		}
+	}
+	return nil
+}
 
 // writeMarkdown replaces the generated part of BENCHMARKS.md, creating the file if need be.
 func writeMarkdown(path string, all []Result) error {
