@@ -1151,6 +1151,9 @@ type BadRequest = Problem
 // Forbidden RFC 7807 problem details.
 type Forbidden = Problem
 
+// RateLimited RFC 7807 problem details.
+type RateLimited = Problem
+
 // Unauthorized RFC 7807 problem details.
 type Unauthorized = Problem
 
@@ -3167,6 +3170,11 @@ type ClientWithResponsesInterface interface {
 	GetTimeseriesWithResponse(ctx context.Context, params *GetTimeseriesParams, reqEditors ...RequestEditorFn) (*GetTimeseriesResponse, error)
 }
 
+// GetABCResponse429Headers the declared response headers of an HTTP 429 response for GetABC
+type GetABCResponse429Headers struct {
+	RetryAfter *int
+}
+
 // GetABCResponse503Headers the declared response headers of an HTTP 503 response for GetABC
 type GetABCResponse503Headers struct {
 	RetryAfter *int
@@ -3183,8 +3191,12 @@ type GetABCResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetABCResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetABCResponse503Headers
 }
@@ -3207,6 +3219,11 @@ func (r GetABCResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetABCResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetABCResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -3243,6 +3260,11 @@ func (r GetABCResponse) ContentType() string {
 	return ""
 }
 
+// GetAdminMerchantsResponse429Headers the declared response headers of an HTTP 429 response for GetAdminMerchants
+type GetAdminMerchantsResponse429Headers struct {
+	RetryAfter *int
+}
+
 // GetAdminMerchantsResponse503Headers the declared response headers of an HTTP 503 response for GetAdminMerchants
 type GetAdminMerchantsResponse503Headers struct {
 	RetryAfter *int
@@ -3259,8 +3281,12 @@ type GetAdminMerchantsResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetAdminMerchantsResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetAdminMerchantsResponse503Headers
 }
@@ -3283,6 +3309,11 @@ func (r GetAdminMerchantsResponse) GetApplicationproblemJSON401() *Unauthorized 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetAdminMerchantsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetAdminMerchantsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -3319,6 +3350,11 @@ func (r GetAdminMerchantsResponse) ContentType() string {
 	return ""
 }
 
+// PostAdminRefreshResponse429Headers the declared response headers of an HTTP 429 response for PostAdminRefresh
+type PostAdminRefreshResponse429Headers struct {
+	RetryAfter *int
+}
+
 // PostAdminRefreshResponse503Headers the declared response headers of an HTTP 503 response for PostAdminRefresh
 type PostAdminRefreshResponse503Headers struct {
 	RetryAfter *int
@@ -3335,8 +3371,12 @@ type PostAdminRefreshResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostAdminRefreshResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PostAdminRefreshResponse503Headers
 }
@@ -3359,6 +3399,11 @@ func (r PostAdminRefreshResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r PostAdminRefreshResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostAdminRefreshResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -3395,6 +3440,11 @@ func (r PostAdminRefreshResponse) ContentType() string {
 	return ""
 }
 
+// GetBreakdownResponse429Headers the declared response headers of an HTTP 429 response for GetBreakdown
+type GetBreakdownResponse429Headers struct {
+	RetryAfter *int
+}
+
 // GetBreakdownResponse503Headers the declared response headers of an HTTP 503 response for GetBreakdown
 type GetBreakdownResponse503Headers struct {
 	RetryAfter *int
@@ -3411,8 +3461,12 @@ type GetBreakdownResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetBreakdownResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetBreakdownResponse503Headers
 }
@@ -3435,6 +3489,11 @@ func (r GetBreakdownResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetBreakdownResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetBreakdownResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -3471,6 +3530,11 @@ func (r GetBreakdownResponse) ContentType() string {
 	return ""
 }
 
+// GetCustomersResponse429Headers the declared response headers of an HTTP 429 response for GetCustomers
+type GetCustomersResponse429Headers struct {
+	RetryAfter *int
+}
+
 // GetCustomersResponse503Headers the declared response headers of an HTTP 503 response for GetCustomers
 type GetCustomersResponse503Headers struct {
 	RetryAfter *int
@@ -3487,8 +3551,12 @@ type GetCustomersResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCustomersResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetCustomersResponse503Headers
 }
@@ -3511,6 +3579,11 @@ func (r GetCustomersResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetCustomersResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCustomersResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -3547,6 +3620,11 @@ func (r GetCustomersResponse) ContentType() string {
 	return ""
 }
 
+// GetCohortsResponse429Headers the declared response headers of an HTTP 429 response for GetCohorts
+type GetCohortsResponse429Headers struct {
+	RetryAfter *int
+}
+
 // GetCohortsResponse503Headers the declared response headers of an HTTP 503 response for GetCohorts
 type GetCohortsResponse503Headers struct {
 	RetryAfter *int
@@ -3563,8 +3641,12 @@ type GetCohortsResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCohortsResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetCohortsResponse503Headers
 }
@@ -3587,6 +3669,11 @@ func (r GetCohortsResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetCohortsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCohortsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -3623,6 +3710,11 @@ func (r GetCohortsResponse) ContentType() string {
 	return ""
 }
 
+// GetFreshnessResponse429Headers the declared response headers of an HTTP 429 response for GetFreshness
+type GetFreshnessResponse429Headers struct {
+	RetryAfter *int
+}
+
 // GetFreshnessResponse503Headers the declared response headers of an HTTP 503 response for GetFreshness
 type GetFreshnessResponse503Headers struct {
 	RetryAfter *int
@@ -3639,8 +3731,12 @@ type GetFreshnessResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetFreshnessResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetFreshnessResponse503Headers
 }
@@ -3663,6 +3759,11 @@ func (r GetFreshnessResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetFreshnessResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetFreshnessResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -3699,6 +3800,11 @@ func (r GetFreshnessResponse) ContentType() string {
 	return ""
 }
 
+// GetMeResponse429Headers the declared response headers of an HTTP 429 response for GetMe
+type GetMeResponse429Headers struct {
+	RetryAfter *int
+}
+
 // GetMeResponse503Headers the declared response headers of an HTTP 503 response for GetMe
 type GetMeResponse503Headers struct {
 	RetryAfter *int
@@ -3711,8 +3817,12 @@ type GetMeResponse struct {
 	JSON200 *Me
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetMeResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetMeResponse503Headers
 }
@@ -3725,6 +3835,11 @@ func (r GetMeResponse) GetJSON200() *Me {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r GetMeResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -3761,6 +3876,11 @@ func (r GetMeResponse) ContentType() string {
 	return ""
 }
 
+// GetSummaryResponse429Headers the declared response headers of an HTTP 429 response for GetSummary
+type GetSummaryResponse429Headers struct {
+	RetryAfter *int
+}
+
 // GetSummaryResponse503Headers the declared response headers of an HTTP 503 response for GetSummary
 type GetSummaryResponse503Headers struct {
 	RetryAfter *int
@@ -3777,8 +3897,12 @@ type GetSummaryResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetSummaryResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetSummaryResponse503Headers
 }
@@ -3801,6 +3925,11 @@ func (r GetSummaryResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetSummaryResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetSummaryResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -3837,6 +3966,11 @@ func (r GetSummaryResponse) ContentType() string {
 	return ""
 }
 
+// GetTimeseriesResponse429Headers the declared response headers of an HTTP 429 response for GetTimeseries
+type GetTimeseriesResponse429Headers struct {
+	RetryAfter *int
+}
+
 // GetTimeseriesResponse503Headers the declared response headers of an HTTP 503 response for GetTimeseries
 type GetTimeseriesResponse503Headers struct {
 	RetryAfter *int
@@ -3853,8 +3987,12 @@ type GetTimeseriesResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetTimeseriesResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetTimeseriesResponse503Headers
 }
@@ -3877,6 +4015,11 @@ func (r GetTimeseriesResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetTimeseriesResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetTimeseriesResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -4145,6 +4288,13 @@ func ParseGetABCResponse(rsp *http.Response) (*GetABCResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4158,6 +4308,16 @@ func ParseGetABCResponse(rsp *http.Response) (*GetABCResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers GetABCResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetABCResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4215,6 +4375,13 @@ func ParseGetAdminMerchantsResponse(rsp *http.Response) (*GetAdminMerchantsRespo
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4225,6 +4392,16 @@ func ParseGetAdminMerchantsResponse(rsp *http.Response) (*GetAdminMerchantsRespo
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers GetAdminMerchantsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetAdminMerchantsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4282,6 +4459,13 @@ func ParsePostAdminRefreshResponse(rsp *http.Response) (*PostAdminRefreshRespons
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4292,6 +4476,16 @@ func ParsePostAdminRefreshResponse(rsp *http.Response) (*PostAdminRefreshRespons
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers PostAdminRefreshResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostAdminRefreshResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4352,6 +4546,13 @@ func ParseGetBreakdownResponse(rsp *http.Response) (*GetBreakdownResponse, error
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4365,6 +4566,16 @@ func ParseGetBreakdownResponse(rsp *http.Response) (*GetBreakdownResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers GetBreakdownResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetBreakdownResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4425,6 +4636,13 @@ func ParseGetCustomersResponse(rsp *http.Response) (*GetCustomersResponse, error
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4435,6 +4653,16 @@ func ParseGetCustomersResponse(rsp *http.Response) (*GetCustomersResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers GetCustomersResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCustomersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4495,6 +4723,13 @@ func ParseGetCohortsResponse(rsp *http.Response) (*GetCohortsResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4508,6 +4743,16 @@ func ParseGetCohortsResponse(rsp *http.Response) (*GetCohortsResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers GetCohortsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCohortsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4565,6 +4810,13 @@ func ParseGetFreshnessResponse(rsp *http.Response) (*GetFreshnessResponse, error
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4575,6 +4827,16 @@ func ParseGetFreshnessResponse(rsp *http.Response) (*GetFreshnessResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers GetFreshnessResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetFreshnessResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4618,6 +4880,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4628,6 +4897,16 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers GetMeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetMeResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4688,6 +4967,13 @@ func ParseGetSummaryResponse(rsp *http.Response) (*GetSummaryResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4698,6 +4984,16 @@ func ParseGetSummaryResponse(rsp *http.Response) (*GetSummaryResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers GetSummaryResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetSummaryResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4758,6 +5054,13 @@ func ParseGetTimeseriesResponse(rsp *http.Response) (*GetTimeseriesResponse, err
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4771,6 +5074,16 @@ func ParseGetTimeseriesResponse(rsp *http.Response) (*GetTimeseriesResponse, err
 	}
 
 	switch {
+	case rsp.StatusCode == 429:
+		var headers GetTimeseriesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetTimeseriesResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6037,6 +6350,15 @@ type ForbiddenApplicationProblemPlusJSONResponse Problem
 type NotModifiedResponse struct {
 }
 
+type RateLimitedResponseHeaders struct {
+	RetryAfter *int
+}
+type RateLimitedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers RateLimitedResponseHeaders
+}
+
 type UnauthorizedApplicationProblemPlusJSONResponse Problem
 
 type UnavailableResponseHeaders struct {
@@ -6145,6 +6467,25 @@ func (response GetABC403ApplicationProblemPlusJSONResponse) VisitGetABCResponse(
 	return err
 }
 
+type GetABC429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response GetABC429ApplicationProblemPlusJSONResponse) VisitGetABCResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetABC503ApplicationProblemPlusJSONResponse struct {
 	UnavailableApplicationProblemPlusJSONResponse
 }
@@ -6234,6 +6575,25 @@ func (response GetAdminMerchants403ApplicationProblemPlusJSONResponse) VisitGetA
 	return err
 }
 
+type GetAdminMerchants429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAdminMerchants429ApplicationProblemPlusJSONResponse) VisitGetAdminMerchantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAdminMerchants503ApplicationProblemPlusJSONResponse struct {
 	UnavailableApplicationProblemPlusJSONResponse
 }
@@ -6319,6 +6679,25 @@ func (response PostAdminRefresh403ApplicationProblemPlusJSONResponse) VisitPostA
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PostAdminRefresh429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response PostAdminRefresh429ApplicationProblemPlusJSONResponse) VisitPostAdminRefreshResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6440,6 +6819,25 @@ func (response GetBreakdown403ApplicationProblemPlusJSONResponse) VisitGetBreakd
 	return err
 }
 
+type GetBreakdown429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response GetBreakdown429ApplicationProblemPlusJSONResponse) VisitGetBreakdownResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetBreakdown503ApplicationProblemPlusJSONResponse struct {
 	UnavailableApplicationProblemPlusJSONResponse
 }
@@ -6532,6 +6930,25 @@ func (response GetCustomers403ApplicationProblemPlusJSONResponse) VisitGetCustom
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomers429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomers429ApplicationProblemPlusJSONResponse) VisitGetCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6652,6 +7069,25 @@ func (response GetCohorts403ApplicationProblemPlusJSONResponse) VisitGetCohortsR
 	return err
 }
 
+type GetCohorts429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCohorts429ApplicationProblemPlusJSONResponse) VisitGetCohortsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCohorts503ApplicationProblemPlusJSONResponse struct {
 	UnavailableApplicationProblemPlusJSONResponse
 }
@@ -6741,6 +7177,25 @@ func (response GetFreshness403ApplicationProblemPlusJSONResponse) VisitGetFreshn
 	return err
 }
 
+type GetFreshness429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response GetFreshness429ApplicationProblemPlusJSONResponse) VisitGetFreshnessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetFreshness503ApplicationProblemPlusJSONResponse struct {
 	UnavailableApplicationProblemPlusJSONResponse
 }
@@ -6793,6 +7248,25 @@ func (response GetMe401ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMe429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response GetMe429ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6897,6 +7371,25 @@ func (response GetSummary403ApplicationProblemPlusJSONResponse) VisitGetSummaryR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSummary429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response GetSummary429ApplicationProblemPlusJSONResponse) VisitGetSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7021,6 +7514,25 @@ func (response GetTimeseries403ApplicationProblemPlusJSONResponse) VisitGetTimes
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTimeseries429ApplicationProblemPlusJSONResponse struct {
+	RateLimitedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTimeseries429ApplicationProblemPlusJSONResponse) VisitGetTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7386,118 +7898,121 @@ func (sh *strictHandler) GetTimeseries(w http.ResponseWriter, r *http.Request, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1tcxs3kvBf6Zpnq0TWDin5JdlEqtRTshzfem/l+Gxnc6kwJ4EzTRLREGAAjGgmp+/7eX/i/pIrNDCv",
-	"xFAjyvIm2fiLRRLAoBuNfu+en6NELldSoDA6Ov45WjHFlmhQ0aczZnAu1eYFzwwq+02KOlF8ZbgU0XH0",
-	"XPEsg1SuBRgJUiAkfgYwkQI3GnQ+NQoRBhkXCDM+zxXq4RhODSylNjQp5UsUmksBM3rQOIojbtf/MUe1",
-	"ieJIsCVGx1Gx+AVPozjSyQKXzG5qJtWSmeg44sJ8+jSKoyUXfJkvo+NHcWQ2K3Q/4RxVdHMTR2fc9ATJ",
-	"LBCkSlFpSDHj16gwLUHlZrMnHNzcHwa5XDGF2wC8WyAk7scUFBNzhIHOl0umNpDijOWZgZXCay5zfbFC",
-	"xWV6AoYvUaPiqEFIgcMxvJIG1twsirUuZkouD4sPRnbC5vdVhw2FheO7qPXYKK6+2SBT0fclpNooLuZ1",
-	"QF8oudwG9gVX2kDKNiBnwCDJtZHLFvgnTThu3TpBGj6blBkLWecm38ntLf6V3XWH9vm37dHIO+7wuSPf",
-	"zbvNCu9M+3Lm6NuvAXb5/Ui/WOKCdlgHYcne/xXF3Cyi48dHR0T/xedHIYBeeJDbQCT6GmZSAYOzt38D",
-	"fL+SysCAaThNElwZMPjeHCb6ehjTsFXGuICMiys9hm+4WcjcwIrNkTiY/eNC85+wudxCZqkGJFwouY4h",
-	"X1mMPTqy/7pA92cUuhg/aCmi2G49fAd2Ef8011yg1gWN2WPz1/7bb7/9dnR+Pnr+fNi5KUfrCn/MucI0",
-	"OjYqx7tR1jmqZMGEefk8zIyW/neLIYWEPynG8MY/0tE+E8DSJbeEd4XiBFh92hUKWFroRLYBu3GSLHIt",
-	"uqAq5t6Xyb5m8wCHtd+CyJdTVDFYBMKjMZw6olnZ226PAK3804DLldmcwKWRhmWXoI29YYnMhanRTxcY",
-	"dsXG/j3/pu1uw8Lee1iIDI96QfeW/0QQdj2eiD+8h0+Odm3ik14b2CxRmHM0C5nuy5RWbhFY0ir7cSW/",
-	"xoVb415s6bWSaZ6Y/hrTyk0orm5J9h9CYfJr3/cavME5l+L+GpOidQ60VZ046v1gcovc64zeGmZyvQ3J",
-	"fyKuHJPxEKwXUiMkuVKWwjRNs7c649pgCoNELpdspNFqzQbT4Rieew3L3W03w0KC71eZTDE6nrFMYxgy",
-	"N7oBGTe4pI3+QeEsOo7+32Glrh+6YfrwK7tZD9MNQf/STauAZ0qxjf1Rm01WCCP7uVNj6SdWYmD+CJ+A",
-	"VeE0sJlBBZeWLV52HSEpL/uLnBs7Wa+k0Ei4ecZSK0xQkzaQSGFQ0J9stcp4wixYhyslpxku/0ii9vjn",
-	"2uN2ofa1m+Ue2sSSZfjeVrIkseRaczEHqYCLa5bx9AQuacQliSwN3Iwjp7dMeZqi+JibtXK4kqNCGlDI",
-	"UjALu3PPcWh3r6Q5lymfcXswIWnuGRIwhZALO3GOKWguEnQ04k/G350v37G5/55OCLS9SVxMxMvZ6JUU",
-	"ODpnJlnAIJWJPlyiUTzR42Uaw+nrl5BIcY3CPl0Pj0FImMp0M4Yv6XKlzLDqcQlT1nyZCAZrZFf04BjO",
-	"WLLA0ZkURskMVopfM4MxCDlK7C+k4/3NWkanuVlIxX8i/MdeV4wnwv0x+lIkMuViPp4Ii6WvBfPjHZo+",
-	"1jG+kkCkBVNkCpU70rHf0TXjGZtm+LHpqqAII+UVZFLM7cYWTNCxn75+eaCJDyJJaWtoWg17IK9RZZKl",
-	"MZCuTie6QHa9cVxmeAIKjdoU/OSN/TA6tR8uQWMiRUp8dYEs9c6K2pAmbFsSjQDx0NkBp8/OyPeh5AqV",
-	"lUyEtyYrkrlFbcmMnPpnMT/tOS7JmPYMq8VIYnhGhHgGpCVqhxxgWVYoBzqG9YIZK1QIq7SWl5NOte8j",
-	"J06fnZ3Zie/sU+yW2sJh5s2MWxhw3NCvQ/pEG+N2hr3ZtdOoFlt5JbvHKpVG2nO8R19vUXr67MwrcCH8",
-	"aKlMEARdKhT7COz2Y4zsdQhELAHrxMMMFRGxOWoYuJsUJJ8eqKSnXVyzLMcACm7q8vy7lv3lbUznsih0",
-	"HE8QccQie4c8cuPC5qnbHg7Q5haq+1Q75cp2ltMf0J1hQfR1c/s0iqNnURydBaztasa7Ar9NvpAUq/W5",
-	"am0i7IFovfBuvW2eIvLMc3inMm3xmJ7H40Co7ayYWTy9A5HF1bg/TpJ8mWfM8Gu8KOFtkvFLkWS5FblO",
-	"SfFbjeFTWGUsQd0g226u6zTOENepTKN+56KYuArcNqm5/RO4l3fPzpzxUHoG+l2vDizQscChEwxAn+6M",
-	"An2VBzFQEkvzkfPlNQy8IZegMENSaS1bi4FpYJBiwpcsA7fSOOgTqlNb0wi9ygs7oE10AaqIS1Il7IfI",
-	"8plCdmWNz22qLC3KIPgPKOweUqIxa4r6rWzrYuXPwPQVpuThHJQxGWva9uX3Sq77C7TyEN7I9a9WcL6R",
-	"67bQ7IWrnbKvosEOOXi72KOT2En6Futb1L9g+iJZ8CxVztRseckLmlAEtcg2J7BeoFkUKkLx+4JpKJYp",
-	"mFzCDMtk/epPpcyQkW10hZswbfIUBiUbL9aPKYxGPMau7PjdwPl4YmhEC2JouumG4/BtJRPyNko698N2",
-	"iojuuxZCXx1tB9pfRRhYoQ3MOYWNXIXvX4dkv11AWMReoX0eDWh4ag40zJfXt8mLW5SKFnXb0y35d8Gk",
-	"C5yHiPSMPASB24aO04NzIcCg8LL98+//KOOTQzgs/7agIUsW4J4Ww1MP1gkQitcLVM4FUc5w1MQ1/IRK",
-	"WhKzA8dO8albemTjY7qn0sXk9b4zr+cXJYkvZK70ngslTCSYXSjL8O6zQrY3ElxcE/eGoPQV7zl/vtz3",
-	"EErBs8dcgeuL+0LuXM17Tla4Qmbuc/AKTa7E/VfY++SK6RdsKXPnstp7FS7m9z4Phdco8v2Q0WKW/mjj",
-	"isPUCb1+6WpYLCjS0fQ2fqodOtbTvP3NAw2ymPplbZNwGJFNOgtyebnwKl7LMCy/35G3QYKTBh5oWEph",
-	"Fk1J1aHGNQ66ufxZ8ZP3Qs/ocXQcMMMsc4oMhS7aT9uhEaNxvujt532ZOe/mlRU2FhwnjAeFiBo2wSxD",
-	"3m5HXLh9+F//eNXw6PWw8Jp6cNvYd0fQPPUKlu7T1F3H2V9f92TxcV2N/wKb4u7urwKTQfT7gzqvVNlA",
-	"ipcfVLrf5QxaMRRnzNQCsle4MjDd1GJ5TKSOXl1os4q8ts69+6o959pwkZhyQ7rndZovry9WqEo2E/ZE",
-	"HFbrxlDzSoy7mXFFO1viuT+XIFc7XdNmUJ6JIqo7hIyjLkwiQmdPyN1p3AK8P7IG/I/vo8hvKQudyCDm",
-	"ZCBDpg08LoinDmhzW0/vu63dorun3X0/oRY+lQCV7rqwIY5Z/2knq2xd+t95ZA13IaRT2gmmryUXIcWj",
-	"NDt3It2NsspElU67a4J/6Bs7bb+Tuqt3wqfK9vNr3f0Yykzc+gnssudDGNhiJkQv3lDXle5Tz3mNQaHd",
-	"U2JcfpChSLIVPwdWUG22hdADInkfzN0RYW9dCnYg/AtFdnYTIVKQZ8elDZduxONKntfxG5L8E1ET/V6U",
-	"MUNrDhJuNjG03WzQcLP5jDryzZWaRMYF6omgI2WmSl5TlcewzPhnpdCYFp5KfQzbFolVmq2UGI4n4qyt",
-	"1lg9WkgDc36NwiX2ik0LH5tyFGk4K1QWypi0m7XMs3Qi7I9TBHzPEjMGUqAW3kdW06QwS/0T8ywbT8S2",
-	"IrQ/W+mbBF/wvWBsclbm4O16vs/U+xgR/TuxMg/nnkz2VyGz/AFV6IlrFRElAuKCkHYwjHdlSUaQZ7hi",
-	"jT4sAwYaEZpsaHgCQm7ZEAHF/9dCv3PFuKhvM2WbKI7WiFf2MKx5HcXRjzlT7ng66k32ivZZDaQ/XTb0",
-	"llCs7BdM5g7LIXL3SAjRc1fesGXC7aRfT7oORSPKKWZCr0M2aSO6WxGny1CIywiN/ZObDan7PnG4XYPS",
-	"yv4OUUVnUGsroEWikJsNcJfa5nIfA3LW/tjKXb/1ZOrRRLulILoV6oVAHTBGMja/8Llz29C8dT/AFM0a",
-	"UYCWuUrwYs0MqiVTVyRNhStW2MPKy5g2Fzph4iJUtPPNAn1o0UWD7ECwU6yyuOUNHBm+xD4OgD0uM4rU",
-	"2okp2wRw9KyWFK23MvYtljCFIifW4cvABg0onNljwbS3r9GP342t4tEHGth8rnDODGpYo0KPPFwrbgwK",
-	"H4ac4kz6IJlzdvjnDPdHcZtMAs5RlwpP44rzLTfCrY6ojUUfL9XFQvcbaLZEYBr+e/ScGTY61aOvZnvv",
-	"dSeXa5x76Fqd4/Z9apFXR8r1gW74j1yd04Gu5WMnTFHFbO/kjCJkfevpKJk1hHexkSiOaBvhcrM6mmiF",
-	"uIUten4YS379LVz1voEd4fjWtvpt469cm+5j6y9kS7ACEvYBk33KRJW7+sJ2ZJNUwIcRt8Pl3Mvq/CD+",
-	"5npEPuBZKHyUftQFM6DR9Lw7PlwfcjX7bSuZi7TySiQoTJFj4OtD3cBePuhwjL/59HNkgvBZxAYtRP/8",
-	"+z8gUcg8gITbqqLK7SC2HJMWvbdzuJVC0E538YHKEkn39vo2Eg7CZ0xO+aroqpzR86AbKQXdVNRAen8y",
-	"8gkHO7mGFLhppBi0NK58aU/d/go/5kwYVxV3lyBC39zVZpC/uY0iwPzhzraeEbDj+hYhBlcaaKf0j8S2",
-	"UwZ6nUMttN9j/K8imB9k4rT/7Uidz9t1j/YewbWsHTW+Z8sVlQc+evzk6SfjT49IiBiDyi7wP6P//93R",
-	"6PPv/ziZjOmPnx/f/CFkjNdt0pry4bnZHVEYMsc+rtO/7Yj6EDGdW9IhnG/FqsY8xY4A40PEGHptq9cu",
-	"zC2tMO4H5V2iGLcFkorytu0UxRdn8KfPjv4EvmwOUjSMZ0E3WRpgrG+N5ZKwZMmCCxwpZCl9YUfDYMrS",
-	"i7KCNIa8VlJInSlckWhsTciLmdVI4qJ4zkp9eyVZFk6BddvsSmllyw7tbjZzNhDUdjWTChobDT7Q13Z6",
-	"M2hHkndAxeUmC2ffui+2PZ9fv3lpzVZUKBIEwZauRgTLU6LmJLeSjPf9uOeXewzRx+5Q1/muINctmRQP",
-	"Fw/+VwXAbrtrb5y/4b9yzJ160PLpBb0uz9lGF84VS5DeaTEO6ga9kfSDnHba7W+sSIIf5NRFuQpvDOV2",
-	"LWHADZntUyTVhWX2Zm/gRwKqrwl/d9fUh3XlEqpLLOw4q1ppPUtTKnZi2evasfmOBuFg7a0da6gpTHme",
-	"945T7epksUModWypam/w+Kijv8GHOY8Q/msR4w+m5jRB/7NcB5gWrKnkQ2okffyDxH1+oWkwDxfD7A5e",
-	"bnMb9xs6f0nvau5/TXwzxOj7BjY9QZ9SQMfuTgr8ahYdf7cb0OIe3MS9Amvl8O9v4qgZRO2MbXZ10ONa",
-	"iqqSLgY+AyY2H+xW/Aajm7+NsOaOaGZFUXel4xot9iTl+ozvqWcFJrniZvPWjnNU7DqBnOZmUX0qWuNF",
-	"f/nmXdRu2XGWMb7Ux1BDBwz8gQ9jUDJDGJQBi/914YphDPh+NS56E1HJHz2qwvrCmJVrEcLFTIb6EuCo",
-	"DFJ5ByYwwbKNsfqza9lHWp4hj0QtbKK32sMMxxPh4kouVkT+Qblc5XZpKrwmLzPFnA506ddixig+zWsp",
-	"Z4E2RxNBww80XFb+18siNqVRXXNa1Fpj8JMUeOLkpgZONesIU2kWYGlSjyeCvDF2f+3K6bYHBgaUnVR3",
-	"Ow/t0sZnQc0US6gVzngiCuiDPXDgsh4vuzyu4aIMtg2scfvkyZPPh7534XrBk4VrWzXxbX0CETluQC/k",
-	"Wseuf1CBE7ZE0IKt9EIaYLoZxGNT6vmTC8Mzl5NWC1u2wpBweXj96HBWhLAvwWCW6eohZUa2n3GgS6Oc",
-	"srW8OVnedTafR3F0jcolCkRH40fjI3KfrlCwFY+Ooyfjo/ET5+da0I2yO2BT6lUyR7OjwYZiwkqG6aYo",
-	"W6Vqy6Ja3u3VkewX9M0Q7ELOyLbGPGo712cQTARPT4CVGXWWoKlNxymsy+B4WR/vC0x8GJXT8El+dPQk",
-	"ARbDMzfFfzGNATONcDaeiHLvtDkqi3R7t6tlODMgc+NQaUUldQ16mUbH0X+gOX12FsWNBsEdDK8acug5",
-	"URe/q4+0/LjHuHeyz6hSctw6sta9ssdoagjZcxy1VrRjwx0qffuTQGNF7ysuZL375KRmKFzbps+vVytU",
-	"MJW5SC1H81REiY4t8hng+yTLNb/Gzv6gLLzFo/FncVTOPi+MLhcP2I4YVK0paxbaUaB8rhcsz26B5aQK",
-	"LbAuuKZdcH3+yUcB7CuRlVffO4+KG9/Z+te3wujXtKvqtrL9cMu4YNBoVzKMi+4ihM7YtVmVCqruHSdw",
-	"ObokOV2xsZOSjdk1u3buexyESJ36elS07j+O/P9Fg5BRu1PIqPjDV6KP/P+NXiOj2qfAxfm+1Ubw8dHR",
-	"jtZpd2uZZnmlVYWKZsPNmQET0GKbegl46fmXt1+9isEK6aePPjvyATNw3c7swEDDvC+pN3HIJRxuXjin",
-	"bgGrhkQwC+QKfGsll0C9QjVy9851J6N2c0+OnnahoMTpYb2X4E0cPXX43T2n1suRpjy6fUqjGR9NenL7",
-	"pKoL400cfdJnRr3DHunihXsmspeIFFnNt5LCDnTtllNvEacs0hKkaVj1+rCRkuK1jm0BbIeelyPvKovv",
-	"Lrse8oY0UnR2UmiJm/Fvm4qo/bUU2ebYd48tAI8tf+Vpi2S8Bkx+DakDeuo5U1eOmVC2YsqVca9lQEGu",
-	"at0mVL8i/CCnrpuJS721hpXl8WXu4EQUI1UuNAzW1MHTKqHCe86/fmlFR0OVH47h5dbV+EFOyTJyHvSJ",
-	"ULkQTjkudr1m3JDM4UaDwPeG5pDsok/1fNESLm6GIR32tdTuDnnPdlRGrp7JdPPBKLvlN79p+iGsJnGz",
-	"da8ef+in+whLR8vO4vy49lGLf5+rVYDO6nQ4beT1tvwHMJiy5GrGs2xYXsGyoOnw5zIn+6bTYnzhc8K3",
-	"K64oBd2/aaCehO45gHOSLJguSzt8At1E1Ouj+pSEjeFFpc3RMmXGOlVQ2UvuIHcrUaHX8UQ4W9aOny+v",
-	"C+nmOg7RkLjImvsC0qIU3H9j6Zlxe6GBmxjKPKMvvIelyAPyv7hcKL8sDFqpMl41cR+sir+VCzMRqaT3",
-	"lxiw12fjcp6HY28g+M4Mu5sljeGFx+tMZpkLj0xE0ZrI9706rpnpS3ntnElMSGqeVTW2IocWlQLUfvYE",
-	"MBGGXRGn0rDg2thjIGRwQ94d/+IdThtRS2BgFGL9BRW+NVXseiKVZ0mLOAx6dMq1KFWQiSA/lJJrt1S1",
-	"zhdHDhWkgnqSMnI1yvAas2J5bo973Zz3yqEo5QoTU3UKkzN45fdW+mxqnQrsxtYLmWGtWrBoh1GBMBFc",
-	"kIOsXNa/OUEKcmV5mnCbKd18wxN4ZR+A2QwKcMFISU6RiSjVMc0NuG1nG5CCaNTvVeqyskMflNVRYbdI",
-	"1YDwHs4RsppWjNz4xZtSarUe3b3SH7bw5d/bb9PR8s11ezsiraT7mrwqf6/fiXKRV92voiiazvV7Y8NR",
-	"KBl8O2vGCQLqgWZNzYGVJV/Q9ng6jLste/IyKqpUmG6cBCpG7GHtj5qerZbx7nrLjdx/ZbrlKJR4OerI",
-	"IBx1pROOOtIzR4FUzVEzZ3PUlbo52pXNOar+3HJauEzPUSjhc7Qr/3PUo7fTaGeS6EdxflQc8dfhArEP",
-	"/d2r0VaavxJ0HFRN39G2M+5b2VjqzY08kC4/x1k9s+BuEvUXIIwe8mZVmAkQ9NlWNffvJN0k6bNAz6y2",
-	"P66k0MNas7OgVee7pJXqMqVh0Jo+O2x8aSTFjV1stVzZxXtTr73Wu05ZHtcMkTY6To3hDLMMrvyrBF0v",
-	"uUbHOa9aJ+1mThNRlVq4Rw3qxVmNcqxhEda9GpmF70znst6shiynGpW1eShs7DdLYyzgRl52qMlFT7nf",
-	"dgTxQS+/x+AvWag655LvLQhLZhR//zsfavOhc3tfsk1xg6tmjAUTmtVr+LvEZFXof9c79bEottphgFTK",
-	"HwMhk6qY/bftmPyzXINzR26lxZTevZIoXFl0UBTVa80pgYuJtBY+2OpjeKC9GUhVra6pUv39m853Vb2B",
-	"s/KFli62KyHXxBO26PLcGS4PFjfq4jsJyzJU471P/55n+c1CeneARSAnx115drrK5e48wFYWtpfrZTNz",
-	"962cAf6YswwyesGhFeDevJ6IwaVf4otWVurlMK5SqFKXUEbp7IBMZdxqA9tT7e+XJ/D484l4gVOVM7WB",
-	"JVtpMBIefwbFd0Pn6BSb4u2Al/XXGF8SJV5Wby2+jIsi6okovr4cdugMRSrvr9EMuH108Qbv/kP7wlW9",
-	"jbqPy6vxwtI+qzdfCt9nRvW+9R6jG28b7TE+8GbrXp6+7XfPPqgwbGa/B3hYq5KsapgQLC07KXS3dgul",
-	"GFir2dfvClibV39Zi65RKKwwDL2b1CUj+z6VrM2ZiyYWvtSh4PGmUWsQZPPfuCOrigt8iITyzYFlWpY5",
-	"vIGASbmNNRepXFexQLcRl+dLSx24sA9FM/WCzwymMGXJlRUX1gRMWIYiZcoJgS7mH08EWXYx+MoCeiJN",
-	"oYx5Ta0hn3z61D1okDIXn1wjXvkRMWhJn2kEvdE4Xw1jmG6c5ViE3rw02ynBpCrM1ZRrw0Ti45UtgWON",
-	"UmeA95BFrBKrpYD0e/EGkzvRgy4RVUvR/3fPjf1dnv3i5NlWIOi1q7gvXqVDzGIMVLTjHFkZm7pGL6XN",
-	"4C5gmapfXPIk46tVVUdRljuHIkJlfU0gJOQqme5X1/Sgcnur4OeX7n9xm+2jH1Sg/a4ihMIfTiyvUFmq",
-	"j+Hl269IlsXQEovSC9K65hZTdcVoRoh2R1VUb5FwqNdtffe9pWDyq3rRkassOo4Oo5vvb/4vAAD//w==",
+	"7H3rchs31uCrnOr9qkTWNCn5kkwiVWpLluMdz0aO13YmmwqzIth9SCJqAgyAFs1k9X9+zyPOk3yFA/SV",
+	"aKp1sSeZsf9YJAE0cHDut/4tSuRqLQUKo6Pj36I1U2yFBhV9OmMGF1JtX/DMoLLfpKgTxdeGSxEdR88V",
+	"zzJI5UaAkSAFQuJnABMpcKNB5zOjEGGQcYEw54tcoR6O4dTASmpDk1K+QqG5FDCnB42jOOJ2/V9yVNso",
+	"jgRbYXQcFYtf8DSKI50sccXspuZSrZiJjiMuzOdPozhaccFX+So6fhRHZrtG9xMuUEXX13F0xk3PI5kl",
+	"glQpKg0pZvwKFablUbnZ3vEc3Nz/DHK1Zgp3D/BuiZC4H1NQTCwQBjpfrZjaQopzlmcG1gqvuMz1xRoV",
+	"l+kJGL5CjYqjBiEFDsfwShrYcLMs1rqYK7k6LD4Y2Xk2v6/62VDYc/wYtR4bxdU3W2Qq+qk8qTaKi0X9",
+	"oC+UXO0e9gVX2kDKtiDnwCDJtZGr1vFPmue4cet00vDdpMzYk3Vu8p3c3eI37LY7tM+/aY9G3nKHzx36",
+	"bt9t13hr3Jdzh99+DbDL3w31iyUuaIf1I6zY+29QLMwyOn58dET4X3x+FDrQC3/k9iESfQVzqYDB2du/",
+	"Ab5fS2VgwDScJgmuDRh8bw4TfTWMadg6Y1xAxsWlHsP33CxlbmDNFkgczP5xofmv2FxuKbNUAxIslNzE",
+	"kK8txB4d2X9dR/d3FCKMn7UUUWy3HqaBfcg/yzUXqHWBY/baPNn/8MMPP4zOz0fPnw87N+VwXeEvOVeY",
+	"RsdG5Xg7zDpHlSyZMC+fh5nRyv9uIaSQ4CfFGN74RzrcZwJYuuIW8S5RnACrT7tEASt7OpFtwW6cJIvc",
+	"iK5TFXPvy2Rfs0WAw9pvQeSrGaoYLADh0RhOHdKsLbXbK0Ar/zTgam22JzA10rBsCtpYCktkLkwNf7qO",
+	"YVds7N/zb9ru7lnYe38WQsOjXqd7y3+lE3Y9npA/vIfPjvZt4rNeG9iuUJhzNEuZ3pUprd0isKJV7saV",
+	"/BoXbo17saXXSqZ5YvprTGs3oSDdEu0fQmHya9+XDN7ggktxf41J0ToH2qpOHPXdzuQWudcdvTXM5Hr3",
+	"JP8bce2YjD/BZik1QpIrZTFM0zRL1RnXBlMYJHK1YiONVms2mA7H8NxrWI623Qx7Eny/zmSK0fGcZRrD",
+	"J3OjGyfjBle00f9SOI+Oo/9xWKnrh26YPvzWbtaf6ZpO/9JNqw7PlGJb+6M226wQRvZzp8bST6zEwPwV",
+	"PgGrwmlgc4MKppYtTruukJSXu4ucaztZr6XQSLB5xlIrTFCTNpBIYVDQn2y9znjC7LEO10rOMlz9iUTt",
+	"8W+1x+0D7Ws3yz20CSXL8L2tZFFixbXmYgFSARdXLOPpCUxpxJRElgZuxpHTW2Y8TVF8zM1aOVzJUSEN",
+	"KGQpmKXduec4tLtX0pzLlM+5vZiQNPcMCZhCyIWduMAUNBcJOhzxN+Np5+t3bOG/pxsCbSmJi4l4OR+9",
+	"kgJH58wkSxikMtGHKzSKJ3q8SmM4ff0SEimuUNin6+ExCAkzmW7H8DURV8oMqx6XMGXNl4lgsEF2SQ+O",
+	"4YwlSxydSWGUzGCt+BUzGIOQo8T+Qjre36xldJqbpVT8V4J/7HXFeCLcH6OvRSJTLhbjibBQesMMfsNX",
+	"3DgofcxbrOSD1XGtyjSEXGNqVVCrFRVwnuXpAi2k3SVrVFeorLBJLFEPpolMcQqWbV1k7iTDE1BorOnu",
+	"SPiN/TA6tR+moDGRIiVWtkSWev9AbUjzgDtCxB7mO8E8lD8u2F5JIIKEGTKFyhECYft3gl0xnrFZhh9z",
+	"Q29uBDP4+9Fsa6XQ9him1kSXuZnGRE4FGRopLyGTYoFqIsySCfr19PXLA03SB0k38nNhIK9QZZKlMZCF",
+	"RHS0RHa1dbx9eALTYgim7lETYXGHJ2i5HDOQsDVLuHEeHr200r0i7xOY5hVM/V6ZYNnW8EQTyc6YxolI",
+	"mLBcaGZnWkpMLWXdGbeuC/FBM0+fnZErS8k1Kqto0IU2JYvM7Z2XssVp8xYlZj3HJRnTXv605EIMzwg2",
+	"Z0BKv3ZQB5Zlha6nY9gsmbE6AgGI1vJqj7PU+oj902dnZ3biO/sUu6W2rJ97q/EGeRo3zKWQetiGuJ1h",
+	"GXXtNqrF1t5m6rFKZWD0HO/B11szOn125vXxEHy0VCZ4BF3qh3fRv9qPMbLXJRCyBIxNf2aokIgtUMPA",
+	"sY8g+vQAJT3t4oplOQZAcF1Xz35smdPeZeA8UIXK6hEijlhkacgDNy5M2Lop6Q7a3EJFT7VbrlwhcvYz",
+	"ujsskL7uPTmN4uhZFEdnAedJNeNdAd8mX0iK1fqQWhsJewBaL72XdpeniDzzosdpwDs8puf1uCPUdlbM",
+	"LJ7eAciCNO4PkyRf5Rkz/AovyvM20filSLLcalBOHfFbjeFzWGcsQd1A226u6wyIENepLN1+96KYuAxQ",
+	"m9Tc/un0JoTTZ2fOFiwdPf3IqwMKdC1w6AQD0Kdbg0Bf5kEIlMjSfORidQUDb5cnKMyQLBTL1mJgGhik",
+	"mPAVy8CtNA66+OrY1vQpXOaFWddGugBWxCWqEvRDaPlMIbtM5UbsYmXpIAge/wMKuw8p0ZjCciu7yn75",
+	"MzB9iSk5rAdliE2KbNuX3yu56S/Qykt4Izd/WMH5Rm7aQrMXrPbKvgoHO+TgzWKPbmIv6luo72D/kumL",
+	"ZMmzVDnPQSvoUeCEolOLbHsCmyWaZaEiFL8vmYZimYLJJcywTNZJfyZlhoxM3UvchnGTpzAo2XixfkxR",
+	"UeIxdmXH7wbOZRdDI/gTQ9PrOhyHqZU8Ajdh0rkftldEdNNaCHx1sB1oT4owsELbmkGGPCrrMP11SPab",
+	"BYQF7CXa59GAhuPtQMNidXWTvLhBqWhht73dkn8XTLqAeQhJz8jhE6A2dJwenEcIBoXT9J9//0cZbh7C",
+	"Yfm3PZq1/MA9LYan/lgnQCDeLFE5j1I5w2ET1/ArKmlRzA4cO8WnbumRywbTOypdTF7ddebV4qJE8aXM",
+	"lb7jQgkTCWYXyjK8+6yQ3RkILkyNdz5B6fq/4/zF6q6XUAqeO8wVuLm478ld5OCOkxWukZn7XLxCkytx",
+	"/xXufHPF9Au2krnzpd15FS4W974PhVco8rsBo8Us/dXGFYepI3qd6GpQLDDS4fQufKodOtbTpP7mhQZZ",
+	"TJ1Y2ygcBmQTz4JcXi69itcyDMvv96ThkOCkgQcaVlKYZVNSdahxjYtuLn9W/OSDCnN6HF0HzDHLnCJD",
+	"kaj20/ZoxGhcaGH3eV9nzm16aYWNPY4TxoNCRA2bxywzGNyOuHD78L/+6bLh0eth4TX14Lax766geevV",
+	"WbpvU3ddZ3993aPFx3U1/gtsitu7vwpIBsHvL+q8UmUDGXt+UOnYl3NohcScMVOLr1/i2sBsWwvNMuG8",
+	"8T5SXQXSW/feTWrPuTZcJKbckO5JTovV1cUaVclmwp6Iw2rdGGpeiXE3M65wZ0c89+cS5GonMm3mWDBR",
+	"BOmHkHHUhUlE4Ox5cncbNxzeX1nj/I/vo8jvKAudwCDmZCBDpg08LpCnftDmtp7ed1v7RXdPu/t+Qi18",
+	"KwEs3UewIY5Z/2kvq2wR/SceWYNdCOiURYTpa8lFSPEozc69QHejrDJRZUfvm+Af+sZOu9tN3dY74TOf",
+	"+/m1bn8NZWJ1/Qb22fMhCOwwE8IXb6jrSveppzDHoNDuKTEu3cvFqK34ObCCarsrhD4gkO8CuVsC7K3L",
+	"qA+Ef6FItm8CRAry7Lgs8NKNeFzJ8zp8Q5J/Imqi34syZmjNQcLNNoa2mw0abjafIEm+uVKTyLhAPRF0",
+	"pcxUuYiq8hiWBRysFBqzwlOpj2HXIrFKs5USw/FEnLXVGqtHC2lgwa9QuDxtsW3BY1uOIg1njcqeMibt",
+	"ZiPzLJ0UuQP4niVmDKRALb2PrKZJYZb6J+ZZ5hIMHoyt9K1pKPheMDY5L1Mq9z3fJ15+jIj+rViZP+cd",
+	"mewfQmb5C6rAE9cKXEoAxAUi7WEY78oKmyDPcLU3fVgGDDQiNNnQ8ASE3LEhAor/HwV/F4pxUd9myrZR",
+	"HG0QL+1lWPM6iqNfcqbc9XSUD90p2mc1kP542dBbQrGy3zGaOyiH0N0DIYTPXWnglgm3c7g96joQjShF",
+	"nAm9CdmkjehuhZwuQyEuIzT2T262pO77PPB2SVErmT+EFZ1BrZ2AFolCbrbAXc6cy3ULyFn7Y6sU4cab",
+	"qUcT7ZaC4FaolwJ1wBjJ2OLCJwzunuat+wFmaDaIArTMVYIXG2ZQrZi6JGkqXO3JHay8jGlzoRMmLkI1",
+	"WN8v0YcWXTTIDgQ7xSqLO97AkeEr7OMAuAMxo0itnZiybQBGz2o57nqnAMNCCVMoUpwdvAxs0YDCub0W",
+	"THv7Gv34/dAqHn2ggS0WChfMoIYNKvTAw43ixqDwYcgZzqUPkjlnh3/O8O4gbqNJwDnqKhtoXHG/5Ua4",
+	"1RG1seDjpbpY6H4DzVYITMP/HT1nho1O9ejb+Z33upfLNe49RFbnuEtPLfTqyKA/0A3/kcvBPtC19PqE",
+	"KSqA7p2cUYSsb7wdJbOG8C42EsURbSNcPVgHE60Qt6BFzw9Dya+/A6veFNgRjm9tq982vuHadF9bfyFb",
+	"HisgYT9gsk+ZqHJbX9iebJLq8GHA7XE597I6H8TfXI/IBzwLhY/Sj7pgBjSanrTjw/UhV7PftpK5SCuv",
+	"RILCFDkGvtzXDezlgw7H+JtPP0cmCJ5FbNCe6J9//wckCpk/IMG2KpBzO4gtx6RF7+0cbqUQtNNdfKCy",
+	"BNK9vb6NhIPwHZNTvqqhK2f0vOhGSkE3FjWA3h+NfMLBXq4hBW4bKQYtjStf2Vu3v8IvORPGFTneJojQ",
+	"N3e1GeRvbqMIMD/c3dYzAvaQbxFicJWedkr/SGw7ZaDXPdRC+z3G/yGC+UEmTvvfjdT5vF33aO8R3Mja",
+	"VeN7tlpTteejx0+efjb+/IiEiDGo7AL/b/Q/fzwaffnTnyaTMf3x2+Pr/woZ43WbtKZ8eG52SxCGzLGP",
+	"6/RvO6IeIqZzQzqE861Y1Zin2BFg/BAxhl7b6rULc0Nnk/ud8jZRjJsCSUXd3W6K4osz+PMXR38GX88H",
+	"KRrGs6CbLA0w1rfGcklYsWTJBY4UspS+sKNhMGPpRVkQHENeq3WkRiOu5je2JuTF3GokcVGVZ6W+JUmW",
+	"hVNg3Ta7UlrZqkO7m8+dDQS1Xc2lgsZGgw/0tXzeDNqT5B1QcbnJwtm37otdz+d3b15asxUVigRBsJWr",
+	"EcHylqjXzI0o430/7vnlHkP4sT/Udb4vyHVDJsWHiwf/qwJgN9HaG+dv+D855k49aPn0gl6X52yrC+eK",
+	"RUjvtBgHdYPeQPpZzjrt9jdWJMHPcuaiXIU3hnK7VjDghsz2GZLqwjJL2Vv4hQ7V14S/vWvqYV25BOoS",
+	"CnvuqtYpgaUpFTux7HXt2nyDinCw9sYGRNTjp7zPe8ep9jUm2SOUOrZUdat4fNTRruJh7iME/1rE+MHU",
+	"nObR/yI3AaYFGyr5kBpJH3+QuM/vNA3mw8Uwu4OXu9zG/YbOX9K7mvtfE98MMfq+gU2P0KcU0LG7kwK/",
+	"nUfHP+4/aEEH13GvwFo5/KfrOGoGUTtjm10NEbmWoqqki4HPgYntg1HFv2F0898jrLknmllh1G3xuIaL",
+	"PVG5PuMn6lmBSa642b614xwWuxYlp7lZVp+KTofRX79/F7V7iZxljK/0MdTAAQN/4cMYlMwQBmXA4v/7",
+	"ljEx4Pv1uGg1RSV/9KgK6ktj1q53CRdzGepLgKMySOUdmLVOH64DI2l5hjwStbCJ3un2MxxPhIsruVgR",
+	"+Qflap3bpanwmrzMFHM60KVfixmj+CyvpZwFulZNBA0/0DCt/K/TIjble5scaLLG4Fcp8MTJTQ2catYR",
+	"ZtIsweKkHk8EeWOoFUqrcrrtgYEBZSfV3c7DE2q443KS5ool1NloPBHF6YMtjWBaj5dNj2uwKINtA2vc",
+	"Pnny5Muhb0W5WfJk6bqQTXyXpkBEjhvQS7nRsWsHVcCErRC0YGu9lAaYbgbx2IxaOOXC8MzlpNXClq0w",
+	"JEwPrx4dzosQ9hQMZpmuHlJmZPsZB7o0yilby5uTJa2zxSKKoytULlEgOho/Gh+R+3SNgq15dBw9GR+N",
+	"nzg/15Ioyu6AzahXyQLNngYbigkrGWbbomyVqi2Lanm3V4eyX9E3Q7ALOSPbGvOo7VyfQTARPD0BVmbU",
+	"WYSmNh2nsCmD42V9vC8w8WFUTsMn+dHRkwRYDM/cFP/FLAbMNMLZeCLKvdPmqCzS7d2uluHcgMyNA6UV",
+	"ldTO6GUaHUf/C83ps7MobvR77mB41ZBDz4m6+F19pOXHPca9k31GlZLjxpG1ZqQ9RlN/z57jqFOmHRtu",
+	"OOrbnwT6ZHpfcSHr3ScnNUPh2jZ+frdeo4KZzEVqOZrHIkp0bKHPAN8nWa75FXa2e2XhLR6Nv4ijcvZ5",
+	"YXS5eMBuxKDqNFqz0I4C5XO9zvLshrOcVKEF1nWuWde5vvzsoxzsW5GVpO+dRwXFd3Zy9q0w+nUTq7qt",
+	"7D7cMi4YNNqVDOOiuwiBM3Zdc6WCqnvHCUxHU5LTFRs7KdmYXbNr577HQQjVqa9Hhev+48j/XzQIGbU7",
+	"hYyKP3wl+sj/3+g1Mqp9ChDOT62ukI+Pjvb0dLtdLzfLK60qVPSObs4MmIAW2tRLwEvPv7799lUMVkg/",
+	"ffTFkQ+Yget2ZgcG+h9+Ta2mQy7hcC/KBXULWDckglkiV+BbK7kE6jWqkaM7152M+uA9OXraBYISpof1",
+	"1pDXcfTUwXf/nFprTpry6OYpjS6BNOnJzZOqppp2xuMvb55Rb+F4HUef9XlKvV0g6e+FSyeyhEfKr+Y7",
+	"iWQHusYZqB+JUzBpCdJOrEp+2Ehj8ZrKrtC2Q8/LkbeV37eXdx+SqhppPXuxuoTN+BPmtTGPuqZLkW2P",
+	"fdPhAlix5eM8baGZ17TJfyJ1QB8+Z+rSMS3Kiky58r0eUZBLXLeR268IP8vZie/3aC1pa8BZWVLmKE5E",
+	"MVLlQsNgQ41fOfUodR76715aEdUwGYZjeLlDTj/LGVlgzlM/ESoXwinhxa43jBuSbdxoEPje0BySkfSp",
+	"npdanoubYUhXfi21ozvvQY/KCNkzmW4fjBpa/vnrpr/DaizXO7T4+KGf7iM5Hb1ni/vj2kdHPpHjPnIs",
+	"wMXquDtr5By3fBswmLHkcs6zbFiSbVlsdfhbmS9+3WnNvvD56rvVYJQe719qUU+Q91zDOXCWTJdlJz65",
+	"byLqtVt9ytXG8KLSNGmZMpueqrssY3AndytREdrxRDg7245frK4KKeq6IdGQuMjo+wrSokzdf2NpgHHL",
+	"BICbGMocqK+896fIUfK/uDwtvywMWmk8Xm1yH6z5sZOnMxGppFflGLAkt3X52MOxN15814j9jZzG8MLD",
+	"dS6zzIVuJqJom+R7ch3XXAgreeUcXUxIauxVNd0iZxuVKdR+9ggwEYZdEnfTsOTa2GsgYHBDnif/jidO",
+	"G1ErYGAUYv1dKL5tVuz6NZV3SYs4CHpwyo0oVZ2JIB+Zkhu3VLXOV0cOFKQee5Qycj3K8AqzYnlur3vT",
+	"nPfKgSjlChNTdTGTc3jl91b6k2pdFOzGNkuZYa2SsWjVUR1hIrgg5125rH9JhxTkZvM44TZTuiCHJ/DK",
+	"PgCzORTHBSMlOWwmolT7NDfgtp1tQQrCUb9XqcuqE31QVm6FXTZVc8R7OG7IolszCjEUL+Wp1aF0t+X/",
+	"sEU5/9k+pY52dK4T3RFpMt1k8qr8vU4T5SKvut96UjTE6/dykKNQovpuRo8TBNSfzZrBAytLvqLt8XQY",
+	"d3sdyAOqqIpitnUSqBhxB0/EqOl1azkWXN+7kfuvTAUdhZJCRx3ZjaOuVMdRR+roKJBGOmrmk4660kpH",
+	"+zJNR9WfOw4Vl4U6CiWjjvblpo569J0a7U1g/SiOmYoj/jHcM/ahnzwuD6FofyvoCqk7QEcb0rhvpWap",
+	"azfyWrp8MGf1TInbSeHfgQD7kNRYQSZABGc71emfyOD+ZHAW6BvW9i+WWH1Ya/gWtB59p7hSLadUFFrT",
+	"Z8iNp0ZS7NzFl8uVXcw79VpyvfOW5aXNMHGj69YYzjDL4NK/HdP102t03fMqfNJuaDURVbmJe9SgXqDW",
+	"KEkbFqHty5FZ+u58LvPPauJyRm/HSV3o3G+WxtiDGzntUMeLvnr/3lHUD8owPAR/z8LbOb58f0VYMaP4",
+	"+0+86yF417mlsWxbUH3VxLJgXPN674MucVw1SLgtHX4sLK92GECv8sdA2KhqAvDJ0dpGnr/IDTj36k4K",
+	"UumtLBHJlaAHRV69rp+S5ZhIayGUnZ6RB9qbtVRB7BpY1V9d63xx1ctrK99u6TK8FHJDvGcHl8+dIfbB",
+	"4m1d/C1hWYZqfHeM+fj3//1SepeIBTon52V537rKte+89FaWvNc5ymbz7ls5B/wlZxlk9D5Rq1x4F8NE",
+	"DKZ+ia9aWcPTYVyluKUu4Y/KDQCZyrjVVHan2t+nJ/D4y4l4gTOVM7WFFVtrMBIefwHFd0Pn7BXb4mWc",
+	"0/pbw6eEvdPqJeHTuChyn4ji6+mwQ58pUq3/iGbNzaOLF+b3H9r3XNXL3/u4/RrvB+6zurdpbzGDm1uM",
+	"brzct8f4wIvke3k7d1/1/EGFbrM6IcD3WpV+VUOLYOnfSaFXtltcxcBazdg+KYcPwd+/rkUlKYRYGLre",
+	"vewSzH3vUdbm5kVjEl++UsgF06gfCYqG7901VwUjPrRENQTAMi3LvOxAoKncxoaLVG6qGKrbiMvdpqUO",
+	"XLiMosB6yecGU5ix5NKKGGvSJixDkTLlBEeXwIgngizVGHy1CD2RplAVhKZ2n08+f+oeNEiZi+tuEC/9",
+	"iBi0pM80gl46nq+HMcy2zhIuQpZeAu6VelIV5nfKtWEi8XHelpCyRrZzKPSQX6wSxaVQ9XvxBqC70YMu",
+	"sVYru/hPz3f+JAN/dzJwJ4D22nVRKF6PRMxiDFSI5RxzGZu55j2lbeIIsCy/KIg8yfh6XdXGlCXsoUha",
+	"WTMVCKW56rT71ap9UFm/U8T1e/cnuc320Smqo31SKx4qbORE+RqVpZQYXr79luRfDC1RKr3wrWuIMVXZ",
+	"jOZ0Oe56iyo+Eij1+r0ff7JY79687sRNrrLoODqMrn+6/u8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -77,22 +77,27 @@ func freshnessPhase(ctx context.Context, o Options, env []string, src *pgxpool.P
 }
 
 func ordersOf(ctx context.Context, url, tok string) (int64, error) {
+	var s gen.Summary
+	if err := getJSON(ctx, url, tok, &s); err != nil {
+		return 0, fmt.Errorf("summary: %w", err)
+	}
+	return s.Metrics.Orders, nil
+}
+
+// getJSON decodes a 200 answer of the API into out.
+func getJSON(ctx context.Context, url, tok string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("summary: %w", err)
+		return err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("summary: status %d", res.StatusCode)
+		return fmt.Errorf("status %d", res.StatusCode)
 	}
-	var s gen.Summary
-	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
-		return 0, fmt.Errorf("summary: %w", err)
-	}
-	return s.Metrics.Orders, nil
+	return json.NewDecoder(res.Body).Decode(out)
 }

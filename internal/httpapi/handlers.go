@@ -428,12 +428,10 @@ func (h *handlers) GetFreshness(ctx context.Context, req gen.GetFreshnessRequest
 
 // PostAdminRefresh implements POST /v1/admin/refresh.
 func (h *handlers) PostAdminRefresh(ctx context.Context, req gen.PostAdminRefreshRequestObject) (gen.PostAdminRefreshResponseObject, error) {
-	c, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, errors.New("no claims in context")
-	}
-	if c.Role != auth.RoleAdmin {
-		return problem(http.StatusForbidden, codeForbidden, "", "an admin token is required"), nil
+	if prob, err := requireAdmin(ctx); err != nil {
+		return nil, err
+	} else if prob != nil {
+		return prob, nil
 	}
 	bad := func(param, detail string) (gen.PostAdminRefreshResponseObject, error) {
 		return badParam(param, detail), nil
@@ -480,12 +478,10 @@ func (h *handlers) GetMe(ctx context.Context, _ gen.GetMeRequestObject) (gen.Get
 
 // GetAdminMerchants implements GET /v1/admin/merchants.
 func (h *handlers) GetAdminMerchants(ctx context.Context, req gen.GetAdminMerchantsRequestObject) (gen.GetAdminMerchantsResponseObject, error) {
-	c, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, errors.New("no claims in context")
-	}
-	if c.Role != auth.RoleAdmin {
-		return problem(http.StatusForbidden, codeForbidden, "", "an admin token is required"), nil
+	if prob, err := requireAdmin(ctx); err != nil {
+		return nil, err
+	} else if prob != nil {
+		return prob, nil
 	}
 	pg, size, offset := page(req.Params.Page, req.Params.PageSize)
 	total, ms, err := h.reader.Merchants(ctx, size, offset)
@@ -493,4 +489,16 @@ func (h *handlers) GetAdminMerchants(ctx context.Context, req gen.GetAdminMercha
 		return nil, err
 	}
 	return gen.GetAdminMerchants200JSONResponse{Page: pg, PageSize: size, Total: total, Merchants: ms}, nil
+}
+
+// requireAdmin is the 403 answer to a token that is not an admin's, nil for an admin's.
+func requireAdmin(ctx context.Context) (*Problem, error) {
+	c, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, errors.New("no claims in context")
+	}
+	if c.Role != auth.RoleAdmin {
+		return problem(http.StatusForbidden, codeForbidden, "", "an admin token is required"), nil
+	}
+	return nil, nil
 }
