@@ -100,6 +100,9 @@ func TestCLI(t *testing.T) {
 			{cli{c.bin, append(base, "CHANGE_LOOKBACK=-1m")}, []string{"migrate"}, "CHANGE_LOOKBACK"},
 			{cli{c.bin, append(base, "REFRESH_MAX_ATTEMPTS=0")}, []string{"worker"}, "REFRESH_MAX_ATTEMPTS"},
 			{cli{c.bin, append(base, "WORKER_CONCURRENCY=lots")}, []string{"worker"}, "WORKER_CONCURRENCY"},
+			{cli{c.bin, append(base, "RATE_LIMIT=-5")}, []string{"serve"}, "RATE_LIMIT"},
+			{cli{c.bin, append(base, "ADMIN_RATE_BURST=0")}, []string{"serve"}, "ADMIN_RATE_BURST"},
+			{cli{c.bin, append(base, "ADMISSION_WAIT=forever")}, []string{"serve"}, "ADMISSION_WAIT"},
 			{c, []string{"serve"}, "run `merchantagg migrate` first"}, // never migrated
 			{c, []string{"worker"}, "run `merchantagg migrate` first"},
 			{c, []string{"reconcile", "--now"}, "flag provided but not defined"},
