@@ -111,3 +111,24 @@ func TestSmoke(t *testing.T) {
 	require.Contains(t, string(md), "Hand-written notes.")
 	require.Equal(t, 1, strings.Count(string(md), beginMarker))
 }
+
+// TestSoakJoinsSavedResult: a soak-only run adds its soak to the saved full result of its size
+// instead of replacing it, and the report renders it.
+func TestSoakJoinsSavedResult(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	full := Result{Orders: 1000, Merchants: 2, Endpoints: []Endpoint{{Request: "/v1/summary", Count: 1, P50ms: 1, P99ms: 2}},
+		Load: []Load{{Name: "mix", Rate: 50, Requests: 1, P50ms: 1, P95ms: 2, P99ms: 3, MaxMs: 4}}}
+	require.NoError(t, save(dir, full))
+	soak := Result{Orders: 1000, soakOnly: true, Soak: &Soak{Rate: 100, Seconds: 120, Minutes: []SoakMinute{{Requests: 6000, P99ms: 9}, {Requests: 6000, P99ms: 8}}}}
+	require.NoError(t, Report(dir, soak))
+	all, err := loadResults(filepath.Join(dir, "bench", "results"))
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	require.Equal(t, 2, all[0].Merchants, "the full result stays")
+	require.NotNil(t, all[0].Soak)
+	md, err := os.ReadFile(filepath.Join(dir, "BENCHMARKS.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(md), "| soak minute |")
+	require.Contains(t, string(md), "`/v1/summary`")
+}

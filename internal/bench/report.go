@@ -58,7 +58,8 @@ func save(dir string, r Result) error {
 			if err := json.Unmarshal(b, &full); err != nil {
 				return fmt.Errorf("parse the saved result: %w", err)
 			}
-			full.Soak, r = r.Soak, full
+			full.Soak = r.Soak
+			r = full
 		}
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -189,16 +190,16 @@ Server: {{.Server}}.
 | full backfill | not measured in this run (-skip-backfill) | | |
 {{- end}}
 {{- range .Incremental}}
-| incremental refresh, {{.Changed}} orders changed ({{.MerchantDays}} merchant days, {{.Merchants}} merchants){{if gt (len .Runs) 1}}, median of {{len .Runs}} runs{{end}} | {{f2 .Seconds}} s{{if gt (len .Runs) 1}} (runs: {{range $i, $s := .Runs}}{{if $i}}, {{end}}{{f2 $s}}{{end}}){{end}} | | |
+| ` + "`refresh`" + ` after {{.Changed}} changed orders ({{.MerchantDays}} merchant days, {{.Merchants}} merchants){{if gt (len .Runs) 1}}, median of {{len .Runs}}{{end}} | {{f2 .Seconds}} s{{if gt (len .Runs) 1}} (runs: {{range $i, $s := .Runs}}{{if $i}}, {{end}}{{f2 $s}}{{end}}){{end}} | | |
 {{- end}}
 {{- with .IncrementalYear}}
-| incremental refresh, {{.Changed}} orders changed over the last year ({{.MerchantDays}} merchant days, {{.Merchants}} merchants) | {{f2 .Seconds}} s | | |
+| ` + "`refresh`" + ` after {{.Changed}} orders changed over the last year ({{.MerchantDays}} merchant days, {{.Merchants}} merchants) | {{f2 .Seconds}} s | | |
 {{- end}}
 {{- with .Catalog}}
-| one product's category move ({{.ProductLines}} lines): ` + "`merchantagg refresh`" + ` | {{f2 .ProductSeconds}} s | refresh with nothing changed: {{f2 .RefreshIdleSeconds}} s | {{f1 (div .ProductSeconds .RefreshIdleSeconds)}}× |
-| one city's region move ({{.CityOrders}} orders): ` + "`merchantagg refresh`" + ` | {{f2 .CitySeconds}} s | {{f2 .RefreshIdleSeconds}} s | {{f1 (div .CitySeconds .RefreshIdleSeconds)}}× |
-| ` + "`merchantagg reconcile`" + `, nothing drifted (dimension checksums included) | {{f2 .ReconcileSeconds}} s | month totals by status alone, on the source: {{f2 .TotalsSeconds}} s | {{f1 (div .ReconcileSeconds .TotalsSeconds)}}× |
-| a subcategory moved under another parent ({{.ParentProducts}} products): ` + "`merchantagg reconcile`" + ` | {{f2 .ParentSeconds}} s | reconcile with nothing moved: {{f2 .ReconcileSeconds}} s | {{f1 (div .ParentSeconds .ReconcileSeconds)}}× |
+| one product's category move ({{.ProductLines}} lines): ` + "`refresh`" + ` | {{f2 .ProductSeconds}} s | refresh with nothing changed: {{f2 .RefreshIdleSeconds}} s | {{f1 (div .ProductSeconds .RefreshIdleSeconds)}}× |
+| one city's region move ({{.CityOrders}} orders): ` + "`refresh`" + ` | {{f2 .CitySeconds}} s | {{f2 .RefreshIdleSeconds}} s | {{f1 (div .CitySeconds .RefreshIdleSeconds)}}× |
+| ` + "`reconcile`" + `, nothing drifted (with dimension checksums) | {{f2 .ReconcileSeconds}} s | month totals alone, on the source: {{f2 .TotalsSeconds}} s | {{f1 (div .ReconcileSeconds .TotalsSeconds)}}× |
+| a subcategory moved to another parent ({{.ParentProducts}} products): ` + "`reconcile`" + ` | {{f2 .ParentSeconds}} s | reconcile with nothing moved: {{f2 .ReconcileSeconds}} s | {{f1 (div .ParentSeconds .ReconcileSeconds)}}× |
 {{- end}}
 {{- with .Store}}
 | analytics database / source database | {{f0 .AnalyticsMB}} MB | {{f0 .SourceMB}} MB | {{f2 (div .AnalyticsMB .SourceMB)}}× |
@@ -214,9 +215,9 @@ Server: {{.Server}}.
 | summary, {{.Baseline.Requests}} requests, {{.Baseline.Concurrency}} at a time (API: {{.Baseline.APIErrors}} of {{.Baseline.APIRequests}} answered 503): p50 | {{f2 .Baseline.APIP50ms}} ms | the definition's SQL on the source: {{f1 .Baseline.SourceP50ms}} ms | {{f0 .Baseline.RatioP50}}× faster |
 | same: p99 | {{f2 .Baseline.APIP99ms}} ms | {{f1 .Baseline.SourceP99ms}} ms | {{f0 .Baseline.RatioP99}}× faster |
 {{- with .Dashboard}}
-| a whole dashboard of the largest merchant ({{.Requests}} requests, 6 at a time as a browser sends them), last year of data: p50 / p99 | {{f1 .P50ms}} / {{f1 .P99ms}} ms | random years: {{f1 .RandomP50ms}} / {{f1 .RandomP99ms}} ms (errors: {{.Errors}}) | |
+| whole dashboard page, largest merchant ({{.Requests}} requests, 6 at a time), last year: p50 / p99 | {{f1 .P50ms}} / {{f1 .P99ms}} ms | random years: {{f1 .RandomP50ms}} / {{f1 .RandomP99ms}} ms (errors: {{.Errors}}) | |
 {{- end}}
-| end-to-end freshness (` + "`serve --with-worker`" + `, REFRESH_INTERVAL={{.RefreshInterval}}) | {{f1 .FreshnessSeconds}} s | | |
+| freshness (` + "`serve --with-worker`" + `, REFRESH_INTERVAL={{.RefreshInterval}}) | {{f1 .FreshnessSeconds}} s | | |
 | peak RSS: serve under load / refresh during backfill | {{f0 .ServeRSSMiB}} MiB / {{if .RefreshPeakRSSMiB}}{{f0 .RefreshPeakRSSMiB}} MiB{{else}}—{{end}} | | |
 
 {{- with .Store}}
