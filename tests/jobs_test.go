@@ -47,7 +47,13 @@ func (fastRetry) NextRetry(*rivertype.JobRow) time.Time {
 // waitFor returns the first event of a job of kind for which ok holds.
 func waitFor(t *testing.T, events <-chan *river.Event, kind string, ok func(*river.Event) bool) *river.Event {
 	t.Helper()
-	deadline := time.After(60 * time.Second)
+	return waitForWithin(t, events, kind, 60*time.Second, ok)
+}
+
+// waitForWithin is waitFor with its own deadline.
+func waitForWithin(t *testing.T, events <-chan *river.Event, kind string, d time.Duration, ok func(*river.Event) bool) *river.Event {
+	t.Helper()
+	deadline := time.After(d)
 	for {
 		select {
 		case e := <-events:

@@ -120,7 +120,7 @@ func waitLocked(t *testing.T, an *pgxpool.Pool) {
 type private struct {
 	server *dbtest.Cluster
 	src    *pgxpool.Pool
-	srcURL string
+	srcDB  string
 	an     *pgxpool.Pool
 }
 
@@ -141,7 +141,7 @@ func newPrivate(t *testing.T) private {
 	_, err = refresh.New(an).RefreshChanged(ctx, nil)
 	require.NoError(t, err)
 	t.Logf("full refresh on the private server: %s", time.Since(start))
-	return private{server: c, src: dbtest.Pool(t, dbtest.URL(name)), srcURL: dbtest.URL(name), an: an}
+	return private{server: c, src: dbtest.Pool(t, dbtest.URL(name)), srcDB: name, an: an}
 }
 
 // readPaths are a request of every kind the API reads with: on a hot standby each must be
@@ -248,7 +248,7 @@ func TestAnalyticsOutage(t *testing.T) {
 	t.Cleanup(func() { _ = worker.Stop(context.Background()) })
 	job, err := worker.Insert(ctx, jobs.RefreshMerchantArgs{MerchantID: m}, nil)
 	require.NoError(t, err)
-	waitingFdwBackend(t, p.src, dbtestName(p.srcURL))
+	waitingFdwBackend(t, p.src, p.srcDB)
 
 	p.server.Stop()
 	release()
@@ -267,32 +267,8 @@ func TestAnalyticsOutage(t *testing.T) {
 		require.Equal(t, 200, status, path+": "+string(body))
 	}
 	require.Equal(t, 200, ready())
-	done := waitForWithin(t, completed, 150*time.Second, func(e *river.Event) bool { return e.Job.ID == job.Job.ID })
+	done := waitForWithin(t, completed, "refresh_merchant", 150*time.Second, func(e *river.Event) bool { return e.Job.ID == job.Job.ID })
 	require.GreaterOrEqual(t, done.Job.Attempt, 2, "the attempt the outage broke is retried")
 	require.Zero(t, dirtyDays(t, p.an, m))
 	requireExact(t, a, p.src, m, "2025-05-01", "2025-05-31")
-}
-
-// waitForWithin returns the first event for which ok holds, within d.
-func waitForWithin(t *testing.T, events <-chan *river.Event, d time.Duration, ok func(*river.Event) bool) *river.Event {
-	t.Helper()
-	deadline := time.After(d)
-	for {
-		select {
-		case e := <-events:
-			if ok(e) {
-				return e
-			}
-		case <-deadline:
-			t.Fatal("no such job event in time")
-		}
-	}
-}
-
-func dbtestName(url string) string {
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		panic(err)
-	}
-	return cfg.ConnConfig.Database
 }

@@ -52,8 +52,9 @@ func save(dir string, r Result) error {
 	if err := os.MkdirAll(resDir, 0o755); err != nil {
 		return fmt.Errorf("results dir: %w", err)
 	}
+	path := filepath.Join(resDir, fmt.Sprintf("orders-%d.json", r.Orders))
 	if r.soakOnly { // a soak joins the last full run of its size
-		if b, err := os.ReadFile(filepath.Join(resDir, fmt.Sprintf("orders-%d.json", r.Orders))); err == nil {
+		if b, err := os.ReadFile(path); err == nil {
 			var full Result
 			if err := json.Unmarshal(b, &full); err != nil {
 				return fmt.Errorf("parse the saved result: %w", err)
@@ -66,7 +67,7 @@ func save(dir string, r Result) error {
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(resDir, fmt.Sprintf("orders-%d.json", r.Orders)), append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save result: %w", err)
 	}
 	return nil

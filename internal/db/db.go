@@ -93,10 +93,11 @@ var ErrTimeout = errors.New("statement timeout")
 // restart, a crash, a failover): a retry later may succeed.
 var ErrUnavailable = errors.New("database unavailable")
 
-// classify names the server errors callers act on (errors.Is(err, ErrTimeout),
-// errors.Is(err, ErrUnavailable)), keeping the server's error in the chain.
-func classify(err error) error {
-	if errors.Is(err, ErrTimeout) || errors.Is(err, ErrUnavailable) {
+// Classify names the server errors callers act on (errors.Is(err, ErrTimeout),
+// errors.Is(err, ErrUnavailable)), keeping the server's error in the chain. AsMerchant applies
+// it; a read made outside it calls it itself.
+func Classify(err error) error {
+	if err == nil || errors.Is(err, ErrTimeout) || errors.Is(err, ErrUnavailable) {
 		return err
 	}
 	var pgErr *pgconn.PgError
@@ -105,21 +106,13 @@ func classify(err error) error {
 	case errors.As(err, &pgErr) && pgErr.Code == pgerrcode.QueryCanceled:
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.As(err, &pgErr) && (pgerrcode.IsConnectionException(pgErr.Code) ||
-		pgerrcode.IsOperatorIntervention(pgErr.Code) || pgErr.Code == pgerrcode.CannotConnectNow):
-		// admin_shutdown, crash_shutdown, cannot_connect_now, connection failures
+		pgerrcode.IsOperatorIntervention(pgErr.Code)):
+		// connection failures; admin_shutdown, crash_shutdown, cannot_connect_now
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case errors.As(err, &connErr):
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
-}
-
-// Classify is classify for reads made outside AsMerchant.
-func Classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	return classify(err)
 }
 
 // connectError says in one line where the connection went and why. pgconn reports every
@@ -209,7 +202,7 @@ func AsMerchant(ctx context.Context, pool *pgxpool.Pool, merchantID int64, plans
 				_ = conn.Conn().Close(context.WithoutCancel(ctx)) // the pool drops a closed connection
 			}
 		}
-		return classify(err)
+		return Classify(err)
 	}
 	return nil
 }

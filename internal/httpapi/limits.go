@@ -35,15 +35,20 @@ func rateLimit(l Limits) func(http.Handler) http.Handler {
 		lim  *rate.Limiter
 		seen time.Time
 	}
+	type subject struct {
+		merchant int64
+		admin    bool
+	}
 	var (
 		mu      sync.Mutex
-		buckets = map[string]*bucket{}
+		buckets = map[subject]*bucket{}
 		swept   = time.Now()
 	)
 	take := func(c *auth.Claims) time.Duration {
-		r, b, key := l.Rate, l.Burst, "m"+strconv.FormatInt(c.MerchantID, 10)
-		if c.Role == auth.RoleAdmin {
-			r, b, key = l.AdminRate, l.AdminBurst, "a"+strconv.FormatInt(c.MerchantID, 10)
+		key := subject{merchant: c.MerchantID, admin: c.Role == auth.RoleAdmin}
+		r, b := l.Rate, l.Burst
+		if key.admin {
+			r, b = l.AdminRate, l.AdminBurst
 		}
 		if r <= 0 {
 			return 0

@@ -62,14 +62,15 @@ var (
 	_ gen.GetAdminMerchantsResponseObject = (*Problem)(nil)
 )
 
-func (p *Problem) VisitGetSummaryResponse(w http.ResponseWriter) error       { return p.write(w) }
-func (p *Problem) VisitGetTimeseriesResponse(w http.ResponseWriter) error    { return p.write(w) }
-func (p *Problem) VisitGetCustomersResponse(w http.ResponseWriter) error     { return p.write(w) }
-func (p *Problem) VisitGetCohortsResponse(w http.ResponseWriter) error       { return p.write(w) }
-func (p *Problem) VisitGetBreakdownResponse(w http.ResponseWriter) error     { return p.write(w) }
-func (p *Problem) VisitGetABCResponse(w http.ResponseWriter) error           { return p.write(w) }
-func (p *Problem) VisitGetFreshnessResponse(w http.ResponseWriter) error     { return p.write(w) }
-func (p *Problem) VisitPostAdminRefreshResponse(w http.ResponseWriter) error { return p.write(w) }
+func (p *Problem) VisitGetSummaryResponse(w http.ResponseWriter) error        { return p.write(w) }
+func (p *Problem) VisitGetTimeseriesResponse(w http.ResponseWriter) error     { return p.write(w) }
+func (p *Problem) VisitGetCustomersResponse(w http.ResponseWriter) error      { return p.write(w) }
+func (p *Problem) VisitGetCohortsResponse(w http.ResponseWriter) error        { return p.write(w) }
+func (p *Problem) VisitGetBreakdownResponse(w http.ResponseWriter) error      { return p.write(w) }
+func (p *Problem) VisitGetABCResponse(w http.ResponseWriter) error            { return p.write(w) }
+func (p *Problem) VisitGetFreshnessResponse(w http.ResponseWriter) error      { return p.write(w) }
+func (p *Problem) VisitPostAdminRefreshResponse(w http.ResponseWriter) error  { return p.write(w) }
+func (p *Problem) VisitGetAdminMerchantsResponse(w http.ResponseWriter) error { return p.write(w) }
 
 // writeProblem answers with a problem outside the strict handlers (middleware, 404, 500).
 func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
@@ -78,4 +79,3 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	}
 	_ = p.write(w)
 }
-func (p *Problem) VisitGetAdminMerchantsResponse(w http.ResponseWriter) error { return p.write(w) }

@@ -29,8 +29,9 @@ CREATE VIEW refresh.pending_merchants AS
     SELECT merchant_id FROM pipeline.dirty_catalogs;
 
 -- Copies the shared reference data (cities with their names and regions, categories with
--- their names). The API reads names and regions from it, so a change moves every merchant's
--- data version (rare: a catalog edit). Refreshes run it before loading days.
+-- their names) and the merchants' names. The API reads names and regions from the reference
+-- data, so a change there moves every merchant's data version (rare: a catalog edit); a
+-- merchant's name is not a figure and moves none. Refreshes run it before loading days.
 CREATE PROCEDURE refresh.load_reference()
 LANGUAGE sql AS $$
     WITH cities AS (
