@@ -76,14 +76,14 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- Recomputes what was read (read_days, then read_orders) for the
--- merchants p_merchants: the catalog copy, the facts of every staged order netted into
--- agg.key_months, the customer events of every customer whose orders changed, the snapshot,
--- and the merchants' freshness.
-CREATE PROCEDURE refresh.net_staged(p_merchants bigint[])
+-- merchants p_merchants: the catalog copy (the product lists of p_catalogs compared with the
+-- source's), the facts of every staged order netted into agg.key_months, the customer events
+-- of every customer whose orders changed, the snapshot, and the merchants' freshness.
+CREATE PROCEDURE refresh.net_staged(p_merchants bigint[], p_catalogs bigint[])
 LANGUAGE plpgsql AS $$
 BEGIN
     CALL refresh.stage_orders(p_merchants);
-    CALL refresh.read_catalog(p_merchants);
+    CALL refresh.read_catalog(p_catalogs);
     CALL refresh.add_catalog_orders();
     CALL refresh.add_facts('old');
     CALL refresh.add_catalog_facts(-1);
@@ -111,7 +111,7 @@ BEGIN
     DELETE FROM pipeline.dirty_days WHERE merchant_id = p_merchant AND day BETWEEN p_from AND p_to;
     CALL refresh.read_days(ARRAY[p_merchant], p_from, p_to);
     CALL refresh.read_orders('{}');
-    CALL refresh.net_staged(ARRAY[p_merchant]);
+    CALL refresh.net_staged(ARRAY[p_merchant], ARRAY[p_merchant]);
 END $$;
 
 -- Refreshes the dirty days and changed orders of one merchant (the River job's unit of
@@ -159,11 +159,13 @@ DECLARE
     v_order bigint[];
     v_range record;
     v_run   bigint[];
-    v_list  boolean;
+    v_lists bigint[];
 BEGIN
     CALL refresh.scratch();
-    WITH d AS (DELETE FROM pipeline.dirty_catalogs WHERE merchant_id = ANY (p_merchants) RETURNING 1)
-    SELECT count(*) > 0 INTO v_list FROM d;
+    -- The product lists to compare: those the change scan found changed (comparing every
+    -- merchant's again here would read the whole catalog on both sides once more).
+    WITH d AS (DELETE FROM pipeline.dirty_catalogs WHERE merchant_id = ANY (p_merchants) RETURNING merchant_id)
+    SELECT coalesce(array_agg(merchant_id), '{}') INTO v_lists FROM d;
     WITH d AS (
         DELETE FROM pipeline.dirty_days x
         WHERE x.merchant_id = ANY (p_merchants)
@@ -181,7 +183,7 @@ BEGIN
         CALL refresh.read_days(v_run, v_range.first_day, v_range.last_day);
     END LOOP;
     CALL refresh.read_orders(coalesce(v_order, '{}'));
-    IF p_days > 0 OR v_list THEN -- a product list alone: its moved products' orders are netted again
-        CALL refresh.net_staged(p_merchants);
+    IF p_days > 0 OR cardinality(v_lists) > 0 THEN -- a product list alone: its moved products' orders are netted again
+        CALL refresh.net_staged(p_merchants, v_lists);
     END IF;
 END $$;

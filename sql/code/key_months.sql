@@ -66,6 +66,7 @@ SET work_mem = '256MB'
 AS $$
 DECLARE
     v_fresh     boolean;
+    v_cells     bigint;
     v_merchants bigint[];
     v_dims      "char"[];
     v_months    date[];
@@ -98,6 +99,23 @@ BEGIN
     -- Nothing stored yet for these merchants (a backfill): no rows to read back or compare.
     v_fresh := NOT EXISTS (SELECT FROM (SELECT DISTINCT merchant_id FROM pg_temp.key_net) AS m
                            WHERE EXISTS (SELECT FROM agg.key_months b WHERE b.merchant_id = m.merchant_id AND b.dim = 't'));
+    IF NOT v_fresh THEN
+        -- The planner sizes the hash tables below by its estimate (every key a thousand months
+        -- of a thousand entries), up to work_mem, and allocates them whole: size work_mem by the
+        -- key months read back instead (~50 entries each), so that a small refresh does not
+        -- spend most of its time allocating memory.
+        WITH m AS (
+            SELECT merchant_id, (SELECT max(b.month) FROM agg.key_months b WHERE b.merchant_id = n.merchant_id AND b.dim = 't') AS last
+            FROM (SELECT DISTINCT merchant_id FROM pg_temp.key_net) AS n
+        ), k AS (
+            SELECT merchant_id, min(day) AS d0 FROM pg_temp.key_net GROUP BY merchant_id, dim, key
+        )
+        SELECT coalesce(sum(greatest(1, extract(year FROM age(m.last, date_trunc('month', k.d0)::date)) * 12
+                                        + extract(month FROM age(m.last, date_trunc('month', k.d0)::date)) + 1)), 0)::bigint
+        INTO v_cells
+        FROM k JOIN m USING (merchant_id);
+        PERFORM set_config('work_mem', least(greatest(v_cells * 64, 8192), 262144) || 'kB', true);
+    END IF;
     WITH d AS (
         SELECT * FROM pg_temp.key_net
     ), m AS (

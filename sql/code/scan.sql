@@ -129,7 +129,12 @@ BEGIN
             SELECT merchant_id, day FROM d
             ORDER BY 1, 2 -- key order, like reconciliation, so the two never deadlock
             ON CONFLICT DO NOTHING
-            RETURNING 1
+            RETURNING merchant_id
+        ), lists AS (
+            -- Their product lists are compared (read whole) by their first refresh.
+            INSERT INTO pipeline.dirty_catalogs (merchant_id)
+            SELECT DISTINCT merchant_id FROM ins ORDER BY 1
+            ON CONFLICT DO NOTHING
         )
         SELECT count(*) INTO v_marked FROM ins;
     ELSE
