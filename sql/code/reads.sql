@@ -63,10 +63,15 @@ LANGUAGE sql STABLE AS $$
                   WHERE s.coef <> 0 OR p_need[8] AND s.ccoef <> 0
                   OFFSET 0) AS e
             -- An index range per edge and slot (OFFSET 0: the rows are read where they are,
-            -- never copied aside to be joined with the slots, nor hashed against every month).
+            -- never copied aside to be joined with the slots, nor hashed against every month);
+            -- with p_keys, only those keys' entries of the index (one branch runs: the other's
+            -- condition on p_keys is a one-time filter).
             CROSS JOIN LATERAL (SELECT b.key, b.ek, b.v FROM agg.key_months b
-                                WHERE b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
-                                  AND (p_keys IS NULL OR b.key = ANY (p_keys))
+                                WHERE p_keys IS NULL AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
+                                UNION ALL
+                                SELECT b.key, b.ek, b.v FROM agg.key_months b
+                                WHERE p_keys IS NOT NULL AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
+                                  AND b.key = ANY (p_keys)
                                 OFFSET 0) AS b
             OFFSET 0
         ) AS x

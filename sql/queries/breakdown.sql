@@ -29,6 +29,7 @@ WITH level AS (
     UNION ALL
     SELECT k.*, 'g' FROM api.key_sums(@merchant_id, 'g', '{0}', ARRAY[@from_day::date], ARRAY[@to_day::date], @slots::int[], @coefs::int[], @cancelled_coefs::int[],
                                      @need::boolean[], ARRAY(SELECT id FROM level WHERE dim = 'g')) AS k
+    WHERE @parent_id::bigint IS NOT NULL -- planned away for a flat list, not called with no keys
 ), sums AS MATERIALIZED (
     SELECT CASE WHEN @dimension = 'region' THEN NULL ELSE k.key END AS key, min(k.dim) AS dim,
            CASE WHEN @dimension = 'region' THEN c.region ELSE l.label END AS label,
@@ -48,29 +49,28 @@ WITH level AS (
     FROM (SELECT s.key, s.dim, s.label FROM sums s
           CROSS JOIN LATERAL api.metrics(s.w1, s.w2, s.w3, s.w4, s.w5, s.w6, s.w7, s.w8) AS m
           ORDER BY /*ORDER*/, s.label, s.key LIMIT @page_limit OFFSET @page_offset) AS sorted
+), want AS MATERIALIZED (
+    -- The rows the page's figures read: its keys (their cities, for regions), as plain values
+    -- (row-level security keeps an expression of functions that are not leakproof above the
+    -- index).
+    SELECT page.pos, page.dim::"char" AS dim, coalesce(c.id, page.key) AS key
+    FROM page LEFT JOIN ref.cities c ON @dimension = 'region' AND c.region = page.label
 ), figures AS (
-    -- Every figure of the page's keys (of their cities, for regions).
-    SELECT CASE WHEN @dimension = 'region' THEN NULL ELSE k.key END AS key,
-           CASE WHEN @dimension = 'region' THEN c.region END AS region,
-           agg.isum(k.w1) AS w1, agg.isum(k.w2) AS w2, agg.isum(k.w3) AS w3, agg.isum(k.w4) AS w4, agg.isum(k.w5) AS w5,
-           agg.isum(k.w6) AS w6, agg.isum(k.w7) AS w7, agg.isum(k.cancelled) AS w8
-    FROM (SELECT * FROM api.key_sums(@merchant_id, CASE WHEN @parent_id::bigint IS NULL THEN api.dim_code(@dimension) ELSE 'c' END, '{0}',
-                                     ARRAY[@from_day::date], ARRAY[@to_day::date], @slots::int[], @coefs::int[], @cancelled_coefs::int[], '{t,t,t,t,t,t,t,t}',
-                                     CASE WHEN @dimension = 'region'
-                                          THEN ARRAY(SELECT c.id FROM ref.cities c WHERE c.region IN (SELECT label FROM page))
-                                          ELSE ARRAY(SELECT key FROM page WHERE dim <> 'g') END)
-          UNION ALL
-          SELECT * FROM api.key_sums(@merchant_id, 'g', '{0}', ARRAY[@from_day::date], ARRAY[@to_day::date], @slots::int[], @coefs::int[], @cancelled_coefs::int[],
-                                     '{t,t,t,t,t,t,t,t}', ARRAY(SELECT key FROM page WHERE dim = 'g'))) AS k
-    LEFT JOIN ref.cities c ON @dimension = 'region' AND c.id = k.key
-    GROUP BY 1, 2
+    -- Every figure of those rows, read key by key: with the key as a plain argument
+    -- api.key_sums is inlined (a subquery there would have it planned again at every call).
+    SELECT w.pos, agg.isum(k.w1) AS w1, agg.isum(k.w2) AS w2, agg.isum(k.w3) AS w3, agg.isum(k.w4) AS w4,
+           agg.isum(k.w5) AS w5, agg.isum(k.w6) AS w6, agg.isum(k.w7) AS w7, agg.isum(k.cancelled) AS w8
+    FROM want w
+    CROSS JOIN LATERAL api.key_sums(@merchant_id, w.dim, '{0}', ARRAY[@from_day::date], ARRAY[@to_day::date], @slots::int[],
+                                    @coefs::int[], @cancelled_coefs::int[], '{t,t,t,t,t,t,t,t}', ARRAY[w.key]) AS k
+    GROUP BY w.pos
 ), fig AS (
     SELECT page.pos, coalesce(page.label, page.key::text) AS key_text,
            coalesce(p.name, c.name, ci.name, page.label, page.key::text) AS name,
            c.parent_id, CASE WHEN @dimension = 'category' THEN EXISTS (SELECT FROM ref.categories x WHERE x.parent_id = page.key) END
                AS has_children, m.*
     FROM page
-    JOIN figures f ON f.key IS NOT DISTINCT FROM page.key AND (@dimension <> 'region' OR f.region = page.label)
+    JOIN figures f USING (pos)
     CROSS JOIN LATERAL api.metrics(f.w1, f.w2, f.w3, f.w4, f.w5, f.w6, f.w7, f.w8) AS m
     LEFT JOIN agg.products AS p ON @dimension = 'product' AND p.merchant_id = @merchant_id AND p.id = page.key
     LEFT JOIN ref.categories AS c ON @dimension = 'category' AND c.id = page.key
