@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/merchantagg/merchantagg/internal/dbtest"
+	"github.com/merchantagg/merchantagg/internal/refresh"
 	"github.com/merchantagg/merchantagg/internal/schema"
 )
 
@@ -85,6 +86,38 @@ func TestUpgradeFromVersion12(t *testing.T) {
 		t.Run(fmt.Sprintf("%d/%s", i, c), func(t *testing.T) { c.check(t, a, src) })
 	}
 	require.NoError(t, dbtest.Migrate(ctx, p), "migrate again: nothing left to convert")
+}
+
+// TestUpgradeFromVersion15: migration 016 gives the customer tiles that version 15 stored
+// (with changes still in their delta arrays) their own counts, and every kind of request is
+// then exact.
+func TestUpgradeFromVersion15(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	merchants := testMerchants(t, p)
+	for _, m := range merchants[:2] {
+		changeSource(t, src, m)
+	}
+	_, err := refresh.New(an).RefreshChanged(ctx, nil)
+	require.NoError(t, err)
+	var deltas int
+	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM agg.customer_tiles WHERE dck <> '{}'").Scan(&deltas))
+	require.NotZero(t, deltas, "tiles with changes not folded in")
+	// Version 15's tables: the tiles without their own counts.
+	_, err = an.Exec(ctx, `ALTER TABLE agg.customer_tiles DROP COLUMN below, DROP COLUMN events;
+		UPDATE `+schema.VersionTable+` SET version = 15`)
+	require.NoError(t, err)
+	require.NoError(t, dbtest.Migrate(ctx, p))
+	var off int
+	require.NoError(t, an.QueryRow(ctx, tileHeadsOff).Scan(&off))
+	require.Zero(t, off)
+	a := newAPI(t, p)
+	for i := range 40 {
+		c := drawCase(uint64(2000+i), i, merchants)
+		t.Run(fmt.Sprintf("%d/%s", i, c), func(t *testing.T) { c.check(t, a, src) })
+	}
 }
 
 // TestCodePackageOwnsItsSchemas: no state object (a table, a default, a policy, a view

@@ -125,6 +125,9 @@ func TestChangedOrdersEqualWholeDays(t *testing.T) {
 	}
 	after, snap := snapshot(t, an), orderSnapshot(t, an)
 	require.NotEqual(t, before, after)
+	var off int
+	require.NoError(t, an.QueryRow(ctx, tileHeadsOff).Scan(&off))
+	require.Zero(t, off, "customer tiles whose own counts differ from their events after the changes")
 
 	// The same orders read again (a scan's overlap): nothing moves.
 	_, err = an.Exec(ctx, `

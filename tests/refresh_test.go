@@ -129,7 +129,26 @@ const tileCounts = `
 		SELECT merchant_id, grain, period, ck, sum(n) AS n FROM entries GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
 	)
 	SELECT md5(string_agg(concat_ws('/', merchant_id, grain, period, ck, n), ',' ORDER BY merchant_id, grain, period, ck))
+	       || (SELECT md5(string_agg(concat_ws('/', merchant_id, grain, period, x.s, x.b, x.e), ','
+	                                 ORDER BY merchant_id, grain, period, x.s))
+	           FROM agg.customer_tiles c CROSS JOIN LATERAL unnest(c.segs, c.below, c.events) AS x (s, b, e)
+	           WHERE x.e <> 0)
 	FROM counts`
+
+// tileHeadsOff counts the customer tiles whose own counts (below, events: migration 016)
+// differ from what their event arrays say.
+const tileHeadsOff = `
+	SELECT count(*) FROM agg.customer_tiles c
+	CROSS JOIN LATERAL (
+		SELECT coalesce(array_agg(coalesce(c.cum[width_bucket(s + lo - 1, c.ck)], 0) - coalesce(c.cum[width_bucket(s - 1, c.ck)], 0)
+		                          + coalesce(c.dcum[width_bucket(s + lo - 1, c.dck)], 0) - coalesce(c.dcum[width_bucket(s - 1, c.dck)], 0)
+		                          ORDER BY i), '{}') AS below,
+		       coalesce(array_agg(coalesce(c.cum[width_bucket(s + 1048575, c.ck)], 0) - coalesce(c.cum[width_bucket(s - 1, c.ck)], 0)
+		                          + coalesce(c.dcum[width_bucket(s + 1048575, c.dck)], 0) - coalesce(c.dcum[width_bucket(s - 1, c.dck)], 0)
+		                          ORDER BY i), '{}') AS events
+		FROM unnest(c.segs) WITH ORDINALITY AS x (s, i), LATERAL (SELECT (c.period - date '1899-12-31')::bigint AS lo) AS l
+	) AS x
+	WHERE (c.below, c.events) IS DISTINCT FROM (x.below, x.events)`
 
 // summaryOf asks the API for one merchant's summary over a range.
 func summaryOf(t *testing.T, a *api, m int64, from, to string) gen.Metrics {

@@ -58,6 +58,9 @@ func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	// Reads fan out over generate_series and unnest, whose default row estimates (1000 each)
 	// make a 1 ms plan look costly enough to JIT-compile for half a second.
 	cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	// The reads' lateral unnests take arrays of the row just read: a cache keyed on them
+	// (Memoize) never hits, and hashing and keeping every row's arrays costs the series reads.
+	cfg.ConnConfig.RuntimeParams["enable_memoize"] = "off"
 	// Plan each read for its own parameters unless AsMerchant is told otherwise (Plans).
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = string(CustomPlans)
 	// A slow read (a year of a big merchant's customers) must not hold up the quick ones

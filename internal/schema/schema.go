@@ -97,18 +97,41 @@ func announce(ctx context.Context, conn *pgx.Conn, log io.Writer) error {
 	err := conn.QueryRow(ctx,
 		`SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass('refresh.order_snapshot')`).Scan(&orders)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
+		return announceHeads(ctx, conn, log)
 	}
 	if err != nil {
 		return fmt.Errorf("read the aggregates' size: %w", err)
 	}
 	if orders == nil || *orders <= 0 {
-		return nil
+		return announceHeads(ctx, conn, log)
 	}
 	fmt.Fprintf(log, "migrate: version 13 rebuilds the aggregates of %d orders from their stored snapshot, without "+
 		"reading the source: about %s on 2 cores. It goes one merchant per transaction, holding that merchant's "+
 		"refresh lock; a merchant's figures are empty until its turn. Stop serve and worker of the older release first: "+
 		"they cannot read the new tables.\n", *orders, (time.Duration(*orders/convertRate) * time.Second).Round(time.Second))
+	return nil
+}
+
+// headRate is how many customer tiles migration 016 gives their own counts a second
+// (measured on 2 cores).
+const headRate = 8000
+
+// announceHeads tells, before migration 016 runs on tiles stored by an older release, how long
+// it will hold agg.customer_tiles.
+func announceHeads(ctx context.Context, conn *pgx.Conn, log io.Writer) error {
+	var tiles int64
+	err := conn.QueryRow(ctx, `SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c
+		WHERE c.oid = to_regclass('agg.customer_tiles')
+		  AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'events')`).Scan(&tiles)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && tiles == 0 {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the customer tiles' size: %w", err)
+	}
+	fmt.Fprintf(log, "migrate: version 16 adds their own counts to %d customer tiles: about %s on 2 cores, "+
+		"in one transaction that locks agg.customer_tiles (customer figures and refreshes wait for it).\n",
+		tiles, time.Duration(float64(tiles)/headRate*float64(time.Second)).Round(time.Second))
 	return nil
 }
 

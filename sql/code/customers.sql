@@ -161,7 +161,7 @@ BEGIN
     -- (dck and dcum empty); else only segs, dck and dcum are.
     CREATE TEMP TABLE IF NOT EXISTS tile_rows (
         merchant_id bigint, grain "char", period date, fold boolean, segs bigint[], ck bigint[], cum int[],
-        dck bigint[], dcum int[]
+        dck bigint[], dcum int[], below int[], events int[]
     ) ON COMMIT DELETE ROWS;
     DELETE FROM pg_temp.tile_rows;
     WITH d AS (
@@ -223,6 +223,32 @@ BEGIN
     LEFT JOIN (SELECT merchant_id, grain, period, array_agg(ck ORDER BY ck) AS dck, array_agg(cum ORDER BY ck) AS dcum
                FROM kept GROUP BY 1, 2, 3) AS k USING (merchant_id, grain, period)
     WHERE NOT s.fold;
+    -- Each period's counts as a range of its own, per segment (migration 016): the stored ones
+    -- plus the changes' (an event is below when its value is before the period's first day).
+    WITH d AS (
+        SELECT merchant_id, grain, period, (ck >> 20) << 20 AS s,
+               sum(n) FILTER (WHERE ck & 1048575 < refresh.day_value(period)) AS b, sum(n) AS e
+        FROM pg_temp.tile_deltas GROUP BY 1, 2, 3, 4
+    ), h AS (
+        SELECT merchant_id, grain, period, s, sum(b) AS b, sum(e) AS e
+        FROM (SELECT r.merchant_id, r.grain, r.period, x.s, x.b, x.e
+              FROM pg_temp.tile_rows r
+              CROSS JOIN LATERAL (SELECT c.segs, c.below, c.events FROM agg.customer_tiles c
+                                  WHERE NOT v_fresh AND c.merchant_id = r.merchant_id AND c.grain = r.grain
+                                    AND c.period = r.period OFFSET 0) AS c
+              CROSS JOIN LATERAL unnest(c.segs, c.below, c.events) AS x (s, b, e)
+              UNION ALL
+              SELECT * FROM d) AS x
+        GROUP BY 1, 2, 3, 4
+    )
+    UPDATE pg_temp.tile_rows r SET below = y.below, events = y.events
+    FROM (SELECT r.merchant_id, r.grain, r.period, array_agg(coalesce(h.b, 0)::int ORDER BY u.i) AS below,
+                 array_agg(coalesce(h.e, 0)::int ORDER BY u.i) AS events
+          FROM pg_temp.tile_rows r
+          CROSS JOIN LATERAL unnest(r.segs) WITH ORDINALITY AS u (s, i)
+          LEFT JOIN h ON (h.merchant_id, h.grain, h.period, h.s) = (r.merchant_id, r.grain, r.period, u.s)
+          GROUP BY 1, 2, 3) AS y
+    WHERE (r.merchant_id, r.grain, r.period) = (y.merchant_id, y.grain, y.period);
 
     INSERT INTO pg_temp.changed_merchants
     SELECT merchant_id FROM pg_temp.tile_rows
@@ -241,8 +267,8 @@ END $$;
 CREATE PROCEDURE refresh.insert_customer_tiles()
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO agg.customer_tiles (merchant_id, period, grain, segs, ck, cum)
-    SELECT merchant_id, period, grain, segs, ck, cum FROM pg_temp.tile_rows WHERE ck IS NOT NULL
+    INSERT INTO agg.customer_tiles (merchant_id, period, grain, segs, ck, cum, below, events)
+    SELECT merchant_id, period, grain, segs, ck, cum, below, events FROM pg_temp.tile_rows WHERE ck IS NOT NULL
     ORDER BY merchant_id, grain, period;
 END $$;
 
@@ -259,10 +285,12 @@ BEGIN
     USING pg_temp.tile_rows r
     ON c.merchant_id = r.merchant_id AND c.grain = r.grain AND c.period = r.period
     WHEN MATCHED AND r.fold AND r.ck IS NULL THEN DELETE
-    WHEN MATCHED AND r.fold THEN UPDATE SET segs = r.segs, ck = r.ck, cum = r.cum, dck = '{}', dcum = '{}'
-    WHEN MATCHED THEN UPDATE SET segs = r.segs, dck = r.dck, dcum = r.dcum
+    WHEN MATCHED AND r.fold THEN
+        UPDATE SET segs = r.segs, ck = r.ck, cum = r.cum, dck = '{}', dcum = '{}', below = r.below, events = r.events
+    WHEN MATCHED THEN UPDATE SET segs = r.segs, dck = r.dck, dcum = r.dcum, below = r.below, events = r.events
     WHEN NOT MATCHED AND r.ck IS NOT NULL THEN
-        INSERT (merchant_id, period, grain, segs, ck, cum) VALUES (r.merchant_id, r.period, r.grain, r.segs, r.ck, r.cum);
+        INSERT (merchant_id, period, grain, segs, ck, cum, below, events)
+        VALUES (r.merchant_id, r.period, r.grain, r.segs, r.ck, r.cum, r.below, r.events);
 END $$;
 
 -- Adds the netted cohort_deltas to agg.cohort_counts (by primary key, as above).

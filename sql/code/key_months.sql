@@ -102,8 +102,8 @@ BEGIN
     IF NOT v_fresh THEN
         -- The planner sizes the hash tables below by its estimate (every key a thousand months
         -- of a thousand entries), up to work_mem, and allocates them whole: size work_mem by the
-        -- key months read back instead (~50 entries each), so that a small refresh does not
-        -- spend most of its time allocating memory.
+        -- key months read back instead (~50 entries of ~150 bytes each), so that a small
+        -- refresh does not spend most of its time allocating memory.
         WITH m AS (
             SELECT merchant_id, (SELECT max(b.month) FROM agg.key_months b WHERE b.merchant_id = n.merchant_id AND b.dim = 't') AS last
             FROM (SELECT DISTINCT merchant_id FROM pg_temp.key_net) AS n
@@ -114,7 +114,7 @@ BEGIN
                                         + extract(month FROM age(m.last, date_trunc('month', k.d0)::date)) + 1)), 0)::bigint
         INTO v_cells
         FROM k JOIN m USING (merchant_id);
-        PERFORM set_config('work_mem', least(greatest(v_cells * 64, 8192), 262144) || 'kB', true);
+        PERFORM set_config('work_mem', least(greatest(v_cells * 16, 8192), 262144) || 'kB', true);
     END IF;
     WITH d AS (
         SELECT * FROM pg_temp.key_net

@@ -109,30 +109,40 @@ CREATE FUNCTION api.customer_counts(p_merchant bigint, p_grp int[], p_grain "cha
 RETURNS TABLE (grp int, customers bigint, new_customers bigint, repeaters bigint)
 LANGUAGE sql STABLE AS $$
     WITH period AS MATERIALIZED (
-        SELECT t.grp, t.grain, p::date AS period, (g.lo - date '1899-12-31')::bigint AS lo
+        SELECT t.grp, t.grain, p::date AS period, (g.lo - date '1899-12-31')::bigint AS lo, p::date = g.lo AS head
         FROM unnest(p_grp, p_grain, p_first, p_last) AS t (grp, grain, first, last)
         JOIN unnest(p_lo_grp, p_lo) AS g (grp, lo) USING (grp),
              generate_series(t.first, t.last,
                              CASE t.grain WHEN 'd' THEN interval '1 day' WHEN 'w' THEN interval '7 days'
                                           WHEN 'm' THEN interval '1 month' ELSE interval '3 months' END) AS p
     ), tile AS (
-        -- A tile's arrays are copied out of storage once here (|| '{}'), not again at every
-        -- binary search below (a large tile is stored compressed).
-        SELECT p.grp, p.lo, c.segs, c.ck, c.cum, c.dck, c.dcum
+        -- A group's first period (head) is counted from its own counts (below, events), with
+        -- no binary search; the others' arrays are copied out of storage once here (|| '{}'),
+        -- not again at every binary search below (a large tile is stored compressed), and a
+        -- head's are not read at all.
+        SELECT p.grp, p.lo, p.head, c.segs, c.below, c.events, c.ck, c.cum, c.dck, c.dcum
         FROM period p
-        CROSS JOIN LATERAL (SELECT c.segs, c.ck || '{}'::bigint[] AS ck, c.cum || '{}'::int[] AS cum, c.dck, c.dcum
+        CROSS JOIN LATERAL (SELECT c.segs, c.below, c.events,
+                                   CASE WHEN NOT p.head THEN c.ck || '{}'::bigint[] END AS ck,
+                                   CASE WHEN NOT p.head THEN c.cum || '{}'::int[] END AS cum,
+                                   CASE WHEN NOT p.head THEN c.dck END AS dck, CASE WHEN NOT p.head THEN c.dcum END AS dcum
                             FROM agg.customer_tiles c
                             WHERE c.merchant_id = p_merchant AND c.grain = p.grain AND c.period = p.period
                             OFFSET 0) AS c
     ), seg AS (
-        -- The tile's counts and its delta's (changes not yet folded in).
-        SELECT t.grp, s >> 52 AS kind,
-               coalesce(t.cum[width_bucket(s + t.lo - 1, t.ck)], 0) - coalesce(t.cum[width_bucket(s - 1, t.ck)], 0)
-               + coalesce(t.dcum[width_bucket(s + t.lo - 1, t.dck)], 0) - coalesce(t.dcum[width_bucket(s - 1, t.dck)], 0) AS below,
-               coalesce(t.cum[width_bucket(s + 1048575, t.ck)], 0) - coalesce(t.cum[width_bucket(s - 1, t.ck)], 0)
-               + coalesce(t.dcum[width_bucket(s + 1048575, t.dck)], 0) - coalesce(t.dcum[width_bucket(s - 1, t.dck)], 0) AS total
-        FROM tile t CROSS JOIN LATERAL unnest(t.segs) AS s
-        WHERE (s >> 20) & (1::bigint << (p_filter - 1)) <> 0
+        -- Each segment's events below the group's first day and in all (a tile's delta, the
+        -- changes not yet folded in, counted too).
+        SELECT t.grp, x.s >> 52 AS kind,
+               CASE WHEN t.head THEN x.b
+                    ELSE coalesce(t.cum[width_bucket(x.s + t.lo - 1, t.ck)], 0) - coalesce(t.cum[width_bucket(x.s - 1, t.ck)], 0)
+                         + coalesce(t.dcum[width_bucket(x.s + t.lo - 1, t.dck)], 0)
+                         - coalesce(t.dcum[width_bucket(x.s - 1, t.dck)], 0) END AS below,
+               CASE WHEN t.head THEN x.e
+                    ELSE coalesce(t.cum[width_bucket(x.s + 1048575, t.ck)], 0) - coalesce(t.cum[width_bucket(x.s - 1, t.ck)], 0)
+                         + coalesce(t.dcum[width_bucket(x.s + 1048575, t.dck)], 0)
+                         - coalesce(t.dcum[width_bucket(x.s - 1, t.dck)], 0) END AS total
+        FROM tile t CROSS JOIN LATERAL unnest(t.segs, t.below, t.events) AS x (s, b, e)
+        WHERE (x.s >> 20) & (1::bigint << (p_filter - 1)) <> 0
     )
     SELECT grp, c1 + c3, c3 - b3, c2 - c1 - c3
     FROM (SELECT grp, coalesce(sum(below) FILTER (WHERE kind = 1), 0) AS c1,
