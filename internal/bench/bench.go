@@ -94,6 +94,10 @@ type Result struct {
 	BackfillRowsPerS  float64 `json:"backfill_orders_per_second"`
 	BackfillRatio     float64 `json:"backfill_ratio"`
 	RefreshPeakRSSMiB float64 `json:"refresh_peak_rss_mib"`
+	// BackfillDate is when the backfill above ran, when this run reused its database
+	// (-skip-backfill): the figures are that run's.
+	BackfillDate   *time.Time `json:"backfill_date,omitempty"`
+	backfillReused bool
 
 	Incremental []Incremental `json:"incremental"`
 	// IncrementalYear is 1k changes spread over the last year of data (each moves its keys'
@@ -190,6 +194,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	env := benchEnv(o, srcURL, anURL)
 	if o.SkipBackfill {
 		st.say("reusing the refreshed analytics database %s (-skip-backfill)", o.AnalyticsDB)
+		r.backfillReused = true
 		if _, err := runBin(ctx, o.Bin, env, "refresh"); err != nil { // catch up with the bench's own changes
 			return r, err
 		}

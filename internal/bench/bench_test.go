@@ -132,3 +132,24 @@ func TestSoakJoinsSavedResult(t *testing.T) {
 	require.Contains(t, string(md), "| soak minute |")
 	require.Contains(t, string(md), "`/v1/summary`")
 }
+
+// TestReusedDatabaseKeepsItsBackfill: a run on a reused analytics database (-skip-backfill)
+// replaces the saved result but keeps the backfill figures of the run that built it.
+func TestReusedDatabaseKeepsItsBackfill(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	built := time.Date(2026, 12, 2, 19, 19, 0, 0, time.UTC)
+	require.NoError(t, save(dir, Result{Date: built, Orders: 1000, Merchants: 2, GroupBySeconds: 2, BackfillSeconds: 300,
+		BackfillRatio: 150}))
+	require.NoError(t, Report(dir, Result{Date: built.Add(time.Hour), Orders: 1000, Merchants: 3, backfillReused: true,
+		Load: []Load{{Name: "mix", Rate: 50, Requests: 1, P50ms: 1, P95ms: 2, P99ms: 3, MaxMs: 4}}}))
+	all, err := loadResults(filepath.Join(dir, "bench", "results"))
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	require.Equal(t, 3, all[0].Merchants, "the new run replaces the saved one")
+	require.Equal(t, 300.0, all[0].BackfillSeconds)
+	require.Equal(t, built, all[0].BackfillDate.UTC())
+	md, err := os.ReadFile(filepath.Join(dir, "BENCHMARKS.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(md), "the run of 2026-12-02 19:19, whose database this one reused")
+}

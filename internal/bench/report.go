@@ -53,14 +53,23 @@ func save(dir string, r Result) error {
 		return fmt.Errorf("results dir: %w", err)
 	}
 	path := filepath.Join(resDir, fmt.Sprintf("orders-%d.json", r.Orders))
-	if r.soakOnly { // a soak joins the last full run of its size
+	if r.soakOnly || r.backfillReused {
 		if b, err := os.ReadFile(path); err == nil {
-			var full Result
-			if err := json.Unmarshal(b, &full); err != nil {
+			var saved Result
+			if err := json.Unmarshal(b, &saved); err != nil {
 				return fmt.Errorf("parse the saved result: %w", err)
 			}
-			full.Soak = r.Soak
-			r = full
+			if r.soakOnly { // a soak joins the last full run of its size
+				saved.Soak = r.Soak
+				r = saved
+			} else if saved.BackfillSeconds > 0 { // a run on a reused database keeps the backfill that built it
+				r.SeedSeconds, r.GroupBySeconds, r.BackfillSeconds = saved.SeedSeconds, saved.GroupBySeconds, saved.BackfillSeconds
+				r.BackfillRowsPerS, r.BackfillRatio, r.RefreshPeakRSSMiB = saved.BackfillRowsPerS, saved.BackfillRatio, saved.RefreshPeakRSSMiB
+				r.BackfillDate = saved.BackfillDate
+				if r.BackfillDate == nil {
+					r.BackfillDate = &saved.Date
+				}
+			}
 		}
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -186,7 +195,7 @@ Server: {{.Server}}.
 | measure | merchantagg | baseline, same run | ratio |
 |---|---|---|---|
 {{- if .BackfillSeconds}}
-| full backfill (` + "`merchantagg refresh`" + `) | {{f1 .BackfillSeconds}} s, {{f0 .BackfillRowsPerS}} orders/s | plain GROUP BY merchant × day × status: {{f2 .GroupBySeconds}} s | {{f1 .BackfillRatio}}× |
+| full backfill (` + "`merchantagg refresh`" + `{{with .BackfillDate}}; the run of {{.Format "2006-01-02 15:04"}}, whose database this one reused{{end}}) | {{f1 .BackfillSeconds}} s, {{f0 .BackfillRowsPerS}} orders/s | plain GROUP BY merchant × day × status: {{f2 .GroupBySeconds}} s | {{f1 .BackfillRatio}}× |
 {{- else}}
 | full backfill | not measured in this run (-skip-backfill) | | |
 {{- end}}
