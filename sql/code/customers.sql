@@ -169,9 +169,10 @@ BEGIN
         GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
     ), t AS MATERIALIZED (
         -- The periods touched, with their stored tiles (one primary key lookup each).
-        SELECT t.merchant_id, t.grain, t.period, c.segs, c.dck, c.dcum, coalesce(c.main, 0) AS main
+        SELECT t.merchant_id, t.grain, t.period, c.segs, c.dck, c.dcum, coalesce(c.main, 0) AS main, c.below, c.events
         FROM (SELECT DISTINCT merchant_id, grain, period FROM d) AS t
-        LEFT JOIN LATERAL (SELECT c.segs, pg_column_size(c.ck) / 8 AS main, c.dck, c.dcum FROM agg.customer_tiles c
+        LEFT JOIN LATERAL (SELECT c.segs, pg_column_size(c.ck) / 8 AS main, c.dck, c.dcum, c.below, c.events
+                           FROM agg.customer_tiles c
                            WHERE NOT v_fresh AND c.merchant_id = t.merchant_id AND c.grain = t.grain
                              AND c.period = t.period OFFSET 0) AS c ON true
     ), delta AS (
@@ -205,50 +206,38 @@ BEGIN
     ), kept AS (
         SELECT merchant_id, grain, period, ck, (sum(n) OVER (PARTITION BY merchant_id, grain, period ORDER BY ck))::int AS cum
         FROM delta d JOIN sized s USING (merchant_id, grain, period) WHERE NOT s.fold
+    ), h AS (
+        -- Each period's segments with events, and its counts as a range of its own per segment
+        -- (migration 016): the stored ones plus the changes' (an event is below when its value
+        -- is before the period's first day). A segment left with no event is dropped.
+        SELECT merchant_id, grain, period, array_agg(s ORDER BY s) AS segs, array_agg(b::int ORDER BY s) AS below,
+               array_agg(e::int ORDER BY s) AS events
+        FROM (SELECT merchant_id, grain, period, s, sum(b) AS b, sum(e) AS e
+              FROM (SELECT t.merchant_id, t.grain, t.period, x.s, x.b, x.e
+                    FROM t CROSS JOIN LATERAL unnest(t.segs, t.below, t.events) AS x (s, b, e)
+                    UNION ALL
+                    SELECT merchant_id, grain, period, (ck >> 20) << 20,
+                           CASE WHEN ck & 1048575 < refresh.day_value(period) THEN n ELSE 0 END, n
+                    FROM d) AS x
+              GROUP BY 1, 2, 3, 4 HAVING sum(e) <> 0) AS x
+        GROUP BY 1, 2, 3
     )
     INSERT INTO pg_temp.tile_rows
     -- Folded: a period left with no event gets NULL arrays, and is deleted.
-    SELECT s.merchant_id, s.grain, s.period, true, f.segs, f.ck, f.cum, '{}', '{}'
+    SELECT s.merchant_id, s.grain, s.period, true, h.segs, f.ck, f.cum, '{}', '{}', h.below, h.events
     FROM sized s
-    LEFT JOIN (SELECT merchant_id, grain, period,
-                      ARRAY(SELECT DISTINCT (x >> 20) << 20 FROM unnest(array_agg(ck)) AS x ORDER BY 1) AS segs,
-                      array_agg(ck ORDER BY ck) AS ck, array_agg(cum ORDER BY ck) AS cum
+    LEFT JOIN (SELECT merchant_id, grain, period, array_agg(ck ORDER BY ck) AS ck, array_agg(cum ORDER BY ck) AS cum
                FROM folded GROUP BY 1, 2, 3) AS f USING (merchant_id, grain, period)
+    LEFT JOIN h USING (merchant_id, grain, period)
     WHERE s.fold
     UNION ALL
-    SELECT s.merchant_id, s.grain, s.period, false,
-           ARRAY(SELECT DISTINCT x FROM (SELECT unnest(s.segs) AS x UNION SELECT (y >> 20) << 20 FROM unnest(k.dck) AS y) AS u ORDER BY 1),
-           NULL, NULL, coalesce(k.dck, '{}'), coalesce(k.dcum, '{}')
+    SELECT s.merchant_id, s.grain, s.period, false, coalesce(h.segs, '{}'), NULL, NULL, coalesce(k.dck, '{}'),
+           coalesce(k.dcum, '{}'), coalesce(h.below, '{}'), coalesce(h.events, '{}')
     FROM sized s
     LEFT JOIN (SELECT merchant_id, grain, period, array_agg(ck ORDER BY ck) AS dck, array_agg(cum ORDER BY ck) AS dcum
                FROM kept GROUP BY 1, 2, 3) AS k USING (merchant_id, grain, period)
+    LEFT JOIN h USING (merchant_id, grain, period)
     WHERE NOT s.fold;
-    -- Each period's counts as a range of its own, per segment (migration 016): the stored ones
-    -- plus the changes' (an event is below when its value is before the period's first day).
-    WITH d AS (
-        SELECT merchant_id, grain, period, (ck >> 20) << 20 AS s,
-               sum(n) FILTER (WHERE ck & 1048575 < refresh.day_value(period)) AS b, sum(n) AS e
-        FROM pg_temp.tile_deltas GROUP BY 1, 2, 3, 4
-    ), h AS (
-        SELECT merchant_id, grain, period, s, sum(b) AS b, sum(e) AS e
-        FROM (SELECT r.merchant_id, r.grain, r.period, x.s, x.b, x.e
-              FROM pg_temp.tile_rows r
-              CROSS JOIN LATERAL (SELECT c.segs, c.below, c.events FROM agg.customer_tiles c
-                                  WHERE NOT v_fresh AND c.merchant_id = r.merchant_id AND c.grain = r.grain
-                                    AND c.period = r.period OFFSET 0) AS c
-              CROSS JOIN LATERAL unnest(c.segs, c.below, c.events) AS x (s, b, e)
-              UNION ALL
-              SELECT * FROM d) AS x
-        GROUP BY 1, 2, 3, 4
-    )
-    UPDATE pg_temp.tile_rows r SET below = y.below, events = y.events
-    FROM (SELECT r.merchant_id, r.grain, r.period, array_agg(coalesce(h.b, 0)::int ORDER BY u.i) AS below,
-                 array_agg(coalesce(h.e, 0)::int ORDER BY u.i) AS events
-          FROM pg_temp.tile_rows r
-          CROSS JOIN LATERAL unnest(r.segs) WITH ORDINALITY AS u (s, i)
-          LEFT JOIN h ON (h.merchant_id, h.grain, h.period, h.s) = (r.merchant_id, r.grain, r.period, u.s)
-          GROUP BY 1, 2, 3) AS y
-    WHERE (r.merchant_id, r.grain, r.period) = (y.merchant_id, y.grain, y.period);
 
     INSERT INTO pg_temp.changed_merchants
     SELECT merchant_id FROM pg_temp.tile_rows

@@ -5,7 +5,8 @@
 --
 -- below[i] and events[i] go with segs[i]: of the events of that segment (ck and dck together),
 -- how many, and how many with a value below the period's first day. A refresh adds its changes
--- to both. The tiles stored by version 15 get them here from their arrays, in one UPDATE that
+-- to both, and from this version segs lists the segments that have events (one whose events
+-- all went is dropped). The tiles stored by version 15 get them here from their arrays, in one UPDATE that
 -- holds agg.customer_tiles locked (customer figures wait for it; `migrate` says how long).
 ALTER TABLE agg.customer_tiles ADD COLUMN below int[], ADD COLUMN events int[];
 
