@@ -80,11 +80,8 @@ func TestETagFollowsTheData(t *testing.T) {
 	})
 
 	t.Run("a 304 reads no aggregate", func(t *testing.T) {
-		tx, err := an.Begin(ctx)
-		require.NoError(t, err)
-		defer func() { _ = tx.Rollback(ctx) }()
-		_, err = tx.Exec(ctx, "LOCK TABLE agg.key_months, agg.customer_tiles IN ACCESS EXCLUSIVE MODE")
-		require.NoError(t, err)
+		release := lockTables(t, an, "agg.key_months", "agg.customer_tiles")
+		defer release()
 		notModified(first)
 	})
 

@@ -25,14 +25,19 @@ import (
 	"github.com/merchantagg/merchantagg/internal/refresh"
 )
 
-// lockSource takes an ACCESS EXCLUSIVE lock on a source table until the returned func runs:
-// a refresh reaching that table waits, mid-transaction, for as long as the test wants.
-func lockSource(t *testing.T, src *pgxpool.Pool, table string) (release func()) {
+// lockTables takes an ACCESS EXCLUSIVE lock on tables (schema.name or name) of db until the
+// returned func runs, or the test ends: a refresh or a read reaching them waits, mid-statement,
+// for as long as the test wants.
+func lockTables(t *testing.T, db *pgxpool.Pool, tables ...string) (release func()) {
 	t.Helper()
 	ctx := context.Background()
-	tx, err := src.Begin(ctx)
+	names := make([]string, len(tables))
+	for i, table := range tables {
+		names[i] = pgx.Identifier(strings.Split(table, ".")).Sanitize()
+	}
+	tx, err := db.Begin(ctx)
 	require.NoError(t, err)
-	_, err = tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{table}.Sanitize()+" IN ACCESS EXCLUSIVE MODE")
+	_, err = tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE")
 	require.NoError(t, err)
 	done := false
 	release = func() {
@@ -78,7 +83,7 @@ func TestSourceTerminatedMidRefresh(t *testing.T) {
 	changeSource(t, src, m)
 	_, err := refresh.New(an).Scan(ctx)
 	require.NoError(t, err)
-	release := lockSource(t, src, "products") // read after the order figures are rewritten
+	release := lockTables(t, src, "products") // read after the order figures are rewritten
 
 	c := riverClientWith(t, p, func(c *jobs.Config) { c.RetryPolicy, c.MaxAttempts = fastRetry{}, 5 })
 	events, cancel := c.Subscribe(river.EventKindJobFailed, river.EventKindJobCompleted)

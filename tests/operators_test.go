@@ -262,11 +262,7 @@ func TestSlowReadIs503(t *testing.T) {
 	an := dbtest.Pool(t, p.AnalyticsURL())
 	a := newAPI(t, p)
 	ctx := context.Background()
-	tx, err := an.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(ctx) }()
-	_, err = tx.Exec(ctx, "LOCK TABLE agg.key_months IN ACCESS EXCLUSIVE MODE")
-	require.NoError(t, err)
+	lockTables(t, an, "agg.key_months")
 
 	res, err := a.client.GetSummaryWithResponse(ctx, &gen.GetSummaryParams{From: day("2025-05-01"), To: day("2025-05-31")},
 		bearer(token(t, 1, auth.RoleMerchant)))

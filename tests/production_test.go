@@ -71,12 +71,7 @@ func TestAdmissionShedsOverload(t *testing.T) {
 	a := newAPIWith(t, p, func(o *httpapi.Options) {
 		o.Limits = httpapi.Limits{InFlight: 1, AdmissionWait: 200 * time.Millisecond}
 	})
-	ctx := context.Background()
-	tx, err := an.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(ctx) }()
-	_, err = tx.Exec(ctx, "LOCK TABLE agg.freshness IN ACCESS EXCLUSIVE MODE")
-	require.NoError(t, err)
+	release := lockTables(t, an, "agg.freshness")
 
 	tok := token(t, 5, auth.RoleMerchant)
 	const path = "/v1/summary?from=2025-01-01&to=2025-01-31"
@@ -94,7 +89,7 @@ func TestAdmissionShedsOverload(t *testing.T) {
 	requireProblem(t, status, body, h, http.StatusServiceUnavailable, "overloaded")
 	require.Less(t, time.Since(start), 3*time.Second, "shed at the admission bound, not after the statement timeout")
 
-	require.NoError(t, tx.Rollback(ctx))
+	release()
 	wg.Wait()
 	require.Equal(t, 200, <-held)
 	status, _, _ = getRaw(t, a, path, tok, nil)
@@ -243,7 +238,7 @@ func TestAnalyticsOutage(t *testing.T) {
 	require.NoError(t, err)
 	completed, cancel := worker.Subscribe(river.EventKindJobCompleted)
 	defer cancel()
-	release := lockSource(t, p.src, "orders")
+	release := lockTables(t, p.src, "orders")
 	require.NoError(t, worker.Start(ctx))
 	t.Cleanup(func() { _ = worker.Stop(context.Background()) })
 	job, err := worker.Insert(ctx, jobs.RefreshMerchantArgs{MerchantID: m}, nil)

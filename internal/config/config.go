@@ -83,21 +83,27 @@ func FromEnv() (Config, error) {
 		}
 		*d.dst = v
 	}
-	var err error
-	if c.RefreshMaxAttempts, err = positiveInt("REFRESH_MAX_ATTEMPTS", 10); err != nil {
-		return c, err
-	}
-	if c.WorkerConcurrency, err = positiveInt("WORKER_CONCURRENCY", 4); err != nil {
-		return c, err
-	}
 	// A dashboard page sends ~15 requests at once and a few pages a second are a person
-	// clicking through presets: the defaults admit that, and stop a script looping at full speed.
-	if c.RateBurst, err = positiveInt("RATE_BURST", 100); err != nil {
-		return c, err
+	// clicking through presets: the rate defaults admit that, and stop a script looping at
+	// full speed.
+	ints := []struct {
+		name string
+		def  int
+		dst  *int
+	}{
+		{"REFRESH_MAX_ATTEMPTS", 10, &c.RefreshMaxAttempts},
+		{"WORKER_CONCURRENCY", 4, &c.WorkerConcurrency},
+		{"RATE_BURST", 100, &c.RateBurst},
+		{"ADMIN_RATE_BURST", 1000, &c.AdminRateBurst},
 	}
-	if c.AdminRateBurst, err = positiveInt("ADMIN_RATE_BURST", 1000); err != nil {
-		return c, err
+	for _, n := range ints {
+		v, err := positiveInt(n.name, n.def)
+		if err != nil {
+			return c, err
+		}
+		*n.dst = v
 	}
+	var err error
 	if c.RateLimit, err = rateOf("RATE_LIMIT", 50); err != nil {
 		return c, err
 	}
