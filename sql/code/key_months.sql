@@ -55,17 +55,14 @@ BEGIN
     ORDER BY 1, 4, 3, 2;
 END $$;
 
--- Applies key_deltas to agg.key_months: for every key with a change, its daily facts from the
--- month of its first change on (read back from its rows), plus the changes, summed again into
--- running sums and written back month by month; rows that come out the same are not written.
--- A key left with no fact at all loses its rows.
+-- Applies key_deltas to agg.key_months: netted, then written as new rows (build_key_rows) for
+-- merchants with nothing stored yet (a backfill), else as moved rows (move_key_rows). A key
+-- left with no fact at all loses its rows.
 CREATE PROCEDURE refresh.apply_key_deltas()
 LANGUAGE plpgsql
-SET enable_sort = off
-SET work_mem = '256MB'
+SET work_mem = '256MB' -- scopes the set_config below to this call
 AS $$
 DECLARE
-    v_fresh     boolean;
     v_cells     bigint;
     v_merchants bigint[];
     v_dims      "char"[];
@@ -74,7 +71,7 @@ DECLARE
 BEGIN
     CALL refresh.extend_key_months();
     -- key_net: key_deltas netted (changes that cancel out are dropped); key_rows: the rows
-    -- to write. Both private to this procedure.
+    -- to write (ek NULL: to delete). Both private to this procedure.
     CREATE TEMP TABLE IF NOT EXISTS key_net (LIKE pg_temp.key_deltas) ON COMMIT DELETE ROWS;
     -- key_rows keeps its arrays as agg.key_months does (uncompressed below 8160 bytes): a
     -- value compressed here would be written compressed there, and read back by decompressing
@@ -96,79 +93,60 @@ BEGIN
            <> (0, 0, 0, 0, 0, 0, 0);
     DELETE FROM pg_temp.key_deltas;
     INSERT INTO pg_temp.changed_merchants SELECT DISTINCT merchant_id FROM pg_temp.key_net ON CONFLICT DO NOTHING;
-    -- Nothing stored yet for these merchants (a backfill): no rows to read back or compare.
-    v_fresh := NOT EXISTS (SELECT FROM (SELECT DISTINCT merchant_id FROM pg_temp.key_net) AS m
-                           WHERE EXISTS (SELECT FROM agg.key_months b WHERE b.merchant_id = m.merchant_id AND b.dim = 't'));
-    IF NOT v_fresh THEN
-        -- The planner sizes the hash tables below by its estimate (every key a thousand months
-        -- of a thousand entries), up to work_mem, and allocates them whole: size work_mem by the
-        -- key months read back instead (~50 entries of ~150 bytes each), so that a small
-        -- refresh does not spend most of its time allocating memory.
-        WITH m AS (
-            SELECT merchant_id, (SELECT max(b.month) FROM agg.key_months b WHERE b.merchant_id = n.merchant_id AND b.dim = 't') AS last
-            FROM (SELECT DISTINCT merchant_id FROM pg_temp.key_net) AS n
-        ), k AS (
-            SELECT merchant_id, min(day) AS d0 FROM pg_temp.key_net GROUP BY merchant_id, dim, key
-        )
-        SELECT coalesce(sum(greatest(1, extract(year FROM age(m.last, date_trunc('month', k.d0)::date)) * 12
-                                        + extract(month FROM age(m.last, date_trunc('month', k.d0)::date)) + 1)), 0)::bigint
-        INTO v_cells
-        FROM k JOIN m USING (merchant_id);
-        PERFORM set_config('work_mem', least(greatest(v_cells * 16, 8192), 262144) || 'kB', true);
+    IF NOT EXISTS (SELECT FROM (SELECT DISTINCT merchant_id FROM pg_temp.key_net) AS m
+                   WHERE EXISTS (SELECT FROM agg.key_months b WHERE b.merchant_id = m.merchant_id AND b.dim = 't')) THEN
+        CALL refresh.build_key_rows();
+        INSERT INTO agg.key_months (merchant_id, key, month, dim, ek, v)
+        SELECT merchant_id, key, month, dim, ek, v FROM pg_temp.key_rows ORDER BY merchant_id, dim, month, key;
+        RETURN;
     END IF;
-    WITH d AS (
-        SELECT * FROM pg_temp.key_net
-    ), m AS (
-        -- Each merchant's last month: every key has a row up to it (extend_key_months).
-        SELECT d.merchant_id,
-               greatest((SELECT max(b.month) FROM agg.key_months b WHERE b.merchant_id = d.merchant_id AND b.dim = 't'),
-                        date_trunc('month', max(d.day))::date) AS last
-        FROM d GROUP BY d.merchant_id
+    -- The planner sizes the hash tables below by its estimate (every key a thousand months of
+    -- a thousand entries), up to work_mem, and allocates them whole: size work_mem by the key
+    -- months read back instead (~50 entries of ~150 bytes each), so that a small refresh does
+    -- not spend most of its time allocating memory.
+    WITH m AS (
+        SELECT merchant_id, (SELECT max(b.month) FROM agg.key_months b WHERE b.merchant_id = n.merchant_id AND b.dim = 't') AS last
+        FROM (SELECT DISTINCT merchant_id FROM pg_temp.key_net) AS n
     ), k AS (
-        SELECT d.merchant_id, d.dim, d.key, date_trunc('month', min(d.day))::date AS m0, min(m.last) AS last
-        FROM d JOIN m USING (merchant_id) GROUP BY d.merchant_id, d.dim, d.key
-    ), stored AS (
-        -- The key's rows from m0 on, as entries.
-        SELECT k.merchant_id, k.dim, k.key, b.month, e.*
-        FROM k
-        CROSS JOIN LATERAL generate_series(k.m0, k.last, interval '1 month') AS g
-        -- One primary key lookup per key and month (OFFSET 0: not a join that scans the table).
-        CROSS JOIN LATERAL (SELECT b.month, b.ek, b.v FROM agg.key_months b
-                            WHERE b.merchant_id = k.merchant_id AND b.dim = k.dim AND b.month = g::date AND b.key = k.key
-                            OFFSET 0) AS b
-        CROSS JOIN LATERAL refresh.key_entries(b.ek, b.v) AS e
-        WHERE NOT v_fresh
-    ), facts AS (
-        -- Stored daily facts (each entry less the one before it in its slot) and the changes.
-        SELECT merchant_id, dim, key, slot, (month + dom - 1) AS day,
-               w1 - coalesce(lag(w1) OVER w, 0) AS w1, w2 - coalesce(lag(w2) OVER w, 0) AS w2,
-               w3 - coalesce(lag(w3) OVER w, 0) AS w3, w4 - coalesce(lag(w4) OVER w, 0) AS w4,
-               w5 - coalesce(lag(w5) OVER w, 0) AS w5, w6 - coalesce(lag(w6) OVER w, 0) AS w6,
-               w7 - coalesce(lag(w7) OVER w, 0) AS w7, dom
-        FROM stored
-        WINDOW w AS (PARTITION BY merchant_id, dim, key, slot ORDER BY month, dom)
-    ), base AS (
-        -- Each slot's total before m0 (the m0 row's day-0 entries).
-        SELECT s.merchant_id, s.dim, s.key, s.slot, s.w1, s.w2, s.w3, s.w4, s.w5, s.w6, s.w7
-        FROM stored s JOIN k USING (merchant_id, dim, key) WHERE s.month = k.m0 AND s.dom = 0
-    ), daily AS (
-        SELECT merchant_id, dim, key, slot, day, agg.isum(w1) AS w1, agg.isum(w2) AS w2, agg.isum(w3) AS w3,
-               agg.isum(w4) AS w4, agg.isum(w5) AS w5, agg.isum(w6) AS w6, agg.isum(w7) AS w7
-        FROM (SELECT merchant_id, dim, key, slot, day, w1, w2, w3, w4, w5, w6, w7 FROM facts WHERE dom > 0
-              UNION ALL
-              SELECT merchant_id, dim, key, slot, day, w1, w2, w3, w4, w5, w6, w7 FROM d) AS x
-        GROUP BY merchant_id, dim, key, slot, day
-        HAVING agg.isum(w1) <> 0
+        SELECT merchant_id, min(day) AS d0 FROM pg_temp.key_net GROUP BY merchant_id, dim, key
+    )
+    SELECT coalesce(sum(greatest(1, extract(year FROM age(m.last, date_trunc('month', k.d0)::date)) * 12
+                                    + extract(month FROM age(m.last, date_trunc('month', k.d0)::date)) + 1)), 0)::bigint
+    INTO v_cells
+    FROM k JOIN m USING (merchant_id);
+    PERFORM set_config('work_mem', least(greatest(v_cells * 16, 8192), 262144) || 'kB', true);
+    CALL refresh.move_key_rows();
+    -- By arrays, whose length the planner knows: each row is found by its primary key.
+    SELECT array_agg(merchant_id), array_agg(dim), array_agg(month), array_agg(key)
+    INTO v_merchants, v_dims, v_months, v_keys
+    FROM pg_temp.key_rows WHERE ek IS NULL;
+    DELETE FROM agg.key_months b
+    USING unnest(v_merchants, v_dims, v_months, v_keys) AS g (merchant_id, dim, month, key)
+    WHERE b.merchant_id = g.merchant_id AND b.dim = g.dim AND b.month = g.month AND b.key = g.key;
+    INSERT INTO agg.key_months AS b (merchant_id, key, month, dim, ek, v)
+    SELECT merchant_id, key, month, dim, ek, v FROM pg_temp.key_rows WHERE ek IS NOT NULL
+    ORDER BY merchant_id, dim, month, key
+    ON CONFLICT (merchant_id, dim, month, key) DO UPDATE SET ek = EXCLUDED.ek, v = EXCLUDED.v;
+END $$;
+
+-- key_rows from key_net alone, for merchants with nothing stored: each key's daily facts
+-- summed into running sums, with the totals before every month from its first (day 0).
+CREATE PROCEDURE refresh.build_key_rows()
+LANGUAGE plpgsql
+SET enable_sort = off
+SET work_mem = '256MB'
+AS $$
+BEGIN
+    WITH daily AS (
+        SELECT * FROM pg_temp.key_net WHERE w1 <> 0
+    ), m AS (
+        SELECT merchant_id, date_trunc('month', max(day))::date AS last FROM pg_temp.key_net GROUP BY merchant_id
     ), span AS (
-        -- The months to write: from m0 when the key had facts before it, else from its first.
-        SELECT k.merchant_id, k.dim, k.key, CASE WHEN b.key IS NOT NULL THEN k.m0 ELSE x.first END AS first, k.last
-        FROM k
-        LEFT JOIN (SELECT DISTINCT merchant_id, dim, key FROM base) AS b USING (merchant_id, dim, key)
-        LEFT JOIN (SELECT merchant_id, dim, key, date_trunc('month', min(day))::date AS first FROM daily
-                   GROUP BY 1, 2, 3) AS x USING (merchant_id, dim, key)
+        SELECT d.merchant_id, d.dim, d.key, date_trunc('month', min(d.day))::date AS first, min(m.last) AS last
+        FROM daily d JOIN m USING (merchant_id) GROUP BY d.merchant_id, d.dim, d.key
     ), seq AS (
-        -- Every slot's facts, a marker at the start of every month (day 0), and the totals
-        -- before m0, summed in order: at a marker, the running sum is the total before its month.
+        -- Every slot's facts and a marker at the start of every month (day 0), summed in
+        -- order: at a marker, the running sum is the total before its month.
         SELECT merchant_id, dim, key, slot, date_trunc('month', day)::date AS month, extract(day FROM day)::int AS dom,
                w1, w2, w3, w4, w5, w6, w7
         FROM daily
@@ -176,46 +154,108 @@ BEGIN
         SELECT s.merchant_id, s.dim, s.key, sl.slot, g::date, 0, 0, 0, 0, 0, 0, 0, 0
         FROM span s CROSS JOIN generate_series(s.first, s.last, interval '1 month') AS g
         CROSS JOIN generate_series(0, 4) AS sl (slot)
-        WHERE s.first IS NOT NULL
-        UNION ALL
-        SELECT merchant_id, dim, key, slot, NULL, -1, w1, w2, w3, w4, w5, w6, w7 FROM base
     ), run AS (
         SELECT merchant_id, dim, key, slot, month, dom,
                agg.isum(w1) OVER w AS w1, agg.isum(w2) OVER w AS w2, agg.isum(w3) OVER w AS w3, agg.isum(w4) OVER w AS w4,
                agg.isum(w5) OVER w AS w5, agg.isum(w6) OVER w AS w6, agg.isum(w7) OVER w AS w7
         FROM seq
-        WINDOW w AS (PARTITION BY merchant_id, dim, key, slot ORDER BY month NULLS FIRST, dom ROWS UNBOUNDED PRECEDING)
+        WINDOW w AS (PARTITION BY merchant_id, dim, key, slot ORDER BY month, dom ROWS UNBOUNDED PRECEDING)
     )
     INSERT INTO pg_temp.key_rows
     SELECT merchant_id, key, month, dim,
            array_agg((slot * 32 + dom)::smallint ORDER BY slot, dom),
            array_agg((ARRAY[w1, w2, w3, w4, w5, w6, w7])[1:refresh.width(dim)] ORDER BY slot, dom)
     FROM run
-    WHERE month IS NOT NULL AND w1 <> 0
+    WHERE w1 <> 0
     GROUP BY merchant_id, dim, key, month;
+END $$;
 
-    IF v_fresh THEN
-        INSERT INTO agg.key_months (merchant_id, key, month, dim, ek, v)
-        SELECT merchant_id, key, month, dim, ek, v FROM pg_temp.key_rows ORDER BY merchant_id, dim, month, key;
-        RETURN;
-    END IF;
-    -- Rows of the changed keys from m0 on that are no longer written (a key that lost its
-    -- first month, or all its facts). By arrays, whose length the planner knows: each row is
-    -- found by its primary key.
-    SELECT array_agg(g.merchant_id), array_agg(g.dim), array_agg(g.month), array_agg(g.key)
-    INTO v_merchants, v_dims, v_months, v_keys
-    FROM (SELECT k.merchant_id, k.dim, x::date AS month, k.key
-          FROM (SELECT merchant_id, dim, key, date_trunc('month', min(day))::date AS m0 FROM pg_temp.key_net
-                GROUP BY 1, 2, 3) AS k
-          CROSS JOIN LATERAL generate_series(k.m0, (SELECT max(b.month) FROM agg.key_months b
-                                                    WHERE b.merchant_id = k.merchant_id AND b.dim = 't'), interval '1 month') AS x
-          EXCEPT
-          SELECT merchant_id, dim, month, key FROM pg_temp.key_rows) AS g;
-    DELETE FROM agg.key_months b
-    USING unnest(v_merchants, v_dims, v_months, v_keys) AS g (merchant_id, dim, month, key)
-    WHERE b.merchant_id = g.merchant_id AND b.dim = g.dim AND b.month = g.month AND b.key = g.key;
-    INSERT INTO agg.key_months AS b (merchant_id, key, month, dim, ek, v)
-    SELECT merchant_id, key, month, dim, ek, v FROM pg_temp.key_rows ORDER BY merchant_id, dim, month, key
-    ON CONFLICT (merchant_id, dim, month, key) DO UPDATE SET ek = EXCLUDED.ek, v = EXCLUDED.v
-    WHERE (b.ek, b.v) IS DISTINCT FROM (EXCLUDED.ek, EXCLUDED.v);
+-- key_rows for the stored keys that key_net changes: each of their rows from the month of the
+-- key's first change on, with every entry moved by the changes up to its day and an entry
+-- added for each changed day and for the total before the month of each changed slot; only
+-- the rows that come out different. The stored entries are read in place (by binary search,
+-- as the API reads them), not summed again from daily facts.
+--
+-- An entry (slot s, day d of month M) is kept when its running orders count is not zero and,
+-- for d > 0, the day's own count (the entry less the one before it in its slot) is not: the
+-- same rows build_key_rows gives.
+CREATE PROCEDURE refresh.move_key_rows()
+LANGUAGE plpgsql AS $$
+BEGIN
+    WITH run AS (
+        -- Each change with its slot's running sum of changes (c1..c7), coded slot × 2^20 +
+        -- day number so that one sorted array per key holds every slot.
+        SELECT merchant_id, dim, key, day, slot * 1048576 + (day - date '1899-12-31') AS code,
+               agg.isum(w1) OVER w AS c1, agg.isum(w2) OVER w AS c2, agg.isum(w3) OVER w AS c3,
+               agg.isum(w4) OVER w AS c4, agg.isum(w5) OVER w AS c5, agg.isum(w6) OVER w AS c6,
+               agg.isum(w7) OVER w AS c7
+        FROM pg_temp.key_net
+        WINDOW w AS (PARTITION BY merchant_id, dim, key, slot ORDER BY day)
+    ), k AS (
+        SELECT merchant_id, dim, key, date_trunc('month', min(day))::date AS m0,
+               array_agg(code ORDER BY code) AS cd, array_agg(ARRAY[c1, c2, c3, c4, c5, c6, c7] ORDER BY code) AS cs
+        FROM run GROUP BY merchant_id, dim, key
+    ), mc AS (
+        -- The entries each key's changes add to a month (slot × 32 + day of month).
+        SELECT merchant_id, dim, key, date_trunc('month', day)::date AS month,
+               array_agg((slot * 32 + extract(day FROM day))::smallint) AS codes
+        FROM pg_temp.key_net GROUP BY merchant_id, dim, key, date_trunc('month', day)
+    ), m AS (
+        -- Each merchant's last month: every key has a row up to it (extend_key_months).
+        SELECT n.merchant_id,
+               greatest((SELECT max(b.month) FROM agg.key_months b WHERE b.merchant_id = n.merchant_id AND b.dim = 't'),
+                        date_trunc('month', max(n.day))::date) AS last
+        FROM pg_temp.key_net n GROUP BY n.merchant_id
+    ), r AS (
+        SELECT k.merchant_id, k.dim, k.key, g::date AS month, k.cd, k.cs, b.ek, b.v
+        FROM k JOIN m USING (merchant_id)
+        CROSS JOIN LATERAL generate_series(k.m0, m.last, interval '1 month') AS g
+        -- One primary key lookup per key and month (OFFSET 0: not a join that scans the
+        -- table); || '{}' copies a compressed row out of storage once, not at every subscript.
+        LEFT JOIN LATERAL (SELECT b.ek || '{}'::smallint[] AS ek, b.v || '{}'::bigint[] AS v FROM agg.key_months b
+                           WHERE b.merchant_id = k.merchant_id AND b.dim = k.dim AND b.month = g::date AND b.key = k.key
+                           OFFSET 0) AS b ON true
+    )
+    INSERT INTO pg_temp.key_rows
+    SELECT r.merchant_id, r.key, r.month, r.dim, n.ek, n.v
+    FROM r LEFT JOIN mc USING (merchant_id, dim, key, month)
+    CROSS JOIN LATERAL (
+        SELECT array_agg(e.code ORDER BY e.code) AS ek, array_agg(e.w[1:refresh.width(r.dim)] ORDER BY e.code) AS v
+        FROM (
+            SELECT x.code,
+                   ARRAY[coalesce(r.v[x.p][1], 0) + coalesce(r.cs[x.q][1], 0), coalesce(r.v[x.p][2], 0) + coalesce(r.cs[x.q][2], 0),
+                         coalesce(r.v[x.p][3], 0) + coalesce(r.cs[x.q][3], 0), coalesce(r.v[x.p][4], 0) + coalesce(r.cs[x.q][4], 0),
+                         coalesce(r.v[x.p][5], 0) + coalesce(r.cs[x.q][5], 0), coalesce(r.v[x.p][6], 0) + coalesce(r.cs[x.q][6], 0),
+                         coalesce(r.v[x.p][7], 0) + coalesce(r.cs[x.q][7], 0)] AS w,
+                   x.dom = 0
+                   -- the day's own orders count: stored (an entry at the day itself) plus changed
+                   OR CASE WHEN r.ek[x.p] = x.code THEN r.v[x.p][1] - coalesce(r.v[x.p0][1], 0) ELSE 0 END
+                      + CASE WHEN r.cd[x.q] = x.c THEN r.cs[x.q][1] - coalesce(r.cs[x.q0][1], 0) ELSE 0 END <> 0 AS daily
+            FROM (
+                -- p: the stored entry at or before the code in its slot, q: the running sum of
+                -- changes at or before its day in its slot (NULL: none); p0 and q0 the ones before.
+                SELECT y.code, y.dom, y.c, y.p, y.q,
+                       CASE WHEN r.ek[y.p - 1] >= y.s * 32 THEN y.p - 1 END AS p0,
+                       CASE WHEN r.cd[y.q - 1] >= y.s * 1048576 THEN y.q - 1 END AS q0
+                FROM (
+                    SELECT z.code, z.s, z.dom, z.c,
+                           CASE WHEN r.ek[z.pb] >= z.s * 32 THEN z.pb END AS p,
+                           CASE WHEN r.cd[z.qb] >= z.s * 1048576 THEN z.qb END AS q
+                    FROM (
+                        SELECT u.code, u.code / 32 AS s, u.code % 32 AS dom,
+                               (u.code / 32) * 1048576 + (r.month + u.code % 32 - 1 - date '1899-12-31') AS c,
+                               width_bucket(u.code, r.ek) AS pb,
+                               width_bucket((u.code / 32) * 1048576 + (r.month + u.code % 32 - 1 - date '1899-12-31'), r.cd) AS qb
+                        FROM (SELECT unnest(r.ek) AS code
+                              UNION SELECT unnest(mc.codes)
+                              -- the total before the month of each slot changed before it
+                              UNION SELECT (s * 32)::smallint FROM generate_series(0, 4) AS s
+                                    WHERE r.cd[width_bucket(s * 1048576 + (r.month - 1 - date '1899-12-31'), r.cd)] >= s * 1048576) AS u
+                        OFFSET 0) AS z
+                    OFFSET 0) AS y
+                OFFSET 0) AS x
+            OFFSET 0) AS e
+        WHERE e.w[1] <> 0 AND e.daily
+    ) AS n
+    WHERE (n.ek, n.v) IS DISTINCT FROM (r.ek, r.v) AND (n.ek IS NOT NULL OR r.ek IS NOT NULL);
 END $$;
