@@ -131,3 +131,77 @@ func TestCustomerFiguresFollowChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldedTilesStayExact grows a quarter's customer tile delta past the size at which a
+// refresh folds it into the tile's own counts (apply_customer_deltas), after a small change
+// left a delta to fold with them, and compares customer figures and cohorts with the source.
+func TestFoldedTilesStayExact(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	a := newAPI(t, p)
+	r := refresh.New(an)
+	ctx := context.Background()
+	const m = 4
+	var quarter time.Time
+	require.NoError(t, src.QueryRow(ctx, `
+		SELECT date_trunc('quarter', created_at AT TIME ZONE 'Europe/Moscow')::date FROM orders
+		WHERE merchant_id = $1 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1`, m).Scan(&quarter))
+	end := quarter.AddDate(0, 3, -1)
+	// Moves n orders of the quarter one status on (created, accepted, delivered, cancelled in turn).
+	move := func(n int, salt string) {
+		t.Helper()
+		_, err := src.Exec(ctx, `
+			UPDATE orders o
+			SET status = CASE o.status WHEN 'created' THEN 'accepted' WHEN 'accepted' THEN 'delivered'
+			                           WHEN 'delivered' THEN 'cancelled' ELSE 'created' END,
+			    accepted_at = CASE WHEN o.status = 'created' THEN o.created_at + interval '1 hour' ELSE o.accepted_at END,
+			    delivered_at = CASE WHEN o.status = 'accepted' THEN o.created_at + interval '2 days' ELSE o.delivered_at END,
+			    cancelled_at = CASE WHEN o.status = 'delivered' THEN o.created_at + interval '3 days' ELSE o.cancelled_at END,
+			    updated_at = now()
+			WHERE o.id IN (SELECT id FROM orders WHERE merchant_id = $1 AND status <> 'returned'
+			                 AND (created_at AT TIME ZONE 'Europe/Moscow')::date BETWEEN $2 AND $3
+			               ORDER BY md5(id::text || $4) LIMIT $5)`, m, quarter, end, salt, n)
+		require.NoError(t, err)
+		_, err = r.RefreshChanged(ctx, nil)
+		require.NoError(t, err)
+	}
+	delta := func() (n int) {
+		t.Helper()
+		require.NoError(t, an.QueryRow(ctx, `SELECT cardinality(dck) FROM agg.customer_tiles
+			WHERE merchant_id = $1 AND grain = 'q' AND period = $2`, m, quarter).Scan(&n))
+		return n
+	}
+	move(2, "small")
+	require.Positive(t, delta(), "a small change is kept as the tile's delta")
+	move(300, "large")
+	require.Zero(t, delta(), "a large change folds the delta into the tile")
+
+	var off, idle int
+	require.NoError(t, an.QueryRow(ctx, tileHeadsOff).Scan(&off))
+	require.Zero(t, off)
+	require.NoError(t, an.QueryRow(ctx, `SELECT count(*) FROM agg.customer_tiles c, generate_subscripts(c.ck, 1) AS i
+		WHERE c.merchant_id = $1 AND c.cum[i] = coalesce(c.cum[i - 1], 0)`, m).Scan(&idle))
+	require.Zero(t, idle, "a folded tile keeps only keys with events")
+	tok := bearer(token(t, m, auth.RoleMerchant))
+	for _, rg := range [][2]time.Time{
+		{quarter, end}, {quarter.AddDate(0, 0, 17), end}, {quarter.AddDate(0, -5, 0), end.AddDate(0, 4, 0)},
+		{quarter.AddDate(0, 1, 0), quarter.AddDate(0, 2, -1)},
+	} {
+		from, to := day(rg[0].Format(time.DateOnly)), day(rg[1].Format(time.DateOnly))
+		for _, kept := range [][]gen.OrderStatus{nil, {gen.OrderStatusAccepted}, {gen.OrderStatusCreated, gen.OrderStatusCancelled}} {
+			var st *[]gen.OrderStatus
+			if kept != nil {
+				st = &kept
+			}
+			res, err := a.client.GetCustomersWithResponse(ctx, &gen.GetCustomersParams{From: from, To: to, Status: st}, tok)
+			require.NoError(t, err)
+			require.Equal(t, 200, res.StatusCode(), string(res.Body))
+			require.Equal(t, referenceCustomers(t, src, m, rg[0], rg[1], allIfNil(kept)), res.JSON200.Customers, "%v %v", rg, kept)
+			coh, err := a.client.GetCohortsWithResponse(ctx, &gen.GetCohortsParams{From: from, To: to, Status: st}, tok)
+			require.NoError(t, err)
+			require.Equal(t, 200, coh.StatusCode(), string(coh.Body))
+			require.Equal(t, referenceCohorts(t, src, m, rg[0], rg[1], allIfNil(kept)), coh.JSON200.Cohorts, "%v %v", rg, kept)
+		}
+	}
+}

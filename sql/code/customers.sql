@@ -51,27 +51,42 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (p_day - date '1899-12-31')::b
 
 -- Adds the events and cohort memberships of the customers in changed_customers, as the
 -- snapshot has their orders now, to tile_deltas and cohort_deltas, with p_sign (-1 before the
--- snapshot takes the new orders, +1 after).
+-- snapshot takes the new orders, +1 after). Only from each customer's first changed order on
+-- (in day and id order; the staged orders that differ between old_orders and new_orders, the
+-- same in both calls): an earlier order has the same earlier orders, and so the same events,
+-- on both sides, and a month before it the same cohort membership.
 CREATE PROCEDURE refresh.add_customer_events(p_sign int)
 LANGUAGE plpgsql
 SET enable_sort = off
 SET work_mem = '256MB'
 AS $$
 BEGIN
-    -- q: the orders in sequence, with how many earlier orders of each status they have.
+    -- q: the orders in sequence, with how many earlier orders of each status they have; moved:
+    -- at or after the customer's first changed order, on day cut_day.
     CREATE TEMP TABLE IF NOT EXISTS customer_seq (
         merchant_id bigint, customer_id bigint, order_id bigint, day date, st int, n bigint, nt bigint,
-        first_day date, c0 bigint, c1 bigint, c2 bigint, c3 bigint, c4 bigint
+        first_day date, c0 bigint, c1 bigint, c2 bigint, c3 bigint, c4 bigint, moved boolean, cut_day date
     ) ON COMMIT DELETE ROWS;
     DELETE FROM pg_temp.customer_seq;
+    WITH cut AS (
+        SELECT DISTINCT ON (merchant_id, customer_id) merchant_id, customer_id, day, order_id
+        FROM ((SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.new_orders
+               EXCEPT SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.old_orders)
+              UNION ALL
+              (SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.old_orders
+               EXCEPT SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.new_orders)) AS x
+        ORDER BY merchant_id, customer_id, day, order_id
+    )
     INSERT INTO pg_temp.customer_seq
     SELECT o.merchant_id, o.customer_id, o.order_id, o.day, o.status,
            row_number() OVER w, row_number() OVER (PARTITION BY o.merchant_id, o.customer_id, o.status ORDER BY o.day, o.order_id),
            min(o.day) OVER (PARTITION BY o.merchant_id, o.customer_id),
            count(*) FILTER (WHERE o.status = 0) OVER e, count(*) FILTER (WHERE o.status = 1) OVER e,
            count(*) FILTER (WHERE o.status = 2) OVER e, count(*) FILTER (WHERE o.status = 3) OVER e,
-           count(*) FILTER (WHERE o.status = 4) OVER e
+           count(*) FILTER (WHERE o.status = 4) OVER e,
+           (o.day, o.order_id) >= (x.day, x.order_id), x.day
     FROM pg_temp.changed_customers c
+    JOIN cut x USING (merchant_id, customer_id)
     -- A lookup per customer (OFFSET 0: not a join that scans every order).
     CROSS JOIN LATERAL (SELECT * FROM pipeline.orders o
                         WHERE o.merchant_id = c.merchant_id AND o.customer_id = c.customer_id OFFSET 0) AS o
@@ -81,12 +96,17 @@ BEGIN
 
     WITH pair AS (
         -- Each order with the earlier orders that are among the last two of their status.
+        -- (OFFSET 0: joined on all four columns, not on the customer with the rest a filter,
+        -- which pairs every two orders of a customer first.)
         SELECT i.merchant_id, i.order_id, i.day, i.st, j.st AS t, j.day AS jday, j.n AS jn
-        FROM pg_temp.customer_seq i
-        CROSS JOIN LATERAL (VALUES (0, i.c0), (0, i.c0 - 1), (1, i.c1), (1, i.c1 - 1), (2, i.c2), (2, i.c2 - 1),
-                                   (3, i.c3), (3, i.c3 - 1), (4, i.c4), (4, i.c4 - 1)) AS c (t, nt)
+        FROM (SELECT i.merchant_id, i.customer_id, i.order_id, i.day, i.st, c.t, c.nt
+              FROM pg_temp.customer_seq i
+              CROSS JOIN LATERAL (VALUES (0, i.c0), (0, i.c0 - 1), (1, i.c1), (1, i.c1 - 1), (2, i.c2), (2, i.c2 - 1),
+                                         (3, i.c3), (3, i.c3 - 1), (4, i.c4), (4, i.c4 - 1)) AS c (t, nt)
+              WHERE i.moved AND c.nt > 0
+              OFFSET 0) AS i
         JOIN pg_temp.customer_seq j
-          ON j.merchant_id = i.merchant_id AND j.customer_id = i.customer_id AND j.st = c.t AND j.nt = c.nt
+          ON j.merchant_id = i.merchant_id AND j.customer_id = i.customer_id AND j.st = i.t AND j.nt = i.nt
     ), seen AS (
         -- For each of them, most recent first, the statuses seen once and twice before it.
         SELECT p.*, (CASE WHEN s0 = 1 THEN 1 ELSE 0 END | CASE WHEN s1 = 1 THEN 2 ELSE 0 END | CASE WHEN s2 = 1 THEN 4 ELSE 0 END
@@ -113,6 +133,7 @@ BEGIN
         JOIN refresh.filter_masks m
           ON m.kind = 3 AND m.sigma = i.st AND m.t = 0 AND m.b = 0
          AND m.a = ((i.c0 > 0)::int | ((i.c1 > 0)::int << 1) | ((i.c2 > 0)::int << 2) | ((i.c3 > 0)::int << 3) | ((i.c4 > 0)::int << 4))
+        WHERE i.moved
         UNION ALL
         -- Fewer than two earlier orders of the filter's statuses: kind 2 with no value.
         SELECT i.merchant_id, i.order_id, i.day, 2, 0, m.mask
@@ -121,6 +142,7 @@ BEGIN
           ON m.kind = 4 AND m.sigma = i.st AND m.t = 0
          AND m.a = ((i.c0 = 1)::int | ((i.c1 = 1)::int << 1) | ((i.c2 = 1)::int << 2) | ((i.c3 = 1)::int << 3) | ((i.c4 = 1)::int << 4))
          AND m.b = ((i.c0 > 1)::int | ((i.c1 > 1)::int << 1) | ((i.c2 > 1)::int << 2) | ((i.c3 > 1)::int << 3) | ((i.c4 > 1)::int << 4))
+        WHERE i.moved
     ), merged AS (
         -- One event per order, kind and value (their filter sets are disjoint).
         SELECT merchant_id, day, (kind::bigint << 52) | (bit_or(mask)::bigint << 20) | value AS ck
@@ -137,7 +159,8 @@ BEGIN
     INSERT INTO pg_temp.cohort_deltas
     SELECT merchant_id, date_trunc('month', first_day)::date, date_trunc('month', day)::date, statuses, p_sign * count(*)
     FROM (SELECT merchant_id, customer_id, first_day, date_trunc('month', day) AS day, bit_or(1 << st)::smallint AS statuses
-          FROM pg_temp.customer_seq GROUP BY 1, 2, 3, 4) AS m
+          FROM pg_temp.customer_seq WHERE date_trunc('month', day) >= date_trunc('month', cut_day)
+          GROUP BY 1, 2, 3, 4) AS m
     GROUP BY 1, 2, 3, 4;
 END $$;
 
@@ -168,44 +191,35 @@ BEGIN
         SELECT merchant_id, grain, period, ck, sum(n)::int AS n FROM pg_temp.tile_deltas
         GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
     ), t AS MATERIALIZED (
-        -- The periods touched, with their stored tiles (one primary key lookup each).
+        -- The periods touched, with their stored tiles (one primary key lookup each; || '{}'
+        -- copies a delta out of storage once, not at every subscript below).
         SELECT t.merchant_id, t.grain, t.period, c.segs, c.dck, c.dcum, coalesce(c.main, 0) AS main, c.below, c.events
         FROM (SELECT DISTINCT merchant_id, grain, period FROM d) AS t
-        LEFT JOIN LATERAL (SELECT c.segs, pg_column_size(c.ck) / 8 AS main, c.dck, c.dcum, c.below, c.events
+        LEFT JOIN LATERAL (SELECT c.segs, pg_column_size(c.ck) / 8 AS main, c.dck || '{}'::bigint[] AS dck,
+                                  c.dcum || '{}'::int[] AS dcum, c.below, c.events
                            FROM agg.customer_tiles c
                            WHERE NOT v_fresh AND c.merchant_id = t.merchant_id AND c.grain = t.grain
                              AND c.period = t.period OFFSET 0) AS c ON true
     ), delta AS (
-        -- Each period's changes so far, and the new ones.
+        -- Each period's changes so far (each delta entry less the one before it), and the new ones.
         SELECT merchant_id, grain, period, ck, sum(n) AS n
-        FROM (SELECT t.merchant_id, t.grain, t.period, x.ck, x.cum - coalesce(lag(x.cum) OVER w, 0) AS n
-              FROM t CROSS JOIN LATERAL unnest(t.dck, t.dcum) WITH ORDINALITY AS x (ck, cum, i)
-              WINDOW w AS (PARTITION BY t.merchant_id, t.grain, t.period ORDER BY x.i)
+        FROM (SELECT t.merchant_id, t.grain, t.period, t.dck[i] AS ck, t.dcum[i] - coalesce(t.dcum[i - 1], 0) AS n
+              FROM t CROSS JOIN LATERAL generate_subscripts(t.dck, 1) AS i
               UNION ALL
               SELECT * FROM d) AS x
         GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
+    ), nd AS (
+        -- The new delta of each period, as running sums.
+        SELECT merchant_id, grain, period, count(*) AS entries, array_agg(ck ORDER BY ck) AS dck,
+               array_agg(cum ORDER BY ck) AS dcum
+        FROM (SELECT merchant_id, grain, period, ck,
+                     (sum(n) OVER (PARTITION BY merchant_id, grain, period ORDER BY ck))::int AS cum
+              FROM delta) AS x
+        GROUP BY 1, 2, 3
     ), sized AS (
-        SELECT t.*, coalesce(n.entries, 0) AS entries,
+        SELECT t.merchant_id, t.grain, t.period, t.main, n.dck, n.dcum,
                t.main = 0 OR coalesce(n.entries, 0) > greatest(64, t.main / 8) AS fold
-        FROM t LEFT JOIN (SELECT merchant_id, grain, period, count(*) AS entries FROM delta GROUP BY 1, 2, 3) AS n
-             USING (merchant_id, grain, period)
-    ), folded AS (
-        -- The periods folded: the stored tile's counts and the delta's, summed again.
-        SELECT merchant_id, grain, period, ck, (sum(sum(n)) OVER (PARTITION BY merchant_id, grain, period ORDER BY ck))::int AS cum
-        FROM (SELECT s.merchant_id, s.grain, s.period, x.ck, x.cum - coalesce(lag(x.cum) OVER w, 0) AS n
-              FROM sized s
-              CROSS JOIN LATERAL (SELECT c.ck, c.cum FROM agg.customer_tiles c
-                                  WHERE s.main > 0 AND c.merchant_id = s.merchant_id AND c.grain = s.grain
-                                    AND c.period = s.period OFFSET 0) AS c
-              CROSS JOIN LATERAL unnest(c.ck, c.cum) WITH ORDINALITY AS x (ck, cum, i)
-              WHERE s.fold
-              WINDOW w AS (PARTITION BY s.merchant_id, s.grain, s.period ORDER BY x.i)
-              UNION ALL
-              SELECT d.* FROM delta d JOIN sized s USING (merchant_id, grain, period) WHERE s.fold) AS x
-        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
-    ), kept AS (
-        SELECT merchant_id, grain, period, ck, (sum(n) OVER (PARTITION BY merchant_id, grain, period ORDER BY ck))::int AS cum
-        FROM delta d JOIN sized s USING (merchant_id, grain, period) WHERE NOT s.fold
+        FROM t LEFT JOIN nd n USING (merchant_id, grain, period)
     ), h AS (
         -- Each period's segments with events, and its counts as a range of its own per segment
         -- (migration 016): the stored ones plus the changes' (an event is below when its value
@@ -223,19 +237,31 @@ BEGIN
         GROUP BY 1, 2, 3
     )
     INSERT INTO pg_temp.tile_rows
-    -- Folded: a period left with no event gets NULL arrays, and is deleted.
+    -- Folded: the stored counts and the delta merged, each key's running count the stored one
+    -- plus the delta's at or before it (by binary search in both), kept where its own count is
+    -- not zero. A period left with no event gets NULL arrays, and is deleted.
     SELECT s.merchant_id, s.grain, s.period, true, h.segs, f.ck, f.cum, '{}', '{}', h.below, h.events
     FROM sized s
-    LEFT JOIN (SELECT merchant_id, grain, period, array_agg(ck ORDER BY ck) AS ck, array_agg(cum ORDER BY ck) AS cum
-               FROM folded GROUP BY 1, 2, 3) AS f USING (merchant_id, grain, period)
+    LEFT JOIN LATERAL (SELECT c.ck || '{}'::bigint[] AS ck, c.cum || '{}'::int[] AS cum FROM agg.customer_tiles c
+                       WHERE s.main > 0 AND c.merchant_id = s.merchant_id AND c.grain = s.grain AND c.period = s.period
+                       OFFSET 0) AS c ON true
+    CROSS JOIN LATERAL (
+        SELECT array_agg(x.k ORDER BY x.k) AS ck, array_agg(x.cum ORDER BY x.k) AS cum
+        FROM (SELECT y.k, coalesce(c.cum[y.p], 0) + coalesce(s.dcum[y.q], 0) AS cum,
+                     CASE WHEN c.ck[y.p] = y.k THEN c.cum[y.p] - coalesce(c.cum[y.p - 1], 0) ELSE 0 END
+                     + CASE WHEN s.dck[y.q] = y.k THEN s.dcum[y.q] - coalesce(s.dcum[y.q - 1], 0) ELSE 0 END AS own
+              FROM (SELECT u.k, width_bucket(u.k, c.ck) AS p, width_bucket(u.k, s.dck) AS q
+                    FROM (SELECT unnest(c.ck) AS k UNION SELECT unnest(s.dck)) AS u
+                    OFFSET 0) AS y
+              OFFSET 0) AS x
+        WHERE x.own <> 0
+    ) AS f
     LEFT JOIN h USING (merchant_id, grain, period)
     WHERE s.fold
     UNION ALL
-    SELECT s.merchant_id, s.grain, s.period, false, coalesce(h.segs, '{}'), NULL, NULL, coalesce(k.dck, '{}'),
-           coalesce(k.dcum, '{}'), coalesce(h.below, '{}'), coalesce(h.events, '{}')
+    SELECT s.merchant_id, s.grain, s.period, false, coalesce(h.segs, '{}'), NULL, NULL, coalesce(s.dck, '{}'),
+           coalesce(s.dcum, '{}'), coalesce(h.below, '{}'), coalesce(h.events, '{}')
     FROM sized s
-    LEFT JOIN (SELECT merchant_id, grain, period, array_agg(ck ORDER BY ck) AS dck, array_agg(cum ORDER BY ck) AS dcum
-               FROM kept GROUP BY 1, 2, 3) AS k USING (merchant_id, grain, period)
     LEFT JOIN h USING (merchant_id, grain, period)
     WHERE NOT s.fold;
 
