@@ -161,6 +161,9 @@ func TestCatalogMovesAndRenames(t *testing.T) {
 			requireBreakdown(t, a, src, m, "product", nil)
 			requireTree(t, a, src, m)
 		}
+		var stale int
+		require.NoError(t, an.QueryRow(ctx, `SELECT refresh.mark_stale_catalogs()`).Scan(&stale))
+		require.Zero(t, stale, "the copy's sums follow the lists read again")
 	})
 	t.Run("category parent move", func(t *testing.T) {
 		// A subcategory of 1 moves under 2, and 3 moves under 4 with its whole subtree.

@@ -89,8 +89,8 @@ func TestUpgradeFromVersion12(t *testing.T) {
 }
 
 // TestUpgradeFromVersion15: migration 016 gives the customer tiles that version 15 stored
-// (with changes still in their delta arrays) their own counts, and every kind of request is
-// then exact.
+// (with changes still in their delta arrays) their own counts, 017 sums the catalog copy, and
+// every kind of request is then exact, and the next scan finds no catalog stale.
 func TestUpgradeFromVersion15(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -105,14 +105,18 @@ func TestUpgradeFromVersion15(t *testing.T) {
 	var deltas int
 	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM agg.customer_tiles WHERE dck <> '{}'").Scan(&deltas))
 	require.NotZero(t, deltas, "tiles with changes not folded in")
-	// Version 15's tables: the tiles without their own counts.
+	// Version 15's tables: the tiles without their own counts, no catalog sums.
 	_, err = an.Exec(ctx, `ALTER TABLE agg.customer_tiles DROP COLUMN below, DROP COLUMN events;
+		DROP TABLE pipeline.catalog_sums;
 		UPDATE `+schema.VersionTable+` SET version = 15`)
 	require.NoError(t, err)
 	require.NoError(t, dbtest.Migrate(ctx, p))
 	var off int
 	require.NoError(t, an.QueryRow(ctx, tileHeadsOff).Scan(&off))
 	require.Zero(t, off)
+	var stale int
+	require.NoError(t, an.QueryRow(ctx, `SELECT refresh.mark_stale_catalogs()`).Scan(&stale))
+	require.Zero(t, stale, "catalog sums of version 17 equal the source's")
 	a := newAPI(t, p)
 	for i := range 40 {
 		c := drawCase(uint64(2000+i), i, merchants)

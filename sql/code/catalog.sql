@@ -5,15 +5,12 @@
 
 -- The merchants among p_merchants whose product list differs from the copy's, by sums of
 -- hashes of their products' ids, skus, names and categories computed on the source (a rename
--- or a move bumps no updated_at).
+-- or a move bumps no updated_at), against the copy's in pipeline.catalog_sums.
 CREATE FUNCTION refresh.stale_catalogs(p_merchants bigint[]) RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $$
     SELECT merchant_id
     FROM refresh.source_product_sums(p_merchants) AS s
-    FULL JOIN (SELECT a.merchant_id, count(*) AS products, count(a.category_id) AS categorized,
-                      sum(hashtextextended(a.sku, a.id)) AS skus, sum(hashtextextended(a.name, a.id)) AS names,
-                      sum(hashint8extended(a.category_id, a.id)) AS categories
-               FROM agg.products AS a WHERE a.merchant_id = ANY (p_merchants) GROUP BY 1) AS a USING (merchant_id)
+    FULL JOIN (SELECT * FROM pipeline.catalog_sums a WHERE a.merchant_id = ANY (p_merchants)) AS a USING (merchant_id)
     WHERE (s.products, s.categorized, s.skus, s.names, s.categories)
           IS DISTINCT FROM (a.products, a.categorized, a.skus, a.names, a.categories)
 $$;
@@ -25,7 +22,7 @@ LANGUAGE sql AS $$
     WITH m AS (
         INSERT INTO pipeline.dirty_catalogs (merchant_id)
         SELECT * FROM refresh.stale_catalogs(ARRAY(SELECT merchant_id FROM agg.freshness
-                                                   UNION SELECT DISTINCT merchant_id FROM agg.products))
+                                                   UNION SELECT merchant_id FROM pipeline.catalog_sums))
         ORDER BY 1
         ON CONFLICT DO NOTHING
         RETURNING 1
@@ -55,9 +52,11 @@ BEGIN
         WHERE a.merchant_id = ANY (v_stale) AND NOT EXISTS (SELECT FROM p WHERE p.id = a.id)
         ON CONFLICT DO NOTHING;
     END IF;
+    -- The lines' products as an array first: looked up one by one in the copy (the planner,
+    -- expecting a thousand lines an order, hashed the whole copy instead).
     v_missing := ARRAY(
-        SELECT p FROM (SELECT DISTINCT o.lines[i][1] AS p FROM pg_temp.new_orders o
-                       CROSS JOIN LATERAL generate_subscripts(o.lines, 1) AS i) AS x
+        SELECT x.p FROM unnest(ARRAY(SELECT DISTINCT o.lines[i][1] FROM pg_temp.new_orders o
+                                     CROSS JOIN LATERAL generate_subscripts(o.lines, 1) AS i)) AS x (p)
         WHERE NOT EXISTS (SELECT FROM agg.products a WHERE a.id = x.p)
           AND NOT EXISTS (SELECT FROM pg_temp.catalog_changes c WHERE c.id = x.p));
     IF cardinality(v_missing) > 0 THEN
@@ -103,15 +102,19 @@ BEGIN
         p_merchants, p_products);
 END $$;
 
--- Applies catalog_changes to the copy.
+-- Applies catalog_changes to the copy, and sums again the lists it changes.
 CREATE PROCEDURE refresh.apply_catalog()
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_merchants bigint[];
 BEGIN
-    INSERT INTO pg_temp.changed_merchants
-    SELECT c.merchant_id FROM pg_temp.catalog_changes c
-    UNION
-    SELECT a.merchant_id FROM pg_temp.catalog_changes c JOIN agg.products a ON a.id = c.id
-    ON CONFLICT DO NOTHING;
+    v_merchants := ARRAY(SELECT c.merchant_id FROM pg_temp.catalog_changes c
+                         UNION
+                         SELECT a.merchant_id FROM pg_temp.catalog_changes c JOIN agg.products a ON a.id = c.id);
+    IF cardinality(v_merchants) = 0 THEN
+        RETURN;
+    END IF;
+    INSERT INTO pg_temp.changed_merchants SELECT unnest(v_merchants) ON CONFLICT DO NOTHING;
     -- Gone, or moved to another merchant (re-inserted below).
     DELETE FROM agg.products a USING pg_temp.catalog_changes c
     WHERE a.id = c.id AND (c.gone OR a.merchant_id <> c.merchant_id);
@@ -119,6 +122,11 @@ BEGIN
     SELECT merchant_id, id, sku, name, category_id FROM pg_temp.catalog_changes WHERE NOT gone
     ORDER BY merchant_id, id
     ON CONFLICT (merchant_id, id) DO UPDATE SET sku = EXCLUDED.sku, name = EXCLUDED.name, category_id = EXCLUDED.category_id;
+    DELETE FROM pipeline.catalog_sums WHERE merchant_id = ANY (v_merchants);
+    INSERT INTO pipeline.catalog_sums
+    SELECT merchant_id, count(*), count(category_id), sum(hashtextextended(sku, id)), sum(hashtextextended(name, id)),
+           sum(hashint8extended(category_id, id))
+    FROM agg.products WHERE merchant_id = ANY (v_merchants) GROUP BY merchant_id;
 END $$;
 
 -- Moves the history of every category whose parent changed in the source (the change scan
