@@ -40,7 +40,9 @@ BEGIN
         LEFT JOIN ref.labels d ON d.dimension = 'delivery_type' AND d.label = o.delivery_type
         LEFT JOIN ref.labels p ON p.dimension = 'payment_method' AND p.label = o.payment_method
         WHERE o.merchant_id = v_merchant;
-        INSERT INTO pg_temp.changed_customers SELECT DISTINCT merchant_id, customer_id FROM pg_temp.new_orders;
+        INSERT INTO pg_temp.changed_customers
+        SELECT DISTINCT ON (merchant_id, customer_id) merchant_id, customer_id, day, order_id FROM pg_temp.new_orders
+        ORDER BY merchant_id, customer_id, day, order_id;
         CALL refresh.add_facts('new');
         CALL refresh.replace_snapshot();
         CALL refresh.add_customer_events(1);

@@ -52,9 +52,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (p_day - date '1899-12-31')::b
 -- Adds the events and cohort memberships of the customers in changed_customers, as the
 -- snapshot has their orders now, to tile_deltas and cohort_deltas, with p_sign (-1 before the
 -- snapshot takes the new orders, +1 after). Only from each customer's first changed order on
--- (in day and id order; the staged orders that differ between old_orders and new_orders, the
--- same in both calls): an earlier order has the same earlier orders, and so the same events,
--- on both sides, and a month before it the same cohort membership.
+-- (changed_customers, the same in both calls): an earlier order has the same earlier orders,
+-- and so the same events, on both sides, and a month before it the same cohort membership.
 CREATE PROCEDURE refresh.add_customer_events(p_sign int)
 LANGUAGE plpgsql
 SET enable_sort = off
@@ -68,15 +67,6 @@ BEGIN
         first_day date, c0 bigint, c1 bigint, c2 bigint, c3 bigint, c4 bigint, moved boolean, cut_day date
     ) ON COMMIT DELETE ROWS;
     DELETE FROM pg_temp.customer_seq;
-    WITH cut AS (
-        SELECT DISTINCT ON (merchant_id, customer_id) merchant_id, customer_id, day, order_id
-        FROM ((SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.new_orders
-               EXCEPT SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.old_orders)
-              UNION ALL
-              (SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.old_orders
-               EXCEPT SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.new_orders)) AS x
-        ORDER BY merchant_id, customer_id, day, order_id
-    )
     INSERT INTO pg_temp.customer_seq
     SELECT o.merchant_id, o.customer_id, o.order_id, o.day, o.status,
            row_number() OVER w, row_number() OVER (PARTITION BY o.merchant_id, o.customer_id, o.status ORDER BY o.day, o.order_id),
@@ -84,9 +74,8 @@ BEGIN
            count(*) FILTER (WHERE o.status = 0) OVER e, count(*) FILTER (WHERE o.status = 1) OVER e,
            count(*) FILTER (WHERE o.status = 2) OVER e, count(*) FILTER (WHERE o.status = 3) OVER e,
            count(*) FILTER (WHERE o.status = 4) OVER e,
-           (o.day, o.order_id) >= (x.day, x.order_id), x.day
+           (o.day, o.order_id) >= (c.cut_day, c.cut_order), c.cut_day
     FROM pg_temp.changed_customers c
-    JOIN cut x USING (merchant_id, customer_id)
     -- A lookup per customer (OFFSET 0: not a join that scans every order).
     CROSS JOIN LATERAL (SELECT * FROM pipeline.orders o
                         WHERE o.merchant_id = c.merchant_id AND o.customer_id = c.customer_id OFFSET 0) AS o

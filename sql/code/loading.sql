@@ -121,15 +121,18 @@ BEGIN
         CALL refresh.lock_merchant(v_extra);
     END LOOP;
 
-    -- A customer's events follow its order sequence: day, order and status of each order.
-    INSERT INTO pg_temp.changed_customers
-    SELECT DISTINCT merchant_id, customer_id
+    -- A customer's events follow its order sequence: day, order and status of each order. The
+    -- first order (by day, then id) that differs is where its events start to change.
+    INSERT INTO pg_temp.changed_customers AS c
+    SELECT DISTINCT ON (merchant_id, customer_id) merchant_id, customer_id, day, order_id
     FROM ((SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.new_orders
            EXCEPT SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.old_orders)
           UNION ALL
           (SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.old_orders
            EXCEPT SELECT merchant_id, customer_id, order_id, day, status FROM pg_temp.new_orders)) AS x
-    ON CONFLICT DO NOTHING;
+    ORDER BY merchant_id, customer_id, day, order_id
+    ON CONFLICT (merchant_id, customer_id) DO UPDATE SET cut_day = EXCLUDED.cut_day, cut_order = EXCLUDED.cut_order
+    WHERE (EXCLUDED.cut_day, EXCLUDED.cut_order) < (c.cut_day, c.cut_order);
 END $$;
 
 -- Replaces the snapshot rows of the orders staged with new_orders (an order in old_orders and

@@ -23,7 +23,8 @@
 -- new_orders, old_orders and catalog_orders have pipeline.orders's columns. key_deltas: net changes of the
 -- daily facts of agg.key_months (slot and figures as there, figures as plain numbers, not
 -- running sums). tile_deltas: changes of the event counts of agg.customer_tiles, by ck.
--- cohort_deltas: changes of agg.cohort_counts.
+-- cohort_deltas: changes of agg.cohort_counts. changed_customers: the customers whose order
+-- sequence changed, and their first changed order (cut_day, cut_order).
 CREATE PROCEDURE refresh.scratch()
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -45,7 +46,7 @@ BEGIN
             w1 bigint, w2 bigint, w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint
         ) ON COMMIT DELETE ROWS;
         CREATE TEMP TABLE IF NOT EXISTS changed_customers (
-            merchant_id bigint, customer_id bigint, PRIMARY KEY (merchant_id, customer_id)
+            merchant_id bigint, customer_id bigint, cut_day date, cut_order bigint, PRIMARY KEY (merchant_id, customer_id)
         ) ON COMMIT DELETE ROWS;
         CREATE TEMP TABLE IF NOT EXISTS tile_deltas (
             merchant_id bigint, grain "char", period date, ck bigint, n int
