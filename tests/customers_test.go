@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/merchantagg/merchantagg/gen"
@@ -100,9 +101,7 @@ func TestCustomerFiguresFollowChanges(t *testing.T) {
 	require.NoError(t, r.RefreshRange(ctx, m, deleted, deleted))
 	require.NoError(t, r.RefreshRange(ctx, m, moved, moved))
 
-	tok := bearer(token(t, m, auth.RoleMerchant))
-	filtered := []gen.OrderStatus{gen.OrderStatusCreated, gen.OrderStatusDelivered}
-	for _, rg := range [][2]time.Time{
+	requireCustomerFigures(t, a, src, m, [][2]time.Time{
 		{between.AddDate(0, 0, -40), between.AddDate(0, 0, 40)},
 		{between, between},
 		{between.AddDate(0, 0, 1), between.AddDate(0, 3, 0)},
@@ -111,9 +110,18 @@ func TestCustomerFiguresFollowChanges(t *testing.T) {
 		{moved.AddDate(0, -1, 0), moved.AddDate(0, 11, 0)},
 		{time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 6, 30, 0, 0, 0, 0, time.UTC)},
 		{time.Date(2024, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)},
-	} {
+	}, [][]gen.OrderStatus{nil, {gen.OrderStatusCreated, gen.OrderStatusDelivered}})
+}
+
+// requireCustomerFigures compares merchant m's customer figures, and its cohorts over ranges of
+// at most 400 days, for each range and status filter (nil: none) with the source's.
+func requireCustomerFigures(t *testing.T, a *api, src *pgxpool.Pool, m int64, ranges [][2]time.Time, filters [][]gen.OrderStatus) {
+	t.Helper()
+	ctx := context.Background()
+	tok := bearer(token(t, m, auth.RoleMerchant))
+	for _, rg := range ranges {
 		from, to := day(rg[0].Format(time.DateOnly)), day(rg[1].Format(time.DateOnly))
-		for _, kept := range [][]gen.OrderStatus{nil, filtered} {
+		for _, kept := range filters {
 			var st *[]gen.OrderStatus
 			if kept != nil {
 				st = &kept
@@ -183,25 +191,8 @@ func TestFoldedTilesStayExact(t *testing.T) {
 	require.NoError(t, an.QueryRow(ctx, `SELECT count(*) FROM agg.customer_tiles c, generate_subscripts(c.ck, 1) AS i
 		WHERE c.merchant_id = $1 AND c.cum[i] = coalesce(c.cum[i - 1], 0)`, m).Scan(&idle))
 	require.Zero(t, idle, "a folded tile keeps only keys with events")
-	tok := bearer(token(t, m, auth.RoleMerchant))
-	for _, rg := range [][2]time.Time{
+	requireCustomerFigures(t, a, src, m, [][2]time.Time{
 		{quarter, end}, {quarter.AddDate(0, 0, 17), end}, {quarter.AddDate(0, -5, 0), end.AddDate(0, 4, 0)},
 		{quarter.AddDate(0, 1, 0), quarter.AddDate(0, 2, -1)},
-	} {
-		from, to := day(rg[0].Format(time.DateOnly)), day(rg[1].Format(time.DateOnly))
-		for _, kept := range [][]gen.OrderStatus{nil, {gen.OrderStatusAccepted}, {gen.OrderStatusCreated, gen.OrderStatusCancelled}} {
-			var st *[]gen.OrderStatus
-			if kept != nil {
-				st = &kept
-			}
-			res, err := a.client.GetCustomersWithResponse(ctx, &gen.GetCustomersParams{From: from, To: to, Status: st}, tok)
-			require.NoError(t, err)
-			require.Equal(t, 200, res.StatusCode(), string(res.Body))
-			require.Equal(t, referenceCustomers(t, src, m, rg[0], rg[1], allIfNil(kept)), res.JSON200.Customers, "%v %v", rg, kept)
-			coh, err := a.client.GetCohortsWithResponse(ctx, &gen.GetCohortsParams{From: from, To: to, Status: st}, tok)
-			require.NoError(t, err)
-			require.Equal(t, 200, coh.StatusCode(), string(coh.Body))
-			require.Equal(t, referenceCohorts(t, src, m, rg[0], rg[1], allIfNil(kept)), coh.JSON200.Cohorts, "%v %v", rg, kept)
-		}
-	}
+	}, [][]gen.OrderStatus{nil, {gen.OrderStatusAccepted}, {gen.OrderStatusCreated, gen.OrderStatusCancelled}})
 }
