@@ -31,11 +31,17 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Per group and key of dimension p_dim, the figures of the ranges (packed as in
--- agg.key_months: unpack with api.metrics) under the slots p_slot, each counted with p_coef
--- (1 added, -1 subtracted, 0 not at all) and with p_ccoef in the cancelled count. Only the
--- figures p_need asks for are summed (1..7: w1..w7, 8: cancelled; the others come out NULL),
+-- agg.key_months: unpack with api.metrics) under the slots p_slot (at most five: every slot),
+-- each counted with p_coef (1 added, -1 subtracted, 0 not at all) and with p_ccoef in the
+-- cancelled count. Only the figures p_need asks for are summed (1..7: w1..w7, 8: cancelled;
+-- the others come out NULL; w7 is NULL for p, c and g, whose rows carry no delivery time),
 -- and only for the keys p_keys (NULL: every key). Keys with no order in a range come out with
 -- orders 0.
+--
+-- A row and an edge give one row with every slot's entry (the slots unrolled, five at most):
+-- a row per slot, as a status filter needs up to five, multiplied the rows to sum. A slot that
+-- adds nothing (coefficient 0 and no cancelled count asked for) is not searched; with the
+-- arguments as constants (a custom plan) it is folded away.
 CREATE FUNCTION api.key_sums(p_merchant bigint, p_dim "char", p_grp int[], p_from date[], p_to date[],
                              p_slot int[], p_coef int[], p_ccoef int[], p_need boolean[], p_keys bigint[] DEFAULT NULL)
 RETURNS TABLE (grp int, key bigint, w1 bigint, w2 bigint, w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint,
@@ -45,37 +51,73 @@ LANGUAGE sql STABLE AS $$
            agg.isum(x8)
     FROM (
         -- The figures picked out of the entries (OFFSET 0) before they are summed, so that
-        -- hashing or sorting them carries a few numbers per entry, not the rows' arrays.
-        SELECT grp, key, CASE WHEN p_need[1] THEN c * v[p][1] END AS x1, CASE WHEN p_need[2] THEN c * v[p][2] END AS x2,
-               CASE WHEN p_need[3] THEN c * v[p][3] END AS x3, CASE WHEN p_need[4] THEN c * v[p][4] END AS x4,
-               CASE WHEN p_need[5] THEN c * v[p][5] END AS x5, CASE WHEN p_need[6] THEN c * v[p][6] END AS x6,
-               CASE WHEN p_need[7] THEN c * v[p][7] END AS x7, CASE WHEN p_need[8] THEN cc * (v[p][1] >> 32) END AS x8
+        -- hashing or sorting them carries a few numbers per row, not the rows' arrays.
+        SELECT grp, key,
+               CASE WHEN p_need[1] THEN sign * (coalesce(p_coef[1] * v[p1][1], 0) + coalesce(p_coef[2] * v[p2][1], 0)
+                                                 + coalesce(p_coef[3] * v[p3][1], 0) + coalesce(p_coef[4] * v[p4][1], 0)
+                                                 + coalesce(p_coef[5] * v[p5][1], 0)) END AS x1,
+               CASE WHEN p_need[2] THEN sign * (coalesce(p_coef[1] * v[p1][2], 0) + coalesce(p_coef[2] * v[p2][2], 0)
+                                                 + coalesce(p_coef[3] * v[p3][2], 0) + coalesce(p_coef[4] * v[p4][2], 0)
+                                                 + coalesce(p_coef[5] * v[p5][2], 0)) END AS x2,
+               CASE WHEN p_need[3] THEN sign * (coalesce(p_coef[1] * v[p1][3], 0) + coalesce(p_coef[2] * v[p2][3], 0)
+                                                 + coalesce(p_coef[3] * v[p3][3], 0) + coalesce(p_coef[4] * v[p4][3], 0)
+                                                 + coalesce(p_coef[5] * v[p5][3], 0)) END AS x3,
+               CASE WHEN p_need[4] THEN sign * (coalesce(p_coef[1] * v[p1][4], 0) + coalesce(p_coef[2] * v[p2][4], 0)
+                                                 + coalesce(p_coef[3] * v[p3][4], 0) + coalesce(p_coef[4] * v[p4][4], 0)
+                                                 + coalesce(p_coef[5] * v[p5][4], 0)) END AS x4,
+               CASE WHEN p_need[5] THEN sign * (coalesce(p_coef[1] * v[p1][5], 0) + coalesce(p_coef[2] * v[p2][5], 0)
+                                                 + coalesce(p_coef[3] * v[p3][5], 0) + coalesce(p_coef[4] * v[p4][5], 0)
+                                                 + coalesce(p_coef[5] * v[p5][5], 0)) END AS x5,
+               CASE WHEN p_need[6] THEN sign * (coalesce(p_coef[1] * v[p1][6], 0) + coalesce(p_coef[2] * v[p2][6], 0)
+                                                 + coalesce(p_coef[3] * v[p3][6], 0) + coalesce(p_coef[4] * v[p4][6], 0)
+                                                 + coalesce(p_coef[5] * v[p5][6], 0)) END AS x6,
+               CASE WHEN p_need[7] AND p_dim NOT IN ('p', 'c', 'g') THEN sign * (coalesce(p_coef[1] * v[p1][7], 0) + coalesce(p_coef[2] * v[p2][7], 0)
+                                                 + coalesce(p_coef[3] * v[p3][7], 0) + coalesce(p_coef[4] * v[p4][7], 0)
+                                                 + coalesce(p_coef[5] * v[p5][7], 0)) END AS x7,
+               CASE WHEN p_need[8] THEN sign * (coalesce(p_ccoef[1] * (v[p1][1] >> 32), 0) + coalesce(p_ccoef[2] * (v[p2][1] >> 32), 0)
+                                       + coalesce(p_ccoef[3] * (v[p3][1] >> 32), 0) + coalesce(p_ccoef[4] * (v[p4][1] >> 32), 0)
+                                       + coalesce(p_ccoef[5] * (v[p5][1] >> 32), 0)) END AS x8
         FROM (
-            -- Each slot's entry is searched once here (OFFSET 0), not again for every figure.
-            SELECT e.grp, b.key, e.sign * e.coef AS c, e.sign * e.ccoef AS cc, b.v, b.ek, e.slot,
-                   width_bucket((e.slot * 32 + e.dom)::smallint, b.ek) AS p
-            -- Each edge with each slot, computed apart (OFFSET 0): the month an edge reads is
-            -- then a plain value, which row-level security lets reach the index (an expression
-            -- of functions that are not leakproof stays a filter above it, and every row of the
-            -- merchant was read).
-            FROM (SELECT e.*, s.* FROM api.edges(p_merchant, p_grp, p_from, p_to) AS e,
-                                       unnest(p_slot, p_coef, p_ccoef) AS s (slot, coef, ccoef)
-                  WHERE s.coef <> 0 OR p_need[8] AND s.ccoef <> 0
-                  OFFSET 0) AS e
-            -- An index range per edge and slot (OFFSET 0: the rows are read where they are,
-            -- never copied aside to be joined with the slots, nor hashed against every month);
-            -- with p_keys, only those keys' entries of the index (one branch runs: the other's
-            -- condition on p_keys is a one-time filter).
-            CROSS JOIN LATERAL (SELECT b.key, b.ek, b.v FROM agg.key_months b
-                                WHERE p_keys IS NULL AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
-                                UNION ALL
-                                SELECT b.key, b.ek, b.v FROM agg.key_months b
-                                WHERE p_keys IS NOT NULL AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
-                                  AND b.key = ANY (p_keys)
-                                OFFSET 0) AS b
+            -- Each slot's entry: the last at or before the edge's day, if it is in the slot.
+            SELECT grp, key, sign, v,
+                   CASE WHEN ek[b1] >= p_slot[1] * 32 THEN b1 END AS p1,
+                   CASE WHEN ek[b2] >= p_slot[2] * 32 THEN b2 END AS p2,
+                   CASE WHEN ek[b3] >= p_slot[3] * 32 THEN b3 END AS p3,
+                   CASE WHEN ek[b4] >= p_slot[4] * 32 THEN b4 END AS p4,
+                   CASE WHEN ek[b5] >= p_slot[5] * 32 THEN b5 END AS p5
+            FROM (
+                -- Each slot searched once here (OFFSET 0), not again for every figure.
+                SELECT e.grp, e.sign, b.key, b.ek, b.v,
+                       width_bucket((CASE WHEN p_coef[1] <> 0 OR p_need[8] AND p_ccoef[1] <> 0 THEN p_slot[1] END * 32
+                                     + e.dom)::smallint, b.ek) AS b1,
+                       width_bucket((CASE WHEN p_coef[2] <> 0 OR p_need[8] AND p_ccoef[2] <> 0 THEN p_slot[2] END * 32
+                                     + e.dom)::smallint, b.ek) AS b2,
+                       width_bucket((CASE WHEN p_coef[3] <> 0 OR p_need[8] AND p_ccoef[3] <> 0 THEN p_slot[3] END * 32
+                                     + e.dom)::smallint, b.ek) AS b3,
+                       width_bucket((CASE WHEN p_coef[4] <> 0 OR p_need[8] AND p_ccoef[4] <> 0 THEN p_slot[4] END * 32
+                                     + e.dom)::smallint, b.ek) AS b4,
+                       width_bucket((CASE WHEN p_coef[5] <> 0 OR p_need[8] AND p_ccoef[5] <> 0 THEN p_slot[5] END * 32
+                                     + e.dom)::smallint, b.ek) AS b5
+                -- Each edge computed apart (OFFSET 0): the month an edge reads is then a plain
+                -- value, which row-level security lets reach the index (an expression of
+                -- functions that are not leakproof stays a filter above it, and every row of
+                -- the merchant was read).
+                FROM (SELECT * FROM api.edges(p_merchant, p_grp, p_from, p_to) OFFSET 0) AS e
+                -- An index range per edge (OFFSET 0: the rows are read where they are, never
+                -- copied aside to be joined, nor hashed against every month); with p_keys,
+                -- only those keys' entries of the index (one branch runs: the other's
+                -- condition on p_keys is a one-time filter).
+                CROSS JOIN LATERAL (SELECT b.key, b.ek, b.v FROM agg.key_months b
+                                    WHERE p_keys IS NULL AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
+                                    UNION ALL
+                                    SELECT b.key, b.ek, b.v FROM agg.key_months b
+                                    WHERE p_keys IS NOT NULL AND b.merchant_id = p_merchant AND b.dim = p_dim
+                                      AND b.month = e.month AND b.key = ANY (p_keys)
+                                    OFFSET 0) AS b
+                OFFSET 0
+            ) AS z
             OFFSET 0
         ) AS x
-        WHERE p > 0 AND ek[p] >= slot * 32
         OFFSET 0
     ) AS y
     GROUP BY grp, key
