@@ -89,8 +89,9 @@ func TestUpgradeFromVersion12(t *testing.T) {
 }
 
 // TestUpgradeFromVersion15: migration 016 gives the customer tiles that version 15 stored
-// (with changes still in their delta arrays) their own counts, 017 sums the catalog copy, and
-// every kind of request is then exact, and the next scan finds no catalog stale.
+// (with changes still in their delta arrays) their own counts, 017 sums the catalog copy, 018
+// sums the tiles' own counts under no filter, and every kind of request is then exact, and the
+// next scan finds no catalog stale.
 func TestUpgradeFromVersion15(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -106,7 +107,7 @@ func TestUpgradeFromVersion15(t *testing.T) {
 	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM agg.customer_tiles WHERE dck <> '{}'").Scan(&deltas))
 	require.NotZero(t, deltas, "tiles with changes not folded in")
 	// Version 15's tables: the tiles without their own counts, no catalog sums.
-	_, err = an.Exec(ctx, `ALTER TABLE agg.customer_tiles DROP COLUMN below, DROP COLUMN events;
+	_, err = an.Exec(ctx, `ALTER TABLE agg.customer_tiles DROP COLUMN below, DROP COLUMN events, DROP COLUMN head_all;
 		DROP TABLE pipeline.catalog_sums;
 		UPDATE `+schema.VersionTable+` SET version = 15`)
 	require.NoError(t, err)

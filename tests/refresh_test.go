@@ -136,7 +136,8 @@ const tileCounts = `
 	FROM counts`
 
 // tileHeadsOff counts the customer tiles whose own counts (below, events: migration 016)
-// differ from what their event arrays say.
+// differ from what their event arrays say, or whose unfiltered sums of them (head_all:
+// migration 018) differ from their segments' of filter 31.
 const tileHeadsOff = `
 	SELECT count(*) FROM agg.customer_tiles c
 	CROSS JOIN LATERAL (
@@ -148,7 +149,12 @@ const tileHeadsOff = `
 		                          ORDER BY i), '{}') AS events
 		FROM unnest(c.segs) WITH ORDINALITY AS x (s, i), LATERAL (SELECT (c.period - date '1899-12-31')::bigint AS lo) AS l
 	) AS x
-	WHERE (c.below, c.events) IS DISTINCT FROM (x.below, x.events)`
+	WHERE (c.below, c.events) IS DISTINCT FROM (x.below, x.events)
+	   OR c.head_all IS DISTINCT FROM (
+		SELECT ARRAY[coalesce(sum(b) FILTER (WHERE s >> 52 = 1), 0), coalesce(sum(b) FILTER (WHERE s >> 52 = 2), 0),
+		             coalesce(sum(e) FILTER (WHERE s >> 52 = 3), 0), coalesce(sum(b) FILTER (WHERE s >> 52 = 3), 0)]::int[]
+		FROM unnest(c.segs, c.below, c.events) AS y (s, b, e)
+		WHERE (s >> 20) & (1::bigint << 30) <> 0)`
 
 // summaryOf asks the API for one merchant's summary over a range.
 func summaryOf(t *testing.T, a *api, m int64, from, to string) gen.Metrics {

@@ -173,7 +173,7 @@ BEGIN
     -- (dck and dcum empty); else only segs, dck and dcum are.
     CREATE TEMP TABLE IF NOT EXISTS tile_rows (
         merchant_id bigint, grain "char", period date, fold boolean, segs bigint[], ck bigint[], cum int[],
-        dck bigint[], dcum int[], below int[], events int[]
+        dck bigint[], dcum int[], below int[], events int[], head_all int[]
     ) ON COMMIT DELETE ROWS;
     DELETE FROM pg_temp.tile_rows;
     WITH d AS (
@@ -214,7 +214,12 @@ BEGIN
         -- (migration 016): the stored ones plus the changes' (an event is below when its value
         -- is before the period's first day). A segment left with no event is dropped.
         SELECT merchant_id, grain, period, array_agg(s ORDER BY s) AS segs, array_agg(b::int ORDER BY s) AS below,
-               array_agg(e::int ORDER BY s) AS events
+               array_agg(e::int ORDER BY s) AS events,
+               -- the same under no status filter (filter 31's bit), summed (migration 018)
+               ARRAY[coalesce(sum(b) FILTER (WHERE s >> 52 = 1 AND (s >> 50) & 1 = 1), 0),
+                     coalesce(sum(b) FILTER (WHERE s >> 52 = 2 AND (s >> 50) & 1 = 1), 0),
+                     coalesce(sum(e) FILTER (WHERE s >> 52 = 3 AND (s >> 50) & 1 = 1), 0),
+                     coalesce(sum(b) FILTER (WHERE s >> 52 = 3 AND (s >> 50) & 1 = 1), 0)]::int[] AS head_all
         FROM (SELECT merchant_id, grain, period, s, sum(b) AS b, sum(e) AS e
               FROM (SELECT t.merchant_id, t.grain, t.period, x.s, x.b, x.e
                     FROM t CROSS JOIN LATERAL unnest(t.segs, t.below, t.events) AS x (s, b, e)
@@ -229,7 +234,7 @@ BEGIN
     -- Folded: the stored counts and the delta merged, each key's running count the stored one
     -- plus the delta's at or before it (by binary search in both), kept where its own count is
     -- not zero. A period left with no event gets NULL arrays, and is deleted.
-    SELECT s.merchant_id, s.grain, s.period, true, h.segs, f.ck, f.cum, '{}', '{}', h.below, h.events
+    SELECT s.merchant_id, s.grain, s.period, true, h.segs, f.ck, f.cum, '{}', '{}', h.below, h.events, h.head_all
     FROM sized s
     LEFT JOIN LATERAL (SELECT c.ck || '{}'::bigint[] AS ck, c.cum || '{}'::int[] AS cum FROM agg.customer_tiles c
                        WHERE s.main > 0 AND c.merchant_id = s.merchant_id AND c.grain = s.grain AND c.period = s.period
@@ -249,7 +254,7 @@ BEGIN
     WHERE s.fold
     UNION ALL
     SELECT s.merchant_id, s.grain, s.period, false, coalesce(h.segs, '{}'), NULL, NULL, coalesce(s.dck, '{}'),
-           coalesce(s.dcum, '{}'), coalesce(h.below, '{}'), coalesce(h.events, '{}')
+           coalesce(s.dcum, '{}'), coalesce(h.below, '{}'), coalesce(h.events, '{}'), coalesce(h.head_all, '{0,0,0,0}')
     FROM sized s
     LEFT JOIN h USING (merchant_id, grain, period)
     WHERE NOT s.fold;
@@ -271,8 +276,8 @@ END $$;
 CREATE PROCEDURE refresh.insert_customer_tiles()
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO agg.customer_tiles (merchant_id, period, grain, segs, ck, cum, below, events)
-    SELECT merchant_id, period, grain, segs, ck, cum, below, events FROM pg_temp.tile_rows WHERE ck IS NOT NULL
+    INSERT INTO agg.customer_tiles (merchant_id, period, grain, segs, ck, cum, below, events, head_all)
+    SELECT merchant_id, period, grain, segs, ck, cum, below, events, head_all FROM pg_temp.tile_rows WHERE ck IS NOT NULL
     ORDER BY merchant_id, grain, period;
 END $$;
 
@@ -290,11 +295,13 @@ BEGIN
     ON c.merchant_id = r.merchant_id AND c.grain = r.grain AND c.period = r.period
     WHEN MATCHED AND r.fold AND r.ck IS NULL THEN DELETE
     WHEN MATCHED AND r.fold THEN
-        UPDATE SET segs = r.segs, ck = r.ck, cum = r.cum, dck = '{}', dcum = '{}', below = r.below, events = r.events
-    WHEN MATCHED THEN UPDATE SET segs = r.segs, dck = r.dck, dcum = r.dcum, below = r.below, events = r.events
+        UPDATE SET segs = r.segs, ck = r.ck, cum = r.cum, dck = '{}', dcum = '{}', below = r.below, events = r.events,
+                   head_all = r.head_all
+    WHEN MATCHED THEN
+        UPDATE SET segs = r.segs, dck = r.dck, dcum = r.dcum, below = r.below, events = r.events, head_all = r.head_all
     WHEN NOT MATCHED AND r.ck IS NOT NULL THEN
-        INSERT (merchant_id, period, grain, segs, ck, cum, below, events)
-        VALUES (r.merchant_id, r.period, r.grain, r.segs, r.ck, r.cum, r.below, r.events);
+        INSERT (merchant_id, period, grain, segs, ck, cum, below, events, head_all)
+        VALUES (r.merchant_id, r.period, r.grain, r.segs, r.ck, r.cum, r.below, r.events, r.head_all);
 END $$;
 
 -- Adds the netted cohort_deltas to agg.cohort_counts (by primary key, as above).

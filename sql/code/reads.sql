@@ -158,13 +158,13 @@ LANGUAGE sql STABLE AS $$
                              CASE t.grain WHEN 'd' THEN interval '1 day' WHEN 'w' THEN interval '7 days'
                                           WHEN 'm' THEN interval '1 month' ELSE interval '3 months' END) AS p
     ), tile AS (
-        -- A group's first period (head) is counted from its own counts (below, events), with
-        -- no binary search; the others' arrays are copied out of storage once here (|| '{}'),
-        -- not again at every binary search below (a large tile is stored compressed), and a
-        -- head's are not read at all.
-        SELECT p.grp, p.lo, p.head, c.segs, c.below, c.events, c.ck, c.cum, c.dck, c.dcum
+        -- A group's first period (head) is counted from its own counts (below, events; under
+        -- no status filter, head_all), with no binary search; the others' arrays are copied
+        -- out of storage once here (|| '{}'), not again at every binary search below (a large
+        -- tile is stored compressed), and a head's are not read at all.
+        SELECT p.grp, p.lo, p.head, c.segs, c.below, c.events, c.head_all, c.ck, c.cum, c.dck, c.dcum
         FROM period p
-        CROSS JOIN LATERAL (SELECT c.segs, c.below, c.events,
+        CROSS JOIN LATERAL (SELECT c.segs, c.below, c.events, c.head_all,
                                    CASE WHEN NOT p.head THEN c.ck || '{}'::bigint[] END AS ck,
                                    CASE WHEN NOT p.head THEN c.cum || '{}'::int[] END AS cum,
                                    CASE WHEN NOT p.head THEN c.dck END AS dck, CASE WHEN NOT p.head THEN c.dcum END AS dcum
@@ -185,11 +185,16 @@ LANGUAGE sql STABLE AS $$
                          - coalesce(t.dcum[width_bucket(x.s - 1, t.dck)], 0) END AS total
         FROM tile t CROSS JOIN LATERAL unnest(t.segs, t.below, t.events) AS x (s, b, e)
         WHERE (x.s >> 20) & (1::bigint << (p_filter - 1)) <> 0
+          AND NOT (t.head AND p_filter = 31)
     )
     SELECT grp, c1 + c3, c3 - b3, c2 - c1 - c3
-    FROM (SELECT grp, coalesce(sum(below) FILTER (WHERE kind = 1), 0) AS c1,
-                 coalesce(sum(below) FILTER (WHERE kind = 2), 0) AS c2,
-                 coalesce(sum(total) FILTER (WHERE kind = 3), 0) AS c3,
-                 coalesce(sum(below) FILTER (WHERE kind = 3), 0) AS b3
-          FROM seg GROUP BY grp) AS c
+    FROM (SELECT grp, agg.isum(c1) AS c1, agg.isum(c2) AS c2, agg.isum(c3) AS c3, agg.isum(b3) AS b3
+          FROM (SELECT grp, coalesce(sum(below) FILTER (WHERE kind = 1), 0) AS c1,
+                       coalesce(sum(below) FILTER (WHERE kind = 2), 0) AS c2,
+                       coalesce(sum(total) FILTER (WHERE kind = 3), 0) AS c3,
+                       coalesce(sum(below) FILTER (WHERE kind = 3), 0) AS b3
+                FROM seg GROUP BY grp
+                UNION ALL
+                SELECT grp, head_all[1], head_all[2], head_all[3], head_all[4] FROM tile WHERE head AND p_filter = 31) AS u
+          GROUP BY grp) AS c
 $$;
