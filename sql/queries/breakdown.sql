@@ -21,7 +21,7 @@ WITH level AS (
     WHERE @parent_id::bigint IS NOT NULL AND c.parent_id IS NOT DISTINCT FROM nullif(@parent_id::bigint, 0)
     UNION ALL
     SELECT @parent_id::bigint, 'c' WHERE @parent_id::bigint > 0
-), k AS (
+), k AS NOT MATERIALIZED (
     SELECT k.*, CASE WHEN @parent_id::bigint IS NULL THEN api.dim_code(@dimension) ELSE 'c' END AS dim
     FROM api.key_sums(@merchant_id, CASE WHEN @parent_id::bigint IS NULL THEN api.dim_code(@dimension) ELSE 'c' END, '{0}', ARRAY[@from_day::date],
                       ARRAY[@to_day::date], @slots::int[], @coefs::int[], @cancelled_coefs::int[], @need::boolean[],
@@ -31,16 +31,20 @@ WITH level AS (
                                      @need::boolean[], ARRAY(SELECT id FROM level WHERE dim = 'g')) AS k
     WHERE @parent_id::bigint IS NOT NULL -- planned away for a flat list, not called with no keys
 ), sums AS MATERIALIZED (
-    SELECT CASE WHEN @dimension = 'region' THEN NULL ELSE k.key END AS key, min(k.dim) AS dim,
-           CASE WHEN @dimension = 'region' THEN c.region ELSE l.label END AS label,
-           agg.isum(k.w1) AS w1, agg.isum(k.w2) AS w2, agg.isum(k.w3) AS w3, agg.isum(k.w4) AS w4, agg.isum(k.w5) AS w5,
-           agg.isum(k.w6) AS w6, agg.isum(k.w7) AS w7, agg.isum(k.cancelled) AS w8
+    -- Regions sum their cities; any other key is one row of k already (not grouped again).
+    SELECT k.key, k.dim::text, l.label, k.w1, k.w2, k.w3, k.w4, k.w5, k.w6, k.w7, k.cancelled AS w8
     FROM k
     LEFT JOIN ref.labels l ON @dimension IN ('delivery_type', 'payment_method') AND l.id = k.key
-    LEFT JOIN ref.cities c ON @dimension = 'region' AND c.id = k.key
     WHERE k.w1 >= 4294967296 -- an order or more in the range
-      AND (@dimension <> 'region' OR c.id IS NOT NULL)
-    GROUP BY 1, 3
+      AND @dimension <> 'region'
+    UNION ALL
+    SELECT NULL, min(k.dim), c.region, agg.isum(k.w1), agg.isum(k.w2), agg.isum(k.w3), agg.isum(k.w4), agg.isum(k.w5),
+           agg.isum(k.w6), agg.isum(k.w7), agg.isum(k.cancelled)
+    FROM k
+    JOIN ref.cities c ON c.id = k.key
+    WHERE k.w1 >= 4294967296
+      AND @dimension = 'region'
+    GROUP BY c.region
 ), total AS (
     SELECT count(*) AS keys, agg.isum(w4) * 0.01 AS gmv FROM sums
 ), page AS (
