@@ -30,6 +30,21 @@ LANGUAGE sql STABLE AS $$
     WHERE l.m IS NOT NULL
 $$;
 
+-- The rows of dimension p_dim of one month: every key's, or with p_keys only those keys'
+-- (one branch runs: the other's condition on p_keys is a one-time filter). Called with the
+-- month as a plain value, an index range (OFFSET 0 at the call: the rows are read where they
+-- are, never copied aside to be joined, nor hashed against every month).
+CREATE FUNCTION api.month_rows(p_merchant bigint, p_dim "char", p_month date, p_keys bigint[])
+RETURNS TABLE (key bigint, ek smallint[], v bigint[])
+LANGUAGE sql STABLE AS $$
+    SELECT b.key, b.ek, b.v FROM agg.key_months b
+    WHERE p_keys IS NULL AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = p_month
+    UNION ALL
+    SELECT b.key, b.ek, b.v FROM agg.key_months b
+    WHERE p_keys IS NOT NULL AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = p_month
+      AND b.key = ANY (p_keys)
+$$;
+
 -- Per group and key of dimension p_dim, the figures of the ranges (packed as in
 -- agg.key_months: unpack with api.metrics) under the slots p_slot (at most five: every slot),
 -- each counted with p_coef (1 added, -1 subtracted, 0 not at all) and with p_ccoef in the
@@ -42,11 +57,21 @@ $$;
 -- a row per slot, as a status filter needs up to five, multiplied the rows to sum. A slot that
 -- adds nothing (coefficient 0 and no cancelled count asked for) is not searched; with the
 -- arguments as constants (a custom plan) it is folded away.
-CREATE FUNCTION api.key_sums(p_merchant bigint, p_dim "char", p_grp int[], p_from date[], p_to date[],
+--
+-- Two functions of one body (the template below), which differ in how rows meet edges:
+-- api.key_sums reads an index range per edge (a breakdown, ABC: one range, two edges);
+-- api.series_sums reads each month's rows once and joins them with the month's edges (the
+-- order figures of a summary or a series: a day series has 62 edges in a month, each an index
+-- range of its own with the first). Each is the faster of the two for its own calls.
+{{ define "key_sums" -}}
+CREATE FUNCTION api.{{ . }}(p_merchant bigint, p_dim "char", p_grp int[], p_from date[], p_to date[],
                              p_slot int[], p_coef int[], p_ccoef int[], p_need boolean[], p_keys bigint[] DEFAULT NULL)
 RETURNS TABLE (grp int, key bigint, w1 bigint, w2 bigint, w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint,
                cancelled bigint)
 LANGUAGE sql STABLE AS $$
+{{- if eq . "series_sums" }}
+    WITH series_edges AS MATERIALIZED (SELECT * FROM api.edges(p_merchant, p_grp, p_from, p_to))
+{{- end }}
     SELECT grp, key, agg.isum(x1), agg.isum(x2), agg.isum(x3), agg.isum(x4), agg.isum(x5), agg.isum(x6), agg.isum(x7),
            agg.isum(x8)
     FROM (
@@ -71,9 +96,10 @@ LANGUAGE sql STABLE AS $$
                CASE WHEN p_need[6] THEN sign * (coalesce(p_coef[1] * v[p1][6], 0) + coalesce(p_coef[2] * v[p2][6], 0)
                                                  + coalesce(p_coef[3] * v[p3][6], 0) + coalesce(p_coef[4] * v[p4][6], 0)
                                                  + coalesce(p_coef[5] * v[p5][6], 0)) END AS x6,
-               CASE WHEN p_need[7] AND p_dim NOT IN ('p', 'c', 'g') THEN sign * (coalesce(p_coef[1] * v[p1][7], 0) + coalesce(p_coef[2] * v[p2][7], 0)
-                                                 + coalesce(p_coef[3] * v[p3][7], 0) + coalesce(p_coef[4] * v[p4][7], 0)
-                                                 + coalesce(p_coef[5] * v[p5][7], 0)) END AS x7,
+               CASE WHEN p_need[7] AND p_dim NOT IN ('p', 'c', 'g')
+                    THEN sign * (coalesce(p_coef[1] * v[p1][7], 0) + coalesce(p_coef[2] * v[p2][7], 0)
+                                 + coalesce(p_coef[3] * v[p3][7], 0) + coalesce(p_coef[4] * v[p4][7], 0)
+                                 + coalesce(p_coef[5] * v[p5][7], 0)) END AS x7,
                CASE WHEN p_need[8] THEN sign * (coalesce(p_ccoef[1] * (v[p1][1] >> 32), 0) + coalesce(p_ccoef[2] * (v[p2][1] >> 32), 0)
                                        + coalesce(p_ccoef[3] * (v[p3][1] >> 32), 0) + coalesce(p_ccoef[4] * (v[p4][1] >> 32), 0)
                                        + coalesce(p_ccoef[5] * (v[p5][1] >> 32), 0)) END AS x8
@@ -87,33 +113,34 @@ LANGUAGE sql STABLE AS $$
                    CASE WHEN ek[b5] >= p_slot[5] * 32 THEN b5 END AS p5
             FROM (
                 -- Each slot searched once here (OFFSET 0), not again for every figure.
-                SELECT e.grp, e.sign, b.key, b.ek, b.v,
+                SELECT j.grp, j.sign, j.key, j.ek, j.v,
                        width_bucket((CASE WHEN p_coef[1] <> 0 OR p_need[8] AND p_ccoef[1] <> 0 THEN p_slot[1] END * 32
-                                     + e.dom)::smallint, b.ek) AS b1,
+                                     + j.dom)::smallint, j.ek) AS b1,
                        width_bucket((CASE WHEN p_coef[2] <> 0 OR p_need[8] AND p_ccoef[2] <> 0 THEN p_slot[2] END * 32
-                                     + e.dom)::smallint, b.ek) AS b2,
+                                     + j.dom)::smallint, j.ek) AS b2,
                        width_bucket((CASE WHEN p_coef[3] <> 0 OR p_need[8] AND p_ccoef[3] <> 0 THEN p_slot[3] END * 32
-                                     + e.dom)::smallint, b.ek) AS b3,
+                                     + j.dom)::smallint, j.ek) AS b3,
                        width_bucket((CASE WHEN p_coef[4] <> 0 OR p_need[8] AND p_ccoef[4] <> 0 THEN p_slot[4] END * 32
-                                     + e.dom)::smallint, b.ek) AS b4,
+                                     + j.dom)::smallint, j.ek) AS b4,
                        width_bucket((CASE WHEN p_coef[5] <> 0 OR p_need[8] AND p_ccoef[5] <> 0 THEN p_slot[5] END * 32
-                                     + e.dom)::smallint, b.ek) AS b5
-                -- Each edge computed apart (OFFSET 0): the month an edge reads is then a plain
-                -- value, which row-level security lets reach the index (an expression of
-                -- functions that are not leakproof stays a filter above it, and every row of
-                -- the merchant was read).
-                FROM (SELECT * FROM api.edges(p_merchant, p_grp, p_from, p_to) OFFSET 0) AS e
-                -- An index range per edge (OFFSET 0: the rows are read where they are, never
-                -- copied aside to be joined, nor hashed against every month); with p_keys,
-                -- only those keys' entries of the index (one branch runs: the other's
-                -- condition on p_keys is a one-time filter).
-                CROSS JOIN LATERAL (SELECT b.key, b.ek, b.v FROM agg.key_months b
-                                    WHERE p_keys IS NULL AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.month
-                                    UNION ALL
-                                    SELECT b.key, b.ek, b.v FROM agg.key_months b
-                                    WHERE p_keys IS NOT NULL AND b.merchant_id = p_merchant AND b.dim = p_dim
-                                      AND b.month = e.month AND b.key = ANY (p_keys)
-                                    OFFSET 0) AS b
+                                     + j.dom)::smallint, j.ek) AS b5
+                FROM (
+{{- if eq . "series_sums" }}
+                    SELECT e.grp, e.sign, e.dom, b.key, b.ek, b.v
+                    FROM (SELECT DISTINCT month FROM series_edges) AS m
+                    CROSS JOIN LATERAL (SELECT b.*, m.month FROM api.month_rows(p_merchant, p_dim, m.month, p_keys) AS b
+                                        OFFSET 0) AS b
+                    JOIN series_edges AS e ON e.month = b.month
+{{- else }}
+                    -- Each edge computed apart (OFFSET 0): the month it reads is then a plain
+                    -- value, which row-level security lets reach the index (an expression of
+                    -- functions that are not leakproof stays a filter above it, and every row
+                    -- of the merchant was read).
+                    SELECT e.grp, e.sign, e.dom, b.key, b.ek, b.v
+                    FROM (SELECT * FROM api.edges(p_merchant, p_grp, p_from, p_to) OFFSET 0) AS e
+                    CROSS JOIN LATERAL (SELECT * FROM api.month_rows(p_merchant, p_dim, e.month, p_keys) OFFSET 0) AS b
+{{- end }}
+                ) AS j
                 OFFSET 0
             ) AS z
             OFFSET 0
@@ -122,6 +149,9 @@ LANGUAGE sql STABLE AS $$
     ) AS y
     GROUP BY grp, key
 $$;
+{{- end }}
+{{ template "key_sums" "key_sums" }}
+{{ template "key_sums" "series_sums" }}
 
 -- The metrics of docs/metrics.md from a key's or a range's packed sums: the one definition of
 -- every derived figure (rates, averages, revenue), used by every query and by the sort keys.

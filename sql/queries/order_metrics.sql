@@ -7,8 +7,8 @@
 -- element per group; @slots, @coefs and @cancelled_coefs (internal/stats, the status filter).
 -- One row per group that has orders; groups without are zero.
 WITH k AS (
-    SELECT * FROM api.key_sums(@merchant_id, @dim::"char", @grp::int[], @from_day::date[], @to_day::date[], @slots::int[],
-                               @coefs::int[], @cancelled_coefs::int[], '{t,t,t,t,t,t,t,t}', @keys::bigint[])
+    SELECT * FROM api.series_sums(@merchant_id, @dim::"char", @grp::int[], @from_day::date[], @to_day::date[], @slots::int[],
+                                  @coefs::int[], @cancelled_coefs::int[], '{t,t,t,t,t,t,t,t}', @keys::bigint[])
 ), s AS (
     SELECT grp, agg.isum(w1) AS w1, agg.isum(w2) AS w2, agg.isum(w3) AS w3, agg.isum(w4) AS w4, agg.isum(w5) AS w5,
            agg.isum(w6) AS w6, agg.isum(w7) AS w7, agg.isum(cancelled) AS w8
