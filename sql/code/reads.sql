@@ -46,30 +46,31 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Per group and key of dimension p_dim, the figures of the ranges (packed as in
--- agg.key_months: unpack with api.metrics) under the slots p_slot (at most five: every slot),
--- each counted with p_coef (1 added, -1 subtracted, 0 not at all) and with p_ccoef in the
--- cancelled count. Only the figures p_need asks for are summed (1..7: w1..w7, 8: cancelled;
--- the others come out NULL; w7 is NULL for p, c and g, whose rows carry no delivery time),
--- and only for the keys p_keys (NULL: every key). Keys with no order in a range come out with
--- orders 0.
+-- agg.key_months: unpack with api.metrics) under the slots p_slot, each counted with p_coef
+-- (1 added, -1 subtracted, 0 not at all) and with p_ccoef in the cancelled count. Only the
+-- figures p_need asks for are summed (1..7: w1..w7, 8: cancelled; the others come out NULL;
+-- w7 is NULL for p, c and g, whose rows carry no delivery time), and only for the keys p_keys
+-- (NULL: every key). Keys with no order in a range come out with orders 0.
 --
--- A row and an edge give one row with every slot's entry (the slots unrolled, five at most):
--- a row per slot, as a status filter needs up to five, multiplied the rows to sum. A slot that
--- adds nothing (coefficient 0 and no cancelled count asked for) is not searched; with the
--- arguments as constants (a custom plan) it is folded away.
---
--- Two functions of one body (the template below), which differ in how rows meet edges:
--- api.key_sums reads an index range per edge (a breakdown, ABC: one range, two edges);
--- api.series_sums reads each month's rows once and joins them with the month's edges (the
--- order figures of a summary or a series: a day series has 62 edges in a month, each an index
--- range of its own with the first). Each is the faster of the two for its own calls.
+-- A row and an edge give one row with every slot's entry: the slots are unrolled (a row per
+-- slot multiplied the rows to sum by as many as five, for "delivered"). A slot that adds
+-- nothing (coefficient 0 and no cancelled count asked for) is not searched; with the arguments
+-- as constants (a custom plan) it is folded away. The template below writes three functions
+-- of one body, which differ in how many slots they unroll and in how rows meet edges:
+--   api.key_sums       2 slots (no filter, or one without delivered: internal/stats picks it),
+--                      an index range per edge: lists (a breakdown, ABC: one range);
+--   api.key_sums_5     the same for every slot (a filter with delivered): unrolling five
+--                      costs every list planned for its own arguments a millisecond more;
+--   api.series_sums    every slot, each month's rows read once and joined with the month's
+--                      edges: summaries and series (a day series has 62 edges in a month), in
+--                      plans kept per connection.
 {{ define "key_sums" -}}
-CREATE FUNCTION api.{{ . }}(p_merchant bigint, p_dim "char", p_grp int[], p_from date[], p_to date[],
+CREATE FUNCTION api.{{ .name }}(p_merchant bigint, p_dim "char", p_grp int[], p_from date[], p_to date[],
                              p_slot int[], p_coef int[], p_ccoef int[], p_need boolean[], p_keys bigint[] DEFAULT NULL)
 RETURNS TABLE (grp int, key bigint, w1 bigint, w2 bigint, w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint,
                cancelled bigint)
 LANGUAGE sql STABLE AS $$
-{{- if eq . "series_sums" }}
+{{- if .series }}
     WITH series_edges AS MATERIALIZED (SELECT * FROM api.edges(p_merchant, p_grp, p_from, p_to))
 {{- end }}
     SELECT grp, key, agg.isum(x1), agg.isum(x2), agg.isum(x3), agg.isum(x4), agg.isum(x5), agg.isum(x6), agg.isum(x7),
@@ -78,54 +79,27 @@ LANGUAGE sql STABLE AS $$
         -- The figures picked out of the entries (OFFSET 0) before they are summed, so that
         -- hashing or sorting them carries a few numbers per row, not the rows' arrays.
         SELECT grp, key,
-               CASE WHEN p_need[1] THEN sign * (coalesce(p_coef[1] * v[p1][1], 0) + coalesce(p_coef[2] * v[p2][1], 0)
-                                                 + coalesce(p_coef[3] * v[p3][1], 0) + coalesce(p_coef[4] * v[p4][1], 0)
-                                                 + coalesce(p_coef[5] * v[p5][1], 0)) END AS x1,
-               CASE WHEN p_need[2] THEN sign * (coalesce(p_coef[1] * v[p1][2], 0) + coalesce(p_coef[2] * v[p2][2], 0)
-                                                 + coalesce(p_coef[3] * v[p3][2], 0) + coalesce(p_coef[4] * v[p4][2], 0)
-                                                 + coalesce(p_coef[5] * v[p5][2], 0)) END AS x2,
-               CASE WHEN p_need[3] THEN sign * (coalesce(p_coef[1] * v[p1][3], 0) + coalesce(p_coef[2] * v[p2][3], 0)
-                                                 + coalesce(p_coef[3] * v[p3][3], 0) + coalesce(p_coef[4] * v[p4][3], 0)
-                                                 + coalesce(p_coef[5] * v[p5][3], 0)) END AS x3,
-               CASE WHEN p_need[4] THEN sign * (coalesce(p_coef[1] * v[p1][4], 0) + coalesce(p_coef[2] * v[p2][4], 0)
-                                                 + coalesce(p_coef[3] * v[p3][4], 0) + coalesce(p_coef[4] * v[p4][4], 0)
-                                                 + coalesce(p_coef[5] * v[p5][4], 0)) END AS x4,
-               CASE WHEN p_need[5] THEN sign * (coalesce(p_coef[1] * v[p1][5], 0) + coalesce(p_coef[2] * v[p2][5], 0)
-                                                 + coalesce(p_coef[3] * v[p3][5], 0) + coalesce(p_coef[4] * v[p4][5], 0)
-                                                 + coalesce(p_coef[5] * v[p5][5], 0)) END AS x5,
-               CASE WHEN p_need[6] THEN sign * (coalesce(p_coef[1] * v[p1][6], 0) + coalesce(p_coef[2] * v[p2][6], 0)
-                                                 + coalesce(p_coef[3] * v[p3][6], 0) + coalesce(p_coef[4] * v[p4][6], 0)
-                                                 + coalesce(p_coef[5] * v[p5][6], 0)) END AS x6,
-               CASE WHEN p_need[7] AND p_dim NOT IN ('p', 'c', 'g')
-                    THEN sign * (coalesce(p_coef[1] * v[p1][7], 0) + coalesce(p_coef[2] * v[p2][7], 0)
-                                 + coalesce(p_coef[3] * v[p3][7], 0) + coalesce(p_coef[4] * v[p4][7], 0)
-                                 + coalesce(p_coef[5] * v[p5][7], 0)) END AS x7,
-               CASE WHEN p_need[8] THEN sign * (coalesce(p_ccoef[1] * (v[p1][1] >> 32), 0) + coalesce(p_ccoef[2] * (v[p2][1] >> 32), 0)
-                                       + coalesce(p_ccoef[3] * (v[p3][1] >> 32), 0) + coalesce(p_ccoef[4] * (v[p4][1] >> 32), 0)
-                                       + coalesce(p_ccoef[5] * (v[p5][1] >> 32), 0)) END AS x8
+{{- range $k := list 1 2 3 4 5 6 7 }}
+               CASE WHEN p_need[{{ $k }}]{{ if eq $k 7 }} AND p_dim NOT IN ('p', 'c', 'g'){{ end }}
+                    THEN sign * ({{ range $i := until $.slots }}{{ if $i }} + {{ end }}coalesce(p_coef[{{ add1 $i }}] * v[p{{ add1 $i }}][{{ $k }}], 0){{ end }}) END AS x{{ $k }},
+{{- end }}
+               CASE WHEN p_need[8]
+                    THEN sign * ({{ range $i := until .slots }}{{ if $i }} + {{ end }}coalesce(p_ccoef[{{ add1 $i }}] * (v[p{{ add1 $i }}][1] >> 32), 0){{ end }}) END AS x8
         FROM (
             -- Each slot's entry: the last at or before the edge's day, if it is in the slot.
-            SELECT grp, key, sign, v,
-                   CASE WHEN ek[b1] >= p_slot[1] * 32 THEN b1 END AS p1,
-                   CASE WHEN ek[b2] >= p_slot[2] * 32 THEN b2 END AS p2,
-                   CASE WHEN ek[b3] >= p_slot[3] * 32 THEN b3 END AS p3,
-                   CASE WHEN ek[b4] >= p_slot[4] * 32 THEN b4 END AS p4,
-                   CASE WHEN ek[b5] >= p_slot[5] * 32 THEN b5 END AS p5
+            SELECT grp, key, sign, v
+{{- range $i := until .slots }},
+                   CASE WHEN ek[b{{ add1 $i }}] >= p_slot[{{ add1 $i }}] * 32 THEN b{{ add1 $i }} END AS p{{ add1 $i }}
+{{- end }}
             FROM (
                 -- Each slot searched once here (OFFSET 0), not again for every figure.
-                SELECT j.grp, j.sign, j.key, j.ek, j.v,
-                       width_bucket((CASE WHEN p_coef[1] <> 0 OR p_need[8] AND p_ccoef[1] <> 0 THEN p_slot[1] END * 32
-                                     + j.dom)::smallint, j.ek) AS b1,
-                       width_bucket((CASE WHEN p_coef[2] <> 0 OR p_need[8] AND p_ccoef[2] <> 0 THEN p_slot[2] END * 32
-                                     + j.dom)::smallint, j.ek) AS b2,
-                       width_bucket((CASE WHEN p_coef[3] <> 0 OR p_need[8] AND p_ccoef[3] <> 0 THEN p_slot[3] END * 32
-                                     + j.dom)::smallint, j.ek) AS b3,
-                       width_bucket((CASE WHEN p_coef[4] <> 0 OR p_need[8] AND p_ccoef[4] <> 0 THEN p_slot[4] END * 32
-                                     + j.dom)::smallint, j.ek) AS b4,
-                       width_bucket((CASE WHEN p_coef[5] <> 0 OR p_need[8] AND p_ccoef[5] <> 0 THEN p_slot[5] END * 32
-                                     + j.dom)::smallint, j.ek) AS b5
+                SELECT j.grp, j.sign, j.key, j.ek, j.v
+{{- range $i := until .slots }},
+                       width_bucket((CASE WHEN p_coef[{{ add1 $i }}] <> 0 OR p_need[8] AND p_ccoef[{{ add1 $i }}] <> 0
+                                          THEN p_slot[{{ add1 $i }}] END * 32 + j.dom)::smallint, j.ek) AS b{{ add1 $i }}
+{{- end }}
                 FROM (
-{{- if eq . "series_sums" }}
+{{- if .series }}
                     SELECT e.grp, e.sign, e.dom, b.key, b.ek, b.v
                     FROM (SELECT DISTINCT month FROM series_edges) AS m
                     CROSS JOIN LATERAL (SELECT b.*, m.month FROM api.month_rows(p_merchant, p_dim, m.month, p_keys) AS b
@@ -150,8 +124,9 @@ LANGUAGE sql STABLE AS $$
     GROUP BY grp, key
 $$;
 {{- end }}
-{{ template "key_sums" "key_sums" }}
-{{ template "key_sums" "series_sums" }}
+{{ template "key_sums" (dict "name" "key_sums" "slots" 2 "series" false) }}
+{{ template "key_sums" (dict "name" "key_sums_5" "slots" 5 "series" false) }}
+{{ template "key_sums" (dict "name" "series_sums" "slots" 5 "series" true) }}
 
 -- The metrics of docs/metrics.md from a key's or a range's packed sums: the one definition of
 -- every derived figure (rates, averages, revenue), used by every query and by the sort keys.
