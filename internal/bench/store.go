@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/merchantagg/merchantagg/internal/db"
+	"github.com/merchantagg/merchantagg/internal/stats"
 	sqlfiles "github.com/merchantagg/merchantagg/sql"
 )
 
@@ -123,7 +124,8 @@ func rollupPhase(ctx context.Context, o Options, src, an *pgxpool.Pool, anURL st
 	if err != nil {
 		return ru, err
 	}
-	abc = strings.ReplaceAll(abc, "/*ORDER*/", "value DESC NULLS LAST")
+	slots := []int32{0}
+	abc = strings.NewReplacer("/*ORDER*/", "value DESC NULLS LAST", "/*SUMS*/", stats.SumsFunction(slots)).Replace(abc)
 	largest := m.merchants[0]
 	rnd := rand.New(rand.NewPCG(uint64(years), 0xab))
 	var ours, theirs []float64
@@ -135,7 +137,7 @@ func rollupPhase(ctx context.Context, o Options, src, an *pgxpool.Pool, anURL st
 		}
 		theirs = append(theirs, t)
 		err = db.AsMerchant(ctx, api, largest, db.CustomPlans, explainBatch(abc, &t, pgx.NamedArgs{
-			"merchant_id": largest, "from_day": from, "to_day": to, "slots": []int32{0}, "coefs": []int32{1},
+			"merchant_id": largest, "from_day": from, "to_day": to, "slots": slots, "coefs": []int32{1},
 			"metric": "gmv", "a": 0.8, "b": 0.95, "class": nil, "page_limit": int64(50), "page_offset": int64(0)}))
 		if err != nil {
 			return ru, fmt.Errorf("abc: %w", err)

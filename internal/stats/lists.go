@@ -52,12 +52,12 @@ var (
 	}
 )
 
-// sumsFunc is the api.key_sums function a list reads under the filter's slots (the SUMS
+// SumsFunction is the api.key_sums function a list reads under a filter's slots (the SUMS
 // marker of its SQL): the one unrolling two slots when they are enough (no filter, or one
 // without delivered), else the one unrolling all five, whose larger body costs a list planned
 // for its own arguments about a millisecond more.
-func sumsFunc(sl Slots) string {
-	if len(sl.Slot) <= 2 {
+func SumsFunction(slots []int32) string {
+	if len(slots) <= 2 {
 		return "api.key_sums"
 	}
 	return "api.key_sums_5"
@@ -128,7 +128,7 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List, parent
 		return 0, nil, err
 	}
 	sl := slots(l.Statuses)
-	q := strings.NewReplacer("/*ORDER*/", order, "/*SUMS*/", sumsFunc(sl)).Replace(r.sql["breakdown.sql"])
+	q := strings.NewReplacer("/*ORDER*/", order, "/*SUMS*/", SumsFunction(sl.Slot)).Replace(r.sql["breakdown.sql"])
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
@@ -198,7 +198,7 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 		return ABCResult{}, err
 	}
 	sl := slots(q.Statuses)
-	sql := strings.NewReplacer("/*ORDER*/", order, "/*SUMS*/", sumsFunc(sl)).Replace(r.sql["abc.sql"])
+	sql := strings.NewReplacer("/*ORDER*/", order, "/*SUMS*/", SumsFunction(sl.Slot)).Replace(r.sql["abc.sql"])
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	b := &pgx.Batch{}
 	b.Queue(sql, pgx.NamedArgs{
