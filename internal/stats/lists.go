@@ -54,8 +54,8 @@ var (
 
 // SumsFunction is the api.key_sums function a list reads under a filter's slots (the SUMS
 // marker of its SQL): the one unrolling two slots when they are enough (no filter, or one
-// without delivered), else the one unrolling all five, whose larger body costs a list planned
-// for its own arguments about a millisecond more.
+// without delivered), else the one unrolling all five, whose larger body takes longer to plan
+// (a list is planned for its own arguments at every call).
 func SumsFunction(slots []int32) string {
 	if len(slots) <= 2 {
 		return "api.key_sums"

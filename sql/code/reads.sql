@@ -59,8 +59,8 @@ $$;
 -- of one body, which differ in how many slots they unroll and in how rows meet edges:
 --   api.key_sums       2 slots (no filter, or one without delivered: internal/stats picks it),
 --                      an index range per edge: lists (a breakdown, ABC: one range);
---   api.key_sums_5     the same for every slot (a filter with delivered): unrolling five
---                      costs every list planned for its own arguments a millisecond more;
+--   api.key_sums_5     the same for every slot (a filter with delivered): a body unrolling
+--                      five takes longer to plan, and lists are planned at every call;
 --   api.series_sums    every slot, each month's rows read once and joined with the month's
 --                      edges: summaries and series (a day series has 62 edges in a month), in
 --                      plans kept per connection.
