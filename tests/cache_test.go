@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"io"
@@ -146,13 +147,15 @@ func TestCompressedResponses(t *testing.T) {
 		"/v1/breakdown/product?from=2025-01-01&to=2025-06-30&page_size=500",
 		"/v1/abc?from=2025-01-01&to=2025-06-30&format=csv",
 		"/v1/summary?from=2025-01-01&to=2025-06-30",
+		"/v1/timeseries?grain=day&from=2025-01-01&to=2025-06-30",
 	} {
 		status, plain, h := getRaw(t, a, path, tok, nil)
 		require.Equal(t, 200, status)
 		require.Empty(t, h.Get("Content-Encoding"))
 		for enc, decode := range map[string]func(io.Reader) (io.Reader, error){
-			"gzip": func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) },
-			"br":   func(r io.Reader) (io.Reader, error) { return brotli.NewReader(r), nil },
+			"gzip":    func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) },
+			"deflate": func(r io.Reader) (io.Reader, error) { return flate.NewReader(r), nil },
+			"br":      func(r io.Reader) (io.Reader, error) { return brotli.NewReader(r), nil },
 		} {
 			status, body, h := getRaw(t, a, path, tok, map[string]string{"Accept-Encoding": enc})
 			require.Equal(t, 200, status)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -133,7 +134,10 @@ func (h *handlers) GetSummary(ctx context.Context, req gen.GetSummaryRequestObje
 			Change:   change(ms[0], ms[1], cs[0], cs[1]),
 		})
 	}
-	return gen.GetSummary200JSONResponse(ans), err
+	if err != nil {
+		return nil, err
+	}
+	return unionAnswer(ans)
 }
 
 // GetTimeseries implements GET /v1/timeseries.
@@ -227,7 +231,10 @@ func (h *handlers) GetTimeseries(ctx context.Context, req gen.GetTimeseriesReque
 		}
 		err = ans.FromTimeseries(out)
 	}
-	return gen.GetTimeseries200JSONResponse(ans), err
+	if err != nil {
+		return nil, err
+	}
+	return unionAnswer(ans)
 }
 
 // GetCustomers implements GET /v1/customers.
@@ -502,3 +509,23 @@ func requireAdmin(ctx context.Context) (*Problem, error) {
 	}
 	return nil, nil
 }
+
+// unionJSON is a oneOf answer (summary, series) written as the bytes its variant was
+// marshalled to. The generated 200 response encodes the union once more, and the encoder
+// then compacts those bytes again: for a year's daily series, about 170 KB scanned twice.
+type unionJSON []byte
+
+func unionAnswer(u json.Marshaler) (unionJSON, error) {
+	b, err := u.MarshalJSON()
+	return unionJSON(b), err
+}
+
+func (u unionJSON) write(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(append(u, '\n')) // as json.Encoder ends it
+	return err
+}
+
+func (u unionJSON) VisitGetSummaryResponse(w http.ResponseWriter) error    { return u.write(w) }
+func (u unionJSON) VisitGetTimeseriesResponse(w http.ResponseWriter) error { return u.write(w) }
