@@ -201,6 +201,20 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	} else if err := backfill(ctx, o, src, env, total, &r, st); err != nil {
 		return r, err
 	}
+	// Sizes right after the backfill, before the phases below change orders: autovacuum is
+	// off here, so the changes would leave dead rows in both databases (a reused source has
+	// grown by earlier runs' changes: reseed it to measure sizes).
+	an, err := db.Open(ctx, anURL)
+	if err != nil {
+		return r, fmt.Errorf("analytics: %w", err)
+	}
+	defer an.Close()
+	store, err := storePhase(ctx, src, an, total)
+	if err != nil {
+		return r, err
+	}
+	r.Store = &store
+	st.say("store: analytics %.0f MB for a %.0f MB source (%.2f×)", store.AnalyticsMB, store.SourceMB, store.AnalyticsMB/store.SourceMB)
 
 	if o.Soak > 0 {
 		mix := newMix(merchants, first, last, o.Seed)
@@ -244,18 +258,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		r.Catalog = &cat
 	}
-
-	an, err := db.Open(ctx, anURL)
-	if err != nil {
-		return r, fmt.Errorf("analytics: %w", err)
-	}
-	defer an.Close()
-	store, err := storePhase(ctx, src, an, total)
-	if err != nil {
-		return r, err
-	}
-	r.Store = &store
-	st.say("store: analytics %.0f MB for a %.0f MB source (%.2f×)", store.AnalyticsMB, store.SourceMB, store.AnalyticsMB/store.SourceMB)
 
 	mix := newMix(merchants, first, last, o.Seed)
 	if err := loadPhase(ctx, o, env, mix, &r, st); err != nil {
