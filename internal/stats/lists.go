@@ -19,7 +19,7 @@ import (
 var ErrUnknownSort = errors.New("unknown sort key")
 
 // A sort key of a list: a fixed SQL expression (a column of api.metrics, sql/code/reads.sql,
-// for breakdowns) and the packed figures it needs (api.key_sums's p_need: 1..7 the sums, 8
+// for breakdowns) and the packed figures it needs (api.range_sums's p_need: 1..7 the sums, 8
 // the cancelled count). Request text never reaches SQL.
 type sortKey struct {
 	expr  string
@@ -52,18 +52,18 @@ var (
 	}
 )
 
-// SumsFunction is the api.key_sums function a list reads under a filter's slots (the SUMS
+// SumsFunction is the api.range_sums function a list reads under a filter's slots (the SUMS
 // marker of its SQL): the one unrolling two slots when they are enough (no filter, or one
 // without delivered), else the one unrolling all five, whose larger body takes longer to plan
 // (a list is planned for its own arguments at every call).
 func SumsFunction(slots []int32) string {
 	if len(slots) <= 2 {
-		return "api.key_sums"
+		return "api.range_sums"
 	}
-	return "api.key_sums_5"
+	return "api.range_sums_5"
 }
 
-// needs returns api.key_sums's p_need for a sort key: the orders and gmv every list reads
+// needs returns api.range_sums's p_need for a sort key: the orders and gmv every list reads
 // (its rows, its total), and the sort's own figures.
 func needs(k sortKey) []bool {
 	n := make([]bool, 8)

@@ -55,24 +55,17 @@ $$;
 -- A row and an edge give one row with every slot's entry: the slots are unrolled (a row per
 -- slot multiplied the rows to sum by as many as five, for "delivered"). A slot that adds
 -- nothing (coefficient 0 and no cancelled count asked for) is not searched; with the arguments
--- as constants (a custom plan) it is folded away. The template below writes three functions
--- of one body, which differ in how many slots they unroll and in how rows meet edges:
---   api.key_sums       2 slots (no filter, or one without delivered: internal/stats picks it),
---                      an index range per edge: lists (a breakdown, ABC: one range);
---   api.key_sums_5     the same for every slot (a filter with delivered): a body unrolling
---                      five takes longer to plan, and lists are planned at every call;
---   api.series_sums    every slot, each month's rows read once and joined with the month's
---                      edges: summaries and series (a day series has 62 edges in a month), in
---                      plans kept per connection.
-{{ define "key_sums" -}}
-CREATE FUNCTION api.{{ .name }}(p_merchant bigint, p_dim "char", p_grp int[], p_from date[], p_to date[],
+-- as constants (a custom plan) it is folded away. api.series_sums unrolls every slot and
+-- reads each month's rows once, joined with the month's edges: summaries and series (a day
+-- series has 62 edges in a month), in plans kept per connection. Lists read one range with
+-- api.range_sums below.
+{{ define "series_sums" -}}
+CREATE FUNCTION api.series_sums(p_merchant bigint, p_dim "char", p_grp int[], p_from date[], p_to date[],
                              p_slot int[], p_coef int[], p_ccoef int[], p_need boolean[], p_keys bigint[] DEFAULT NULL)
 RETURNS TABLE (grp int, key bigint, w1 bigint, w2 bigint, w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint,
                cancelled bigint)
 LANGUAGE sql STABLE AS $$
-{{- if .series }}
     WITH series_edges AS MATERIALIZED (SELECT * FROM api.edges(p_merchant, p_grp, p_from, p_to))
-{{- end }}
     SELECT grp, key, agg.isum(x1), agg.isum(x2), agg.isum(x3), agg.isum(x4), agg.isum(x5), agg.isum(x6), agg.isum(x7),
            agg.isum(x8)
     FROM (
@@ -99,21 +92,11 @@ LANGUAGE sql STABLE AS $$
                                           THEN p_slot[{{ add1 $i }}] END * 32 + j.dom)::smallint, j.ek) AS b{{ add1 $i }}
 {{- end }}
                 FROM (
-{{- if .series }}
                     SELECT e.grp, e.sign, e.dom, b.key, b.ek, b.v
                     FROM (SELECT DISTINCT month FROM series_edges) AS m
                     CROSS JOIN LATERAL (SELECT b.*, m.month FROM api.month_rows(p_merchant, p_dim, m.month, p_keys) AS b
                                         OFFSET 0) AS b
                     JOIN series_edges AS e ON e.month = b.month
-{{- else }}
-                    -- Each edge computed apart (OFFSET 0): the month it reads is then a plain
-                    -- value, which row-level security lets reach the index (an expression of
-                    -- functions that are not leakproof stays a filter above it, and every row
-                    -- of the merchant was read).
-                    SELECT e.grp, e.sign, e.dom, b.key, b.ek, b.v
-                    FROM (SELECT * FROM api.edges(p_merchant, p_grp, p_from, p_to) OFFSET 0) AS e
-                    CROSS JOIN LATERAL (SELECT * FROM api.month_rows(p_merchant, p_dim, e.month, p_keys) OFFSET 0) AS b
-{{- end }}
                 ) AS j
                 OFFSET 0
             ) AS z
@@ -124,9 +107,80 @@ LANGUAGE sql STABLE AS $$
     GROUP BY grp, key
 $$;
 {{- end }}
-{{ template "key_sums" (dict "name" "key_sums" "slots" 2 "series" false) }}
-{{ template "key_sums" (dict "name" "key_sums_5" "slots" 5 "series" false) }}
-{{ template "key_sums" (dict "name" "series_sums" "slots" 5 "series" true) }}
+{{ template "series_sums" (dict "slots" 5) }}
+
+-- Per key of dimension p_dim, the figures of one range [p_from, p_to], as api.series_sums
+-- gives them for one group (the same arguments but the range, and no group column): the
+-- lists (a breakdown, ABC). The keys' rows at the two edges are read in key order, each an
+-- index range, and merged into one row per key: no sort, no grouping (a row per key and edge
+-- sorted and summed cost twice the time). Every key with a row at the first edge has one at
+-- the last (a key has a row in every month from its first order's to the merchant's last),
+-- so the last edge's rows are the keys. The template
+-- writes api.range_sums for two slots and api.range_sums_5 for five (internal/stats picks
+-- by the filter): a body unrolling five takes longer to plan, and lists are planned at
+-- every call.
+{{ define "range_sums" -}}
+CREATE FUNCTION api.{{ .name }}(p_merchant bigint, p_dim "char", p_from date, p_to date, p_slot int[], p_coef int[],
+                             p_ccoef int[], p_need boolean[], p_keys bigint[] DEFAULT NULL)
+RETURNS TABLE (key bigint, w1 bigint, w2 bigint, w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint, cancelled bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT key,
+{{- range $k := list 1 2 3 4 5 6 7 }}
+           CASE WHEN p_need[{{ $k }}]{{ if eq $k 7 }} AND p_dim NOT IN ('p', 'c', 'g'){{ end }}
+                THEN {{ range $i := until $.slots }}{{ if $i }} + {{ end }}coalesce(p_coef[{{ add1 $i }}] * (coalesce(hv[h{{ add1 $i }}][{{ $k }}], 0) - coalesce(lv[l{{ add1 $i }}][{{ $k }}], 0)), 0){{ end }} END,
+{{- end }}
+           CASE WHEN p_need[8]
+                THEN {{ range $i := until .slots }}{{ if $i }} + {{ end }}coalesce(p_ccoef[{{ add1 $i }}] * (coalesce(hv[h{{ add1 $i }}][1] >> 32, 0) - coalesce(lv[l{{ add1 $i }}][1] >> 32, 0)), 0){{ end }} END
+    FROM (
+        -- Each slot's entry at either edge: the last at or before the edge's day, if it is in
+        -- the slot.
+        SELECT key, hv, lv
+{{- range $i := until .slots }},
+               CASE WHEN hek[hb{{ add1 $i }}] >= p_slot[{{ add1 $i }}] * 32 THEN hb{{ add1 $i }} END AS h{{ add1 $i }},
+               CASE WHEN lek[lb{{ add1 $i }}] >= p_slot[{{ add1 $i }}] * 32 THEN lb{{ add1 $i }} END AS l{{ add1 $i }}
+{{- end }}
+        FROM (
+            -- Each slot searched once here (OFFSET 0), not again for every figure; a slot
+            -- that adds nothing is not searched.
+            SELECT j.key, j.hek, j.hv, j.lek, j.lv
+{{- range $i := until .slots }},
+                   width_bucket((CASE WHEN p_coef[{{ add1 $i }}] <> 0 OR p_need[8] AND p_ccoef[{{ add1 $i }}] <> 0
+                                      THEN p_slot[{{ add1 $i }}] END * 32 + e.hdom)::smallint, j.hek) AS hb{{ add1 $i }},
+                   width_bucket((CASE WHEN p_coef[{{ add1 $i }}] <> 0 OR p_need[8] AND p_ccoef[{{ add1 $i }}] <> 0
+                                      THEN p_slot[{{ add1 $i }}] END * 32 + e.ldom)::smallint, j.lek) AS lb{{ add1 $i }}
+{{- end }}
+            FROM (
+                -- The edges computed apart (OFFSET 0): their months are then plain values,
+                -- which row-level security lets reach the index.
+                SELECT max(month) FILTER (WHERE sign = 1) AS hmonth, max(dom) FILTER (WHERE sign = 1) AS hdom,
+                       max(month) FILTER (WHERE sign = -1) AS lmonth, max(dom) FILTER (WHERE sign = -1) AS ldom
+                FROM api.edges(p_merchant, '{0}', ARRAY[p_from], ARRAY[p_to])
+                OFFSET 0
+            ) AS e
+            CROSS JOIN LATERAL (
+                -- Every key's rows, or with p_keys those keys' (one branch runs, as in
+                -- api.month_rows; a union of the reads themselves would lose their order).
+{{- range $n, $keys := list "p_keys IS NULL" "p_keys IS NOT NULL AND b.key = ANY (p_keys)" }}
+{{- if $n }}
+                UNION ALL
+{{- end }}
+                SELECT h.key, h.ek AS hek, h.v AS hv, l.ek AS lek, l.v AS lv
+                FROM (SELECT b.key, b.ek, b.v FROM agg.key_months b
+                      WHERE {{ $keys }} AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.hmonth
+                      ORDER BY b.key) AS h
+                LEFT JOIN (SELECT b.key, b.ek, b.v FROM agg.key_months b
+                           WHERE {{ $keys }} AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.lmonth
+                           ORDER BY b.key) AS l ON l.key = h.key
+{{- end }}
+            ) AS j
+            OFFSET 0
+        ) AS z
+        OFFSET 0
+    ) AS x
+$$;
+{{- end }}
+{{ template "range_sums" (dict "name" "range_sums" "slots" 2) }}
+{{ template "range_sums" (dict "name" "range_sums_5" "slots" 5) }}
 
 -- The metrics of docs/metrics.md from a key's or a range's packed sums: the one definition of
 -- every derived figure (rates, averages, revenue), used by every query and by the sort keys.

@@ -1,8 +1,8 @@
 -- ABC analysis (docs/metrics.md) of a merchant's products over a range, from the product rows
--- of agg.key_months (api.key_sums, one figure: two entries per product). Classes are decided
+-- of agg.key_months (api.range_sums, one figure: two entries per product). Classes are decided
 -- on exact integers (cents or items): class A when the cumulative value before the product is
 -- < a × total (no rounded share is compared). The ORDER marker in page is a fixed fragment
--- from the whitelist in internal/stats, the SUMS marker api.key_sums or api.key_sums_5 (by the
+-- from the whitelist in internal/stats, the SUMS marker api.range_sums or api.range_sums_5 (by the
 -- filter's slots). Names and shares are worked out for the page only.
 --
 -- Parameters: @merchant_id; @from_day and @to_day; @slots and @coefs (the status filter);
@@ -12,7 +12,7 @@
 WITH v AS (
     SELECT product_id, value
     FROM (SELECT key AS product_id, CASE WHEN @metric = 'items' THEN w3 ELSE w4 END AS value
-          FROM /*SUMS*/(@merchant_id, 'p', '{0}', ARRAY[@from_day::date], ARRAY[@to_day::date], @slots::int[], @coefs::int[], @coefs::int[],
+          FROM /*SUMS*/(@merchant_id, 'p', @from_day::date, @to_day::date, @slots::int[], @coefs::int[], @coefs::int[],
                             CASE WHEN @metric = 'items' THEN '{f,f,t,f,f,f,f,f}'::boolean[] ELSE '{f,f,f,t,f,f,f,f}' END)) AS k
     WHERE value > 0
 ), total AS (

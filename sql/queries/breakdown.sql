@@ -1,10 +1,10 @@
 -- One row per key of a dimension over a range, with its name, the metrics of
 -- docs/metrics.md (api.metrics) and its share of gmv; sorted and paged. The ORDER marker is
 -- replaced by a column of api.metrics named in the whitelist of internal/stats, never by
--- request text; the SUMS marker by api.key_sums or api.key_sums_5 (by the filter's slots).
+-- request text; the SUMS marker by api.range_sums or api.range_sums_5 (by the filter's slots).
 -- Regions sum their cities' rows, by the region each city has now.
 --
--- Two passes: every key's orders, gmv and the figures the sort needs (@need, api.key_sums's
+-- Two passes: every key's orders, gmv and the figures the sort needs (@need, api.range_sums's
 -- p_need), then every figure and the name of the page's keys only.
 --
 -- A level of the category tree (@parent_id: 0 the top, N the children of N) lists the categories of
@@ -24,11 +24,11 @@ WITH level AS (
     SELECT @parent_id::bigint, 'c' WHERE @parent_id::bigint > 0
 ), k AS MATERIALIZED ( -- planned once for both branches of sums
     SELECT k.*, CASE WHEN @parent_id::bigint IS NULL THEN api.dim_code(@dimension) ELSE 'c' END AS dim
-    FROM /*SUMS*/(@merchant_id, CASE WHEN @parent_id::bigint IS NULL THEN api.dim_code(@dimension) ELSE 'c' END, '{0}', ARRAY[@from_day::date],
-                      ARRAY[@to_day::date], @slots::int[], @coefs::int[], @cancelled_coefs::int[], @need::boolean[],
+    FROM /*SUMS*/(@merchant_id, CASE WHEN @parent_id::bigint IS NULL THEN api.dim_code(@dimension) ELSE 'c' END, @from_day::date,
+                      @to_day::date, @slots::int[], @coefs::int[], @cancelled_coefs::int[], @need::boolean[],
                       CASE WHEN @parent_id::bigint IS NOT NULL THEN ARRAY(SELECT id FROM level WHERE dim = 'c') END) AS k
     UNION ALL
-    SELECT k.*, 'g' FROM /*SUMS*/(@merchant_id, 'g', '{0}', ARRAY[@from_day::date], ARRAY[@to_day::date], @slots::int[], @coefs::int[], @cancelled_coefs::int[],
+    SELECT k.*, 'g' FROM /*SUMS*/(@merchant_id, 'g', @from_day::date, @to_day::date, @slots::int[], @coefs::int[], @cancelled_coefs::int[],
                                      @need::boolean[], ARRAY(SELECT id FROM level WHERE dim = 'g')) AS k
     WHERE @parent_id::bigint IS NOT NULL -- planned away for a flat list, not called with no keys
 ), sums AS MATERIALIZED (
@@ -66,7 +66,7 @@ WITH level AS (
     SELECT w.pos, agg.isum(k.w1) AS w1, agg.isum(k.w2) AS w2, agg.isum(k.w3) AS w3, agg.isum(k.w4) AS w4,
            agg.isum(k.w5) AS w5, agg.isum(k.w6) AS w6, agg.isum(k.w7) AS w7, agg.isum(k.cancelled) AS w8
     FROM want w
-    CROSS JOIN LATERAL /*SUMS*/(@merchant_id, w.dim, '{0}', ARRAY[@from_day::date], ARRAY[@to_day::date], @slots::int[],
+    CROSS JOIN LATERAL /*SUMS*/(@merchant_id, w.dim, @from_day::date, @to_day::date, @slots::int[],
                                     @coefs::int[], @cancelled_coefs::int[], '{t,t,t,t,t,t,t,t}', ARRAY[w.key]) AS k
     GROUP BY w.pos
 ), fig AS (
