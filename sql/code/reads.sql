@@ -112,13 +112,12 @@ $$;
 -- Per key of dimension p_dim, the figures of one range [p_from, p_to], as api.series_sums
 -- gives them for one group (the same arguments but the range, and no group column): the
 -- lists (a breakdown, ABC). The keys' rows at the two edges are read in key order, each an
--- index range, and merged into one row per key: no sort, no grouping (a row per key and edge
--- sorted and summed cost twice the time). Every key with a row at the first edge has one at
--- the last (a key has a row in every month from its first order's to the merchant's last),
--- so the last edge's rows are the keys. The template
--- writes api.range_sums for two slots and api.range_sums_5 for five (internal/stats picks
--- by the filter): a body unrolling five takes longer to plan, and lists are planned at
--- every call.
+-- index range, and merged into one row per key, with nothing sorted or grouped. Every key
+-- with a row at the first edge has one at the last (a key has a row in every month from its
+-- first order's to the merchant's last), so the last edge's rows are the keys. The template
+-- writes api.range_sums for two slots and api.range_sums_5 for five (internal/stats picks by
+-- the filter): a body unrolling five takes longer to plan, and lists are planned at every
+-- call.
 {{ define "range_sums" -}}
 CREATE FUNCTION api.{{ .name }}(p_merchant bigint, p_dim "char", p_from date, p_to date, p_slot int[], p_coef int[],
                              p_ccoef int[], p_need boolean[], p_keys bigint[] DEFAULT NULL)
