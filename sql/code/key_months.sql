@@ -142,8 +142,11 @@ BEGIN
     ), m AS (
         SELECT merchant_id, date_trunc('month', max(day))::date AS last FROM pg_temp.key_net GROUP BY merchant_id
     ), span AS (
-        SELECT d.merchant_id, d.dim, d.key, date_trunc('month', min(d.day))::date AS first, min(m.last) AS last
-        FROM daily d JOIN m USING (merchant_id) GROUP BY d.merchant_id, d.dim, d.key
+        -- Per slot, the month after its first fact's: a marker before then sums nothing, and
+        -- an entry of nothing is not kept (most keys have no fact in some slots at all).
+        SELECT d.merchant_id, d.dim, d.key, d.slot, (date_trunc('month', min(d.day)) + interval '1 month')::date AS first,
+               min(m.last) AS last
+        FROM daily d JOIN m USING (merchant_id) GROUP BY d.merchant_id, d.dim, d.key, d.slot
     ), seq AS (
         -- Every slot's facts and a marker at the start of every month (day 0), summed in
         -- order: at a marker, the running sum is the total before its month.
@@ -151,9 +154,8 @@ BEGIN
                w1, w2, w3, w4, w5, w6, w7
         FROM daily
         UNION ALL
-        SELECT s.merchant_id, s.dim, s.key, sl.slot, g::date, 0, 0, 0, 0, 0, 0, 0, 0
+        SELECT s.merchant_id, s.dim, s.key, s.slot, g::date, 0, 0, 0, 0, 0, 0, 0, 0
         FROM span s CROSS JOIN generate_series(s.first, s.last, interval '1 month') AS g
-        CROSS JOIN generate_series(0, 4) AS sl (slot)
     ), run AS (
         SELECT merchant_id, dim, key, slot, month, dom,
                agg.isum(w1) OVER w AS w1, agg.isum(w2) OVER w AS w2, agg.isum(w3) OVER w AS w3, agg.isum(w4) OVER w AS w4,
