@@ -125,7 +125,7 @@ func rollupPhase(ctx context.Context, o Options, src, an *pgxpool.Pool, anURL st
 		return ru, err
 	}
 	slots := []int32{0}
-	abc = strings.NewReplacer("/*ORDER*/", "value DESC NULLS LAST", "/*SUMS*/", stats.SumsFunction(slots)).Replace(abc)
+	abc = stats.ListSQL(abc, "value DESC NULLS LAST", slots)
 	largest := m.merchants[0]
 	rnd := rand.New(rand.NewPCG(uint64(years), 0xab))
 	var ours, theirs []float64

@@ -63,6 +63,12 @@ func SumsFunction(slots []int32) string {
 	return "api.range_sums_5"
 }
 
+// ListSQL fills a list's markers (abc.sql, breakdown.sql): ORDER with order, a fragment from
+// the whitelist, and SUMS with the function for the filter's slots.
+func ListSQL(sql, order string, slots []int32) string {
+	return strings.NewReplacer("/*ORDER*/", order, "/*SUMS*/", SumsFunction(slots)).Replace(sql)
+}
+
 // needs returns api.range_sums's p_need for a sort key: the orders and gmv every list reads
 // (its rows, its total), and the sort's own figures.
 func needs(k sortKey) []bool {
@@ -128,7 +134,7 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List, parent
 		return 0, nil, err
 	}
 	sl := slots(l.Statuses)
-	q := strings.NewReplacer("/*ORDER*/", order, "/*SUMS*/", SumsFunction(sl.Slot)).Replace(r.sql["breakdown.sql"])
+	q := ListSQL(r.sql["breakdown.sql"], order, sl.Slot)
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
@@ -198,7 +204,7 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 		return ABCResult{}, err
 	}
 	sl := slots(q.Statuses)
-	sql := strings.NewReplacer("/*ORDER*/", order, "/*SUMS*/", SumsFunction(sl.Slot)).Replace(r.sql["abc.sql"])
+	sql := ListSQL(r.sql["abc.sql"], order, sl.Slot)
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	b := &pgx.Batch{}
 	b.Queue(sql, pgx.NamedArgs{

@@ -45,6 +45,18 @@ LANGUAGE sql STABLE AS $$
       AND b.key = ANY (p_keys)
 $$;
 
+-- The search key of slot .i (1-based) at day of month .dom in a row's entries, for
+-- width_bucket: NULL, so that nothing is searched, for a slot that adds nothing
+-- (coefficient 0 and no cancelled count asked for).
+{{ define "slot_key" -}}
+(CASE WHEN p_coef[{{ .i }}] <> 0 OR p_need[8] AND p_ccoef[{{ .i }}] <> 0 THEN p_slot[{{ .i }}] END * 32 + {{ .dom }})::smallint
+{{- end }}
+-- The entry .b that width_bucket found in entries .ek, if it is in slot .i (else the search
+-- landed in an earlier slot: the slot has no entry at or before the day).
+{{ define "slot_entry" -}}
+CASE WHEN {{ .ek }}[{{ .b }}] >= p_slot[{{ .i }}] * 32 THEN {{ .b }} END
+{{- end }}
+
 -- Per group and key of dimension p_dim, the figures of the ranges (packed as in
 -- agg.key_months: unpack with api.metrics) under the slots p_slot, each counted with p_coef
 -- (1 added, -1 subtracted, 0 not at all) and with p_ccoef in the cancelled count. Only the
@@ -82,14 +94,13 @@ LANGUAGE sql STABLE AS $$
             -- Each slot's entry: the last at or before the edge's day, if it is in the slot.
             SELECT grp, key, sign, v
 {{- range $i := until .slots }},
-                   CASE WHEN ek[b{{ add1 $i }}] >= p_slot[{{ add1 $i }}] * 32 THEN b{{ add1 $i }} END AS p{{ add1 $i }}
+                   {{ template "slot_entry" (dict "i" (add1 $i) "ek" "ek" "b" (printf "b%d" (add1 $i))) }} AS p{{ add1 $i }}
 {{- end }}
             FROM (
                 -- Each slot searched once here (OFFSET 0), not again for every figure.
                 SELECT j.grp, j.sign, j.key, j.ek, j.v
 {{- range $i := until .slots }},
-                       width_bucket((CASE WHEN p_coef[{{ add1 $i }}] <> 0 OR p_need[8] AND p_ccoef[{{ add1 $i }}] <> 0
-                                          THEN p_slot[{{ add1 $i }}] END * 32 + j.dom)::smallint, j.ek) AS b{{ add1 $i }}
+                       width_bucket({{ template "slot_key" (dict "i" (add1 $i) "dom" "j.dom") }}, j.ek) AS b{{ add1 $i }}
 {{- end }}
                 FROM (
                     SELECT e.grp, e.sign, e.dom, b.key, b.ek, b.v
@@ -135,18 +146,16 @@ LANGUAGE sql STABLE AS $$
         -- the slot.
         SELECT key, hv, lv
 {{- range $i := until .slots }},
-               CASE WHEN hek[hb{{ add1 $i }}] >= p_slot[{{ add1 $i }}] * 32 THEN hb{{ add1 $i }} END AS h{{ add1 $i }},
-               CASE WHEN lek[lb{{ add1 $i }}] >= p_slot[{{ add1 $i }}] * 32 THEN lb{{ add1 $i }} END AS l{{ add1 $i }}
+               {{ template "slot_entry" (dict "i" (add1 $i) "ek" "hek" "b" (printf "hb%d" (add1 $i))) }} AS h{{ add1 $i }},
+               {{ template "slot_entry" (dict "i" (add1 $i) "ek" "lek" "b" (printf "lb%d" (add1 $i))) }} AS l{{ add1 $i }}
 {{- end }}
         FROM (
             -- Each slot searched once here (OFFSET 0), not again for every figure; a slot
             -- that adds nothing is not searched.
             SELECT j.key, j.hek, j.hv, j.lek, j.lv
 {{- range $i := until .slots }},
-                   width_bucket((CASE WHEN p_coef[{{ add1 $i }}] <> 0 OR p_need[8] AND p_ccoef[{{ add1 $i }}] <> 0
-                                      THEN p_slot[{{ add1 $i }}] END * 32 + e.hdom)::smallint, j.hek) AS hb{{ add1 $i }},
-                   width_bucket((CASE WHEN p_coef[{{ add1 $i }}] <> 0 OR p_need[8] AND p_ccoef[{{ add1 $i }}] <> 0
-                                      THEN p_slot[{{ add1 $i }}] END * 32 + e.ldom)::smallint, j.lek) AS lb{{ add1 $i }}
+                   width_bucket({{ template "slot_key" (dict "i" (add1 $i) "dom" "e.hdom") }}, j.hek) AS hb{{ add1 $i }},
+                   width_bucket({{ template "slot_key" (dict "i" (add1 $i) "dom" "e.ldom") }}, j.lek) AS lb{{ add1 $i }}
 {{- end }}
             FROM (
                 -- The edges computed apart (OFFSET 0): their months are then plain values,

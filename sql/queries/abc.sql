@@ -2,8 +2,8 @@
 -- of agg.key_months (api.range_sums, one figure: two entries per product). Classes are decided
 -- on exact integers (cents or items): class A when the cumulative value before the product is
 -- < a × total (no rounded share is compared). The ORDER marker in page is a fixed fragment
--- from the whitelist in internal/stats, the SUMS marker api.range_sums or api.range_sums_5 (by the
--- filter's slots). Names and shares are worked out for the page only.
+-- from the whitelist in internal/stats, the SUMS marker api.range_sums or api.range_sums_5
+-- (by the filter's slots). Names and shares are worked out for the page only.
 --
 -- Parameters: @merchant_id; @from_day and @to_day; @slots and @coefs (the status filter);
 -- @metric ('gmv' or 'items'); @a and @b (the class bounds); @class (NULL: all);
