@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,8 +56,7 @@ var (
 
 // SumsFunction is the api.range_sums function a list reads under a filter's slots (the SUMS
 // marker of its SQL): the one unrolling two slots when they are enough (no filter, or one
-// without delivered), else the one unrolling all five, whose larger body takes longer to plan
-// (a list is planned for its own arguments at every call).
+// without delivered), else the one unrolling all five, whose larger body takes longer to plan.
 func SumsFunction(slots []int32) string {
 	if len(slots) <= 2 {
 		return "api.range_sums"
@@ -67,6 +68,71 @@ func SumsFunction(slots []int32) string {
 // the whitelist, and SUMS with the function for the filter's slots.
 func ListSQL(sql, order string, slots []int32) string {
 	return strings.NewReplacer("/*ORDER*/", order, "/*SUMS*/", SumsFunction(slots)).Replace(sql)
+}
+
+// A list's plan depends on a few of its arguments: the dimension, the status filter's slots
+// and coefficients, the figures it needs, ABC's metric. Those are written into its SQL as
+// literals (bind), so that each shape of list is a statement of its own, planned once per
+// connection (db.GenericPlans) with them folded in, as a plan made for the call would have
+// them. Planned at every call, a product breakdown spent a fifth of its server time planning.
+// Only values made here from whitelisted or typed Go values become literals, never request
+// text.
+
+// bind replaces the named arguments of sql (@name) that lits has by their literals.
+func bind(sql string, lits map[string]string) string {
+	return namedArg.ReplaceAllStringFunc(sql, func(m string) string {
+		if l, ok := lits[m[1:]]; ok {
+			return l
+		}
+		return m
+	})
+}
+
+var (
+	namedArg = regexp.MustCompile(`@[a-z_]+`)
+	word     = regexp.MustCompile(`^[a-z_]+$`)
+)
+
+// intsLiteral is an int[] literal.
+func intsLiteral(v []int32) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.FormatInt(int64(x), 10)
+	}
+	return "'{" + strings.Join(s, ",") + "}'::int[]"
+}
+
+// boolsLiteral is a boolean[] literal.
+func boolsLiteral(v []bool) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = "f"
+		if x {
+			s[i] = "t"
+		}
+	}
+	return "'{" + strings.Join(s, ",") + "}'::boolean[]"
+}
+
+// wordLiteral is a text literal of a name from an enumeration (a dimension, a metric).
+func wordLiteral(v string) (string, error) {
+	if !word.MatchString(v) {
+		return "", fmt.Errorf("not a name: %q", v)
+	}
+	return "'" + v + "'::text", nil
+}
+
+// ABCSQL is abc.sql as Reader.ABC runs it under a whitelisted sort fragment, a filter's slots
+// and a metric ("gmv" or "items"): the statement the bench times too. Its remaining named
+// arguments are merchant_id, from_day, to_day, a, b, class, page_limit and page_offset.
+func ABCSQL(sql, order string, sl Slots, metric string) (string, error) {
+	m, err := wordLiteral(metric)
+	if err != nil {
+		return "", fmt.Errorf("abc metric: %w", err)
+	}
+	return bind(ListSQL(sql, order, sl.Slot), map[string]string{
+		"metric": m, "slots": intsLiteral(sl.Slot), "coefs": intsLiteral(sl.Coef),
+	}), nil
 }
 
 // needs returns api.range_sums's p_need for a sort key: the orders and gmv every list reads
@@ -134,14 +200,25 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List, parent
 		return 0, nil, err
 	}
 	sl := slots(l.Statuses)
-	q := ListSQL(r.sql["breakdown.sql"], order, sl.Slot)
+	dim, err := wordLiteral(dimension)
+	if err != nil {
+		return 0, nil, fmt.Errorf("breakdown: %w", err)
+	}
+	lits := map[string]string{"dimension": dim, "slots": intsLiteral(sl.Slot), "coefs": intsLiteral(sl.Coef),
+		"cancelled_coefs": intsLiteral(sl.CCoef), "need": boolsLiteral(needs(key))}
+	// A level of the category tree keeps its parent an argument, planned at every call: one
+	// statement per category would fill the connections' caches.
+	plans := db.CustomPlans
+	if parent == nil {
+		lits["parent_id"], plans = "NULL::bigint", db.GenericPlans
+	}
+	q := bind(ListSQL(r.sql["breakdown.sql"], order, sl.Slot), lits)
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
 	b.Queue(q, pgx.NamedArgs{
-		"merchant_id": l.MerchantID, "dimension": dimension, "from_day": l.From, "to_day": l.To,
-		"slots": sl.Slot, "coefs": sl.Coef, "cancelled_coefs": sl.CCoef,
-		"page_limit": l.Limit, "page_offset": l.Offset, "need": needs(key), "parent_id": parent,
+		"merchant_id": l.MerchantID, "from_day": l.From, "to_day": l.To,
+		"page_limit": l.Limit, "page_offset": l.Offset, "parent_id": parent,
 	}).Query(func(rows pgx.Rows) error {
 		rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[breakdownRow])
 		for _, r := range rs {
@@ -159,7 +236,7 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List, parent
 		}
 		return err
 	})
-	err = db.AsMerchant(ctx, r.pool, l.MerchantID, db.CustomPlans, b)
+	err = db.AsMerchant(ctx, r.pool, l.MerchantID, plans, b)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s breakdown of merchant %d: %w", dimension, l.MerchantID, err)
 	}
@@ -203,13 +280,14 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 	if err != nil {
 		return ABCResult{}, err
 	}
-	sl := slots(q.Statuses)
-	sql := ListSQL(r.sql["abc.sql"], order, sl.Slot)
+	sql, err := ABCSQL(r.sql["abc.sql"], order, slots(q.Statuses), q.Metric)
+	if err != nil {
+		return ABCResult{}, err
+	}
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	b := &pgx.Batch{}
 	b.Queue(sql, pgx.NamedArgs{
-		"merchant_id": q.MerchantID, "from_day": q.From, "to_day": q.To, "slots": sl.Slot, "coefs": sl.Coef,
-		"metric": q.Metric, "a": q.A, "b": q.B, "class": q.Class, "page_limit": q.Limit, "page_offset": q.Offset,
+		"merchant_id": q.MerchantID, "from_day": q.From, "to_day": q.To, "a": q.A, "b": q.B, "class": q.Class, "page_limit": q.Limit, "page_offset": q.Offset,
 	}).Query(func(rows pgx.Rows) error {
 		rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[abcRow])
 		if err != nil {
@@ -230,7 +308,7 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 		}
 		return nil
 	})
-	err = db.AsMerchant(ctx, r.pool, q.MerchantID, db.CustomPlans, b)
+	err = db.AsMerchant(ctx, r.pool, q.MerchantID, db.GenericPlans, b)
 	if err != nil {
 		return ABCResult{}, fmt.Errorf("abc of merchant %d: %w", q.MerchantID, err)
 	}

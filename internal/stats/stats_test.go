@@ -40,3 +40,22 @@ func TestPerCustomer(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// A list's plan-shaping arguments become literals in its SQL: only the names given, whole
+// names only, and nothing that is not a plain name as text.
+func TestBindLiterals(t *testing.T) {
+	t.Parallel()
+	sql := "f(@slots::int[], @cancelled_coefs, @coefs, @need, @dimension, @merchant_id) -- @coefs_x"
+	got := bind(sql, map[string]string{"slots": intsLiteral([]int32{0, 3}), "coefs": intsLiteral([]int32{1, -1}),
+		"need": boolsLiteral([]bool{true, false})})
+	require.Equal(t, "f('{0,3}'::int[]::int[], @cancelled_coefs, '{1,-1}'::int[], '{t,f}'::boolean[], @dimension, @merchant_id) -- @coefs_x", got)
+	for _, bad := range []string{"", "product'", "a b", "x;--", "Product"} {
+		_, err := wordLiteral(bad)
+		require.Error(t, err, bad)
+	}
+	w, err := wordLiteral("payment_method")
+	require.NoError(t, err)
+	require.Equal(t, "'payment_method'::text", w)
+	_, err = ABCSQL("@metric", "rank", slots(AllStatuses), "gmv' OR true")
+	require.Error(t, err)
+}

@@ -127,8 +127,9 @@ $$;
 -- with a row at the first edge has one at the last (a key has a row in every month from its
 -- first order's to the merchant's last), so the last edge's rows are the keys. The template
 -- writes api.range_sums for two slots and api.range_sums_5 for five (internal/stats picks by
--- the filter): a body unrolling five takes longer to plan, and lists are planned at every
--- call.
+-- the filter): a body unrolling five takes longer to plan. Lists pass the slots, their
+-- coefficients and p_need as constants (internal/stats), folded into a plan kept per
+-- connection.
 {{ define "range_sums" -}}
 CREATE FUNCTION api.{{ .name }}(p_merchant bigint, p_dim "char", p_from date, p_to date, p_slot int[], p_coef int[],
                              p_ccoef int[], p_need boolean[], p_keys bigint[] DEFAULT NULL)
