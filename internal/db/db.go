@@ -62,8 +62,8 @@ func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	// (Memoize) never hits, and hashing and keeping every row's arrays costs the series reads.
 	cfg.ConnConfig.RuntimeParams["enable_memoize"] = "off"
 	// The aggregates a read touches are held in memory, where an index range costs about what
-	// the same pages read in order do. At the default 4 the planner reads a month's rows of a
-	// list by bitmap and sorts them by key, where the index gives them in key order to merge.
+	// the same pages read in order do; at the default 4 the planner prefers bitmap reads of a
+	// month's rows.
 	cfg.ConnConfig.RuntimeParams["random_page_cost"] = "1.1"
 	// Plan each read for its own parameters unless AsMerchant is told otherwise (Plans).
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = string(CustomPlans)
