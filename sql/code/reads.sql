@@ -122,64 +122,70 @@ $$;
 
 -- Per key of dimension p_dim, the figures of one range [p_from, p_to], as api.series_sums
 -- gives them for one group (the same arguments but the range, and no group column): the
--- lists (a breakdown, ABC). Each edge's rows are read as one index range and reduced to the
--- key's figures there (its slots searched, their entries picked and added with their
--- coefficients) before the two edges are joined by key, so the join moves a few numbers per
--- key, not the rows' arrays. Every key with a row at the first edge has one at the last (a
--- key has a row in every month from its first order's to the merchant's last), so the last
--- edge's rows are the keys. The template writes api.range_sums for two slots and
--- api.range_sums_5 for five (internal/stats picks by the filter): a body unrolling five takes
--- longer to plan. Lists pass the slots, their coefficients and p_need as constants
--- (internal/stats), folded into a plan kept per connection.
-{{ define "edge_sums" -}}
-        SELECT key,
-{{- range $k := list 1 2 3 4 5 6 7 }}
-               CASE WHEN p_need[{{ $k }}]{{ if eq $k 7 }} AND p_dim NOT IN ('p', 'c', 'g'){{ end }}
-                    THEN {{ range $i := until $.slots }}{{ if $i }} + {{ end }}coalesce(p_coef[{{ add1 $i }}] * v[p{{ add1 $i }}][{{ $k }}], 0){{ end }} END AS s{{ $k }},
-{{- end }}
-               CASE WHEN p_need[8]
-                    THEN {{ range $i := until .slots }}{{ if $i }} + {{ end }}coalesce(p_ccoef[{{ add1 $i }}] * (v[p{{ add1 $i }}][1] >> 32), 0){{ end }} END AS c
-        FROM (
-            -- Each slot's entry: the last at or before the edge's day, if it is in the slot.
-            SELECT key, v
-{{- range $i := until .slots }},
-                   {{ template "slot_entry" (dict "i" (add1 $i) "ek" "ek" "b" (printf "b%d" (add1 $i))) }} AS p{{ add1 $i }}
-{{- end }}
-            FROM (
-                -- Each slot searched once here (OFFSET 0), not again for every figure; a slot
-                -- that adds nothing is not searched.
-                SELECT b.key, b.ek, b.v
-{{- range $i := until .slots }},
-                       width_bucket({{ template "slot_key" (dict "i" (add1 $i) "dom" (printf "e.%sdom" $.e)) }}, b.ek) AS b{{ add1 $i }}
-{{- end }}
-                FROM api.month_rows(p_merchant, p_dim, e.{{ .e }}month, p_keys) AS b
-                OFFSET 0
-            ) AS s
-            OFFSET 0
-        ) AS t
-        OFFSET 0
-{{- end }}
+-- lists (a breakdown, ABC). The keys' rows at the two edges are read in key order, each an
+-- index range, and merged into one row per key, with nothing sorted or grouped. Every key
+-- with a row at the first edge has one at the last (a key has a row in every month from its
+-- first order's to the merchant's last), so the last edge's rows are the keys. The template
+-- writes api.range_sums for two slots and api.range_sums_5 for five (internal/stats picks by
+-- the filter): a body unrolling five takes longer to plan. Lists pass the slots, their
+-- coefficients and p_need as constants (internal/stats), folded into a plan kept per
+-- connection.
 {{ define "range_sums" -}}
 CREATE FUNCTION api.{{ .name }}(p_merchant bigint, p_dim "char", p_from date, p_to date, p_slot int[], p_coef int[],
                              p_ccoef int[], p_need boolean[], p_keys bigint[] DEFAULT NULL)
 RETURNS TABLE (key bigint, w1 bigint, w2 bigint, w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint, cancelled bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT h.key,
-{{- range $k := list 1 2 3 4 5 6 7 }} h.s{{ $k }} - coalesce(l.s{{ $k }}, 0),{{ end }} h.c - coalesce(l.c, 0)
+    SELECT key,
+{{- range $k := list 1 2 3 4 5 6 7 }}
+           CASE WHEN p_need[{{ $k }}]{{ if eq $k 7 }} AND p_dim NOT IN ('p', 'c', 'g'){{ end }}
+                THEN {{ range $i := until $.slots }}{{ if $i }} + {{ end }}coalesce(p_coef[{{ add1 $i }}] * (coalesce(hv[h{{ add1 $i }}][{{ $k }}], 0) - coalesce(lv[l{{ add1 $i }}][{{ $k }}], 0)), 0){{ end }} END,
+{{- end }}
+           CASE WHEN p_need[8]
+                THEN {{ range $i := until .slots }}{{ if $i }} + {{ end }}coalesce(p_ccoef[{{ add1 $i }}] * (coalesce(hv[h{{ add1 $i }}][1] >> 32, 0) - coalesce(lv[l{{ add1 $i }}][1] >> 32, 0)), 0){{ end }} END
     FROM (
-        -- The edges computed apart (OFFSET 0): their months are then plain values, which
-        -- row-level security lets reach the index.
-        SELECT max(month) FILTER (WHERE sign = 1) AS hmonth, max(dom) FILTER (WHERE sign = 1) AS hdom,
-               max(month) FILTER (WHERE sign = -1) AS lmonth, max(dom) FILTER (WHERE sign = -1) AS ldom
-        FROM api.edges(p_merchant, '{0}', ARRAY[p_from], ARRAY[p_to])
+        -- Each slot's entry at either edge: the last at or before the edge's day, if it is in
+        -- the slot.
+        SELECT key, hv, lv
+{{- range $i := until .slots }},
+               {{ template "slot_entry" (dict "i" (add1 $i) "ek" "hek" "b" (printf "hb%d" (add1 $i))) }} AS h{{ add1 $i }},
+               {{ template "slot_entry" (dict "i" (add1 $i) "ek" "lek" "b" (printf "lb%d" (add1 $i))) }} AS l{{ add1 $i }}
+{{- end }}
+        FROM (
+            -- Each slot searched once here (OFFSET 0), not again for every figure; a slot
+            -- that adds nothing is not searched.
+            SELECT j.key, j.hek, j.hv, j.lek, j.lv
+{{- range $i := until .slots }},
+                   width_bucket({{ template "slot_key" (dict "i" (add1 $i) "dom" "e.hdom") }}, j.hek) AS hb{{ add1 $i }},
+                   width_bucket({{ template "slot_key" (dict "i" (add1 $i) "dom" "e.ldom") }}, j.lek) AS lb{{ add1 $i }}
+{{- end }}
+            FROM (
+                -- The edges computed apart (OFFSET 0): their months are then plain values,
+                -- which row-level security lets reach the index.
+                SELECT max(month) FILTER (WHERE sign = 1) AS hmonth, max(dom) FILTER (WHERE sign = 1) AS hdom,
+                       max(month) FILTER (WHERE sign = -1) AS lmonth, max(dom) FILTER (WHERE sign = -1) AS ldom
+                FROM api.edges(p_merchant, '{0}', ARRAY[p_from], ARRAY[p_to])
+                OFFSET 0
+            ) AS e
+            CROSS JOIN LATERAL (
+                -- Every key's rows, or with p_keys those keys' (one branch runs, as in
+                -- api.month_rows; a union of the reads themselves would lose their order).
+{{- range $n, $keys := list "p_keys IS NULL" "p_keys IS NOT NULL AND b.key = ANY (p_keys)" }}
+{{- if $n }}
+                UNION ALL
+{{- end }}
+                SELECT h.key, h.ek AS hek, h.v AS hv, l.ek AS lek, l.v AS lv
+                FROM (SELECT b.key, b.ek, b.v FROM agg.key_months b
+                      WHERE {{ $keys }} AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.hmonth
+                      ORDER BY b.key) AS h
+                LEFT JOIN (SELECT b.key, b.ek, b.v FROM agg.key_months b
+                           WHERE {{ $keys }} AND b.merchant_id = p_merchant AND b.dim = p_dim AND b.month = e.lmonth
+                           ORDER BY b.key) AS l ON l.key = h.key
+{{- end }}
+            ) AS j
+            OFFSET 0
+        ) AS z
         OFFSET 0
-    ) AS e
-    CROSS JOIN LATERAL (
-        {{ template "edge_sums" (dict "slots" .slots "e" "h") }}
-    ) AS h
-    LEFT JOIN LATERAL (
-        {{ template "edge_sums" (dict "slots" .slots "e" "l") }}
-    ) AS l ON l.key = h.key
+    ) AS x
 $$;
 {{- end }}
 {{ template "range_sums" (dict "name" "range_sums" "slots" 2) }}
