@@ -287,7 +287,8 @@ func (r *Reader) ABC(ctx context.Context, q ABCQuery) (ABCResult, error) {
 	res := ABCResult{Products: []gen.ABCProduct{}}
 	b := &pgx.Batch{}
 	b.Queue(sql, pgx.NamedArgs{
-		"merchant_id": q.MerchantID, "from_day": q.From, "to_day": q.To, "a": q.A, "b": q.B, "class": q.Class, "page_limit": q.Limit, "page_offset": q.Offset,
+		"merchant_id": q.MerchantID, "from_day": q.From, "to_day": q.To, "a": q.A, "b": q.B, "class": q.Class,
+		"page_limit": q.Limit, "page_offset": q.Offset,
 	}).Query(func(rows pgx.Rows) error {
 		rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[abcRow])
 		if err != nil {
