@@ -30,12 +30,13 @@ type sortKey struct {
 
 var (
 	// Breakdown sorts: columns of api.metrics, rounded as the response shows them, so ties fall
-	// to the key as they appear.
+	// to the key as they appear. Orders, items and gmv sort by the integer sums they show
+	// (breakdown.sql's w1..w8): the same order, without making a numeric of every key.
 	breakdownSorts = map[string]sortKey{
 		"name": {breakdownName, nil}, "key": {breakdownKey, nil},
-		"orders": {"orders", nil}, "accepted": {"accepted", nil}, "delivered": {"delivered", []int{2}},
-		"cancelled": {"cancelled", []int{8}}, "returned": {"returned", []int{2}}, "items": {"items", []int{3}},
-		"gmv": {"gmv", nil}, "share": {"gmv", nil}, // exact, not the rounded share
+		"orders": {"(s.w1 >> 32)", nil}, "accepted": {"accepted", nil}, "delivered": {"delivered", []int{2}},
+		"cancelled": {"cancelled", []int{8}}, "returned": {"returned", []int{2}}, "items": {"s.w3", []int{3}},
+		"gmv": {"s.w4", nil}, "share": {"s.w4", nil}, // exact, not the rounded share
 		"returned_amount": {"returned_amount", []int{6}}, "revenue": {"revenue", []int{5, 6}},
 		"aov": {"aov", nil}, "cancel_rate": {"cancel_rate", []int{8}}, "return_rate": {"return_rate", []int{2}},
 		"avg_delivery_hours": {"avg_delivery_hours", []int{2, 7}},
