@@ -30,12 +30,12 @@ type sortKey struct {
 
 var (
 	// Breakdown sorts: columns of api.metrics, rounded as the response shows them, so ties fall
-	// to the key as they appear. Orders, items and gmv sort by the integer sums they show
-	// (breakdown.sql's w1..w8): the same order, without making a numeric of every key.
+	// to the key as they appear. Gmv sorts by the cents it shows (breakdown.sql's w4): the same
+	// order, without making a numeric of every key.
 	breakdownSorts = map[string]sortKey{
 		"name": {breakdownName, nil}, "key": {breakdownKey, nil},
-		"orders": {"(s.w1 >> 32)", nil}, "accepted": {"accepted", nil}, "delivered": {"delivered", []int{2}},
-		"cancelled": {"cancelled", []int{8}}, "returned": {"returned", []int{2}}, "items": {"s.w3", []int{3}},
+		"orders": {"orders", nil}, "accepted": {"accepted", nil}, "delivered": {"delivered", []int{2}},
+		"cancelled": {"cancelled", []int{8}}, "returned": {"returned", []int{2}}, "items": {"items", []int{3}},
 		"gmv": {"s.w4", nil}, "share": {"s.w4", nil}, // exact, not the rounded share
 		"returned_amount": {"returned_amount", []int{6}}, "revenue": {"revenue", []int{5, 6}},
 		"aov": {"aov", nil}, "cancel_rate": {"cancel_rate", []int{8}}, "return_rate": {"return_rate", []int{2}},
@@ -55,29 +55,28 @@ var (
 	}
 )
 
-// SumsFunction is the api.range_sums function a list reads under a filter's slots (the SUMS
+// sumsFunction is the api.range_sums function a list reads under a filter's slots (the SUMS
 // marker of its SQL): the one unrolling two slots when they are enough (no filter, or one
 // without delivered), else the one unrolling all five, whose larger body takes longer to plan.
-func SumsFunction(slots []int32) string {
+func sumsFunction(slots []int32) string {
 	if len(slots) <= 2 {
 		return "api.range_sums"
 	}
 	return "api.range_sums_5"
 }
 
-// ListSQL fills a list's markers (abc.sql, breakdown.sql): ORDER with order, a fragment from
+// listSQL fills a list's markers (abc.sql, breakdown.sql): ORDER with order, a fragment from
 // the whitelist, and SUMS with the function for the filter's slots.
-func ListSQL(sql, order string, slots []int32) string {
-	return strings.NewReplacer("/*ORDER*/", order, "/*SUMS*/", SumsFunction(slots)).Replace(sql)
+func listSQL(sql, order string, slots []int32) string {
+	return strings.NewReplacer("/*ORDER*/", order, "/*SUMS*/", sumsFunction(slots)).Replace(sql)
 }
 
 // A list's plan depends on a few of its arguments: the dimension, the status filter's slots
 // and coefficients, the figures it needs, ABC's metric. Those are written into its SQL as
 // literals (bind), so that each shape of list is a statement of its own, planned once per
 // connection (db.GenericPlans) with them folded in, as a plan made for the call would have
-// them. Planned at every call, a product breakdown spent a fifth of its server time planning.
-// Only values made here from whitelisted or typed Go values become literals, never request
-// text.
+// them, without planning at every call. Only values made here from whitelisted or typed Go
+// values become literals, never request text.
 
 // bind replaces the named arguments of sql (@name) that lits has by their literals.
 func bind(sql string, lits map[string]string) string {
@@ -131,7 +130,7 @@ func ABCSQL(sql, order string, sl Slots, metric string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("abc metric: %w", err)
 	}
-	return bind(ListSQL(sql, order, sl.Slot), map[string]string{
+	return bind(listSQL(sql, order, sl.Slot), map[string]string{
 		"metric": m, "slots": intsLiteral(sl.Slot), "coefs": intsLiteral(sl.Coef),
 	}), nil
 }
@@ -213,7 +212,7 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List, parent
 	if parent == nil {
 		lits["parent_id"], plans = "NULL::bigint", db.GenericPlans
 	}
-	q := bind(ListSQL(r.sql["breakdown.sql"], order, sl.Slot), lits)
+	q := bind(listSQL(r.sql["breakdown.sql"], order, sl.Slot), lits)
 	var total int64
 	out := []gen.BreakdownRow{}
 	b := &pgx.Batch{}
