@@ -182,10 +182,18 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 	if keys == nil {
 		keys = &Keys{Dim: "t", Keys: []int64{0}}
 	}
+	dim, err := wordLiteral(keys.Dim)
+	if err != nil {
+		return nil, nil, fmt.Errorf("figures of merchant %d: %w", q.MerchantID, err)
+	}
+	// As a list's (bind): a plan per dimension and filter, with the slots that add nothing
+	// folded away.
+	sums := bind(r.sql["order_metrics.sql"], map[string]string{
+		"dim": dim, "slots": intsLiteral(sl.Slot), "coefs": intsLiteral(sl.Coef), "cancelled_coefs": intsLiteral(sl.CCoef),
+	})
 	b := &pgx.Batch{}
-	b.Queue(r.sql["order_metrics.sql"], pgx.NamedArgs{
-		"merchant_id": q.MerchantID, "dim": keys.Dim, "keys": keys.Keys, "grp": grp, "from_day": from, "to_day": to,
-		"slots": sl.Slot, "coefs": sl.Coef, "cancelled_coefs": sl.CCoef,
+	b.Queue(sums, pgx.NamedArgs{
+		"merchant_id": q.MerchantID, "keys": keys.Keys, "grp": grp, "from_day": from, "to_day": to,
 	}).Query(func(rows pgx.Rows) error {
 		var i int32
 		var m gen.Metrics
@@ -220,8 +228,7 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 		}
 		return nil
 	})
-	err := db.AsMerchant(ctx, r.pool, q.MerchantID, db.GenericPlans, b)
-	if err != nil {
+	if err := db.AsMerchant(ctx, r.pool, q.MerchantID, db.GenericPlans, b); err != nil {
 		return nil, nil, fmt.Errorf("figures of merchant %d: %w", q.MerchantID, err)
 	}
 	// Orders and gmv per customer divide the group's order figures, read just above under the

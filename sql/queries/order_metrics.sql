@@ -5,6 +5,7 @@
 --
 -- Parameters: @merchant_id; @dim and @keys (the rows read); @grp, @from_day and @to_day, one
 -- element per group; @slots, @coefs and @cancelled_coefs (internal/stats, the status filter).
+-- @dim and the filter's arrays come as literals (internal/stats, bind): a plan per shape.
 -- One row per group that has orders; groups without are zero.
 WITH k AS (
     SELECT * FROM api.series_sums(@merchant_id, @dim::"char", @grp::int[], @from_day::date[], @to_day::date[], @slots::int[],
