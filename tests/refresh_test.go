@@ -17,16 +17,13 @@ import (
 	"github.com/merchantagg/merchantagg/internal/refresh"
 )
 
-// TestAggregationIsPushedDown reads the plans of the grouped source queries (lines and returns
-// per order × product, the change scan's and reconciliation's buckets): each must be one
+// TestAggregationIsPushedDown reads the plans of the grouped source queries (the catalog's
+// sums, the change scan's and reconciliation's buckets): each must be one
 // Foreign Scan whose Remote SQL groups on the source, with no local aggregate above it.
 func TestAggregationIsPushedDown(t *testing.T) {
 	t.Parallel()
 	an := dbtest.Pool(t, shared.AnalyticsURL())
 	for _, q := range []string{
-		`SELECT * FROM refresh.source_order_returns('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
-		`SELECT * FROM refresh.source_lines('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
-		`SELECT * FROM refresh.source_line_returns('{1,2}', '2025-01-01 00:00+03', '2025-12-31 00:00+03')`,
 		`SELECT * FROM refresh.source_changes('2025-06-01 00:00+03', '2000-01-01 00:00+03')`,
 		`SELECT * FROM refresh.source_product_sums('{1,2}')`,
 		`SELECT * FROM refresh.source_month_checks('{2025-01-01 00:00+03,2025-02-01 00:00+03,2025-03-01 00:00+03}')`,

@@ -11,29 +11,33 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- Reads p_merchants' orders created on their business days [p_from, p_to] into read_orders
--- and read_lines: one set of remote queries, each grouped on the source.
+-- and read_lines: the orders by merchant and range, their returns, lines and line returns by
+-- order id (read_lines), each table through the source's own index. Joined on the source, the
+-- lines of one merchant's days were a scan of every merchant's items.
 CREATE PROCEDURE refresh.read_days(p_merchants bigint[], p_from date, p_to date)
 LANGUAGE plpgsql
 SET enable_nestloop = off -- remote results are joined by hash: a nested loop reran the inner remote query per row
 AS $$
 DECLARE
-    v_tz text := (SELECT timezone FROM pipeline.settings);
-    v_lo timestamptz := p_from::timestamp AT TIME ZONE v_tz;
-    v_hi timestamptz := (p_to + 1)::timestamp AT TIME ZONE v_tz;
+    v_tz  text := (SELECT timezone FROM pipeline.settings);
+    v_lo  timestamptz := p_from::timestamp AT TIME ZONE v_tz;
+    v_hi  timestamptz := (p_to + 1)::timestamp AT TIME ZONE v_tz;
+    v_ids bigint[];
 BEGIN
-    WITH l AS MATERIALIZED (SELECT * FROM refresh.source_lines(p_merchants, v_lo, v_hi)),
-         r AS MATERIALIZED (SELECT * FROM refresh.source_line_returns(p_merchants, v_lo, v_hi))
-    INSERT INTO pg_temp.read_lines
-    SELECT l.order_id, l.product_id, l.items, l.gmv, r.returned_amount
-    FROM l LEFT JOIN r USING (order_id, product_id)
-    ON CONFLICT DO NOTHING;
+    -- The returns are read by the ids just read, in the same remote snapshot (the call with a
+    -- subquery argument is planned on its own, the ids as its parameter).
     WITH o AS MATERIALIZED (SELECT * FROM refresh.source_orders(p_merchants, v_lo, v_hi)),
-         r AS MATERIALIZED (SELECT * FROM refresh.source_order_returns(p_merchants, v_lo, v_hi))
-    INSERT INTO pg_temp.read_orders
-    SELECT o.order_id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type,
-           o.payment_method, o.accepted, o.delivered, o.gmv, o.delivery_time, r.returned_amount
-    FROM o LEFT JOIN r USING (order_id)
-    ON CONFLICT DO NOTHING;
+         r AS MATERIALIZED (SELECT order_id, sum(amount) AS amount
+                            FROM refresh.source_returns_by_order(ARRAY(SELECT order_id FROM o)) GROUP BY 1),
+         kept AS (
+             INSERT INTO pg_temp.read_orders
+             SELECT o.order_id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type,
+                    o.payment_method, o.accepted, o.delivered, o.gmv, o.delivery_time, r.amount
+             FROM o LEFT JOIN r USING (order_id)
+             ON CONFLICT DO NOTHING
+             RETURNING order_id)
+    SELECT coalesce(array_agg(order_id), '{}') INTO v_ids FROM kept;
+    CALL refresh.read_lines(v_ids);
     -- The snapshot's orders of those days (the old side; read_orders reads by id those the days'
     -- read did not find).
     INSERT INTO pg_temp.old_orders
@@ -56,6 +60,27 @@ BEGIN
         RETURN;
     END IF;
     INSERT INTO pg_temp.old_orders SELECT * FROM pipeline.orders WHERE order_id = ANY (p_ids) ON CONFLICT DO NOTHING;
+    CALL refresh.read_lines(p_ids);
+    WITH o AS MATERIALIZED (SELECT * FROM refresh.source_orders_by_id(p_ids)),
+         r AS MATERIALIZED (SELECT order_id, sum(amount) AS amount FROM refresh.source_returns_by_order(p_ids) GROUP BY 1)
+    INSERT INTO pg_temp.read_orders
+    SELECT o.order_id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type,
+           o.payment_method, o.accepted, o.delivered, o.gmv, o.delivery_time, r.amount
+    FROM o LEFT JOIN r USING (order_id)
+    ON CONFLICT DO NOTHING;
+END $$;
+
+-- Reads the lines of the orders p_ids into read_lines: per order × product, its items,
+-- amount and returned amount, from the items and returns read by order id (the returns name
+-- their items), grouped here.
+CREATE PROCEDURE refresh.read_lines(p_ids bigint[])
+LANGUAGE plpgsql
+SET enable_nestloop = off
+AS $$
+BEGIN
+    IF cardinality(p_ids) = 0 THEN
+        RETURN;
+    END IF;
     WITH i AS MATERIALIZED (SELECT * FROM refresh.source_items_by_order(p_ids)),
          r AS MATERIALIZED (SELECT * FROM refresh.source_returns_by_order(p_ids)),
          lr AS (SELECT i.order_id, i.product_id, sum(r.amount) AS amount FROM r JOIN i ON i.id = r.order_item_id GROUP BY 1, 2)
@@ -63,13 +88,6 @@ BEGIN
     SELECT i.order_id, i.product_id, sum(i.quantity), sum(i.quantity * i.unit_price), lr.amount
     FROM i LEFT JOIN lr USING (order_id, product_id)
     GROUP BY i.order_id, i.product_id, lr.amount
-    ON CONFLICT DO NOTHING;
-    WITH o AS MATERIALIZED (SELECT * FROM refresh.source_orders_by_id(p_ids)),
-         r AS MATERIALIZED (SELECT order_id, sum(amount) AS amount FROM refresh.source_returns_by_order(p_ids) GROUP BY 1)
-    INSERT INTO pg_temp.read_orders
-    SELECT o.order_id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type,
-           o.payment_method, o.accepted, o.delivered, o.gmv, o.delivery_time, r.amount
-    FROM o LEFT JOIN r USING (order_id)
     ON CONFLICT DO NOTHING;
 END $$;
 

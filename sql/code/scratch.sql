@@ -3,8 +3,8 @@
 -- or a set of merchants, in one transaction) passes its data between procedures through them.
 --
 --   table            written by                          read by
---   read_orders,     refresh.read_days,                  refresh.stage_orders
---   read_lines       refresh.read_orders                 (the source's rows, before shaping)
+--   read_orders,     refresh.read_days, read_orders,     refresh.stage_orders
+--   read_lines       read_lines                          (the source's rows, before shaping)
 --   new_orders       refresh.stage_orders                refresh.add_facts('new'), customers,
 --                                                        refresh.replace_snapshot
 --   old_orders       refresh.read_days, read_orders,     refresh.add_facts('old'), customers

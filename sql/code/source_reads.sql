@@ -19,44 +19,11 @@ LANGUAGE sql STABLE AS $$
     WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
 $$;
 
--- Their returns per order.
-CREATE FUNCTION refresh.source_order_returns(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (order_id bigint, returned_amount numeric)
-LANGUAGE sql STABLE AS $$
-    SELECT o.id, sum(r.amount)
-    FROM src.orders o
-    JOIN src.returns r ON r.order_id = o.id
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1
-$$;
-
--- Their lines per order × product.
-CREATE FUNCTION refresh.source_lines(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (order_id bigint, product_id bigint, items bigint, gmv numeric)
-LANGUAGE sql STABLE AS $$
-    SELECT o.id, i.product_id, sum(i.quantity), sum(i.quantity * i.unit_price)
-    FROM src.orders o
-    JOIN src.order_items i ON i.order_id = o.id
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2
-$$;
-
--- The returns of their lines per order × product.
-CREATE FUNCTION refresh.source_line_returns(p_merchants bigint[], p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (order_id bigint, product_id bigint, returned_amount numeric)
-LANGUAGE sql STABLE AS $$
-    SELECT o.id, i.product_id, sum(r.amount)
-    FROM src.orders o
-    JOIN src.returns r ON r.order_id = o.id
-    JOIN src.order_items i ON i.id = r.order_item_id
-    WHERE o.merchant_id = ANY (p_merchants) AND o.created_at >= p_lo AND o.created_at < p_hi
-    GROUP BY 1, 2
-$$;
-
--- The same rows for a few changed orders, by id: each table read through its own index
--- (orders by id, items and returns by order id) and grouped locally. Joins of foreign tables
--- are planned without row counts (use_remote_estimate is off), and with a list of ids the
--- planner pulled whole tables across to join them here.
+-- Rows by id: each table read through its own index (orders by id, items and returns by
+-- order id) and grouped locally, for changed orders and for the lines and returns of whole
+-- days. Joins of foreign tables are planned without row counts (use_remote_estimate is off):
+-- with a list of ids the planner pulled whole tables across to join them here, and joined on
+-- the source, one merchant's lines were a scan of every merchant's items.
 CREATE FUNCTION refresh.source_orders_by_id(p_ids bigint[])
 RETURNS SETOF refresh.source_order_rows
 LANGUAGE sql STABLE AS $$
