@@ -130,9 +130,16 @@ func ABCSQL(sql, order string, sl Slots, metric string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("abc metric: %w", err)
 	}
-	return bind(listSQL(sql, order, sl.Slot), map[string]string{
-		"metric": m, "slots": intsLiteral(sl.Slot), "coefs": intsLiteral(sl.Coef),
-	}), nil
+	lits := sl.literals()
+	lits["metric"] = m
+	return bind(listSQL(sql, order, sl.Slot), lits), nil
+}
+
+// literals are a filter's slots and coefficients as bind's literals (@slots, @coefs,
+// @cancelled_coefs).
+func (s Slots) literals() map[string]string {
+	return map[string]string{"slots": intsLiteral(s.Slot), "coefs": intsLiteral(s.Coef),
+		"cancelled_coefs": intsLiteral(s.CCoef)}
 }
 
 // needs returns api.range_sums's p_need for a sort key: the orders and gmv every list reads
@@ -204,8 +211,8 @@ func (r *Reader) Breakdown(ctx context.Context, dimension string, l List, parent
 	if err != nil {
 		return 0, nil, fmt.Errorf("breakdown: %w", err)
 	}
-	lits := map[string]string{"dimension": dim, "slots": intsLiteral(sl.Slot), "coefs": intsLiteral(sl.Coef),
-		"cancelled_coefs": intsLiteral(sl.CCoef), "need": boolsLiteral(needs(key))}
+	lits := sl.literals()
+	lits["dimension"], lits["need"] = dim, boolsLiteral(needs(key))
 	// A level of the category tree keeps its parent an argument, planned at every call: one
 	// statement per category would fill the connections' caches.
 	plans := db.CustomPlans

@@ -188,9 +188,9 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 	}
 	// As a list's (bind): a plan per dimension and filter, with the slots that add nothing
 	// folded away.
-	sums := bind(r.sql["order_metrics.sql"], map[string]string{
-		"dim": dim, "slots": intsLiteral(sl.Slot), "coefs": intsLiteral(sl.Coef), "cancelled_coefs": intsLiteral(sl.CCoef),
-	})
+	lits := sl.literals()
+	lits["dim"] = dim
+	sums := bind(r.sql["order_metrics.sql"], lits)
 	b := &pgx.Batch{}
 	b.Queue(sums, pgx.NamedArgs{
 		"merchant_id": q.MerchantID, "keys": keys.Keys, "grp": grp, "from_day": from, "to_day": to,

@@ -31,8 +31,7 @@ BEGIN
                             FROM refresh.source_returns_by_order(ARRAY(SELECT order_id FROM o)) GROUP BY 1),
          kept AS (
              INSERT INTO pg_temp.read_orders
-             SELECT o.order_id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type,
-                    o.payment_method, o.accepted, o.delivered, o.gmv, o.delivery_time, r.amount
+             SELECT o.*, r.amount
              FROM o LEFT JOIN r USING (order_id)
              ON CONFLICT DO NOTHING
              RETURNING order_id)
@@ -64,8 +63,7 @@ BEGIN
     WITH o AS MATERIALIZED (SELECT * FROM refresh.source_orders_by_id(p_ids)),
          r AS MATERIALIZED (SELECT order_id, sum(amount) AS amount FROM refresh.source_returns_by_order(p_ids) GROUP BY 1)
     INSERT INTO pg_temp.read_orders
-    SELECT o.order_id, o.merchant_id, o.created_at, o.status, o.customer_id, o.city_id, o.delivery_type,
-           o.payment_method, o.accepted, o.delivered, o.gmv, o.delivery_time, r.amount
+    SELECT o.*, r.amount
     FROM o LEFT JOIN r USING (order_id)
     ON CONFLICT DO NOTHING;
 END $$;

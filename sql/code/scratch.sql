@@ -20,7 +20,8 @@
 --   changed_merchants refresh.apply_key_deltas,          refresh.mark_fresh, move_categories
 --                    apply_customer_deltas, apply_catalog      (the merchants whose data changed)
 --
--- new_orders, old_orders and catalog_orders have pipeline.orders's columns. key_deltas: net changes of the
+-- read_orders has refresh.source_order_rows's columns and the returned amount; new_orders,
+-- old_orders and catalog_orders have pipeline.orders's columns. key_deltas: net changes of the
 -- daily facts of agg.key_months (slot and figures as there, figures as plain numbers, not
 -- running sums). tile_deltas: changes of the event counts of agg.customer_tiles, by ck.
 -- cohort_deltas: changes of agg.cohort_counts. changed_customers: the customers whose order
