@@ -52,13 +52,36 @@ func requireBreakdown(t *testing.T, a *api, src *pgxpool.Pool, m int64, dim stri
 func requireTree(t *testing.T, a *api, src *pgxpool.Pool, m int64) {
 	t.Helper()
 	requireBreakdown(t, a, src, m, "category", nil)
-	top := int64(0)
-	requireBreakdown(t, a, src, m, "category", &top)
-	for _, r := range breakdownAll(t, a, m, "category", &top, catalogRanges[0][0], catalogRanges[0][1]) {
-		if r.HasChildren != nil && *r.HasChildren {
-			id := mustID(t, r.Key)
-			requireBreakdown(t, a, src, m, "category", &id)
+	requireLevel(t, a, src, m, 0)
+}
+
+// requireLevel compares a level of the category tree and every level below it that has rows.
+func requireLevel(t *testing.T, a *api, src *pgxpool.Pool, m, parent int64) {
+	t.Helper()
+	requireBreakdown(t, a, src, m, "category", &parent)
+	for _, r := range breakdownAll(t, a, m, "category", &parent, catalogRanges[0][0], catalogRanges[0][1]) {
+		if id := mustID(t, r.Key); id != parent && r.HasChildren != nil && *r.HasChildren {
+			requireLevel(t, a, src, m, id)
 		}
+	}
+}
+
+// requireCategoryFilter compares a summary filtered by a category (its subtree's line
+// figures) with its row at its parent's level of the tree on the source.
+func requireCategoryFilter(t *testing.T, a *api, src *pgxpool.Pool, m, id int64) {
+	t.Helper()
+	var parent *int64
+	require.NoError(t, src.QueryRow(context.Background(), `SELECT coalesce(parent_id, 0) FROM categories WHERE id = $1`, id).Scan(&parent))
+	k := drillKey{dim: "category", id: &id, parent: parent}
+	for _, rg := range catalogRanges {
+		res, err := a.client.GetSummaryWithResponse(context.Background(), &gen.GetSummaryParams{
+			From: day(rg[0]), To: day(rg[1]), CategoryId: &id}, bearer(token(t, m, auth.RoleMerchant)))
+		require.NoError(t, err)
+		require.Equal(t, 200, res.StatusCode(), string(res.Body))
+		d, err := res.JSON200.AsDrilledSummary()
+		require.NoError(t, err)
+		require.Equal(t, k.reference(t, src, randomCase{merchant: m}, day(rg[0]).Time, day(rg[1]).Time, allIfNil(nil)),
+			d.Metrics, "category %d %v", id, rg)
 	}
 }
 
@@ -180,6 +203,64 @@ func TestCatalogMovesAndRenames(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, again)
 	})
+}
+
+// TestLeafCategoryGainsAndLosesChildren: subtree rows are kept only for categories with
+// subcategories. A leaf that gains one (a category moved under it, or a new category created
+// under it and given products) and a parent that loses its only one are netted again at
+// reconciliation: every level of the tree and the category filters equal the definition, and
+// no category without subcategories keeps subtree rows.
+func TestLeafCategoryGainsAndLosesChildren(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
+	a := newAPI(t, p)
+	r := refresh.New(an)
+	ctx := context.Background()
+	ms := []int64{1, 7}
+	leafRows := func() (stray, rows12, rows14 int) {
+		t.Helper()
+		require.NoError(t, an.QueryRow(ctx, `SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT FROM ref.categories c WHERE c.parent_id = k.key)),
+			count(*) FILTER (WHERE k.key = 12), count(*) FILTER (WHERE k.key = 14)
+			FROM agg.key_months k WHERE k.dim = 'g'`).Scan(&stray, &rows12, &rows14))
+		return
+	}
+	settle := func() {
+		t.Helper()
+		_, err := r.RefreshChanged(ctx, nil)
+		require.NoError(t, err)
+		drifted, err := r.Reconcile(ctx)
+		require.NoError(t, err)
+		require.Zero(t, drifted)
+		for _, m := range ms {
+			requireTree(t, a, src, m)
+			for _, id := range []int64{1, 12, 13, 14, 900} {
+				requireCategoryFilter(t, a, src, m, id)
+			}
+		}
+	}
+	stray, rows12, rows14 := leafRows()
+	require.Zero(t, stray+rows12+rows14, "no subtree rows for leaves")
+
+	// 13 moves under the leaf 12; a new category 900 under the leaf 14 takes products of 13 and
+	// of 14 from merchant 1.
+	mustExec(t, src, `UPDATE categories SET parent_id = 12 WHERE id = 13`)
+	mustExec(t, src, `INSERT INTO categories (id, parent_id, name) VALUES (900, 14, 'New subcategory')`)
+	require.EqualValues(t, 4, mustExec(t, src, `
+		UPDATE products SET category_id = 900
+		WHERE id IN (SELECT id FROM products WHERE merchant_id = 1 AND category_id IN (13, 14) ORDER BY id LIMIT 4)`))
+	settle()
+	stray, rows12, rows14 = leafRows()
+	require.Zero(t, stray)
+	require.NotZero(t, rows12)
+	require.NotZero(t, rows14)
+
+	// Back: 12 and 14 lose their only subcategories.
+	mustExec(t, src, `UPDATE categories SET parent_id = 1 WHERE id = 13`)
+	mustExec(t, src, `UPDATE categories SET parent_id = NULL WHERE id = 900`)
+	settle()
+	stray, rows12, rows14 = leafRows()
+	require.Zero(t, stray+rows12+rows14)
 }
 
 // TestOrderSpanningTwoChildren: an order with lines in two children of one parent counts once

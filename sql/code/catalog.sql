@@ -130,10 +130,13 @@ BEGIN
 END $$;
 
 -- Moves the history of every category whose parent changed in the source (the change scan
--- copies names only): every order holding a product of a category whose ancestors change is
--- netted again, its category-subtree facts (g) taken out by the old tree and put in by the new
--- one, for all merchants in one transaction (each locked, in id order). The reconciliation job
--- runs it. Returns how many categories moved.
+-- copies names only; refresh.load_reference places a new category under one that had no
+-- subcategories here too): every order holding a product of a category whose ancestors change
+-- is netted again, its category-subtree facts (g) taken out by the old tree and put in by the
+-- new one, for all merchants in one transaction (each locked, in id order). A parent that gains
+-- its first subcategory or loses its last one has its own products netted again as well: it
+-- starts or stops having subtree facts (refresh.category_ancestors), and the rows of one that
+-- stops are deleted. The reconciliation job runs it. Returns how many categories moved.
 CREATE PROCEDURE refresh.move_categories(INOUT p_moved int DEFAULT 0)
 LANGUAGE plpgsql
 SET work_mem = '256MB'
@@ -141,6 +144,7 @@ AS $$
 DECLARE
     v_moved     bigint[];
     v_affected  bigint[];
+    v_parents   bigint[];
     v_products  bigint[];
     v_merchant  bigint;
 BEGIN
@@ -159,7 +163,17 @@ BEGIN
         JOIN (SELECT id, parent_id FROM ref.categories UNION SELECT id, parent_id FROM src.categories) AS c ON c.parent_id = b.id
     )
     SELECT array_agg(id) INTO v_affected FROM below;
-    v_products := ARRAY(SELECT id FROM agg.products WHERE category_id = ANY (v_affected));
+    -- The old and new parents whose subcategories change from none or to none.
+    v_parents := ARRAY(
+        SELECT p.id FROM (SELECT parent_id FROM ref.categories WHERE id = ANY (v_moved)
+                          UNION SELECT parent_id FROM src.categories WHERE id = ANY (v_moved)) AS p (id)
+        WHERE p.id IS NOT NULL
+          AND EXISTS (SELECT FROM ref.categories c WHERE c.parent_id = p.id)
+              IS DISTINCT FROM EXISTS (SELECT FROM ref.categories c
+                                       WHERE c.parent_id = p.id AND NOT c.id = ANY (v_moved)
+                                       UNION ALL
+                                       SELECT FROM src.categories s WHERE s.parent_id = p.id AND s.id = ANY (v_moved)));
+    v_products := ARRAY(SELECT id FROM agg.products WHERE category_id = ANY (v_affected || v_parents));
     CALL refresh.scratch();
     FOR v_merchant IN SELECT DISTINCT merchant_id FROM agg.products WHERE id = ANY (v_products) ORDER BY 1 LOOP
         CALL refresh.lock_merchant(v_merchant);
@@ -170,6 +184,9 @@ BEGIN
     WHERE s.id = c.id AND s.id = ANY (v_moved);
     CALL refresh.add_catalog_facts(1);
     CALL refresh.apply_key_deltas();
+    -- Netted to zero: the subtree rows of the parents left without subcategories.
+    DELETE FROM agg.key_months k
+    WHERE k.dim = 'g' AND k.key = ANY (v_parents) AND NOT EXISTS (SELECT FROM ref.categories c WHERE c.parent_id = k.key);
     UPDATE agg.freshness f SET data_version = f.data_version + 1
     FROM pg_temp.changed_merchants c WHERE f.merchant_id = c.merchant_id;
 END $$;

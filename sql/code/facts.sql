@@ -10,9 +10,12 @@
 -- lines of its products (the catalog copy's category, agg.products: history follows the
 -- current catalog) counted once per order, and a category's subtree (g) the lines of every
 -- product in it (ref.categories; the category's own products too), counted once per order.
+-- Only categories with subcategories have subtree facts: a leaf's subtree is its own products,
+-- the same facts as its c key, and reads take those (most categories are leaves).
 
--- Each category itself and its ancestors in ref.categories, the tree the g facts are kept by
--- (itself: a category's subtree holds the products sitting directly on it).
+-- Each category and the categories whose subtree facts (g) it counts in: itself, if it has
+-- subcategories (its subtree holds the products sitting directly on it), and its ancestors in
+-- ref.categories, the tree the g facts are kept by.
 CREATE FUNCTION refresh.category_ancestors()
 RETURNS TABLE (category_id bigint, ancestor_id bigint)
 LANGUAGE sql STABLE AS $$
@@ -24,6 +27,7 @@ LANGUAGE sql STABLE AS $$
         WHERE c.parent_id IS NOT NULL AND up.depth < 64 -- a cycle in the source stops here
     )
     SELECT DISTINCT category_id, ancestor_id FROM up
+    WHERE depth > 0 OR EXISTS (SELECT FROM ref.categories x WHERE x.parent_id = up.ancestor_id)
 $$;
 
 -- The slot of a pipeline.orders status besides slot 0; NULL for delivered.

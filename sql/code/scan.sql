@@ -43,9 +43,15 @@ LANGUAGE sql AS $$
         RETURNING 1
     ), categories AS (
         -- A category's parent is kept as the facts were built with it: a move re-attributes
-        -- the subtree's history (refresh.move_categories, by the reconciliation job).
+        -- the subtree's history (refresh.move_categories, by the reconciliation job). So is a
+        -- new category's parent that has no subcategories yet: it starts to have subtree facts
+        -- of its own products then, so the new category comes in at the top and is moved.
         INSERT INTO ref.categories (id, parent_id, name)
-        SELECT id, parent_id, name FROM src.categories
+        SELECT s.id,
+               CASE WHEN NOT EXISTS (SELECT FROM ref.categories r WHERE r.id = s.parent_id)
+                         OR EXISTS (SELECT FROM ref.categories r WHERE r.parent_id = s.parent_id) THEN s.parent_id END,
+               s.name
+        FROM src.categories s
         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name
         WHERE ref.categories.name IS DISTINCT FROM EXCLUDED.name
         RETURNING 1
