@@ -43,9 +43,9 @@ LANGUAGE sql AS $$
         RETURNING 1
     ), categories AS (
         -- A category's parent is kept as the facts were built with it: a move re-attributes
-        -- the subtree's history (refresh.move_categories, by the reconciliation job). So is a
-        -- new category's parent that has no subcategories yet: it starts to have subtree facts
-        -- of its own products then, so the new category comes in at the top and is moved.
+        -- the subtree's history (refresh.move_categories, by the reconciliation job). A new
+        -- category under one without subcategories comes in at the top level: its parent would
+        -- start to have subtree facts of its own products, which that move builds.
         INSERT INTO ref.categories (id, parent_id, name)
         SELECT s.id,
                CASE WHEN NOT EXISTS (SELECT FROM ref.categories r WHERE r.id = s.parent_id)
