@@ -11,8 +11,16 @@
 CREATE FUNCTION api.dim_code(p_dimension text) RETURNS "char"
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE p_dimension WHEN 'total' THEN 't' WHEN 'product' THEN 'p' WHEN 'category' THEN 'c'
-                            WHEN 'category_tree' THEN 'g' WHEN 'city' THEN 'y' WHEN 'region' THEN 'y'
+                            WHEN 'city' THEN 'y' WHEN 'region' THEN 'y'
                             WHEN 'delivery_type' THEN 'd' WHEN 'payment_method' THEN 'm' END::"char"
+$$;
+
+-- The agg.key_months code of a category's subtree: g for a category with subcategories, c for
+-- one without, whose subtree is its own products (refresh.category_ancestors keeps g facts for
+-- the former only).
+CREATE FUNCTION api.subtree_code(p_category bigint) RETURNS "char"
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN EXISTS (SELECT FROM ref.categories x WHERE x.parent_id = p_category) THEN 'g' ELSE 'c' END::"char"
 $$;
 
 -- The entries to read for groups of ranges [p_from, p_to] (group p_grp): the running sums at

@@ -17,7 +17,7 @@
 -- needs); @parent_id (the tree level, NULL: none). Every row carries the number of keys; a
 -- page past the end is one row with that number and a NULL key.
 WITH level AS (
-    SELECT c.id, CASE WHEN EXISTS (SELECT FROM ref.categories x WHERE x.parent_id = c.id) THEN 'g' ELSE 'c' END::"char" AS dim
+    SELECT c.id, api.subtree_code(c.id) AS dim
     FROM ref.categories c
     WHERE @parent_id::bigint IS NOT NULL AND c.parent_id IS NOT DISTINCT FROM nullif(@parent_id::bigint, 0)
     UNION ALL

@@ -8,7 +8,7 @@
 SELECT 'p' AS dim, ARRAY[p.id] AS keys FROM agg.products p
 WHERE @dimension = 'product' AND p.merchant_id = @merchant_id AND p.id = @id::bigint
 UNION ALL
-SELECT CASE WHEN EXISTS (SELECT FROM ref.categories x WHERE x.parent_id = c.id) THEN 'g' ELSE 'c' END, ARRAY[c.id]
+SELECT api.subtree_code(c.id)::text, ARRAY[c.id]
 FROM ref.categories c WHERE @dimension = 'category' AND c.id = @id::bigint
 UNION ALL
 SELECT 'y', ARRAY[c.id] FROM ref.cities c WHERE @dimension = 'city' AND c.id = @id::bigint
