@@ -12,8 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/merchantagg/merchantagg/internal/auth"
-	"github.com/merchantagg/merchantagg/internal/dbtest"
-	"github.com/merchantagg/merchantagg/internal/refresh"
 )
 
 // TestETagFollowsTheData: a data response carries a weak ETag, private no-cache and Vary; the
@@ -24,10 +22,7 @@ import (
 // tag never matches.
 func TestETagFollowsTheData(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	_, src, an, a, r := setUp(t)
 	ctx := context.Background()
 	const m, other = 8, 9
 	tok, otherTok := token(t, m, auth.RoleMerchant), token(t, other, auth.RoleMerchant)

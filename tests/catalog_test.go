@@ -154,10 +154,7 @@ func TestProductMoveTakesItsHistory(t *testing.T) {
 // under another parent at reconciliation — and the breakdowns equal the definition.
 func TestCatalogMovesAndRenames(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	_, src, an, a, r := setUp(t)
 	ctx := context.Background()
 	ms := []int64{1, 7, 12}
 	refreshChanged := func() {
@@ -212,10 +209,7 @@ func TestCatalogMovesAndRenames(t *testing.T) {
 // no category without subcategories keeps subtree rows.
 func TestLeafCategoryGainsAndLosesChildren(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	_, src, an, a, r := setUp(t)
 	ctx := context.Background()
 	ms := []int64{1, 7}
 	leafRows := func() (stray, rows12, rows14 int) {
@@ -267,9 +261,7 @@ func TestLeafCategoryGainsAndLosesChildren(t *testing.T) {
 // in the parent's orders and once in each child's.
 func TestOrderSpanningTwoChildren(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
+	_, src, an, a, _ := setUp(t)
 	const m = 2
 	// A new order of two lines, one product of category 11 and one of 12 (both under 1).
 	mustExec(t, src, `UPDATE products SET category_id = 11 WHERE id = (SELECT min(id) FROM products WHERE merchant_id = $1)`, m)
@@ -320,10 +312,7 @@ func TestOrderSpanningTwoChildren(t *testing.T) {
 // checksums can, and its refresh makes the city and region breakdowns exact.
 func TestSilentCityChangeIsReconciled(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	_, src, _, a, r := setUp(t)
 	ctx := context.Background()
 	const m = 6
 	require.EqualValues(t, 1, mustExec(t, src, `

@@ -26,10 +26,7 @@ func watermark(t *testing.T, an *pgxpool.Pool) time.Time {
 // transaction; a watermark that jumped to the newest updated_at seen would skip it forever.
 func TestLongTransactionIsNotMissed(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	_, src, an, a, r := setUp(t)
 	ctx := context.Background()
 	const slow, fast = 7, 8
 
@@ -86,10 +83,7 @@ func driftSource(t *testing.T, src *pgxpool.Pool, m int64) {
 // exact. On data without drift it finds nothing (no false alarms, no needless refreshes).
 func TestReconciliationRepairsDrift(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	p, src, an, a, r := setUp(t)
 	ctx := context.Background()
 	const m = 9
 

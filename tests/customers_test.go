@@ -10,8 +10,6 @@ import (
 
 	"github.com/merchantagg/merchantagg/gen"
 	"github.com/merchantagg/merchantagg/internal/auth"
-	"github.com/merchantagg/merchantagg/internal/dbtest"
-	"github.com/merchantagg/merchantagg/internal/refresh"
 )
 
 // TestCustomerFiguresFollowChanges changes one merchant's customers in every way that moves
@@ -23,10 +21,7 @@ import (
 // computed on the source.
 func TestCustomerFiguresFollowChanges(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	_, src, _, a, r := setUp(t)
 	ctx := context.Background()
 	const m = 3
 
@@ -145,10 +140,7 @@ func requireCustomerFigures(t *testing.T, a *api, src *pgxpool.Pool, m int64, ra
 // left a delta to fold with them, and compares customer figures and cohorts with the source.
 func TestFoldedTilesStayExact(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	_, src, an, a, r := setUp(t)
 	ctx := context.Background()
 	const m = 4
 	var quarter time.Time

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/merchantagg/merchantagg/internal/auth"
-	"github.com/merchantagg/merchantagg/internal/dbtest"
 	"github.com/merchantagg/merchantagg/internal/refresh"
 )
 
@@ -104,9 +103,7 @@ func decodeJSON(t *testing.T, body []byte) map[string]any {
 // that starts a spreadsheet formula is defused.
 func TestCSVExportEqualsJSON(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
+	_, src, an, a, _ := setUp(t)
 	const m = 3
 	for i, name := range []string{"Mug, large", `The "best" kettle`, "Two\nlines", "Cat 🐱 bowl", "=HYPERLINK(\"http://x\")", "-5 blender", "@home lamp"} {
 		mustExec(t, src, `UPDATE products SET name = $2 WHERE id = (SELECT id FROM products WHERE merchant_id = $1 ORDER BY id OFFSET $3 LIMIT 1)`, m, name, i)

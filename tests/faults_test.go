@@ -74,9 +74,7 @@ func waitingFdwBackend(t *testing.T, src *pgxpool.Pool, srcDB string) int {
 // the retry succeeds once the source is healthy, and the API is exact.
 func TestSourceTerminatedMidRefresh(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
+	p, src, an, a, _ := setUp(t)
 	ctx := context.Background()
 	const m = 10
 	before, old := snapshot(t, an), summaryOf(t, a, m, "2025-05-01", "2025-05-31")
@@ -209,9 +207,7 @@ func TestTimeoutIsBoundedThenRequeuedFromRiverUI(t *testing.T) {
 // rolled back by the server, so nothing is counted twice.
 func TestKilledWorkerIsRescued(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
+	p, src, an, a, _ := setUp(t)
 	ctx := context.Background()
 	const m = 12
 	changeSource(t, src, m)

@@ -17,6 +17,7 @@ import (
 	"github.com/merchantagg/merchantagg/internal/auth"
 	"github.com/merchantagg/merchantagg/internal/dbtest"
 	"github.com/merchantagg/merchantagg/internal/httpapi"
+	"github.com/merchantagg/merchantagg/internal/refresh"
 	"github.com/merchantagg/merchantagg/internal/stats"
 	sqlfiles "github.com/merchantagg/merchantagg/sql"
 )
@@ -36,6 +37,15 @@ type api struct {
 func newAPI(t *testing.T, p dbtest.Pair) *api {
 	t.Helper()
 	return newAPIWith(t, p, nil)
+}
+
+// setUp gives a test its own copy of the template: the pair, pools on its source and
+// analytics databases, the API on it and a refresher.
+func setUp(t *testing.T) (dbtest.Pair, *pgxpool.Pool, *pgxpool.Pool, *api, *refresh.Refresher) {
+	t.Helper()
+	p := dbtest.Clone(t, template)
+	an := dbtest.Pool(t, p.AnalyticsURL())
+	return p, dbtest.Pool(t, p.SourceURL()), an, newAPI(t, p), refresh.New(an)
 }
 
 // newAPIWith lets a test add the optional parts (admin refresh, River UI, metrics).

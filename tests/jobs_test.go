@@ -121,9 +121,7 @@ func TestRefreshJobsAreUniquePerMerchant(t *testing.T) {
 // retry button calls) completes and the API is exact.
 func TestFailedJobIsRetried(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
+	p, src, an, a, _ := setUp(t)
 	ctx := context.Background()
 	const m = 6
 	before := summaryOf(t, a, m, "2025-05-01", "2025-05-31")

@@ -49,10 +49,7 @@ func asOf(t *testing.T, a *api, m int64) time.Time {
 // what its figures cover while a change waits, and moves on when the refresh shows it.
 func TestFreshnessFollowsTheRefresh(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	_, src, _, a, r := setUp(t)
 	ctx := context.Background()
 	const m, other = 5, 6
 

@@ -86,10 +86,7 @@ func deleteOrder(t *testing.T, src *pgxpool.Pool, id int64) {
 // orders again changes nothing, and neither does a failed attempt.
 func TestChangedOrdersEqualWholeDays(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	_, src, an, a, r := setUp(t)
 	ctx := context.Background()
 	merchants := []int64{2, 5, 7}
 	var doomed []int64
@@ -154,10 +151,7 @@ func TestChangedOrdersEqualWholeDays(t *testing.T) {
 // into that day from another: the scan marks the orders, and the refresh is exact on both days.
 func TestBusyDayIsRefreshedExactly(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
-	r := refresh.New(an)
+	_, src, an, a, r := setUp(t)
 	ctx := context.Background()
 	const m = 1
 	var busy time.Time

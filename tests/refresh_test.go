@@ -202,9 +202,7 @@ func changeSource(t *testing.T, src *pgxpool.Pool, m int64) {
 
 func TestChangeThenRefreshShowsIt(t *testing.T) {
 	t.Parallel()
-	p := dbtest.Clone(t, template)
-	src, an := dbtest.Pool(t, p.SourceURL()), dbtest.Pool(t, p.AnalyticsURL())
-	a := newAPI(t, p)
+	_, src, an, a, _ := setUp(t)
 	const m = 3
 	before := summaryOf(t, a, m, "2023-11-01", "2026-10-31")
 	changeSource(t, src, m)
