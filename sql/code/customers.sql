@@ -232,8 +232,10 @@ BEGIN
     )
     INSERT INTO pg_temp.tile_rows
     -- Folded: the stored counts and the delta merged, each key's running count the stored one
-    -- plus the delta's at or before it (by binary search in both), kept where its own count is
-    -- not zero. A period left with no event gets NULL arrays, and is deleted.
+    -- plus the delta's at or before it, kept where its own count is not zero. A stored key is
+    -- taken at its position and searched for in the delta, a delta key not stored is searched
+    -- for in the tile: no pass hashes or searches the whole tile per key. A period left with no
+    -- event gets NULL arrays, and is deleted.
     SELECT s.merchant_id, s.grain, s.period, true, h.segs, f.ck, f.cum, '{}', '{}', h.below, h.events, h.head_all
     FROM sized s
     LEFT JOIN LATERAL (SELECT c.ck || '{}'::bigint[] AS ck, c.cum || '{}'::int[] AS cum FROM agg.customer_tiles c
@@ -244,8 +246,12 @@ BEGIN
         FROM (SELECT y.k, coalesce(c.cum[y.p], 0) + coalesce(s.dcum[y.q], 0) AS cum,
                      CASE WHEN c.ck[y.p] = y.k THEN c.cum[y.p] - coalesce(c.cum[y.p - 1], 0) ELSE 0 END
                      + CASE WHEN s.dck[y.q] = y.k THEN s.dcum[y.q] - coalesce(s.dcum[y.q - 1], 0) ELSE 0 END AS own
-              FROM (SELECT u.k, width_bucket(u.k, c.ck) AS p, width_bucket(u.k, s.dck) AS q
-                    FROM (SELECT unnest(c.ck) AS k UNION SELECT unnest(s.dck)) AS u
+              FROM (SELECT c.ck[i] AS k, i AS p, width_bucket(c.ck[i], s.dck) AS q
+                    FROM generate_subscripts(c.ck, 1) AS i
+                    UNION ALL
+                    SELECT s.dck[j], width_bucket(s.dck[j], c.ck), j
+                    FROM generate_subscripts(s.dck, 1) AS j
+                    WHERE c.ck[width_bucket(s.dck[j], c.ck)] IS DISTINCT FROM s.dck[j]
                     OFFSET 0) AS y
               OFFSET 0) AS x
         WHERE x.own <> 0

@@ -245,14 +245,22 @@ BEGIN
                            CASE WHEN r.cd[z.qb] >= z.s * 1048576 THEN z.qb END AS q
                     FROM (
                         SELECT u.code, u.code / 32 AS s, u.code % 32 AS dom,
-                               (u.code / 32) * 1048576 + (r.month + u.code % 32 - 1 - date '1899-12-31') AS c,
-                               width_bucket(u.code, r.ek) AS pb,
+                               (u.code / 32) * 1048576 + (r.month + u.code % 32 - 1 - date '1899-12-31') AS c, u.pb,
                                width_bucket((u.code / 32) * 1048576 + (r.month + u.code % 32 - 1 - date '1899-12-31'), r.cd) AS qb
-                        FROM (SELECT unnest(r.ek) AS code
-                              UNION SELECT unnest(mc.codes)
-                              -- the total before the month of each slot changed before it
-                              UNION SELECT (s * 32)::smallint FROM generate_series(0, 4) AS s
-                                    WHERE r.cd[width_bucket(s * 1048576 + (r.month - 1 - date '1899-12-31'), r.cd)] >= s * 1048576) AS u
+                        FROM (
+                            -- the stored entries, each at its own position
+                            SELECT r.ek[i] AS code, i AS pb FROM generate_subscripts(r.ek, 1) AS i
+                            UNION ALL
+                            -- the entries the changes add
+                            SELECT n.code, n.pb
+                            FROM (SELECT a.code, width_bucket(a.code, r.ek) AS pb
+                                  FROM (SELECT unnest(mc.codes) AS code
+                                        UNION ALL
+                                        -- the total before the month of each slot changed before it
+                                        SELECT (s * 32)::smallint FROM generate_series(0, 4) AS s
+                                        WHERE r.cd[width_bucket(s * 1048576 + (r.month - 1 - date '1899-12-31'), r.cd)] >= s * 1048576) AS a
+                                  OFFSET 0) AS n
+                            WHERE r.ek[n.pb] IS DISTINCT FROM n.code) AS u
                         OFFSET 0) AS z
                     OFFSET 0) AS y
                 OFFSET 0) AS x
