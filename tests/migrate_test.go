@@ -91,7 +91,8 @@ func TestUpgradeFromVersion12(t *testing.T) {
 // TestUpgradeFromVersion15: migration 016 gives the customer tiles that version 15 stored
 // (with changes still in their delta arrays) their own counts, 017 sums the catalog copy, 018
 // sums the tiles' own counts under no filter, 019 deletes the subtree rows of leaf categories,
-// and every kind of request is then exact, and the next scan finds no catalog stale.
+// 020 adds the table of pending changes; every kind of request is then exact, and the next
+// scan finds no catalog stale.
 func TestUpgradeFromVersion15(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -106,15 +107,18 @@ func TestUpgradeFromVersion15(t *testing.T) {
 	var deltas int
 	require.NoError(t, an.QueryRow(ctx, "SELECT count(*) FROM agg.customer_tiles WHERE dck <> '{}'").Scan(&deltas))
 	require.NotZero(t, deltas, "tiles with changes not folded in")
-	// Version 15's tables: the tiles without their own counts, no catalog sums, and subtree
-	// rows for the categories without subcategories (the same figures as their own rows).
+	// Version 15's tables: the tiles without their own counts, no catalog sums, no pending
+	// changes, and subtree rows for the categories without subcategories (the same figures as
+	// their own rows).
+	_, err = an.Exec(ctx, `CALL refresh.write_key_pending(NULL)`)
+	require.NoError(t, err)
 	tag, err := an.Exec(ctx, `INSERT INTO agg.key_months (merchant_id, key, month, dim, ek, v)
 		SELECT k.merchant_id, k.key, k.month, 'g', k.ek, k.v FROM agg.key_months k
 		WHERE k.dim = 'c' AND NOT EXISTS (SELECT FROM ref.categories c WHERE c.parent_id = k.key)`)
 	require.NoError(t, err)
 	require.NotZero(t, tag.RowsAffected(), "leaf categories with facts")
 	_, err = an.Exec(ctx, `ALTER TABLE agg.customer_tiles DROP COLUMN below, DROP COLUMN events, DROP COLUMN head_all;
-		DROP TABLE pipeline.catalog_sums;
+		DROP TABLE pipeline.catalog_sums, agg.key_pending;
 		UPDATE `+schema.VersionTable+` SET version = 15`)
 	require.NoError(t, err)
 	require.NoError(t, dbtest.Migrate(ctx, p))

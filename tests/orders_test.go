@@ -26,7 +26,7 @@ func orderSnapshot(t *testing.T, an *pgxpool.Pool) string {
 func rebuild(t *testing.T, an *pgxpool.Pool, merchants []int64) {
 	t.Helper()
 	ctx := context.Background()
-	for _, table := range []string{"agg.key_months", "agg.customer_tiles", "agg.cohort_counts", "pipeline.orders"} {
+	for _, table := range []string{"agg.key_months", "agg.key_pending", "agg.customer_tiles", "agg.cohort_counts", "pipeline.orders"} {
 		_, err := an.Exec(ctx, "DELETE FROM "+table+" WHERE merchant_id = ANY ($1)", merchants)
 		require.NoError(t, err)
 	}

@@ -184,8 +184,11 @@ BEGIN
     WHERE s.id = c.id AND s.id = ANY (v_moved);
     CALL refresh.add_catalog_facts(1);
     CALL refresh.apply_key_deltas();
-    -- Netted to zero: the subtree rows of the parents left without subcategories.
+    -- Netted to zero: the subtree rows of the parents left without subcategories (and their
+    -- pending changes, of merchants that sold nothing of the moved products).
     DELETE FROM agg.key_months k
+    WHERE k.dim = 'g' AND k.key = ANY (v_parents) AND NOT EXISTS (SELECT FROM ref.categories c WHERE c.parent_id = k.key);
+    DELETE FROM agg.key_pending k
     WHERE k.dim = 'g' AND k.key = ANY (v_parents) AND NOT EXISTS (SELECT FROM ref.categories c WHERE c.parent_id = k.key);
     UPDATE agg.freshness f SET data_version = f.data_version + 1
     FROM pg_temp.changed_merchants c WHERE f.merchant_id = c.merchant_id;

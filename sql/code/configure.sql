@@ -36,7 +36,7 @@ BEGIN
     END IF;
     SELECT timezone INTO v_old FROM pipeline.settings FOR UPDATE;
     IF v_old IS DISTINCT FROM p_timezone THEN
-        TRUNCATE agg.key_months, agg.customer_tiles, agg.cohort_counts, agg.freshness,
+        TRUNCATE agg.key_months, agg.key_pending, agg.customer_tiles, agg.cohort_counts, agg.freshness,
             pipeline.dirty_days, pipeline.dirty_orders, pipeline.orders;
         DROP TABLE IF EXISTS pipeline.v12_order_snapshot, pipeline.v12_line_snapshot;
         UPDATE pipeline.settings SET source_watermark = NULL;

@@ -93,7 +93,7 @@ BEGIN
     CALL refresh.add_catalog_facts(1);
     CALL refresh.replace_snapshot();
     CALL refresh.add_customer_events(1);
-    CALL refresh.apply_key_deltas();
+    CALL refresh.defer_key_deltas();
     CALL refresh.apply_customer_deltas();
     CALL refresh.mark_fresh(p_merchants);
 END $$;

@@ -15,6 +15,7 @@ GRANT USAGE ON SCHEMA api TO merchantagg_api;
 {{ template "loading.sql" . }}
 {{ template "facts.sql" . }}
 {{ template "key_months.sql" . }}
+{{ template "key_pending.sql" . }}
 {{ template "customers.sql" . }}
 {{ template "catalog.sql" . }}
 {{ template "scan.sql" . }}

@@ -55,7 +55,8 @@ BEGIN
     ORDER BY 1, 4, 3, 2;
 END $$;
 
--- Applies key_deltas to agg.key_months: netted, then written as new rows (build_key_rows) for
+-- Applies key_deltas to agg.key_months, with the pending changes of the same merchants
+-- (agg.key_pending, which they leave): netted, then written as new rows (build_key_rows) for
 -- merchants with nothing stored yet (a backfill), else as moved rows (move_key_rows). A key
 -- left with no fact at all loses its rows.
 CREATE PROCEDURE refresh.apply_key_deltas()
@@ -69,7 +70,12 @@ DECLARE
     v_months    date[];
     v_keys      bigint[];
 BEGIN
+    IF NOT EXISTS (SELECT FROM pg_temp.key_deltas) THEN
+        RETURN;
+    END IF;
     CALL refresh.extend_key_months();
+    v_merchants := ARRAY(SELECT DISTINCT merchant_id FROM pg_temp.key_deltas);
+    CALL refresh.take_key_pending(v_merchants);
     -- key_net: key_deltas netted (changes that cancel out are dropped); key_rows: the rows
     -- to write (ek NULL: to delete). Both private to this procedure.
     CREATE TEMP TABLE IF NOT EXISTS key_net (LIKE pg_temp.key_deltas) ON COMMIT DELETE ROWS;

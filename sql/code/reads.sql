@@ -65,6 +65,17 @@ $$;
 CASE WHEN {{ .ek }}[{{ .b }}] >= p_slot[{{ .i }}] * 32 THEN {{ .b }} END
 {{- end }}
 
+-- The pending changes (agg.key_pending) of dimension p_dim that a read adds to the rows:
+-- their figures, each slot's counted with its coefficients as in the rows (.s the sign
+-- column, or 1). A change's orders are w1 rounded to units of 2^32: its accepted count may be
+-- negative.
+{{ define "pending_figures" -}}
+{{- range $k := list 1 2 3 4 5 6 7 }}
+               CASE WHEN p_need[{{ $k }}]{{ if eq $k 7 }} AND p_dim NOT IN ('p', 'c', 'g'){{ end }} THEN u.coef * p.w{{ $k }} END AS x{{ $k }},
+{{- end }}
+               CASE WHEN p_need[8] THEN u.ccoef * ((p.w1 + 2147483648) >> 32) END AS x8
+{{- end }}
+
 -- Per group and key of dimension p_dim, the figures of the ranges (packed as in
 -- agg.key_months: unpack with api.metrics) under the slots p_slot, each counted with p_coef
 -- (1 added, -1 subtracted, 0 not at all) and with p_ccoef in the cancelled count. Only the
@@ -91,7 +102,7 @@ LANGUAGE sql STABLE AS $$
     FROM (
         -- The figures picked out of the entries (OFFSET 0) before they are summed, so that
         -- hashing or sorting them carries a few numbers per row, not the rows' arrays.
-        SELECT grp, key,
+        (SELECT grp, key,
 {{- range $k := list 1 2 3 4 5 6 7 }}
                CASE WHEN p_need[{{ $k }}]{{ if eq $k 7 }} AND p_dim NOT IN ('p', 'c', 'g'){{ end }}
                     THEN sign * ({{ range $i := until $.slots }}{{ if $i }} + {{ end }}coalesce(p_coef[{{ add1 $i }}] * v[p{{ add1 $i }}][{{ $k }}], 0){{ end }}) END AS x{{ $k }},
@@ -121,7 +132,15 @@ LANGUAGE sql STABLE AS $$
             ) AS z
             OFFSET 0
         ) AS x
-        OFFSET 0
+        OFFSET 0)
+        UNION ALL
+        -- The pending changes of each range's days.
+        (SELECT g.grp, p.key,{{ template "pending_figures" }}
+        FROM (SELECT g.grp, d::date AS day
+              FROM unnest(p_grp, p_from, p_to) AS g (grp, lo, hi), generate_series(g.lo, g.hi, interval '1 day') AS d) AS g
+        JOIN agg.key_pending p ON p.day = g.day
+        JOIN unnest(p_slot, p_coef, p_ccoef) AS u (slot, coef, ccoef) ON u.slot = p.slot
+        WHERE p.merchant_id = p_merchant AND p.dim = p_dim AND (p_keys IS NULL OR p.key = ANY (p_keys)))
     ) AS y
     GROUP BY grp, key
 $$;
@@ -143,13 +162,19 @@ CREATE FUNCTION api.{{ .name }}(p_merchant bigint, p_dim "char", p_from date, p_
                              p_ccoef int[], p_need boolean[], p_keys bigint[] DEFAULT NULL)
 RETURNS TABLE (key bigint, w1 bigint, w2 bigint, w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint, cancelled bigint)
 LANGUAGE sql STABLE AS $$
+    SELECT coalesce(s.key, d.key),
+{{- range $k := list 1 2 3 4 5 6 7 }}
+           CASE WHEN p_need[{{ $k }}]{{ if eq $k 7 }} AND p_dim NOT IN ('p', 'c', 'g'){{ end }} THEN coalesce(s.x{{ $k }}, 0) + coalesce(d.x{{ $k }}, 0) END,
+{{- end }}
+           CASE WHEN p_need[8] THEN coalesce(s.x8, 0) + coalesce(d.x8, 0) END
+    FROM (
     SELECT key,
 {{- range $k := list 1 2 3 4 5 6 7 }}
            CASE WHEN p_need[{{ $k }}]{{ if eq $k 7 }} AND p_dim NOT IN ('p', 'c', 'g'){{ end }}
-                THEN {{ range $i := until $.slots }}{{ if $i }} + {{ end }}coalesce(p_coef[{{ add1 $i }}] * (coalesce(hv[h{{ add1 $i }}][{{ $k }}], 0) - coalesce(lv[l{{ add1 $i }}][{{ $k }}], 0)), 0){{ end }} END,
+                THEN {{ range $i := until $.slots }}{{ if $i }} + {{ end }}coalesce(p_coef[{{ add1 $i }}] * (coalesce(hv[h{{ add1 $i }}][{{ $k }}], 0) - coalesce(lv[l{{ add1 $i }}][{{ $k }}], 0)), 0){{ end }} END AS x{{ $k }},
 {{- end }}
            CASE WHEN p_need[8]
-                THEN {{ range $i := until .slots }}{{ if $i }} + {{ end }}coalesce(p_ccoef[{{ add1 $i }}] * (coalesce(hv[h{{ add1 $i }}][1] >> 32, 0) - coalesce(lv[l{{ add1 $i }}][1] >> 32, 0)), 0){{ end }} END
+                THEN {{ range $i := until .slots }}{{ if $i }} + {{ end }}coalesce(p_ccoef[{{ add1 $i }}] * (coalesce(hv[h{{ add1 $i }}][1] >> 32, 0) - coalesce(lv[l{{ add1 $i }}][1] >> 32, 0)), 0){{ end }} END AS x8
     FROM (
         -- Each slot's entry at either edge: the last at or before the edge's day, if it is in
         -- the slot.
@@ -194,6 +219,17 @@ LANGUAGE sql STABLE AS $$
         ) AS z
         OFFSET 0
     ) AS x
+    ) AS s
+    -- The pending changes of the range's days, per key: most keys have none, some have none
+    -- stored (a new product).
+    FULL JOIN (SELECT key, agg.isum(x1) AS x1, agg.isum(x2) AS x2, agg.isum(x3) AS x3, agg.isum(x4) AS x4,
+                      agg.isum(x5) AS x5, agg.isum(x6) AS x6, agg.isum(x7) AS x7, agg.isum(x8) AS x8
+               FROM (SELECT p.key,{{ template "pending_figures" }}
+                     FROM agg.key_pending p
+                     JOIN unnest(p_slot, p_coef, p_ccoef) AS u (slot, coef, ccoef) ON u.slot = p.slot
+                     WHERE p.merchant_id = p_merchant AND p.dim = p_dim AND p.day BETWEEN p_from AND p_to
+                       AND (p_keys IS NULL OR p.key = ANY (p_keys))) AS p
+               GROUP BY key) AS d ON d.key = s.key
 $$;
 {{- end }}
 {{ template "range_sums" (dict "name" "range_sums" "slots" 2) }}
