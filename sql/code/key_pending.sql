@@ -12,7 +12,7 @@
 -- merchantagg.key_pending_rows overrides it (tests: 0 writes every change at once).
 CREATE FUNCTION refresh.key_pending_bound() RETURNS bigint
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(nullif(current_setting('merchantagg.key_pending_rows', true), '')::bigint, 16384)
+    SELECT coalesce(nullif(current_setting('merchantagg.key_pending_rows', true), '')::bigint, 8192)
 $$;
 
 -- Moves the pending changes of the merchants p_merchants (NULL: all) into key_deltas, to be

@@ -4,11 +4,13 @@
 -- inside a function.
 
 -- The tables the refresh maintains itself: the aggregate tables, the order snapshot, and the
--- change queues (queue = true).
+-- queues (queue = true): the change queues and the pending changes, whose rows each come and
+-- go within a few refreshes.
 CREATE FUNCTION refresh.maintained_tables()
 RETURNS TABLE (relid oid, queue boolean)
 LANGUAGE sql STABLE AS $$
     SELECT c.oid, n.nspname = 'pipeline' AND c.relname IN ('dirty_days', 'dirty_orders')
+                  OR n.nspname = 'agg' AND c.relname = 'key_pending'
     FROM pg_class AS c
     JOIN pg_namespace AS n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r'
@@ -22,11 +24,13 @@ $$;
 --     0.2). After each merchant or set of a refresh p_fraction is 1, at the end of a run 0.1,
 --     NULL after a change scan (the queues only). Without the vacuum, the API's first read of
 --     every page a backfill wrote sets its hint bits and writes it out again.
---   * The change queues (dirty days, changed orders): vacuumed once they hold more than 1000
---     dead rows. Every refresh deletes what it took from them, and the API's freshness reads
---     them by merchant on every request. Not relative to their live rows: a vacuum skips the
---     pages the visibility map calls all-visible and extrapolates the rest, so an empty queue
---     after a backfill can be counted at tens of thousands of live rows.
+--   * The queues (dirty days, changed orders, pending changes): vacuumed once they hold more
+--     than 1000 dead rows, never analyzed (their reads go by merchant through the primary key
+--     whatever their size), their indexes never rebuilt. Every refresh deletes what it took
+--     from the change queues, and the API's freshness reads them by merchant on every
+--     request. Not relative to their live rows: a vacuum skips the pages the visibility map
+--     calls all-visible and extrapolates the rest, so an empty queue after a backfill can be
+--     counted at tens of thousands of live rows.
 CREATE FUNCTION refresh.tables_to_tidy(p_fraction real)
 RETURNS TABLE (table_name text, vacuum_due boolean, analyze_due boolean)
 LANGUAGE sql STABLE AS $$
