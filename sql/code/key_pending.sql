@@ -15,13 +15,13 @@ LANGUAGE sql STABLE AS $$
     SELECT coalesce(nullif(current_setting('merchantagg.key_pending_rows', true), '')::bigint, 8192)
 $$;
 
--- Moves the pending changes of the merchants p_merchants (NULL: all) into key_deltas, to be
--- written with the new ones (apply_key_deltas: those of the merchants in key_deltas).
+-- Moves the pending changes of the merchants p_merchants into key_deltas, to be written with
+-- the new ones (apply_key_deltas: those of the merchants in key_deltas).
 CREATE PROCEDURE refresh.take_key_pending(p_merchants bigint[])
 LANGUAGE plpgsql AS $$
 BEGIN
     WITH taken AS (
-        DELETE FROM agg.key_pending p WHERE p_merchants IS NULL OR p.merchant_id = ANY (p_merchants)
+        DELETE FROM agg.key_pending p WHERE p.merchant_id = ANY (p_merchants)
         RETURNING p.merchant_id, p.dim, p.key, p.slot, p.day, p.w1, p.w2, p.w3, p.w4, p.w5, p.w6, p.w7
     )
     INSERT INTO pg_temp.key_deltas SELECT * FROM taken;
@@ -33,14 +33,16 @@ END $$;
 CREATE PROCEDURE refresh.write_key_pending(p_merchants bigint[])
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_merchant bigint;
+    v_merchants bigint[] := ARRAY(SELECT DISTINCT merchant_id FROM agg.key_pending
+                                  WHERE p_merchants IS NULL OR merchant_id = ANY (p_merchants) ORDER BY 1);
+    v_merchant  bigint;
 BEGIN
     CALL refresh.scratch();
-    FOR v_merchant IN SELECT DISTINCT merchant_id FROM agg.key_pending
-                      WHERE p_merchants IS NULL OR merchant_id = ANY (p_merchants) ORDER BY 1 LOOP
+    -- Each merchant's rows are written by one transaction at a time, as in a refresh.
+    FOREACH v_merchant IN ARRAY v_merchants LOOP
         CALL refresh.lock_merchant(v_merchant);
     END LOOP;
-    CALL refresh.take_key_pending(p_merchants);
+    CALL refresh.take_key_pending(v_merchants);
     CALL refresh.apply_key_deltas();
 END $$;
 

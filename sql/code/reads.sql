@@ -66,8 +66,8 @@ CASE WHEN {{ .ek }}[{{ .b }}] >= p_slot[{{ .i }}] * 32 THEN {{ .b }} END
 {{- end }}
 
 -- The pending changes (agg.key_pending) of dimension p_dim that a read adds to the rows:
--- their figures, each slot's counted with its coefficients as in the rows (.s the sign
--- column, or 1). A change's orders are w1 rounded to units of 2^32: its accepted count may be
+-- their figures, each slot's counted with its coefficients as in the rows (u: p_slot, p_coef
+-- and p_ccoef). A change's orders are w1 rounded to units of 2^32: its accepted count may be
 -- negative.
 {{ define "pending_figures" -}}
 {{- range $k := list 1 2 3 4 5 6 7 }}
