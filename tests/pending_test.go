@@ -98,6 +98,9 @@ func TestPendingChangesStayExact(t *testing.T) {
 	}
 	require.True(t, deferred, "some changes were left pending")
 	require.True(t, written, "some merchants' pending changes were written into their rows")
+	var queue bool
+	require.NoError(t, an.QueryRow(ctx, `SELECT queue FROM refresh.maintained_tables() WHERE relid = 'agg.key_pending'::regclass`).Scan(&queue))
+	require.True(t, queue, "tidy keeps pending changes as a queue: vacuumed, never analyzed or reindexed")
 
 	after := snapshot(t, an)
 	rebuild(t, an, changed)
