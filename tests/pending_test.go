@@ -95,6 +95,14 @@ func TestPendingChangesStayExact(t *testing.T) {
 			t.Run(fmt.Sprintf("round=%d/%s", round, c), func(t *testing.T) { c.check(t, a, src) })
 		}
 		productCases(fmt.Sprintf("round=%d/product", round))
+		for i := range 3 { // day series over the changed days
+			c := drawCase(uint64(round*100+50+i), 1, changed)
+			c.grain, c.from, c.to = "day", time.Date(2025, 3, 1+i, 0, 0, 0, 0, time.UTC), time.Date(2025, 6, 28+i, 0, 0, 0, 0, time.UTC)
+			if c.compare == "custom" {
+				c.compare = "previous_period"
+			}
+			t.Run(fmt.Sprintf("round=%d/%s", round, c), func(t *testing.T) { c.check(t, a, src) })
+		}
 	}
 	require.True(t, deferred, "some changes were left pending")
 	require.True(t, written, "some merchants' pending changes were written into their rows")
