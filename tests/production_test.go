@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -266,4 +267,13 @@ func TestAnalyticsOutage(t *testing.T) {
 	require.GreaterOrEqual(t, done.Job.Attempt, 2, "the attempt the outage broke is retried")
 	require.Zero(t, dirtyDays(t, p.an, m))
 	requireExact(t, a, p.src, m, "2025-05-01", "2025-05-31")
+}
+
+// TestAPIPoolFollowsCores: the API reads on about two connections per core (at least 4), and
+// pool_max_conns in the URL wins; serve admits as many data requests at once as the pool has.
+func TestAPIPoolFollowsCores(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.APIPool(t, template.AnalyticsURL())
+	require.Equal(t, int32(max(4, 2*runtime.NumCPU())), pool.Config().MaxConns)
+	require.Equal(t, int32(3), dbtest.APIPool(t, template.AnalyticsURL()+"?pool_max_conns=3").Config().MaxConns)
 }

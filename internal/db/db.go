@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,12 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return connect(ctx, cfg)
 }
 
+// APIConns is the API pool's default size: two connections per core of this machine, at
+// least 4 (a database on a host of its own: pool_max_conns in the URL).
+func APIConns() int32 {
+	return int32(max(4, 2*runtime.NumCPU()))
+}
+
 // OpenAPI connects a pool whose every connection runs as APIRole.
 func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
@@ -73,10 +80,12 @@ func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if !strings.Contains(url, "statement_cache_capacity") {
 		cfg.ConnConfig.StatementCacheCapacity = 64
 	}
-	// A slow read (a year of a big merchant's customers) must not hold up the quick ones
-	// queued behind it for one of a handful of connections.
+	// Reads are CPU work on the database server: past about two per core they only share the
+	// cores, so each read in flight takes longer and the tail grows with the load (BENCHMARKS.md,
+	// the largest merchant at 200 rps). The admission bound (serve) is this size too: the
+	// other requests wait their turn, in order, instead of slowing those running.
 	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = 16
+		cfg.MaxConns = APIConns()
 	}
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		if _, err := c.Exec(ctx, "SET ROLE "+APIRole); err != nil {
