@@ -270,7 +270,7 @@ func TestAnalyticsOutage(t *testing.T) {
 }
 
 // TestAPIPoolFollowsCores: the API reads on about two connections per core (at least 4), and
-// pool_max_conns in the URL wins; serve admits as many data requests at once as the pool has.
+// pool_max_conns in the URL wins.
 func TestAPIPoolFollowsCores(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.APIPool(t, template.AnalyticsURL())

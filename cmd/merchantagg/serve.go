@@ -85,9 +85,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		Backfill: jobs.Backfiller{Client: p.client, Refresher: p.refresher}, RiverUI: ui, Metrics: p.metrics,
 		Limits: httpapi.Limits{
 			Rate: cfg.RateLimit, Burst: cfg.RateBurst, AdminRate: cfg.AdminRateLimit, AdminBurst: cfg.AdminRateBurst,
-			// As many at once as the pool has connections: past that a request would only
-			// queue for one.
-			InFlight: int(apiPool.Config().MaxConns), AdmissionWait: cfg.AdmissionWait,
+			// Four requests per connection: a request holds a connection only for its reads,
+			// not while its answer is encoded and sent, so more are in flight than read at once.
+			InFlight: 4 * int(apiPool.Config().MaxConns), AdmissionWait: cfg.AdmissionWait,
 		},
 	})
 	if err != nil {
