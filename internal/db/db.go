@@ -82,7 +82,7 @@ func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	// Reads are CPU work on the database server: past about two per core they only share the
 	// cores, so each read in flight takes longer and the tail grows with the load (BENCHMARKS.md,
-	// the largest merchant at 200 rps). Reads past it wait for a connection, instead of
+	// the largest merchant at 200 rps). Reads past the pool wait for a connection, instead of
 	// slowing those running; serve admits four requests per connection.
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = APIConns()
