@@ -45,9 +45,9 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return connect(ctx, cfg)
 }
 
-// APIConns is the API pool's default size: two connections per core of this machine, at
+// apiConns is the API pool's default size: two connections per core of this machine, at
 // least 4 (a database on a host of its own: pool_max_conns in the URL).
-func APIConns() int32 {
+func apiConns() int32 {
 	return int32(max(4, 2*runtime.NumCPU()))
 }
 
@@ -85,7 +85,7 @@ func OpenAPI(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	// the largest merchant at 200 rps). Reads past the pool wait for a connection, instead of
 	// slowing those running; serve admits four requests per connection.
 	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = APIConns()
+		cfg.MaxConns = apiConns()
 	}
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		if _, err := c.Exec(ctx, "SET ROLE "+APIRole); err != nil {
