@@ -285,19 +285,23 @@ LANGUAGE sql STABLE AS $$
                             OFFSET 0) AS c
     ), seg AS (
         -- Each segment's events below the group's first day and in all (a tile's delta, the
-        -- changes not yet folded in, counted too).
-        SELECT t.grp, x.s >> 52 AS kind,
-               CASE WHEN t.head THEN x.b
-                    ELSE coalesce(t.cum[width_bucket(x.s + t.lo - 1, t.ck)], 0) - coalesce(t.cum[width_bucket(x.s - 1, t.ck)], 0)
-                         + coalesce(t.dcum[width_bucket(x.s + t.lo - 1, t.dck)], 0)
-                         - coalesce(t.dcum[width_bucket(x.s - 1, t.dck)], 0) END AS below,
-               CASE WHEN t.head THEN x.e
-                    ELSE coalesce(t.cum[width_bucket(x.s + 1048575, t.ck)], 0) - coalesce(t.cum[width_bucket(x.s - 1, t.ck)], 0)
-                         + coalesce(t.dcum[width_bucket(x.s + 1048575, t.dck)], 0)
-                         - coalesce(t.dcum[width_bucket(x.s - 1, t.dck)], 0) END AS total
-        FROM tile t CROSS JOIN LATERAL unnest(t.segs, t.below, t.events) AS x (s, b, e)
-        WHERE (x.s >> 20) & (1::bigint << (p_filter - 1)) <> 0
-          AND NOT (t.head AND p_filter = 31)
+        -- changes not yet folded in, counted too). The arrays are unnested in the select list
+        -- (in step, as one multi-argument unnest), which streams the elements; unnest in FROM
+        -- puts each tile's into a tuplestore first.
+        SELECT u.grp, u.s >> 52 AS kind,
+               CASE WHEN u.head THEN u.b
+                    ELSE coalesce(u.cum[width_bucket(u.s + u.lo - 1, u.ck)], 0) - coalesce(u.cum[width_bucket(u.s - 1, u.ck)], 0)
+                         + coalesce(u.dcum[width_bucket(u.s + u.lo - 1, u.dck)], 0)
+                         - coalesce(u.dcum[width_bucket(u.s - 1, u.dck)], 0) END AS below,
+               CASE WHEN u.head THEN u.e
+                    ELSE coalesce(u.cum[width_bucket(u.s + 1048575, u.ck)], 0) - coalesce(u.cum[width_bucket(u.s - 1, u.ck)], 0)
+                         + coalesce(u.dcum[width_bucket(u.s + 1048575, u.dck)], 0)
+                         - coalesce(u.dcum[width_bucket(u.s - 1, u.dck)], 0) END AS total
+        FROM (SELECT t.grp, t.lo, t.head, t.ck, t.cum, t.dck, t.dcum,
+                     unnest(t.segs) AS s, unnest(t.below) AS b, unnest(t.events) AS e
+              FROM tile t
+              WHERE NOT (t.head AND p_filter = 31)) AS u
+        WHERE (u.s >> 20) & (1::bigint << (p_filter - 1)) <> 0
     )
     SELECT grp, c1 + c3, c3 - b3, c2 - c1 - c3
     FROM (SELECT grp, agg.isum(c1) AS c1, agg.isum(c2) AS c2, agg.isum(c3) AS c3, agg.isum(b3) AS b3
