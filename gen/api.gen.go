@@ -20,8 +20,8 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-chi/chi/v5"
+	"github.com/merchantagg/merchantagg/internal/period"
 	"github.com/oapi-codegen/runtime"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for ABCClass.
@@ -633,16 +633,16 @@ type ABC struct {
 	B float64 `json:"b"`
 
 	// Classes A, B and C totals (over all products, whatever the class filter).
-	Classes    []ABCClassTotal    `json:"classes"`
-	From       openapi_types.Date `json:"from"`
-	MerchantId int64              `json:"merchant_id"`
-	Metric     string             `json:"metric"`
-	Page       int64              `json:"page"`
-	PageSize   int64              `json:"page_size"`
-	Products   []ABCProduct       `json:"products"`
-	Sort       string             `json:"sort"`
-	Status     []OrderStatus      `json:"status"`
-	To         openapi_types.Date `json:"to"`
+	Classes    []ABCClassTotal `json:"classes"`
+	From       period.DateOnly `json:"from"`
+	MerchantId int64           `json:"merchant_id"`
+	Metric     string          `json:"metric"`
+	Page       int64           `json:"page"`
+	PageSize   int64           `json:"page_size"`
+	Products   []ABCProduct    `json:"products"`
+	Sort       string          `json:"sort"`
+	Status     []OrderStatus   `json:"status"`
+	To         period.DateOnly `json:"to"`
 
 	// Total Products over all pages (after the class filter).
 	Total      int64  `json:"total"`
@@ -682,18 +682,18 @@ type ABCProduct struct {
 
 // Breakdown defines model for Breakdown.
 type Breakdown struct {
-	Dimension  string             `json:"dimension"`
-	From       openapi_types.Date `json:"from"`
-	MerchantId int64              `json:"merchant_id"`
-	Page       int64              `json:"page"`
-	PageSize   int64              `json:"page_size"`
+	Dimension  string          `json:"dimension"`
+	From       period.DateOnly `json:"from"`
+	MerchantId int64           `json:"merchant_id"`
+	Page       int64           `json:"page"`
+	PageSize   int64           `json:"page_size"`
 
 	// ParentId The parent_id asked for (category only).
-	ParentId *int64             `json:"parent_id,omitempty"`
-	Rows     []BreakdownRow     `json:"rows"`
-	Sort     string             `json:"sort"`
-	Status   []OrderStatus      `json:"status"`
-	To       openapi_types.Date `json:"to"`
+	ParentId *int64          `json:"parent_id,omitempty"`
+	Rows     []BreakdownRow  `json:"rows"`
+	Sort     string          `json:"sort"`
+	Status   []OrderStatus   `json:"status"`
+	To       period.DateOnly `json:"to"`
 
 	// Total Rows over all pages.
 	Total int64 `json:"total"`
@@ -742,7 +742,7 @@ type Change struct {
 // Cohort defines model for Cohort.
 type Cohort struct {
 	// Cohort First day of the cohort's month.
-	Cohort openapi_types.Date `json:"cohort"`
+	Cohort period.DateOnly `json:"cohort"`
 
 	// Customers Customers whose first order fell in that month.
 	Customers int64 `json:"customers"`
@@ -753,11 +753,11 @@ type Cohort struct {
 
 // Cohorts defines model for Cohorts.
 type Cohorts struct {
-	Cohorts    []Cohort           `json:"cohorts"`
-	From       openapi_types.Date `json:"from"`
-	MerchantId int64              `json:"merchant_id"`
-	Status     []OrderStatus      `json:"status"`
-	To         openapi_types.Date `json:"to"`
+	Cohorts    []Cohort        `json:"cohorts"`
+	From       period.DateOnly `json:"from"`
+	MerchantId int64           `json:"merchant_id"`
+	Status     []OrderStatus   `json:"status"`
+	To         period.DateOnly `json:"to"`
 }
 
 // CustomerMetrics The customer figures of docs/metrics.md over the orders kept by the range and the status filter.
@@ -782,11 +782,11 @@ type CustomerMetrics struct {
 // Customers defines model for Customers.
 type Customers struct {
 	// Customers The customer figures of docs/metrics.md over the orders kept by the range and the status filter.
-	Customers  CustomerMetrics    `json:"customers"`
-	From       openapi_types.Date `json:"from"`
-	MerchantId int64              `json:"merchant_id"`
-	Status     []OrderStatus      `json:"status"`
-	To         openapi_types.Date `json:"to"`
+	Customers  CustomerMetrics `json:"customers"`
+	From       period.DateOnly `json:"from"`
+	MerchantId int64           `json:"merchant_id"`
+	Status     []OrderStatus   `json:"status"`
+	To         period.DateOnly `json:"to"`
 }
 
 // DrilledPoint defines model for DrilledPoint.
@@ -796,21 +796,21 @@ type DrilledPoint struct {
 
 	// Compare Order metrics of the compared range, restricted to the filter's key.
 	Compare *DrilledRangeMetrics `json:"compare,omitempty"`
-	From    openapi_types.Date   `json:"from"`
+	From    period.DateOnly      `json:"from"`
 
 	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
-	Metrics Metrics            `json:"metrics"`
-	Period  openapi_types.Date `json:"period"`
-	To      openapi_types.Date `json:"to"`
+	Metrics Metrics         `json:"metrics"`
+	Period  period.DateOnly `json:"period"`
+	To      period.DateOnly `json:"to"`
 }
 
 // DrilledRangeMetrics Order metrics of the compared range, restricted to the filter's key.
 type DrilledRangeMetrics struct {
-	From openapi_types.Date `json:"from"`
+	From period.DateOnly `json:"from"`
 
 	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
-	Metrics Metrics            `json:"metrics"`
-	To      openapi_types.Date `json:"to"`
+	Metrics Metrics         `json:"metrics"`
+	To      period.DateOnly `json:"to"`
 }
 
 // DrilledSummary A summary restricted to one key of a dimension: the order metrics of docs/metrics.md over
@@ -824,9 +824,9 @@ type DrilledSummary struct {
 	Compare DrilledSummaryCompare `json:"compare"`
 
 	// Filter The dimension filter of a drilled-down answer.
-	Filter     Filter             `json:"filter"`
-	From       openapi_types.Date `json:"from"`
-	MerchantId int64              `json:"merchant_id"`
+	Filter     Filter          `json:"filter"`
+	From       period.DateOnly `json:"from"`
+	MerchantId int64           `json:"merchant_id"`
 
 	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
 	Metrics Metrics `json:"metrics"`
@@ -834,7 +834,7 @@ type DrilledSummary struct {
 	// Previous Order metrics of the compared range, restricted to the filter's key.
 	Previous DrilledRangeMetrics `json:"previous"`
 	Status   []OrderStatus       `json:"status"`
-	To       openapi_types.Date  `json:"to"`
+	To       period.DateOnly     `json:"to"`
 }
 
 // DrilledSummaryCompare defines model for DrilledSummary.Compare.
@@ -846,12 +846,12 @@ type DrilledTimeseries struct {
 
 	// Filter The dimension filter of a drilled-down answer.
 	Filter     Filter                 `json:"filter"`
-	From       openapi_types.Date     `json:"from"`
+	From       period.DateOnly        `json:"from"`
 	Grain      DrilledTimeseriesGrain `json:"grain"`
 	MerchantId int64                  `json:"merchant_id"`
 	Points     []DrilledPoint         `json:"points"`
 	Status     []OrderStatus          `json:"status"`
-	To         openapi_types.Date     `json:"to"`
+	To         period.DateOnly        `json:"to"`
 }
 
 // DrilledTimeseriesCompare defines model for DrilledTimeseries.Compare.
@@ -981,16 +981,16 @@ type Point struct {
 	Customers CustomerMetrics `json:"customers"`
 
 	// From First day of the period inside the range.
-	From openapi_types.Date `json:"from"`
+	From period.DateOnly `json:"from"`
 
 	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
 	Metrics Metrics `json:"metrics"`
 
 	// Period First day of the period.
-	Period openapi_types.Date `json:"period"`
+	Period period.DateOnly `json:"period"`
 
 	// To Last day of the period inside the range.
-	To openapi_types.Date `json:"to"`
+	To period.DateOnly `json:"to"`
 }
 
 // Problem RFC 7807 problem details.
@@ -1012,34 +1012,34 @@ type Problem struct {
 // RangeMetrics Metrics of the compared range.
 type RangeMetrics struct {
 	// Customers The customer figures of docs/metrics.md over the orders kept by the range and the status filter.
-	Customers CustomerMetrics    `json:"customers"`
-	From      openapi_types.Date `json:"from"`
+	Customers CustomerMetrics `json:"customers"`
+	From      period.DateOnly `json:"from"`
 
 	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
-	Metrics Metrics            `json:"metrics"`
-	To      openapi_types.Date `json:"to"`
+	Metrics Metrics         `json:"metrics"`
+	To      period.DateOnly `json:"to"`
 }
 
 // RefreshQueued defines model for RefreshQueued.
 type RefreshQueued struct {
 	// Days Days marked for refresh.
-	Days int                `json:"days"`
-	From openapi_types.Date `json:"from"`
+	Days int             `json:"days"`
+	From period.DateOnly `json:"from"`
 
 	// JobId The River job that refreshes them (it may be one already queued).
-	JobId      int64              `json:"job_id"`
-	MerchantId int64              `json:"merchant_id"`
-	To         openapi_types.Date `json:"to"`
+	JobId      int64           `json:"job_id"`
+	MerchantId int64           `json:"merchant_id"`
+	To         period.DateOnly `json:"to"`
 }
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	// From First business day to refresh.
-	From       openapi_types.Date `json:"from"`
-	MerchantId int64              `json:"merchant_id"`
+	From       period.DateOnly `json:"from"`
+	MerchantId int64           `json:"merchant_id"`
 
 	// To Last business day to refresh, at most 20 years after `from`.
-	To openapi_types.Date `json:"to"`
+	To period.DateOnly `json:"to"`
 }
 
 // Summary defines model for Summary.
@@ -1051,9 +1051,9 @@ type Summary struct {
 	Compare *SummaryCompare `json:"compare,omitempty"`
 
 	// Customers The customer figures of docs/metrics.md over the orders kept by the range and the status filter.
-	Customers  CustomerMetrics    `json:"customers"`
-	From       openapi_types.Date `json:"from"`
-	MerchantId int64              `json:"merchant_id"`
+	Customers  CustomerMetrics `json:"customers"`
+	From       period.DateOnly `json:"from"`
+	MerchantId int64           `json:"merchant_id"`
 
 	// Metrics The order metrics of docs/metrics.md over the orders kept by the range and the status filter.
 	Metrics Metrics `json:"metrics"`
@@ -1062,8 +1062,8 @@ type Summary struct {
 	Previous RangeMetrics `json:"previous"`
 
 	// Status The statuses kept.
-	Status []OrderStatus      `json:"status"`
-	To     openapi_types.Date `json:"to"`
+	Status []OrderStatus   `json:"status"`
+	To     period.DateOnly `json:"to"`
 }
 
 // SummaryCompare How the compared range was chosen.
@@ -1078,12 +1078,12 @@ type SummaryAnswer struct {
 type Timeseries struct {
 	// Compare The comparison asked for, if any.
 	Compare    *TimeseriesCompare `json:"compare,omitempty"`
-	From       openapi_types.Date `json:"from"`
+	From       period.DateOnly    `json:"from"`
 	Grain      TimeseriesGrain    `json:"grain"`
 	MerchantId int64              `json:"merchant_id"`
 	Points     []Point            `json:"points"`
 	Status     []OrderStatus      `json:"status"`
-	To         openapi_types.Date `json:"to"`
+	To         period.DateOnly    `json:"to"`
 }
 
 // TimeseriesCompare The comparison asked for, if any.
@@ -1107,10 +1107,10 @@ type CityFilter = int64
 type Compare string
 
 // CompareFrom defines model for CompareFrom.
-type CompareFrom = openapi_types.Date
+type CompareFrom = period.DateOnly
 
 // CompareTo defines model for CompareTo.
-type CompareTo = openapi_types.Date
+type CompareTo = period.DateOnly
 
 // DeliveryTypeFilter defines model for DeliveryTypeFilter.
 type DeliveryTypeFilter = string
@@ -1119,7 +1119,7 @@ type DeliveryTypeFilter = string
 type Format string
 
 // From defines model for From.
-type From = openapi_types.Date
+type From = period.DateOnly
 
 // MerchantID defines model for MerchantID.
 type MerchantID = int64
@@ -1143,7 +1143,7 @@ type RegionFilter = string
 type Status = []OrderStatus
 
 // To defines model for To.
-type To = openapi_types.Date
+type To = period.DateOnly
 
 // BadRequest RFC 7807 problem details.
 type BadRequest = Problem

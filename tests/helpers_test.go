@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	openapi_types "github.com/oapi-codegen/runtime/types"
+	"github.com/merchantagg/merchantagg/internal/period"
 	"github.com/stretchr/testify/require"
 
 	"github.com/merchantagg/merchantagg/gen"
@@ -90,12 +90,12 @@ func bearer(tok string) gen.RequestEditorFn {
 	}
 }
 
-func day(s string) openapi_types.Date {
+func day(s string) period.DateOnly {
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
 		panic(err)
 	}
-	return openapi_types.Date{Time: t}
+	return period.DateOf(t)
 }
 
 // reference computes the order metrics of docs/metrics.md on the source for a range, by period of grain ("" = the range).

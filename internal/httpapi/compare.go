@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	openapi_types "github.com/oapi-codegen/runtime/types"
-
 	"github.com/merchantagg/merchantagg/internal/period"
 )
 
@@ -23,7 +21,7 @@ type comparison struct {
 }
 
 // parseComparison checks compare against compare_from and compare_to.
-func parseComparison(mode *string, from, to *openapi_types.Date) (comparison, *Problem) {
+func parseComparison(mode *string, from, to *period.DateOnly) (comparison, *Problem) {
 	switch {
 	case (from != nil || to != nil) && mode != nil:
 		return comparison{}, badParam("compare", "compare and compare_from/compare_to exclude each other")

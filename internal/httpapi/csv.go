@@ -10,9 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	openapi_types "github.com/oapi-codegen/runtime/types"
-
 	"github.com/merchantagg/merchantagg/gen"
+	"github.com/merchantagg/merchantagg/internal/period"
 )
 
 // maxExportRows bounds a CSV export without paging (docs/metrics.md, Export).
@@ -151,7 +150,7 @@ func str(p *string) string {
 	return *p
 }
 
-func ymd(d openapi_types.Date) string { return d.Format("2006-01-02") }
+func ymd(d period.DateOnly) string { return d.Format("2006-01-02") }
 
 func prefixed(prefix string, cols []string) []string {
 	out := make([]string, len(cols))

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/merchantagg/merchantagg/gen"
 	"github.com/merchantagg/merchantagg/internal/db"
+	"github.com/merchantagg/merchantagg/internal/period"
 )
 
 // ErrUnknownSort is returned for a sort key outside the whitelist.
@@ -360,7 +360,7 @@ func (r *Reader) Cohorts(ctx context.Context, merchantID int64, statuses []gen.O
 		_, err := pgx.ForEachRow(rows, []any{&cohort, &size, &k, &share}, func() error {
 			if len(out) == 0 || !out[len(out)-1].Cohort.Time.Equal(cohort) {
 				months := (to.Year()-cohort.Year())*12 + int(to.Month()-cohort.Month()) + 1
-				out = append(out, gen.Cohort{Cohort: openapi_types.Date{Time: cohort}, Customers: size, Retention: make([]float64, months)})
+				out = append(out, gen.Cohort{Cohort: period.DateOf(cohort), Customers: size, Retention: make([]float64, months)})
 			}
 			if k != nil && int(*k) < len(out[len(out)-1].Retention) {
 				out[len(out)-1].Retention[*k] = *share
