@@ -507,8 +507,7 @@ func requireAdmin(ctx context.Context) (*Problem, error) {
 // written as the bytes of its variant, which is what the union marshals to. The generated 200
 // response encodes the union once more, and the encoder then compacts those bytes again: for
 // a year's daily series, about 170 KB scanned twice. The variant is marshalled by go-json,
-// which writes the same bytes as encoding/json (TestUnionAnswerAsEncodingJSON) in about half
-// the time for a series.
+// which writes the same bytes as encoding/json (TestUnionAnswerAsEncodingJSON), faster.
 type unionJSON []byte
 
 func unionAnswer(variant any) (unionJSON, error) {

@@ -65,8 +65,7 @@ var (
 // fill sets v to random values: pointers nil or set, slices of 0-3, strings and floats from
 // edge cases.
 func fill(rnd *rand.Rand, v reflect.Value) {
-	switch {
-	case v.Type() == dateType:
+	if v.Type() == dateType {
 		v.Set(reflect.ValueOf(period.DateOf(time.Date(2000+rnd.IntN(30), 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, rnd.IntN(366)))))
 		return
 	}

@@ -8,9 +8,9 @@ import (
 
 // DateOnly is a calendar day as the API reads and writes it, YYYY-MM-DD: gen's type for the
 // OpenAPI `format: date` (gen/oapi-codegen.yaml, type-mapping). It is the runtime's Date
-// (parsing, binding of query parameters, text) with its JSON written straight into the
-// bytes: the runtime's marshals a string through encoding/json, and a daily series writes
-// three dates a point.
+// (parsing, binding of query parameters, text) with its JSON appended straight into bytes:
+// the runtime's Date marshals a string through encoding/json, and a daily series writes three
+// dates a point.
 type DateOnly struct{ types.Date }
 
 // DateOf is the day of t.
