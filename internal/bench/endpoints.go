@@ -29,7 +29,8 @@ type Endpoint struct {
 }
 
 // endpointRequests are every endpoint of the mix, plus the status-filtered reads that take
-// another path (customer figures and cohorts from the customer sets of migration 007).
+// another path (customer figures and cohorts, from each period's events under the filter: a
+// daily series reads 365 periods' events).
 var endpointRequests = []string{
 	"/v1/summary", "/v1/timeseries?grain=day", "/v1/timeseries?grain=week", "/v1/timeseries?grain=month",
 	"/v1/timeseries?grain=quarter", "/v1/breakdown/product", "/v1/breakdown/category", "/v1/breakdown/city",
@@ -37,6 +38,7 @@ var endpointRequests = []string{
 	"/v1/customers", "/v1/customers/cohorts",
 	"/v1/summary?status=delivered", "/v1/breakdown/product?status=delivered,returned", "/v1/customers?status=delivered",
 	"/v1/customers?status=created,accepted,delivered,returned", "/v1/customers/cohorts?status=delivered",
+	"/v1/timeseries?grain=day&status=delivered",
 	"/v1/summary?compare=previous_year", "/v1/timeseries?grain=week&compare=previous_year",
 	"/v1/summary?delivery_type=courier", "/v1/timeseries?grain=month&category_id=1", "/v1/breakdown/category?parent_id=0",
 }
