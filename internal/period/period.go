@@ -114,6 +114,9 @@ type Tile struct {
 // then whole months at the edges, then whole ISO weeks, then days. A point that is exactly
 // one stored period (a whole week, say) is that period alone; a year is its quarters.
 func Cover(pt Point, g Grain) []Tile {
+	if pt.From.Equal(pt.To) { // a day: no coarser period fits (a day series' every point)
+		return []Tile{{Grain: Day, First: pt.From, Last: pt.From}}
+	}
 	if g != Day && g != Year && pt.From.Equal(pt.Period) && pt.To.Equal(Step(g, pt.Period, 1).AddDate(0, 0, -1)) {
 		return []Tile{{Grain: g, First: pt.Period, Last: pt.Period}}
 	}

@@ -120,6 +120,26 @@ func TestCoverWholePeriodPoint(t *testing.T) {
 	require.Equal(t, []Tile{{Quarter, d("2025-01-01"), d("2025-10-01")}}, Cover(year, Year))
 }
 
+func TestCoverDayPointsAsRanges(t *testing.T) {
+	t.Parallel()
+	// From a Sunday to a New Year's Day: one-day points at either edge (the week's first, the
+	// month's and the quarter's last), whole and clipped periods between.
+	for _, g := range []Grain{Day, Week, Month, Quarter, Year} {
+		for _, pt := range Points(g, d("2024-12-29"), d("2026-01-01")) {
+			require.Equal(t, CoverRange(pt.From, pt.To), Cover(pt, g), "%s point %v", g, pt.Period)
+		}
+	}
+}
+
+func BenchmarkCoverDaySeries(b *testing.B) {
+	points := Points(Day, d("2025-01-01"), d("2025-12-31"))
+	for b.Loop() {
+		for _, pt := range points {
+			Cover(pt, Day)
+		}
+	}
+}
+
 func TestCoverSums(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
