@@ -114,9 +114,6 @@ type Tile struct {
 // then whole months at the edges, then whole ISO weeks, then days. A point that is exactly
 // one stored period (a whole week, say) is that period alone; a year is its quarters.
 func Cover(pt Point, g Grain) []Tile {
-	if pt.From.Equal(pt.To) { // a day: no coarser period fits (a day series' every point)
-		return []Tile{{Grain: Day, First: pt.From, Last: pt.From}}
-	}
 	if g != Day && g != Year && pt.From.Equal(pt.Period) && pt.To.Equal(Step(g, pt.Period, 1).AddDate(0, 0, -1)) {
 		return []Tile{{Grain: g, First: pt.Period, Last: pt.Period}}
 	}
@@ -127,7 +124,8 @@ func cover(from, to time.Time, grains []Grain) []Tile {
 	if from.After(to) {
 		return nil
 	}
-	if len(grains) == 0 {
+	// One day fits no coarser period (a day series' every point; the edges below recurse here).
+	if len(grains) == 0 || from.Equal(to) {
 		return []Tile{{Grain: Day, First: from, Last: to}}
 	}
 	g := grains[0]
