@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/merchantagg/merchantagg/gen"
@@ -159,17 +160,18 @@ func Zero() gen.Metrics {
 // transaction so both come from the same refresh.
 func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.CustomerMetrics, error) {
 	var grp []int32
-	var from, to []time.Time
+	// As pgtype.Date, not time.Time: pgx encodes the latter through a wrapper per element.
+	var from, to []pgtype.Date
 	var tgrp []int32
 	var grain []string
-	var first, last []time.Time
+	var first, last []pgtype.Date
 	for i, g := range q.Groups {
-		grp, from, to = append(grp, int32(i)), append(from, g.From), append(to, g.To)
+		grp, from, to = append(grp, int32(i)), append(from, day(g.From)), append(to, day(g.To))
 		for _, t := range g.Tiles {
 			tgrp = append(tgrp, int32(i))
 			grain = append(grain, string(t.Grain)[:1])
-			first = append(first, t.First)
-			last = append(last, t.Last)
+			first = append(first, day(t.First))
+			last = append(last, day(t.Last))
 		}
 	}
 	orders := make([]gen.Metrics, len(q.Groups))
@@ -244,6 +246,8 @@ func (r *Reader) Figures(ctx context.Context, q Query) ([]gen.Metrics, []gen.Cus
 	}
 	return orders, customers, nil
 }
+
+func day(t time.Time) pgtype.Date { return pgtype.Date{Time: t, Valid: true} }
 
 // perCustomer returns orders / customers to 2 places and gmv / customers to the cent, both
 // rounded half away from zero as PostgreSQL's round(numeric, 2) (exact: integer arithmetic on

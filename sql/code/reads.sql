@@ -122,11 +122,15 @@ LANGUAGE sql STABLE AS $$
                        width_bucket({{ template "slot_key" (dict "i" (add1 $i) "dom" "j.dom") }}, j.ek) AS b{{ add1 $i }}
 {{- end }}
                 FROM (
+                    -- The months' rows read first (OFFSET 0) and joined with the edges once:
+                    -- a join per month scanned every edge again for each month.
                     SELECT e.grp, e.sign, e.dom, b.key, b.ek, b.v
-                    FROM (SELECT DISTINCT month FROM series_edges) AS m
-                    CROSS JOIN LATERAL (SELECT b.*, m.month FROM api.month_rows(p_merchant, p_dim, m.month, p_keys) AS b
-                                        OFFSET 0) AS b
-                    JOIN series_edges AS e ON e.month = b.month
+                    FROM series_edges AS e
+                    JOIN (SELECT b.*, m.month
+                          FROM (SELECT DISTINCT month FROM series_edges) AS m
+                          CROSS JOIN LATERAL (SELECT b.* FROM api.month_rows(p_merchant, p_dim, m.month, p_keys) AS b
+                                              OFFSET 0) AS b
+                          OFFSET 0) AS b ON b.month = e.month
                 ) AS j
                 OFFSET 0
             ) AS z
