@@ -28,13 +28,18 @@ func freshnessPhase(ctx context.Context, o Options, env []string, src *pgxpool.P
 		return err
 	}
 	defer func() { _, _ = srv.stop() }()
-	// Its first scan runs at start; the change must come after, as in steady operation.
+	// Its first scan and reconcile run at start; the change must come after them and after the
+	// refreshes they queue (one of those would pick it up early), as in steady operation.
 	for {
 		var last time.Time
-		if err := an.QueryRow(ctx, "SELECT coalesce(last_scan_at, '-infinity') FROM pipeline.settings").Scan(&last); err != nil {
+		var busy bool
+		if err := an.QueryRow(ctx, `SELECT coalesce(last_scan_at, '-infinity'),
+		                                   EXISTS (SELECT FROM river_job WHERE kind <> 'scan_changes'
+		                                           AND state IN ('available', 'running', 'retryable', 'pending'))
+		                            FROM pipeline.settings`).Scan(&last, &busy); err != nil {
 			return fmt.Errorf("last scan: %w", err)
 		}
-		if last.After(started) {
+		if last.After(started) && !busy {
 			break
 		}
 		if time.Since(started) > 2*time.Minute {
