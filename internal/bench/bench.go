@@ -15,6 +15,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/merchantagg/merchantagg/internal/db"
@@ -355,15 +356,21 @@ func vacuum(ctx context.Context, url string, st *stage) error {
 // benchSecret signs the load's tokens; the bench's databases are its own.
 const benchSecret = "merchantagg-bench-secret-0123456789abcdef"
 
-// prepareSource reuses a source holding exactly o.Orders orders, else creates and seeds it.
-// It returns the seconds spent seeding (0 when reused).
+// prepareSource reuses a source seeded with the same shape (merchants, seed, catalog cap:
+// the database's comment) holding o.Orders orders, else creates and seeds it. It returns the
+// seconds spent seeding (0 when reused).
 func prepareSource(ctx context.Context, o Options, url string, loc *time.Location, st *stage) (float64, error) {
+	shape := fmt.Sprintf("merchantagg bench source: %d merchants, seed %d, catalog cap %d (0: seed default)",
+		o.Merchants, o.Seed, o.MaxProducts)
 	if pool, err := pgxpool.New(ctx, url); err == nil {
 		var n int64
-		err := pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n)
+		var comment string
+		err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM orders),
+		                                  coalesce(shobj_description((SELECT oid FROM pg_database WHERE datname = current_database()),
+		                                                             'pg_database'), '')`).Scan(&n, &comment)
 		pool.Close()
 		// The bench's own changes add a few orders per run; a source within 1% is this scale.
-		if err == nil && n >= int64(o.Orders) && n <= int64(o.Orders)+int64(o.Orders)/100+100 {
+		if err == nil && comment == shape && n >= int64(o.Orders) && n <= int64(o.Orders)+int64(o.Orders)/100+100 {
 			st.say("reusing source %s (%d orders)", o.SourceDB, n)
 			return 0, vacuum(ctx, url, st)
 		}
@@ -392,7 +399,11 @@ func prepareSource(ctx context.Context, o Options, url string, loc *time.Locatio
 	if _, err := pool.Exec(ctx, "ANALYZE"); err != nil {
 		return 0, fmt.Errorf("analyze source: %w", err)
 	}
-	return time.Since(start).Seconds(), nil
+	seconds := time.Since(start).Seconds()
+	if _, err := pool.Exec(ctx, fmt.Sprintf("COMMENT ON DATABASE %s IS '%s'", pgx.Identifier{o.SourceDB}.Sanitize(), shape)); err != nil {
+		return 0, fmt.Errorf("label source: %w", err)
+	}
+	return seconds, nil
 }
 
 func timeGroupBy(ctx context.Context, src *pgxpool.Pool, tz string) (float64, error) {

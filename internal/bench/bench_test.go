@@ -159,3 +159,27 @@ func TestReusedDatabaseKeepsItsBackfill(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(md), "the run of 2026-12-02 19:19, whose database this one reused")
 }
+
+// TestSourceIsReusedOnlyForItsShape: a source holding the orders asked for is reused only when
+// it was seeded with the same merchants, seed and catalog cap.
+func TestSourceIsReusedOnlyForItsShape(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := Options{Orders: 1500, Merchants: 3, Seed: 5, SourceDB: dbtest.UniqueName("bench_shape")}
+	t.Cleanup(func() { _ = dbtest.DropDatabase(context.Background(), o.SourceDB) })
+	st := &stage{log: &bytes.Buffer{}, start: time.Now()}
+	seeded := func(o Options) bool {
+		s, err := prepareSource(ctx, o, dbtest.URL(o.SourceDB), time.UTC, st)
+		require.NoError(t, err, st.log.(*bytes.Buffer).String())
+		return s > 0
+	}
+	require.True(t, seeded(o), "a new source")
+	require.False(t, seeded(o), "the same shape: reused")
+	more := o
+	more.Merchants = 4
+	require.True(t, seeded(more), "as many orders of more merchants: seeded again")
+	other := more
+	other.Seed = 6
+	require.True(t, seeded(other), "another seed: seeded again")
+	require.False(t, seeded(other))
+}
