@@ -29,7 +29,12 @@ func freshnessPhase(ctx context.Context, o Options, env []string, src *pgxpool.P
 	}
 	defer func() { _, _ = srv.stop() }()
 	// Its first scan and reconcile run at start; the change must come after them and after the
-	// refreshes they queue (one of those would pick it up early), as in steady operation.
+	// refreshes they queue (one of those would pick it up early), as in steady operation. The
+	// reconcile takes minutes at 10M: the wait allows for the one this run timed.
+	wait := 2 * time.Minute
+	if r.Catalog != nil {
+		wait += 3 * time.Duration(r.Catalog.ReconcileSeconds*float64(time.Second))
+	}
 	for {
 		var last time.Time
 		var busy bool
@@ -42,8 +47,11 @@ func freshnessPhase(ctx context.Context, o Options, env []string, src *pgxpool.P
 		if last.After(started) && !busy {
 			break
 		}
-		if time.Since(started) > 2*time.Minute {
-			return fmt.Errorf("the worker never scanned: %s", srv.logs.String())
+		if time.Since(started) > wait {
+			if !last.After(started) {
+				return fmt.Errorf("the worker never scanned: %s", srv.logs.String())
+			}
+			return fmt.Errorf("the worker's start-up jobs were still running after %s: %s", wait, srv.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
