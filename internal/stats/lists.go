@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -95,23 +94,24 @@ var (
 
 // intsLiteral is an int[] literal.
 func intsLiteral(v []int32) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = strconv.FormatInt(int64(x), 10)
+	var a textArray
+	for _, x := range v {
+		a.int(int(x))
 	}
-	return "'{" + strings.Join(s, ",") + "}'::int[]"
+	return "'" + a.String() + "'::int[]"
 }
 
 // boolsLiteral is a boolean[] literal.
 func boolsLiteral(v []bool) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = "f"
+	var a textArray
+	for _, x := range v {
 		if x {
-			s[i] = "t"
+			a.word("t")
+		} else {
+			a.word("f")
 		}
 	}
-	return "'{" + strings.Join(s, ",") + "}'::boolean[]"
+	return "'" + a.String() + "'::boolean[]"
 }
 
 // wordLiteral is a text literal of a name from an enumeration (a dimension, a metric).
