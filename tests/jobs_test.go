@@ -187,3 +187,44 @@ func TestReconcileJobMaintains(t *testing.T) {
 		"SELECT built_at FROM pipeline.index_builds WHERE index_name = 'agg.key_months_pkey'").Scan(&after))
 	require.True(t, after.After(before), "rebuilt by the reconcile job")
 }
+
+// TestScheduledReconcileSkipsRecent: every start of a worker schedules a reconciliation, which
+// reads the whole source; after a restart it is skipped while the last one ended within half
+// the interval. Older, it runs; asked for by an operator, it always runs.
+func TestScheduledReconcileSkipsRecent(t *testing.T) {
+	t.Parallel()
+	p := dbtest.Clone(t, template)
+	an := dbtest.Pool(t, p.AnalyticsURL())
+	ctx := context.Background()
+	setLast := func(ago time.Duration) time.Time {
+		at := time.Now().Add(-ago).Truncate(time.Microsecond)
+		_, err := an.Exec(ctx, "UPDATE pipeline.settings SET last_reconcile_at = $1", at)
+		require.NoError(t, err)
+		return at
+	}
+	last := func() time.Time {
+		var at time.Time
+		require.NoError(t, an.QueryRow(ctx, "SELECT last_reconcile_at FROM pipeline.settings").Scan(&at))
+		return at
+	}
+	recent := setLast(20 * time.Minute)
+
+	c := riverClient(t, p, time.Hour) // reconciliation every hour
+	events, cancel := c.Subscribe(river.EventKindJobCompleted)
+	defer cancel()
+	require.NoError(t, c.Start(ctx))
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, events, "reconcile", func(*river.Event) bool { return true })
+	require.True(t, last().Equal(recent), "the start's reconciliation is skipped")
+
+	for _, run := range []struct {
+		args jobs.ReconcileArgs
+		ago  time.Duration
+	}{{jobs.ReconcileArgs{Scheduled: true}, 40 * time.Minute}, {jobs.ReconcileArgs{}, time.Minute}} {
+		before := setLast(run.ago)
+		_, err := c.Insert(ctx, run.args, nil)
+		require.NoError(t, err)
+		waitFor(t, events, "reconcile", func(*river.Event) bool { return true })
+		require.True(t, last().After(before), "%+v, last %s ago: runs", run.args, run.ago)
+	}
+}

@@ -108,8 +108,12 @@ func (w *ScanChangesWorker) Work(ctx context.Context, job *river.Job[ScanChanges
 	return nil
 }
 
-// ReconcileArgs asks for a reconciliation of the aggregates with the source.
-type ReconcileArgs struct{}
+// ReconcileArgs asks for a reconciliation of the aggregates with the source. Scheduled marks
+// the periodic ones, which skip when a reconciliation ended within half their interval: every
+// start of a worker schedules one, and a restart should not read the whole source again.
+type ReconcileArgs struct {
+	Scheduled bool `json:"scheduled,omitempty"`
+}
 
 // Kind implements river.JobArgs.
 func (ReconcileArgs) Kind() string { return "reconcile" }
@@ -125,10 +129,21 @@ type ReconcileWorker struct {
 	river.WorkerDefaults[ReconcileArgs]
 	Refresher *refresh.Refresher
 	Logger    *slog.Logger
+	Interval  time.Duration // of the scheduled reconciliations
 }
 
 // Work reconciles, enqueues, and maintains the tables (refresh.Refresher.Maintain).
 func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
+	if job.Args.Scheduled {
+		last, err := w.Refresher.LastReconcile(ctx)
+		if err != nil {
+			return err
+		}
+		if !last.IsZero() && time.Since(last) < w.Interval/2 {
+			w.Logger.Info("reconciliation skipped", "last", last, "interval", w.Interval.String())
+			return nil
+		}
+	}
 	drifted, err := w.Refresher.Reconcile(ctx)
 	if err != nil {
 		return err
@@ -211,7 +226,7 @@ func NewClient(c Config) (*river.Client[pgx.Tx], error) {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &RefreshMerchantWorker{Refresher: c.Refresher, Logger: c.Logger})
 		river.AddWorker(workers, &ScanChangesWorker{Refresher: c.Refresher, Logger: c.Logger})
-		river.AddWorker(workers, &ReconcileWorker{Refresher: c.Refresher, Logger: c.Logger})
+		river.AddWorker(workers, &ReconcileWorker{Refresher: c.Refresher, Logger: c.Logger, Interval: c.ReconcileInterval})
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max(c.Workers, 1)}}
 		rc.JobTimeout = c.JobTimeout
@@ -223,7 +238,7 @@ func NewClient(c Config) (*river.Client[pgx.Tx], error) {
 				func() (river.JobArgs, *river.InsertOpts) { return ScanChangesArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(c.ReconcileInterval),
-				func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
+				func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{Scheduled: true}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 		}
 	}

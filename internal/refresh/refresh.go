@@ -84,6 +84,18 @@ func (r *Refresher) Reconcile(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// LastReconcile returns when the last reconciliation ended (zero: never).
+func (r *Refresher) LastReconcile(ctx context.Context) (time.Time, error) {
+	var last *time.Time
+	if err := r.pool.QueryRow(ctx, "SELECT max(last_reconcile_at) FROM pipeline.settings").Scan(&last); err != nil {
+		return time.Time{}, fmt.Errorf("last reconciliation: %w", err)
+	}
+	if last == nil {
+		return time.Time{}, nil
+	}
+	return *last, nil
+}
+
 // MarkDays marks a merchant's business days [from, to] dirty, for a refresh job to pick up.
 func (r *Refresher) MarkDays(ctx context.Context, merchantID int64, from, to time.Time) error {
 	if _, err := r.pool.Exec(ctx, "CALL refresh.mark_days($1, $2, $3)", merchantID, from, to); err != nil {
