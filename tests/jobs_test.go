@@ -189,8 +189,8 @@ func TestReconcileJobMaintains(t *testing.T) {
 }
 
 // TestScheduledReconcileSkipsRecent: every start of a worker schedules a reconciliation, which
-// reads the whole source; after a restart it is skipped while the last one ended within half
-// the interval. Older, it runs; asked for by an operator, it always runs.
+// reads the whole source; after a restart it is skipped while the last one ran within half
+// the interval. Older, it runs; one not scheduled always runs.
 func TestScheduledReconcileSkipsRecent(t *testing.T) {
 	t.Parallel()
 	p := dbtest.Clone(t, template)

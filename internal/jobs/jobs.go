@@ -109,7 +109,7 @@ func (w *ScanChangesWorker) Work(ctx context.Context, job *river.Job[ScanChanges
 }
 
 // ReconcileArgs asks for a reconciliation of the aggregates with the source. Scheduled marks
-// the periodic ones, which skip when a reconciliation ended within half their interval: every
+// the periodic ones, which skip when a reconciliation ran within half their interval: every
 // start of a worker schedules one, and a restart should not read the whole source again.
 type ReconcileArgs struct {
 	Scheduled bool `json:"scheduled,omitempty"`

@@ -84,7 +84,7 @@ func (r *Refresher) Reconcile(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// LastReconcile returns when the last reconciliation ended (zero: never).
+// LastReconcile returns when the last reconciliation started (zero: never).
 func (r *Refresher) LastReconcile(ctx context.Context) (time.Time, error) {
 	var last *time.Time
 	if err := r.pool.QueryRow(ctx, "SELECT max(last_reconcile_at) FROM pipeline.settings").Scan(&last); err != nil {
