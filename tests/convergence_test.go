@@ -100,7 +100,7 @@ func TestReconciliationRepairsDrift(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before, summaryOf(t, a, m, "2023-12-01", "2026-10-31"), "the change scan cannot see it")
 
-	// The last reconciliation ended an hour ago: the one scheduled at the worker's start runs.
+	// The last reconciliation ran an hour ago: the one scheduled at the worker's start runs.
 	_, err = an.Exec(ctx, "UPDATE pipeline.settings SET last_reconcile_at = now() - interval '1 hour'")
 	require.NoError(t, err)
 	c := riverClient(t, p, time.Hour)
